@@ -1,0 +1,29 @@
+//! Wire types of Viral Globe: the compatibility contract between producers, the server, the
+//! viewer and browsers.
+//!
+//! Everything that crosses a process boundary is defined here and nowhere else:
+//! - [`input`]: the events producers send (`share`, `click`, `conversion`), one JSON object each;
+//! - [`record`]: one line of a campaign recording (an accepted event plus what the server resolved);
+//! - [`arc`]: the arcs the live feed and replays stream;
+//! - [`live`]: the messages of a live-feed websocket;
+//! - [`stats`]: the read API's campaign summaries and statistics.
+//!
+//! Changes follow [`PROTOCOL_VERSION`]: adding an optional field is compatible; renaming,
+//! removing or changing the meaning of a field bumps the version.
+
+pub mod arc;
+pub mod input;
+pub mod live;
+pub mod record;
+pub mod stats;
+mod timestamp;
+
+pub use arc::{ArcEvent, ArcKind, Place};
+pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent};
+pub use live::{LiveFilter, ServerMessage};
+pub use record::RecordedEvent;
+pub use stats::{CampaignStats, CampaignSummary, GoalTally, Tally};
+pub use timestamp::Timestamp;
+
+/// Version of the live-feed and recording protocol, sent in every `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,221 @@
+//! The engine: applies batches of located events to the share tree, statistics and recordings,
+//! and hands the resulting arcs to the live hub.
+//!
+//! Writers take one lock for a whole batch, so recording order, sequence numbers and share-tree
+//! changes agree; parsing and geolocation happen before it, outside. Readers of the share tree
+//! never take it.
+
+mod ledger;
+mod stats;
+mod tree;
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    time::Instant,
+};
+
+pub use ledger::Outcome;
+pub use tree::{ShareNode, ShareTree};
+use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place};
+
+use self::ledger::{Ledger, Sink};
+use crate::{
+    live::Hub,
+    recording::{self, Recorder, RecordingError, SyncFiles},
+    settings::FsyncPolicy,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
+    /// After a failed write the in-memory state may be ahead of the disk; ingest stops until a
+    /// restart rebuilds the state from what was written.
+    #[error("ingest is stopped after a recording failure ({0}); restart the server")]
+    Stopped(String),
+}
+
+/// An event with the place it happened, if known.
+pub struct Located {
+    pub event: InputEvent,
+    pub place: Option<Arc<Place>>,
+}
+
+struct State {
+    ledger: Ledger,
+    recorder: Recorder,
+}
+
+pub struct Engine {
+    state: Mutex<State>,
+    shares: Arc<ShareTree>,
+    hub: Arc<Hub>,
+    sync_files: SyncFiles,
+    stopped: OnceLock<String>,
+}
+
+fn type_label(event: &InputEvent) -> &'static str {
+    match event {
+        InputEvent::Share(_) => "share",
+        InputEvent::Click(_) => "click",
+        InputEvent::Conversion(_) => "conversion",
+    }
+}
+
+impl Engine {
+    /// Opens the recordings under `data_dir` and rebuilds the state they describe.
+    pub fn open(
+        data_dir: &Path,
+        fsync: FsyncPolicy,
+        max_held: usize,
+        hub: Arc<Hub>,
+    ) -> Result<Self, EngineError> {
+        let started = Instant::now();
+        let shares = Arc::new(ShareTree::new());
+        let mut ledger = Ledger::new(shares.clone(), max_held);
+        let mut recorder = Recorder::new(data_dir, fsync)?;
+        let mut records = 0;
+        for campaign in recording::recorded_campaigns(data_dir)? {
+            let path = recording::campaign_path(data_dir, &campaign);
+            let report = recording::read_records(&path, |r| ledger.replay(r))?;
+            records += report.records;
+        }
+        let mut journal = Vec::new();
+        recorder.read_journal(|r| journal.push(r))?;
+        let mut still_held = Vec::new();
+        for record in journal {
+            let mut sink = Sink {
+                recorder: Some(&mut recorder),
+                arcs: None,
+            };
+            still_held.extend(ledger.replay_held(record, &mut sink)?);
+        }
+        recorder.commit()?;
+        recorder.rewrite_journal(&still_held)?;
+        metrics::gauge!("viralglobe_held_events").set(ledger.held() as f64);
+        tracing::info!(
+            records,
+            campaigns = ledger.campaigns.len(),
+            shares = shares.len(),
+            held = ledger.held(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            data_dir = %data_dir.display(),
+            "state rebuilt from recordings"
+        );
+        let sync_files = recorder.sync_files();
+        Ok(Self {
+            state: Mutex::new(State { ledger, recorder }),
+            shares,
+            hub,
+            sync_files,
+            stopped: OnceLock::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied event behind that matters
+        // more than stopping ingest would, so keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a batch in order and writes it out; returns one outcome per event. The batch is
+    /// durable (per the fsync policy) when this returns `Ok`.
+    pub fn apply(&self, batch: Vec<Located>) -> Result<Vec<Outcome>, EngineError> {
+        if let Some(reason) = self.stopped.get() {
+            return Err(EngineError::Stopped(reason.clone()));
+        }
+        let started = Instant::now();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut labels = Vec::with_capacity(batch.len());
+        let mut arcs = Vec::new();
+        let mut state = self.lock();
+        let State { ledger, recorder } = &mut *state;
+        let written = batch
+            .into_iter()
+            .try_for_each(|located| {
+                labels.push(type_label(&located.event));
+                let mut sink = Sink {
+                    recorder: Some(recorder),
+                    arcs: Some(&mut arcs),
+                };
+                outcomes.push(ledger.apply(located.event, located.place, &mut sink)?);
+                Ok(())
+            })
+            .and_then(|()| recorder.commit());
+        if let Err(e) = written {
+            let _ = self.stopped.set(e.to_string());
+            metrics::counter!("viralglobe_recording_errors_total").increment(1);
+            tracing::error!(error = %e, "recording failed: ingest stops until a restart");
+            return Err(e.into());
+        }
+        let held = ledger.held();
+        // Published under the lock so that arcs reach subscribers in sequence order.
+        self.hub.publish(arcs);
+        drop(state);
+
+        metrics::gauge!("viralglobe_held_events").set(held as f64);
+        metrics::histogram!("viralglobe_ingest_batch_seconds").record(started.elapsed());
+        for (outcome, label) in outcomes.iter().zip(labels) {
+            match outcome {
+                Outcome::Accepted | Outcome::Held => {
+                    metrics::counter!("viralglobe_events_ingested_total", "type" => label)
+                        .increment(1);
+                }
+                Outcome::Duplicate => {
+                    metrics::counter!("viralglobe_events_duplicate_total", "type" => label)
+                        .increment(1);
+                }
+                Outcome::Rejected(_) => {
+                    metrics::counter!("viralglobe_events_rejected_total", "reason" => "unresolvable")
+                        .increment(1);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes everything out and to disk (at shutdown).
+    pub fn flush(&self) {
+        if let Err(e) = self.lock().recorder.commit() {
+            tracing::error!(error = %e, "final flush of the recordings failed");
+        }
+        recording::sync_all(&self.sync_files);
+    }
+
+    pub fn sync_files(&self) -> SyncFiles {
+        self.sync_files.clone()
+    }
+
+    /// Every campaign's counters, sorted by id.
+    pub fn summaries(&self) -> Vec<CampaignSummary> {
+        let state = self.lock();
+        let mut list: Vec<_> = state
+            .ledger
+            .campaigns
+            .iter()
+            .map(|(id, c)| c.stats.summary(id))
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    pub fn stats(&self, campaign: &str) -> Option<CampaignStats> {
+        let state = self.lock();
+        let held = state.ledger.held() as u64;
+        state
+            .ledger
+            .campaigns
+            .get(campaign)
+            .map(|c| c.stats.to_wire(campaign, held))
+    }
+
+    pub fn held(&self) -> usize {
+        self.lock().ledger.held()
+    }
+
+    /// A resolved share, read without the ingest lock.
+    pub fn share(&self, id: &str) -> Option<ShareNode> {
+        self.shares.get(id).map(|node| node.clone())
+    }
+}

@@ -1,0 +1,156 @@
+//! Running statistics of one campaign, updated as events resolve.
+
+use std::{collections::HashMap, sync::Arc};
+
+use viralglobe_protocol::{CampaignStats, CampaignSummary, GoalTally, Tally, Timestamp};
+
+use super::tree::ShareNode;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    shares: u64,
+    clicks: u64,
+    conversions: u64,
+    revenue_cents: u64,
+    reach: u64,
+    reach_clicks: u64,
+}
+
+impl Counts {
+    fn to_wire(self) -> Tally {
+        Tally {
+            shares: self.shares,
+            clicks: self.clicks,
+            conversions: self.conversions,
+            revenue_cents: self.revenue_cents,
+            reach: self.reach,
+            reach_clicks: self.reach_clicks,
+            ..Tally::default()
+        }
+        .with_ratios()
+    }
+}
+
+const UNKNOWN_KIND: &str = "unknown";
+
+#[derive(Debug, Default)]
+pub(super) struct CampaignStatsAccumulator {
+    totals: Counts,
+    by_goal: HashMap<Arc<str>, GoalTally>,
+    by_channel: HashMap<Arc<str>, Counts>,
+    by_sharer_kind: HashMap<Arc<str>, Counts>,
+    by_generation: Vec<Counts>,
+    by_kind_channel: HashMap<(Arc<str>, Arc<str>), Counts>,
+    max_generation: u32,
+    geo_misses: u64,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+    unknown_kind: Option<Arc<str>>,
+}
+
+impl CampaignStatsAccumulator {
+    /// Applies `f` to every slice `node` belongs to.
+    fn each_slice(&mut self, node: &ShareNode, f: impl Fn(&mut Counts)) {
+        let kind = match &node.sharer_kind {
+            Some(kind) => kind.clone(),
+            None => self
+                .unknown_kind
+                .get_or_insert_with(|| UNKNOWN_KIND.into())
+                .clone(),
+        };
+        f(&mut self.totals);
+        f(self.by_channel.entry(node.channel.clone()).or_default());
+        f(self.by_sharer_kind.entry(kind.clone()).or_default());
+        let generation = node.generation as usize;
+        if self.by_generation.len() <= generation {
+            self.by_generation.resize(generation + 1, Counts::default());
+        }
+        f(&mut self.by_generation[generation]);
+        f(self
+            .by_kind_channel
+            .entry((kind, node.channel.clone()))
+            .or_default());
+    }
+
+    pub(super) fn saw(&mut self, ts: Timestamp, located: bool) {
+        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        if !located {
+            self.geo_misses += 1;
+        }
+    }
+
+    pub(super) fn share(&mut self, node: &ShareNode) {
+        self.max_generation = self.max_generation.max(node.generation);
+        let reach = node.reach.unwrap_or(0);
+        self.each_slice(node, |c| {
+            c.shares += 1;
+            c.reach += reach;
+        });
+    }
+
+    pub(super) fn click(&mut self, node: &ShareNode) {
+        let reached = u64::from(node.reach.is_some());
+        self.each_slice(node, |c| {
+            c.clicks += 1;
+            c.reach_clicks += reached;
+        });
+    }
+
+    pub(super) fn conversion(&mut self, node: &ShareNode, goal: &Arc<str>, value_cents: u64) {
+        self.each_slice(node, |c| {
+            c.conversions += 1;
+            c.revenue_cents += value_cents;
+        });
+        let tally = self.by_goal.entry(goal.clone()).or_default();
+        tally.conversions += 1;
+        tally.value_cents += value_cents;
+    }
+
+    pub(super) fn summary(&self, id: &str) -> CampaignSummary {
+        CampaignSummary {
+            id: id.to_owned(),
+            shares: self.totals.shares,
+            clicks: self.totals.clicks,
+            conversions: self.totals.conversions,
+            revenue_cents: self.totals.revenue_cents,
+            max_generation: self.max_generation,
+            geo_misses: self.geo_misses,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        }
+    }
+
+    pub(super) fn to_wire(&self, id: &str, held: u64) -> CampaignStats {
+        let map = |m: &HashMap<Arc<str>, Counts>| {
+            m.iter()
+                .map(|(k, c)| (k.to_string(), c.to_wire()))
+                .collect()
+        };
+        let mut by_kind_channel: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
+            Default::default();
+        for ((kind, channel), counts) in &self.by_kind_channel {
+            by_kind_channel
+                .entry(kind.to_string())
+                .or_default()
+                .insert(channel.to_string(), counts.to_wire());
+        }
+        CampaignStats {
+            summary: self.summary(id),
+            totals: self.totals.to_wire(),
+            by_goal: self
+                .by_goal
+                .iter()
+                .map(|(k, g)| (k.to_string(), g.clone()))
+                .collect(),
+            by_channel: map(&self.by_channel),
+            by_sharer_kind: map(&self.by_sharer_kind),
+            by_generation: (0u32..)
+                .zip(&self.by_generation)
+                .map(|(g, c)| (g, c.to_wire()))
+                .collect(),
+            by_sharer_kind_channel: by_kind_channel,
+            held,
+        }
+    }
+}

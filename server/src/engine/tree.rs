@@ -1,0 +1,23 @@
+//! The share tree: every resolved share, by id, with what its arcs and stats need.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use viralglobe_protocol::Place;
+
+/// A resolved share. Strings that repeat across shares (campaign, channel, kind, root) are
+/// shared `Arc<str>`s and places are shared with the geo cache, to keep a node small.
+#[derive(Debug, Clone)]
+pub struct ShareNode {
+    pub campaign: Arc<str>,
+    pub parent: Option<Box<str>>,
+    pub generation: u32,
+    pub root: Arc<str>,
+    pub place: Option<Arc<Place>>,
+    pub channel: Arc<str>,
+    pub sharer_kind: Option<Arc<str>>,
+    pub reach: Option<u64>,
+}
+
+/// Share ids are global: clicks and conversions name only the share, not its campaign.
+pub type ShareTree = DashMap<Box<str>, ShareNode>;

@@ -1,0 +1,248 @@
+//! `POST /v1/events`: NDJSON (streamed, applied chunk by chunk as it arrives) or a JSON array.
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
+    web,
+};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
+
+use super::IngestReport;
+use crate::{auth::AccessError, engine::EngineError, state::AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(
+        "unsupported content type `{0}`: send application/x-ndjson (one event per line) or \
+         application/json (an array of events)"
+    )]
+    UnsupportedMediaType(String),
+    #[error("body is not a JSON array of events: {0}")]
+    NotJson(String),
+    #[error("body is larger than {limit} bytes (--max-body-bytes)")]
+    BodyTooLarge {
+        limit: usize,
+        report: Box<IngestReport>,
+    },
+    #[error("line {line} is longer than {limit} bytes (--max-line-bytes)")]
+    LineTooLarge {
+        line: u64,
+        limit: usize,
+        report: Box<IngestReport>,
+    },
+    #[error("reading the body failed: {error}")]
+    Payload {
+        error: String,
+        report: Box<IngestReport>,
+    },
+    #[error("{source}")]
+    Engine {
+        source: EngineError,
+        report: Box<IngestReport>,
+    },
+}
+
+impl IngestError {
+    /// What was acknowledged before the failure: those events are recorded and stay.
+    fn report(&self) -> Option<&IngestReport> {
+        match self {
+            Self::BodyTooLarge { report, .. }
+            | Self::LineTooLarge { report, .. }
+            | Self::Payload { report, .. }
+            | Self::Engine { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for IngestError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Access(AccessError::Unauthorized) => StatusCode::UNAUTHORIZED,
+            Self::Access(_) => StatusCode::FORBIDDEN,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotJson(_) | Self::Payload { .. } => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } | Self::LineTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Engine {
+                source: EngineError::Stopped(_),
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Access(AccessError::Unauthorized)) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let Some(report) = self.report() {
+            body["report"] = serde_json::json!(report);
+        }
+        response.json(body)
+    }
+}
+
+enum BodyFormat {
+    Ndjson,
+    Json,
+}
+
+fn body_format(req: &HttpRequest) -> Result<BodyFormat, IngestError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/jsonlines" => Ok(BodyFormat::Ndjson),
+        "application/json" => Ok(BodyFormat::Json),
+        _ => Err(IngestError::UnsupportedMediaType(content_type.to_owned())),
+    }
+}
+
+pub async fn post_events(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, IngestError> {
+    state.access.check_ingest(&req)?;
+    let format = body_format(&req)?;
+    let mut report = IngestReport::default();
+    match format {
+        BodyFormat::Ndjson => read_ndjson(&mut payload, &state, &mut report).await?,
+        BodyFormat::Json => read_json(&mut payload, &state, &mut report).await?,
+    }
+    let status = if report.accepted + report.duplicates == 0 && report.rejected_count > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(report))
+}
+
+fn engine_failed(report: &IngestReport) -> impl FnOnce(EngineError) -> IngestError + '_ {
+    move |source| IngestError::Engine {
+        source,
+        report: Box::new(report.clone()),
+    }
+}
+
+/// Applies each chunk's complete lines as soon as the chunk arrives, so a producer can keep one
+/// request open and see its events live.
+async fn read_ndjson(
+    payload: &mut web::Payload,
+    state: &AppState,
+    report: &mut IngestReport,
+) -> Result<(), IngestError> {
+    let mut buffer = BytesMut::new();
+    let (mut next_line, mut total) = (1u64, 0usize);
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| IngestError::Payload {
+            error: e.to_string(),
+            report: Box::new(report.clone()),
+        })?;
+        total += chunk.len();
+        if total > state.max_body_bytes {
+            return Err(IngestError::BodyTooLarge {
+                limit: state.max_body_bytes,
+                report: Box::new(report.clone()),
+            });
+        }
+        buffer.extend_from_slice(&chunk);
+        if let Some(last_newline) = buffer.iter().rposition(|&b| b == b'\n') {
+            let complete = buffer.split_to(last_newline + 1).freeze();
+            ingest_lines(state, &complete, &mut next_line, report)?;
+        }
+        if buffer.len() > state.max_line_bytes {
+            return Err(IngestError::LineTooLarge {
+                line: next_line,
+                limit: state.max_line_bytes,
+                report: Box::new(report.clone()),
+            });
+        }
+    }
+    if !buffer.is_empty() {
+        ingest_lines(state, &buffer.freeze(), &mut next_line, report)?;
+    }
+    Ok(())
+}
+
+fn ingest_lines(
+    state: &AppState,
+    text: &Bytes,
+    next_line: &mut u64,
+    report: &mut IngestReport,
+) -> Result<(), IngestError> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let first = *next_line;
+    let lines: Vec<(u64, &[u8])> = (first..)
+        .zip(text.split(|&b| b == b'\n'))
+        .map(|(n, line)| (n, line.strip_suffix(b"\r").unwrap_or(line)))
+        .collect();
+    *next_line = first + lines.len() as u64;
+    // Lines before an oversize one are applied; the request stops at it.
+    let oversize = lines
+        .iter()
+        .position(|(_, l)| l.len() > state.max_line_bytes);
+    let fitting = &lines[..oversize.unwrap_or(lines.len())];
+    state
+        .pipeline
+        .ingest(fitting.iter().copied(), report)
+        .map_err(engine_failed(report))?;
+    if let Some(index) = oversize {
+        return Err(IngestError::LineTooLarge {
+            line: lines[index].0,
+            limit: state.max_line_bytes,
+            report: Box::new(report.clone()),
+        });
+    }
+    Ok(())
+}
+
+async fn read_json(
+    payload: &mut web::Payload,
+    state: &AppState,
+    report: &mut IngestReport,
+) -> Result<(), IngestError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| IngestError::Payload {
+            error: e.to_string(),
+            report: Box::new(report.clone()),
+        })?;
+        if body.len() + chunk.len() > state.max_body_bytes {
+            return Err(IngestError::BodyTooLarge {
+                limit: state.max_body_bytes,
+                report: Box::new(report.clone()),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let trimmed = body.trim_ascii_start();
+    let elements: Vec<&RawValue> = if trimmed.starts_with(b"{") {
+        vec![serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?]
+    } else {
+        serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?
+    };
+    let lines = (1u64..).zip(elements.iter().map(|raw| raw.get().as_bytes()));
+    state
+        .pipeline
+        .ingest(lines, report)
+        .map_err(engine_failed(report))
+}

@@ -1,0 +1,139 @@
+//! Ingest: lines of JSON → parsed, located events → the engine. Shared by `POST /v1/events`
+//! and the followed file, so both accept and reject exactly the same input.
+
+mod follow;
+mod http;
+
+use std::sync::Arc;
+
+pub use follow::follow;
+pub use http::post_events;
+use serde::Serialize;
+use viralglobe_protocol::{InputError, InputEvent, Place};
+
+use crate::{
+    engine::{Engine, EngineError, Located, Outcome},
+    geo::GeoDb,
+};
+
+/// Rejected lines listed in one answer; beyond this only the count grows.
+const MAX_LISTED_REJECTIONS: usize = 1_000;
+
+/// One rejected line, by its 1-based number in the body (or element number in a JSON array).
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedLine {
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    pub error: String,
+}
+
+/// The answer to an ingest request.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestReport {
+    /// Events acknowledged: recorded, and applied or held for their share.
+    pub accepted: u64,
+    /// Of those, events waiting for their share (or parent share) to arrive.
+    pub held: u64,
+    /// Re-sent events with an id already seen: acknowledged and ignored.
+    pub duplicates: u64,
+    pub rejected_count: u64,
+    pub rejected: Vec<RejectedLine>,
+}
+
+impl IngestReport {
+    fn reject(&mut self, line: u64, error: InputError) {
+        self.rejected_count += 1;
+        if self.rejected.len() < MAX_LISTED_REJECTIONS {
+            self.rejected.push(RejectedLine {
+                line,
+                field: error.field,
+                error: error.message,
+            });
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    engine: Arc<Engine>,
+    geo: Arc<GeoDb>,
+}
+
+impl Pipeline {
+    pub fn new(engine: Arc<Engine>, geo: Arc<GeoDb>) -> Self {
+        Self { engine, geo }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn geo(&self) -> &GeoDb {
+        &self.geo
+    }
+
+    /// Parses, locates and applies numbered lines as one batch. Blank lines are skipped.
+    pub fn ingest<'a>(
+        &self,
+        lines: impl IntoIterator<Item = (u64, &'a [u8])>,
+        report: &mut IngestReport,
+    ) -> Result<(), EngineError> {
+        let mut batch = Vec::new();
+        let mut numbers = Vec::new();
+        for (number, line) in lines {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match InputEvent::parse(line) {
+                Ok(event) => {
+                    let place = self.locate(&event);
+                    batch.push(Located { event, place });
+                    numbers.push(number);
+                }
+                Err(error) => {
+                    metrics::counter!("viralglobe_events_rejected_total", "reason" => "invalid")
+                        .increment(1);
+                    report.reject(number, error);
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (number, outcome) in numbers.into_iter().zip(self.engine.apply(batch)?) {
+            match outcome {
+                Outcome::Accepted => report.accepted += 1,
+                Outcome::Held => {
+                    report.accepted += 1;
+                    report.held += 1;
+                }
+                Outcome::Duplicate => report.duplicates += 1,
+                Outcome::Rejected(error) => report.reject(number, error),
+            }
+        }
+        Ok(())
+    }
+
+    /// An explicit position wins over the address; no location is counted by reason.
+    fn locate(&self, event: &InputEvent) -> Option<Arc<Place>> {
+        let origin = event.origin();
+        if let (Some(lat), Some(lon)) = (origin.lat, origin.lon) {
+            return Some(Arc::new(Place {
+                lat,
+                lon,
+                city: origin.city.clone(),
+                country: origin.country.clone(),
+            }));
+        }
+        let reason = match origin.ip {
+            Some(ip) => match self.geo.locate(ip) {
+                Ok(place) => return Some(place),
+                Err(miss) => miss.as_str(),
+            },
+            None => "no_address",
+        };
+        metrics::counter!("viralglobe_geo_misses_total", "reason" => reason).increment(1);
+        None
+    }
+}

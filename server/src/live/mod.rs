@@ -1,0 +1,7 @@
+//! The live feed: arcs out to websocket subscribers.
+
+mod feed;
+mod hub;
+
+pub use feed::live;
+pub use hub::Hub;

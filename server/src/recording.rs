@@ -1,0 +1,351 @@
+//! Durable recordings: one append-only NDJSON file per campaign under `<data-dir>/campaigns/`,
+//! plus `<data-dir>/held.ndjson`, the journal of clicks and conversions whose share has not
+//! arrived yet (they have no campaign until it does).
+//!
+//! Lines are buffered while a batch is applied and written out by [`Recorder::commit`] before the
+//! batch is acknowledged; the fsync policy decides when they reach the disk.
+
+use std::{
+    collections::HashMap,
+    fs::{self, File, OpenOptions},
+    io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use viralglobe_protocol::RecordedEvent;
+
+use crate::settings::FsyncPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl RecordingError {
+    fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Self + 'a {
+        move |source| Self::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The recording of campaign `campaign` under `data_dir`.
+pub fn campaign_path(data_dir: &Path, campaign: &str) -> PathBuf {
+    data_dir
+        .join("campaigns")
+        .join(format!("{campaign}.ndjson"))
+}
+
+fn journal_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("held.ndjson")
+}
+
+/// The campaigns that have a recording under `data_dir`, sorted.
+pub fn recorded_campaigns(data_dir: &Path) -> Result<Vec<String>, RecordingError> {
+    let dir = data_dir.join("campaigns");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RecordingError::io("list", &dir)(e)),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".ndjson")?;
+            viralglobe_protocol::input::check_campaign_id(id).ok()?;
+            Some(id.to_owned())
+        })
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// What reading one recording found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadReport {
+    pub records: u64,
+    /// Lines that did not parse and were skipped (corruption inside the file).
+    pub skipped: u64,
+    /// Bytes of an unterminated last line (a write torn by a crash) cut from the file.
+    pub torn_bytes: u64,
+}
+
+/// Calls `each` for every record of the file at `path`, in order. A torn last line (no newline,
+/// as a crash mid-write leaves it) is cut from the file so that appends continue cleanly.
+pub fn read_records(
+    path: &Path,
+    mut each: impl FnMut(RecordedEvent),
+) -> Result<ReadReport, RecordingError> {
+    let mut report = ReadReport::default();
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => return Err(RecordingError::io("open", path)(e)),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let (mut good_end, mut line_no) = (0u64, 0u64);
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(RecordingError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.last() != Some(&b'\n') {
+            report.torn_bytes = n as u64;
+            break;
+        }
+        good_end += n as u64;
+        match serde_json::from_slice::<RecordedEvent>(&line) {
+            Ok(record) => {
+                report.records += 1;
+                each(record);
+            }
+            Err(e) => {
+                report.skipped += 1;
+                tracing::error!(path = %path.display(), line = line_no, error = %e,
+                    "skipping a recording line that does not parse");
+            }
+        }
+    }
+    if report.torn_bytes > 0 {
+        tracing::warn!(path = %path.display(), line = line_no, bytes = report.torn_bytes,
+            "cutting a torn last line (an interrupted write) from the recording");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(RecordingError::io("open", path))?;
+        file.set_len(good_end)
+            .map_err(RecordingError::io("truncate", path))?;
+    }
+    Ok(report)
+}
+
+struct Log {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    dirty: bool,
+}
+
+impl Log {
+    fn open(path: PathBuf, sync_files: &SyncFiles) -> Result<Self, RecordingError> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(RecordingError::io("create", dir))?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(RecordingError::io("open", &path))?;
+        file.seek(SeekFrom::End(0))
+            .map_err(RecordingError::io("seek", &path))?;
+        let sync = file
+            .try_clone()
+            .map_err(RecordingError::io("open", &path))?;
+        sync_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sync);
+        Ok(Self {
+            path,
+            writer: BufWriter::with_capacity(256 * 1024, file),
+            dirty: false,
+        })
+    }
+
+    fn append(&mut self, record: &RecordedEvent) -> Result<(), RecordingError> {
+        serde_json::to_writer(&mut self.writer, record)
+            .map_err(io::Error::from)
+            .and_then(|()| self.writer.write_all(b"\n"))
+            .map_err(RecordingError::io("write", &self.path))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn commit(&mut self, fsync: bool) -> Result<(), RecordingError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.writer
+            .flush()
+            .map_err(RecordingError::io("write", &self.path))?;
+        if fsync {
+            self.writer
+                .get_ref()
+                .sync_data()
+                .map_err(RecordingError::io("fsync", &self.path))?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Handles on every open recording, for a background fsync that never takes the ingest lock.
+pub type SyncFiles = Arc<Mutex<Vec<File>>>;
+
+/// Appends records to the campaign recordings and the held-event journal.
+pub struct Recorder {
+    data_dir: PathBuf,
+    fsync: FsyncPolicy,
+    campaigns: HashMap<Arc<str>, Log>,
+    journal: Option<Log>,
+    sync_files: SyncFiles,
+}
+
+impl Recorder {
+    pub fn new(data_dir: &Path, fsync: FsyncPolicy) -> Result<Self, RecordingError> {
+        let campaigns_dir = data_dir.join("campaigns");
+        fs::create_dir_all(&campaigns_dir).map_err(RecordingError::io("create", &campaigns_dir))?;
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            fsync,
+            campaigns: HashMap::new(),
+            journal: None,
+            sync_files: SyncFiles::default(),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn sync_files(&self) -> SyncFiles {
+        self.sync_files.clone()
+    }
+
+    /// Appends to the recording of `campaign`, or to the held-event journal when `None`.
+    pub fn append(
+        &mut self,
+        campaign: Option<&Arc<str>>,
+        record: &RecordedEvent,
+    ) -> Result<(), RecordingError> {
+        let log = match campaign {
+            Some(id) => match self.campaigns.get_mut(id) {
+                Some(log) => log,
+                None => {
+                    let log = Log::open(campaign_path(&self.data_dir, id), &self.sync_files)?;
+                    self.campaigns.entry(id.clone()).or_insert(log)
+                }
+            },
+            None => match &mut self.journal {
+                Some(log) => log,
+                None => self
+                    .journal
+                    .insert(Log::open(journal_path(&self.data_dir), &self.sync_files)?),
+            },
+        };
+        log.append(record)
+    }
+
+    /// Writes every buffered line out (and to disk under `--fsync always`).
+    pub fn commit(&mut self) -> Result<(), RecordingError> {
+        let fsync = self.fsync == FsyncPolicy::Always;
+        for log in self.campaigns.values_mut().chain(self.journal.as_mut()) {
+            log.commit(fsync)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the held-event journal.
+    pub fn read_journal(
+        &self,
+        each: impl FnMut(RecordedEvent),
+    ) -> Result<ReadReport, RecordingError> {
+        read_records(&journal_path(&self.data_dir), each)
+    }
+
+    /// Replaces the journal with just `still_held`, so it does not grow across restarts.
+    pub fn rewrite_journal(&mut self, still_held: &[RecordedEvent]) -> Result<(), RecordingError> {
+        let path = journal_path(&self.data_dir);
+        let tmp = path.with_extension("ndjson.tmp");
+        {
+            let file = File::create(&tmp).map_err(RecordingError::io("create", &tmp))?;
+            let mut out = BufWriter::new(file);
+            for record in still_held {
+                serde_json::to_writer(&mut out, record)
+                    .map_err(io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(RecordingError::io("write", &tmp))?;
+            }
+            let file = out
+                .into_inner()
+                .map_err(|e| RecordingError::io("write", &tmp)(e.into_error()))?;
+            file.sync_all().map_err(RecordingError::io("fsync", &tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(RecordingError::io("rename", &path))?;
+        self.journal = None;
+        Ok(())
+    }
+}
+
+/// fsyncs every open recording; used by the interval policy and at shutdown.
+pub fn sync_all(files: &SyncFiles) {
+    let files = files.lock().unwrap_or_else(|p| p.into_inner());
+    for file in files.iter() {
+        if let Err(e) = file.sync_data() {
+            metrics::counter!("viralglobe_recording_errors_total").increment(1);
+            tracing::error!(error = %e, "fsync of a recording failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use viralglobe_protocol::InputEvent;
+
+    fn record(id: &str) -> RecordedEvent {
+        let line = format!(r#"{{"type":"click","id":"{id}","share":"s1","ts":1}}"#);
+        RecordedEvent {
+            event: InputEvent::parse(line.as_bytes()).expect("click"),
+            campaign: Some("c".into()),
+            at: None,
+            generation: Some(0),
+            root: Some("s1".into()),
+            hold: None,
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rec = Recorder::new(dir.path(), FsyncPolicy::Never).expect("recorder");
+        let campaign: Arc<str> = "c".into();
+        rec.append(Some(&campaign), &record("a")).expect("append");
+        rec.append(Some(&campaign), &record("b")).expect("append");
+        rec.commit().expect("commit");
+        drop(rec);
+        let path = campaign_path(dir.path(), "c");
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(br#"{"event":{"type":"cli"#).expect("tear");
+        drop(file);
+
+        let mut ids = Vec::new();
+        let report =
+            read_records(&path, |r| ids.push(r.event.id().map(str::to_owned))).expect("read");
+        assert_eq!(report.records, 2);
+        assert!(report.torn_bytes > 0);
+        assert_eq!(ids, [Some("a".to_owned()), Some("b".to_owned())]);
+
+        let mut rec = Recorder::new(dir.path(), FsyncPolicy::Never).expect("recorder");
+        rec.append(Some(&campaign), &record("c")).expect("append");
+        rec.commit().expect("commit");
+        let report = read_records(&path, |_| {}).expect("read");
+        assert_eq!(
+            (report.records, report.skipped, report.torn_bytes),
+            (3, 0, 0)
+        );
+    }
+}

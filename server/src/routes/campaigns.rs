@@ -1,0 +1,36 @@
+//! `GET /v1/campaigns` and `GET /v1/campaigns/{id}/stats`.
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+
+use crate::{error::json_error, state::AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("no campaign `{0}`")]
+    NotFound(String),
+}
+
+impl ResponseError for CampaignError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::NOT_FOUND
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        json_error(self.status_code(), self)
+    }
+}
+
+pub async fn list_campaigns(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "campaigns": state.engine().summaries() }))
+}
+
+pub async fn campaign_stats(
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, CampaignError> {
+    let id = id.into_inner();
+    match state.engine().stats(&id) {
+        Some(stats) => Ok(HttpResponse::Ok().json(stats)),
+        None => Err(CampaignError::NotFound(id)),
+    }
+}

@@ -1,0 +1,121 @@
+//! Builds the application from [`Settings`]: rebuilds state from the recordings, binds the
+//! listener (port 0 in tests), starts the live ticker, fsync timer and file follower.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{App, HttpServer, dev::Server, web};
+use anyhow::Context;
+
+use crate::{
+    auth::Access,
+    engine::Engine,
+    geo::GeoDb,
+    ingest::{self, Pipeline},
+    live::{self, Hub},
+    recording, routes,
+    settings::{FsyncPolicy, Settings},
+    state::AppState,
+    telemetry,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    engine: Arc<Engine>,
+}
+
+impl Application {
+    /// Must be called inside an actix/tokio runtime: it spawns the background tasks.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = telemetry::metrics_handle();
+        let geo = Arc::new(GeoDb::open(settings.geoip.as_deref(), settings.geo_cache)?);
+        let hub = Hub::new(settings.subscriber_queue);
+        let engine = Arc::new(
+            Engine::open(
+                &settings.data_dir,
+                settings.fsync,
+                settings.max_held,
+                hub.clone(),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot open the recordings in {}",
+                    settings.data_dir.display()
+                )
+            })?,
+        );
+        let pipeline = Pipeline::new(engine.clone(), geo);
+
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let access = Access::new(
+            settings.ingest_token.clone(),
+            address.ip().is_loopback(),
+            settings.read_token.clone(),
+            settings.allowed_origins.clone(),
+        );
+        let state = web::Data::new(AppState {
+            pipeline: pipeline.clone(),
+            hub: hub.clone(),
+            access,
+            metrics,
+            max_body_bytes: settings.max_body_bytes,
+            max_line_bytes: settings.max_line_bytes,
+        });
+
+        actix_web::rt::spawn(hub.run(settings.tick()));
+        if settings.fsync == FsyncPolicy::Interval {
+            let files = engine.sync_files();
+            let every = settings.fsync_interval();
+            actix_web::rt::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                loop {
+                    interval.tick().await;
+                    let files = files.clone();
+                    let _ = tokio::task::spawn_blocking(move || recording::sync_all(&files)).await;
+                }
+            });
+        }
+        if let Some(source) = settings.follow.clone() {
+            ingest::follow(source, pipeline).context("cannot start following")?;
+        }
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route("/v1/events", web::post().to(ingest::post_events))
+                .route("/v1/live", web::get().to(live::live))
+                .route("/v1/campaigns", web::get().to(routes::list_campaigns))
+                .route(
+                    "/v1/campaigns/{id}/stats",
+                    web::get().to(routes::campaign_stats),
+                )
+                .route("/healthz", web::get().to(routes::healthz))
+                .route("/metrics", web::get().to(routes::metrics))
+        })
+        .shutdown_timeout(3);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!("listening on http://{address}");
+        Ok(Self {
+            port: address.port(),
+            server,
+            engine,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then writes everything out.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.engine.flush();
+        tracing::info!("stopped; recordings flushed");
+        result
+    }
+}

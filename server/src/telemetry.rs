@@ -1,0 +1,75 @@
+//! Logs (tracing, to stderr) and metrics (Prometheus text at /metrics).
+
+use std::{io::IsTerminal, sync::OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// The process-wide metrics recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25, 0.5, 1.0,
+                ])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Only fails if another recorder is installed; then ours still renders what it gets.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "viralglobe_events_ingested_total",
+        "Events accepted, by type"
+    );
+    describe_counter!(
+        "viralglobe_events_duplicate_total",
+        "Re-sent events ignored, by type"
+    );
+    describe_counter!(
+        "viralglobe_events_rejected_total",
+        "Lines rejected, by reason"
+    );
+    describe_counter!(
+        "viralglobe_geo_misses_total",
+        "Events with no location, by reason"
+    );
+    describe_gauge!(
+        "viralglobe_held_events",
+        "Events waiting for their share or parent share"
+    );
+    describe_counter!("viralglobe_arcs_total", "Arcs resolved, by kind");
+    describe_gauge!("viralglobe_live_subscribers", "Open live-feed websockets");
+    describe_counter!(
+        "viralglobe_live_dropped_arcs_total",
+        "Arcs dropped for slow subscribers"
+    );
+    describe_histogram!(
+        "viralglobe_ingest_batch_seconds",
+        "Time to apply and record one ingest batch"
+    );
+    describe_counter!(
+        "viralglobe_recording_errors_total",
+        "Failed writes to recordings"
+    );
+}

@@ -1,0 +1,82 @@
+use std::process::Command;
+
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+
+use crate::support::{TestServer, events::*, geolite2_city, ips::*};
+
+const T0: i64 = 1_350_406_800_000;
+
+#[tokio::test]
+async fn ingest_needs_the_bearer_token_when_one_is_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--ingest-token", "s3cret"]);
+    let body = share("s1", None, "facebook", LOS_ANGELES, T0);
+    let (status, answer) = server.post(&body, "application/x-ndjson", None).await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, _) = server
+        .post(&body, "application/x-ndjson", Some("s3cre"))
+        .await;
+    assert_eq!(status, 401);
+    let (status, answer) = server
+        .post(&body, "application/x-ndjson", Some("s3cret"))
+        .await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)));
+}
+
+#[tokio::test]
+async fn the_live_feed_checks_its_read_token_and_the_origin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(
+        dir.path(),
+        &[
+            "--read-token",
+            "viewer",
+            "--allowed-origins",
+            "https://globe.example",
+        ],
+    );
+    let refused = tokio_tungstenite::connect_async(format!("{}/v1/live", server.ws_base)).await;
+    assert!(format!("{:?}", refused.expect_err("no token")).contains("401"));
+    server.subscribe("?token=viewer").await;
+
+    let mut request = format!("{}/v1/live?token=viewer", server.ws_base)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_static("https://evil.example"));
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(format!("{:?}", refused.expect_err("bad origin")).contains("403"));
+    let mut request = format!("{}/v1/live?token=viewer", server.ws_base)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_static("https://globe.example"));
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+}
+
+#[tokio::test]
+async fn without_a_token_ingest_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["--listen", "0.0.0.0:0", "--geoip"])
+        .arg(geolite2_city());
+    command.arg("--data-dir").arg(dir.path());
+    let mut server = TestServer::spawn(command);
+    server.base = server.base.replace("0.0.0.0", "127.0.0.1");
+    let (status, answer) = server
+        .post(
+            &share("s1", None, "facebook", TOKYO, T0),
+            "application/x-ndjson",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--ingest-token"))
+    );
+}

@@ -1,0 +1,60 @@
+use std::{
+    io::Write,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use crate::support::{TestServer, events::*, geolite2_city, ips::*};
+
+const T0: i64 = 1_350_406_800_000;
+
+async fn wait_for_clicks(server: &TestServer, clicks: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, stats) = server.get_json("/v1/campaigns/bones-brigade/stats").await;
+        if status == 200 && stats["totals"]["clicks"].as_u64() == Some(clicks) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clicks never reached {clicks}: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_ingest_command_follows_a_file_as_it_grows_and_rotates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("events.ndjson");
+    let mut file = std::fs::File::create(&log).expect("create");
+    writeln!(file, "{}", share("s1", None, "facebook", LOS_ANGELES, T0)).expect("write");
+    writeln!(file, "{}", click("c1", "s1", TOKYO, T0 + 1)).expect("write");
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .arg("ingest")
+        .arg(&log)
+        .args(["--listen", "127.0.0.1:0", "--geoip"]);
+    command
+        .arg(geolite2_city())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let server = TestServer::spawn(command);
+    wait_for_clicks(&server, 1).await;
+
+    // A line written in two parts is read once it is whole.
+    let line = click("c2", "s1", SYDNEY, T0 + 2);
+    let (head, tail) = line.split_at(10);
+    write!(file, "{head}").expect("write");
+    file.flush().expect("flush");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writeln!(file, "{tail}").expect("write");
+    wait_for_clicks(&server, 2).await;
+
+    // Rotation: the file is moved away and a new one takes its name.
+    std::fs::rename(&log, dir.path().join("events.ndjson.1")).expect("rotate");
+    let mut file = std::fs::File::create(&log).expect("create");
+    writeln!(file, "{}", click("c3", "s1", BERLIN, T0 + 3)).expect("write");
+    wait_for_clicks(&server, 3).await;
+}

@@ -1,0 +1,351 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use viralglobe_protocol::ArcKind;
+
+use crate::support::{TestServer, events::*, ips::*};
+
+const T0: i64 = 1_350_406_800_000; // 2012-10-16T17:00:00Z
+
+fn server(args: &[&str]) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    (TestServer::start_in(dir.path(), args), dir)
+}
+
+#[tokio::test]
+async fn three_generations_resolve_into_arcs_between_real_places() {
+    let (server, _dir) = server(&[]);
+    let (mut live, _) = server.subscribe("").await;
+    let (status, report) = server
+        .post_ndjson(&[
+            share("s1", None, "facebook", LOS_ANGELES, T0),
+            share("s2", Some("s1"), "twitter", BERLIN, T0 + 1_000),
+            share("s3", Some("s2"), "facebook", TOKYO, T0 + 2_000),
+            click("c1", "s3", SYDNEY, T0 + 3_000),
+            conversion("v1", "s3", "signup", 0, SYDNEY, T0 + 4_000),
+            conversion("v2", "s3", "purchase", 1499, SYDNEY, T0 + 5_000),
+        ])
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 6);
+
+    let arcs = live.arcs(6, Duration::from_secs(5)).await;
+    let seqs: Vec<u64> = arcs.iter().map(|a| a.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+
+    let root = &arcs[0];
+    assert_eq!(
+        (root.kind, root.generation, root.from.is_none()),
+        (ArcKind::Share, 0, true)
+    );
+    assert_eq!(root.to.city.as_deref(), Some("Los Angeles"));
+
+    let child = &arcs[1];
+    assert_eq!(
+        (child.kind, child.generation, child.root.as_str()),
+        (ArcKind::Share, 1, "s1")
+    );
+    assert_eq!(
+        child.from.as_ref().and_then(|p| p.city.as_deref()),
+        Some("Los Angeles")
+    );
+    assert_eq!(child.to.city.as_deref(), Some("Berlin"));
+
+    let grandchild = &arcs[2];
+    assert_eq!((grandchild.generation, grandchild.root.as_str()), (2, "s1"));
+    assert_eq!(
+        grandchild.from.as_ref().and_then(|p| p.city.as_deref()),
+        Some("Berlin")
+    );
+    assert_eq!(grandchild.to.country.as_deref(), Some("JP"));
+
+    // Outgoing: the click runs from the share (Tokyo) to the visitor (Sydney).
+    let click = &arcs[3];
+    assert_eq!(
+        (click.kind, click.share.as_str(), click.generation),
+        (ArcKind::Click, "s3", 2)
+    );
+    assert_eq!(
+        click.from.as_ref().and_then(|p| p.country.as_deref()),
+        Some("JP")
+    );
+    assert_eq!(click.to.country.as_deref(), Some("AU"));
+
+    // Inbound: conversions run from the converter (Sydney) back to the share (Tokyo).
+    let purchase = &arcs[5];
+    assert_eq!(purchase.kind, ArcKind::Conversion);
+    assert_eq!(
+        (purchase.goal.as_deref(), purchase.value_cents),
+        (Some("purchase"), Some(1499))
+    );
+    assert_eq!(
+        purchase.from.as_ref().and_then(|p| p.country.as_deref()),
+        Some("AU")
+    );
+    assert_eq!(purchase.to.country.as_deref(), Some("JP"));
+
+    let stats = server.stats("bones-brigade").await;
+    assert_eq!(stats["summary"]["max_generation"], 2);
+    for generation in ["0", "1", "2"] {
+        assert_eq!(stats["by_generation"][generation]["shares"], 1, "{stats}");
+    }
+    assert_eq!(
+        stats["by_goal"]["purchase"],
+        json!({"conversions": 1, "value_cents": 1499})
+    );
+    assert_eq!(stats["totals"]["value_per_visit"], 14.99);
+}
+
+#[tokio::test]
+async fn out_of_order_parents_and_early_clicks_wait_for_their_share() {
+    let (server, _dir) = server(&[]);
+    let (mut live, _) = server.subscribe("").await;
+
+    let (_, first) = server
+        .post_ndjson(&[
+            share("s3", Some("s2"), "facebook", TOKYO, T0 + 2_000),
+            click("c1", "s3", SYDNEY, T0 + 3_000),
+        ])
+        .await;
+    assert_eq!(
+        (first["accepted"].clone(), first["held"].clone()),
+        (json!(2), json!(2))
+    );
+    let (_, second) = server
+        .post_ndjson(&[share("s2", Some("s1"), "twitter", BERLIN, T0 + 1_000)])
+        .await;
+    assert_eq!(second["held"], 1);
+    assert_eq!(server.stats_held().await, 3);
+
+    let (_, last) = server
+        .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    assert_eq!(
+        (last["accepted"].clone(), last["held"].clone()),
+        (json!(1), json!(0))
+    );
+
+    let arcs = live.arcs(4, Duration::from_secs(5)).await;
+    let got: Vec<(ArcKind, &str, u32)> = arcs
+        .iter()
+        .map(|a| (a.kind, a.share.as_str(), a.generation))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ArcKind::Share, "s1", 0),
+            (ArcKind::Share, "s2", 1),
+            (ArcKind::Share, "s3", 2),
+            (ArcKind::Click, "s3", 2)
+        ]
+    );
+    assert!(arcs.iter().all(|a| a.root == "s1"));
+    assert_eq!(server.stats_held().await, 0);
+    assert_eq!(server.stats("bones-brigade").await["totals"]["clicks"], 1);
+}
+
+#[tokio::test]
+async fn a_share_cycle_is_rejected_naming_the_parent_field() {
+    let (server, _dir) = server(&[]);
+    let (_, held) = server
+        .post_ndjson(&[share("a", Some("b"), "facebook", TOKYO, T0)])
+        .await;
+    assert_eq!(held["held"], 1);
+    let (status, report) = server
+        .post_ndjson(&[share("b", Some("a"), "facebook", BERLIN, T0)])
+        .await;
+    assert_eq!(status, 400, "{report}");
+    assert_eq!(report["rejected"][0]["field"], "parent");
+    assert!(
+        report["rejected"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cycle"))
+    );
+}
+
+#[tokio::test]
+async fn re_sent_events_are_acknowledged_and_counted_once() {
+    let (server, _dir) = server(&[]);
+    let batch = [
+        share("s1", None, "facebook", LOS_ANGELES, T0),
+        click("c1", "s1", TOKYO, T0 + 1),
+        conversion("v1", "s1", "purchase", 1499, SYDNEY, T0 + 2),
+    ];
+    let (_, first) = server.post_ndjson(&batch).await;
+    assert_eq!(
+        (first["accepted"].clone(), first["duplicates"].clone()),
+        (json!(3), json!(0))
+    );
+    let (status, again) = server.post_ndjson(&batch).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (again["accepted"].clone(), again["duplicates"].clone()),
+        (json!(0), json!(3))
+    );
+    let totals = &server.stats("bones-brigade").await["totals"];
+    assert_eq!(
+        (totals["clicks"].clone(), totals["revenue_cents"].clone()),
+        (json!(1), json!(1499))
+    );
+}
+
+#[tokio::test]
+async fn bad_lines_are_rejected_by_number_and_field_and_valid_ones_land() {
+    let (server, _dir) = server(&["--max-line-bytes", "2048"]);
+    let body = [
+        share("s1", None, "facebook", LOS_ANGELES, T0),
+        r#"{"type":"click" "share":"s1"}"#.to_owned(),
+        r#"{"type":"click","ip":"1.21.128.10","ts":1}"#.to_owned(),
+        r#"{"type":"click","share":"s1","ip":"300.1.1.1","ts":1}"#.to_owned(),
+        click("c1", "s1", TOKYO, T0 + 1),
+        "   ".to_owned(),
+        r#"{"type":"like","share":"s1","ts":1}"#.to_owned(),
+        r#"{"type":"conversion","share":"s1","goal":"purchase","value_cents":-5,"ts":1}"#
+            .to_owned(),
+    ]
+    .join("\n");
+    let (status, report) = server.post(&body, "application/x-ndjson", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 2);
+    let rejected: Vec<(u64, Value)> = report["rejected"]
+        .as_array()
+        .expect("rejected list")
+        .iter()
+        .map(|r| (r["line"].as_u64().expect("line"), r["field"].clone()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (2, Value::Null),
+            (3, json!("share")),
+            (4, json!("ip")),
+            (7, json!("type")),
+            (8, json!("value_cents"))
+        ]
+    );
+    assert_eq!(server.stats("bones-brigade").await["totals"]["clicks"], 1);
+
+    let (status, _) = server
+        .post("{\"type\":\"nope\"}\n", "application/x-ndjson", None)
+        .await;
+    assert_eq!(status, 400, "a body with no valid line is a bad request");
+    let (status, report) = server.post("[{\"type\":", "application/json", None).await;
+    assert_eq!(status, 400, "{report}");
+    let (status, report) = server.post(&body, "text/csv", None).await;
+    assert_eq!(status, 415, "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("text/csv"))
+    );
+    let long = format!("{}\n{}\n", click("c9", "s1", TOKYO, T0), "x".repeat(4096));
+    let (status, report) = server.post(&long, "application/x-ndjson", None).await;
+    assert_eq!(status, 413, "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 2")),
+        "{report}"
+    );
+    assert_eq!(
+        report["report"]["accepted"], 1,
+        "lines before the long one stay accepted"
+    );
+}
+
+#[tokio::test]
+async fn a_json_array_body_is_accepted_like_ndjson() {
+    let (server, _dir) = server(&[]);
+    let body = format!(
+        "[{},{}]",
+        share("s1", None, "facebook", LOS_ANGELES, T0),
+        click("c1", "s1", TOKYO, T0 + 1)
+    );
+    let (status, report) = server.post(&body, "application/json", None).await;
+    assert_eq!(
+        (status, report["accepted"].clone()),
+        (200, json!(2)),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn private_addresses_are_counted_as_misses_and_never_drawn() {
+    let (server, _dir) = server(&[]);
+    let (mut live, _) = server.subscribe("?kind=click").await;
+    server
+        .post_ndjson(&[
+            share("s1", None, "facebook", LOS_ANGELES, T0),
+            click("c1", "s1", PRIVATE, T0 + 1),
+            click("c2", "s1", TOKYO, T0 + 2),
+        ])
+        .await;
+    let arcs = live.arcs(1, Duration::from_secs(5)).await;
+    assert_eq!(arcs.len(), 1);
+    assert_eq!(
+        arcs[0].to.city.as_deref(),
+        Some("Tokyo"),
+        "the private click drew no arc"
+    );
+    assert!(live.arcs(1, Duration::from_millis(300)).await.is_empty());
+    let summary = &server.stats("bones-brigade").await["summary"];
+    assert_eq!(
+        (summary["clicks"].clone(), summary["geo_misses"].clone()),
+        (json!(2), json!(1))
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await;
+    let metrics = metrics.expect("text");
+    assert!(
+        metrics.contains(r#"viralglobe_geo_misses_total{reason="not_global"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_applied_while_the_request_is_still_open() {
+    let (server, _dir) = server(&[]);
+    let (mut live, _) = server.subscribe("").await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream(rx));
+    let request = tokio::spawn(
+        reqwest::Client::new()
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send(),
+    );
+    tx.send(Ok(share("s1", None, "facebook", LOS_ANGELES, T0) + "\n"))
+        .await
+        .expect("send");
+    let first = live.arcs(1, Duration::from_secs(5)).await;
+    assert_eq!(
+        first.len(),
+        1,
+        "the first line went live before the body ended"
+    );
+    tx.send(Ok(click("c1", "s1", TOKYO, T0 + 1) + "\n"))
+        .await
+        .expect("send");
+    assert_eq!(live.arcs(1, Duration::from_secs(5)).await.len(), 1);
+    drop(tx);
+    let response = request.await.expect("join").expect("response");
+    let report: Value = response.json().await.expect("json");
+    assert_eq!(report["accepted"], 2);
+}
+
+fn tokio_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Result<String, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+impl TestServer {
+    async fn stats_held(&self) -> u64 {
+        let (_, health) = self.get_json("/healthz").await;
+        health["held_events"].as_u64().expect("held_events")
+    }
+}

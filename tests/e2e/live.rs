@@ -1,0 +1,179 @@
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use viralglobe_protocol::{ArcKind, ServerMessage};
+
+use crate::support::{Subscriber, TestServer, events::*, ips::*};
+
+const T0: i64 = 1_350_406_800_000;
+
+#[tokio::test]
+async fn subscribers_get_only_the_campaigns_and_kinds_they_ask_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let (mut other_only, _) = server.subscribe("?campaign=other").await;
+    let (mut conversions, _) = server.subscribe("?kind=conversion").await;
+    let other_root = json!({"type":"share","id":"o1","campaign":"other","channel":"email",
+        "sharer":"x","ip":BERLIN,"ts":T0})
+    .to_string();
+    server
+        .post_ndjson(&[
+            share("s1", None, "facebook", LOS_ANGELES, T0),
+            click("c1", "s1", TOKYO, T0 + 1),
+            conversion("v1", "s1", "signup", 0, SYDNEY, T0 + 2),
+            other_root,
+            click("c2", "o1", TOKYO, T0 + 3),
+        ])
+        .await;
+    let other = other_only.arcs(2, Duration::from_secs(5)).await;
+    assert_eq!(other.len(), 2);
+    assert!(other.iter().all(|a| a.campaign == "other"), "{other:?}");
+    let only = conversions.arcs(1, Duration::from_secs(5)).await;
+    assert_eq!((only.len(), only[0].kind), (1, ArcKind::Conversion));
+    assert!(
+        other_only
+            .arcs(1, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    assert!(
+        conversions
+            .arcs(1, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+
+    let bad = tokio_tungstenite::connect_async(format!("{}/v1/live?kind=likes", server.ws_base));
+    assert!(bad.await.is_err(), "an unknown kind is refused");
+}
+
+#[tokio::test]
+async fn hello_carries_the_protocol_version_and_counters_so_far() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    server
+        .post_ndjson(&[
+            share("s1", None, "facebook", LOS_ANGELES, T0),
+            click("c1", "s1", TOKYO, T0 + 1),
+            conversion("v1", "s1", "purchase", 2500, SYDNEY, T0 + 2),
+        ])
+        .await;
+    let (_, hello) = server.subscribe("?campaign=bones-brigade").await;
+    let ServerMessage::Hello {
+        protocol,
+        campaigns,
+        filter,
+        ..
+    } = hello
+    else {
+        panic!("not a hello")
+    };
+    assert_eq!(protocol, viralglobe_protocol::PROTOCOL_VERSION);
+    assert_eq!(filter.campaign.as_deref(), Some("bones-brigade"));
+    assert_eq!(campaigns.len(), 1);
+    let c = &campaigns[0];
+    assert_eq!(
+        (c.shares, c.clicks, c.conversions, c.revenue_cents),
+        (1, 1, 1, 2500)
+    );
+}
+
+/// A subscriber with a tiny receive buffer that does not read while 40,000 arcs go out: ingest
+/// keeps its pace, a reading subscriber gets every arc in order, and the slow one is told how
+/// many arcs it lost — what it got plus what it was told it lost is everything.
+#[tokio::test]
+async fn a_slow_subscriber_is_told_what_it_lost_and_slows_nobody() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--subscriber-queue", "2"]);
+    let mut slow = slow_subscriber(&server).await;
+    let (mut fast, _) = server.subscribe("").await;
+
+    server
+        .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    let (batches, per_batch) = (200, 200);
+    let reader = tokio::spawn(async move {
+        let arcs = fast
+            .arcs(1 + batches * per_batch, Duration::from_secs(60))
+            .await;
+        arcs.iter().map(|a| a.seq).collect::<Vec<u64>>()
+    });
+    let started = Instant::now();
+    for b in 0..batches {
+        let lines: Vec<String> = (0..per_batch)
+            .map(|i| click(&format!("c{b}-{i}"), "s1", TOKYO, T0 + i as i64))
+            .collect();
+        let (status, report) = server.post_ndjson(&lines).await;
+        assert_eq!(
+            (status, report["accepted"].as_u64()),
+            (200, Some(per_batch as u64))
+        );
+    }
+    let ingest_time = started.elapsed();
+    let seqs = reader.await.expect("reader");
+    let total = 1 + batches * per_batch;
+    assert_eq!(
+        seqs,
+        (1..=total as u64).collect::<Vec<_>>(),
+        "the reading subscriber got all"
+    );
+    assert!(
+        ingest_time < Duration::from_secs(20),
+        "ingest took {ingest_time:?}"
+    );
+
+    // Now the slow one reads: some arcs, a lagged notice, and the two add up.
+    let (mut received, mut lost) = (0u64, 0u64);
+    server.post_ndjson(&[click("last", "s1", TOKYO, T0)]).await;
+    loop {
+        match slow.next_message(Duration::from_secs(3)).await {
+            Some(ServerMessage::Arc(_)) => received += 1,
+            Some(ServerMessage::Arcs { arcs }) => received += arcs.len() as u64,
+            Some(ServerMessage::Lagged { dropped_arcs }) => lost += dropped_arcs,
+            Some(ServerMessage::Hello { .. }) => {}
+            None => break,
+        }
+    }
+    assert!(
+        lost > 0,
+        "the slow subscriber lost arcs (received {received})"
+    );
+    assert_eq!(
+        received + lost,
+        total as u64 + 1,
+        "received {received} + lost {lost}"
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await;
+    assert!(
+        metrics
+            .expect("text")
+            .contains("viralglobe_live_dropped_arcs_total")
+    );
+}
+
+/// A websocket client whose socket buffers only a few kilobytes.
+async fn slow_subscriber(server: &TestServer) -> Subscriber {
+    let address = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket.connect(address).await.expect("connect");
+    let url = format!("{}/v1/live", server.ws_base);
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+    let mut subscriber = Subscriber { ws };
+    let first = subscriber.ws.next().await.expect("hello").expect("frame");
+    assert!(matches!(first, Message::Text(_)));
+    subscriber
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `viralglobe-server` binary on a free loopback port, the real
+//! GeoLite2 City database, real HTTP and websocket clients.
+
+mod access;
+mod follow;
+mod ingest;
+mod live;
+mod recovery;
+mod support;

