@@ -50,7 +50,9 @@ impl ArcKind {
 /// point event (no `from`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArcEvent {
-    /// Position of this arc in its campaign, from 1, gap-free within a campaign.
+    /// Position of this arc in its campaign, from 1, gap-free within a campaign. A replay, and
+    /// each loop of the demo, counts from 1 again: a client seeing `seq` go back knows the
+    /// campaign restarted.
     pub seq: u64,
     pub kind: ArcKind,
     /// The conversion's goal (`signup`, `purchase`, …); only for conversions.

@@ -62,26 +62,35 @@ pub struct GeoDb {
     cache_capacity: usize,
 }
 
+/// The fields we read, in either schema: GeoLite2/GeoIP2/DB-IP City (nested) or ip-location-db's
+/// flat repackaging (`city`, `country_code`, `latitude`, `longitude`).
 #[derive(Deserialize)]
 struct CityRecord<'a> {
-    #[serde(borrow, default)]
-    city: Option<Named<'a>>,
+    #[serde(default)]
+    city: Option<CityName>,
     #[serde(borrow, default)]
     country: Option<Country<'a>>,
     #[serde(default)]
     location: Option<Location>,
+    #[serde(borrow, default)]
+    country_code: Option<&'a str>,
+    #[serde(default)]
+    latitude: Option<Coordinate>,
+    #[serde(default)]
+    longitude: Option<Coordinate>,
 }
 
 #[derive(Deserialize)]
-struct Named<'a> {
-    #[serde(borrow, default)]
-    names: Option<Names<'a>>,
+#[serde(untagged)]
+enum CityName {
+    Nested { names: Names },
+    Flat(String),
 }
 
 #[derive(Deserialize)]
-struct Names<'a> {
-    #[serde(borrow, default)]
-    en: Option<&'a str>,
+struct Names {
+    #[serde(default)]
+    en: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,8 +101,58 @@ struct Country<'a> {
 
 #[derive(Deserialize)]
 struct Location {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+    latitude: Option<Coordinate>,
+    longitude: Option<Coordinate>,
+}
+
+/// A latitude or longitude: MaxMind stores doubles, ip-location-db stores single-precision floats,
+/// and the MaxMind decoder will not widen one into the other.
+struct Coordinate(f64);
+
+impl<'de> Deserialize<'de> for Coordinate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Coordinate;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a float or a double")
+            }
+            fn visit_f32<E>(self, v: f32) -> Result<Coordinate, E> {
+                Ok(Coordinate(f64::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Coordinate, E> {
+                Ok(Coordinate(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// The place a database record describes, if it has coordinates.
+pub fn decode_place<S: AsRef<[u8]>>(found: &maxminddb::LookupResult<'_, S>) -> Option<Place> {
+    let record = found.decode::<CityRecord<'_>>().ok()??;
+    let (lat, lon) = match &record.location {
+        Some(Location {
+            latitude: Some(lat),
+            longitude: Some(lon),
+        }) => (lat.0, lon.0),
+        _ => (record.latitude?.0, record.longitude?.0),
+    };
+    let city = match record.city {
+        Some(CityName::Nested { names }) => names.en,
+        Some(CityName::Flat(name)) => Some(name),
+        None => None,
+    };
+    let country = record
+        .country
+        .and_then(|c| c.iso_code)
+        .or(record.country_code);
+    Some(Place {
+        lat,
+        lon,
+        city: city.filter(|c| !c.is_empty()),
+        country: country.filter(|c| !c.is_empty()).map(str::to_owned),
+    })
 }
 
 impl GeoDb {
@@ -133,6 +192,21 @@ impl GeoDb {
         })
     }
 
+    /// A database held in memory (the demo's, embedded in the binary).
+    pub fn from_bytes(bytes: Vec<u8>, name: &str, cache_capacity: usize) -> Result<Self, GeoError> {
+        let reader = maxminddb::Reader::from_source(bytes).map_err(|source| GeoError::Open {
+            path: name.into(),
+            source,
+        })?;
+        let description = format!("{name} ({})", reader.metadata().database_type);
+        Ok(Self {
+            reader: Some(reader),
+            description,
+            cache: DashMap::new(),
+            cache_capacity,
+        })
+    }
+
     pub fn without_database() -> Self {
         Self {
             reader: None,
@@ -157,12 +231,7 @@ impl GeoDb {
         if let Some(hit) = self.cache.get(&offset) {
             return hit.clone().ok_or(Miss::NotFound);
         }
-        let place = found
-            .decode::<CityRecord<'_>>()
-            .ok()
-            .flatten()
-            .and_then(to_place)
-            .map(Arc::new);
+        let place = decode_place(&found).map(Arc::new);
         if self.cache.len() < self.cache_capacity {
             self.cache.insert(offset, place.clone());
         }
@@ -171,25 +240,8 @@ impl GeoDb {
 
     /// Decodes without the cache: what a lookup costs on a miss (for benchmarks).
     pub fn locate_uncached(&self, ip: IpAddr) -> Option<Place> {
-        let reader = self.reader.as_ref()?;
-        reader
-            .lookup(ip)
-            .ok()?
-            .decode::<CityRecord<'_>>()
-            .ok()
-            .flatten()
-            .and_then(to_place)
+        decode_place(&self.reader.as_ref()?.lookup(ip).ok()?)
     }
-}
-
-fn to_place(record: CityRecord<'_>) -> Option<Place> {
-    let location = record.location?;
-    Some(Place {
-        lat: location.latitude?,
-        lon: location.longitude?,
-        city: record.city.and_then(|c| c.names?.en).map(str::to_owned),
-        country: record.country.and_then(|c| c.iso_code).map(str::to_owned),
-    })
 }
 
 /// Whether `ip` is a globally routed unicast address that a geo database can place.

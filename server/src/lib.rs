@@ -2,6 +2,7 @@
 //! `ARCHITECTURE.md` at the repository root has the map.
 
 pub mod auth;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod geo;

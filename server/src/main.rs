@@ -1,10 +1,66 @@
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Parser;
-use viralglobe_server::{settings::Cli, startup::Application, telemetry};
+use viralglobe_server::{
+    demo,
+    settings::{Cli, Command},
+    startup::Application,
+    telemetry,
+};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Cli::parse().into_settings();
     telemetry::init_logging();
-    Application::build(settings)?.run_until_stopped().await?;
+    match Cli::parse().command() {
+        Command::Serve(settings) => Application::build(settings)?.run_until_stopped().await?,
+        Command::Ingest {
+            source,
+            mut settings,
+        } => {
+            settings.follow = Some(source);
+            Application::build(settings)?.run_until_stopped().await?;
+        }
+        Command::Demo {
+            speed,
+            max_rate,
+            settings,
+        } => {
+            let pace = demo::player::Pace { speed, max_rate };
+            Application::build_with(settings, Some(pace))?
+                .run_until_stopped()
+                .await?;
+        }
+        Command::Simulate {
+            server,
+            rate,
+            duration,
+            campaign,
+            token,
+        } => {
+            let options = demo::simulate::Options {
+                server,
+                rate,
+                duration: duration
+                    .map(Duration::try_from_secs_f64)
+                    .transpose()
+                    .context("--duration must be a number of seconds, 0 or more")?,
+                campaign,
+                token,
+            };
+            let totals = demo::simulate::run(&options)?;
+            println!("{}", serde_json::to_string(&totals)?);
+        }
+        Command::DemoCities { geoip, out } => {
+            let cities = demo::cities::extract(&geoip)?;
+            std::fs::write(&out, demo::cities::to_tsv(&cities))?;
+            tracing::info!(cities = cities.len(), out = %out.display(), "demo cities written");
+        }
+        Command::DemoGenerate { dir, seed } => {
+            for figure in demo::regenerate(&dir, seed)? {
+                println!("{figure}");
+            }
+        }
+    }
     Ok(())
 }

@@ -31,22 +31,66 @@ pub enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Run the server with the embedded demo: the recorded Bones Brigade launch plays into the
+    /// live feed in a loop, and its statistics are served like any campaign's.
+    Demo {
+        /// Campaign seconds per second of playback (21600: the two months in about four minutes).
+        #[arg(long, env = "VIRALGLOBE_DEMO_SPEED", default_value_t = 21_600.0)]
+        speed: f64,
+        /// Most events per second; busy hours slow the clock so they stay watchable.
+        #[arg(long, env = "VIRALGLOBE_DEMO_MAX_RATE", default_value_t = 2_500.0)]
+        max_rate: f64,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Send live traffic to a running server: the demo campaign's events with fresh ids, in a
+    /// campaign of their own, stamped now, at RATE events per second. For demos of live ingest
+    /// and for load tests; progress on stderr, totals on stdout as JSON.
+    Simulate {
+        /// Base URL of the server.
+        #[arg(
+            long,
+            env = "VIRALGLOBE_SERVER",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        server: String,
+        /// Events per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds to run; without it, runs until interrupted.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// The campaign the events belong to.
+        #[arg(long, default_value = "bones-brigade-live")]
+        campaign: String,
+        /// The server's ingest token, if it has one.
+        #[arg(long, env = "VIRALGLOBE_INGEST_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Maintainers: list the demo's audience cities as found in a City database (GeoLite2,
+    /// GeoIP2, DB-IP; their coordinates and an address block each), as the TSV in demo-data/.
+    DemoCities {
+        /// The City database to read.
+        #[arg(long)]
+        geoip: PathBuf,
+        /// Where to write the TSV.
+        #[arg(long, default_value = "demo-data/cities.tsv")]
+        out: PathBuf,
+    },
+    /// Maintainers: regenerate the demo campaign (recording, geo database, parameters) in DIR from
+    /// its cities.tsv. The same seed gives the same bytes.
+    DemoGenerate {
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2012)]
+        seed: u64,
+    },
 }
 
 impl Cli {
-    /// The settings to serve with, and the file to follow if any.
-    pub fn into_settings(self) -> Settings {
-        match self.command {
-            None => self.settings,
-            Some(Command::Serve(settings)) => settings,
-            Some(Command::Ingest {
-                source,
-                mut settings,
-            }) => {
-                settings.follow = Some(source);
-                settings
-            }
-        }
+    /// What to run: a bare invocation serves with the top-level settings.
+    pub fn command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.settings))
     }
 }
 
@@ -143,7 +187,7 @@ impl Settings {
 
     /// Settings for tests and embedding: loopback, port 0, everything else default.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        let mut settings = Cli::parse_from(["viralglobe-server"]).into_settings();
+        let mut settings = Cli::parse_from(["viralglobe-server"]).settings;
         settings.listen = ([127, 0, 0, 1], 0).into();
         settings.data_dir = data_dir.into();
         settings

@@ -8,6 +8,10 @@ use anyhow::Context;
 
 use crate::{
     auth::Access,
+    demo::{
+        embedded,
+        player::{self, Pace},
+    },
     engine::Engine,
     geo::GeoDb,
     ingest::{self, Pipeline},
@@ -27,8 +31,22 @@ pub struct Application {
 impl Application {
     /// Must be called inside an actix/tokio runtime: it spawns the background tasks.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None)
+    }
+
+    /// With `demo`, the embedded demo campaign is loaded and played into the live feed, and the
+    /// embedded demo database locates events unless `--geoip` names another.
+    pub fn build_with(settings: Settings, demo: Option<Pace>) -> anyhow::Result<Self> {
         let metrics = telemetry::metrics_handle();
-        let geo = Arc::new(GeoDb::open(settings.geoip.as_deref(), settings.geo_cache)?);
+        let geo = match (&settings.geoip, demo) {
+            (None, Some(_)) => GeoDb::from_bytes(
+                embedded::GEO_DB.to_vec(),
+                "embedded demo database",
+                settings.geo_cache,
+            )?,
+            _ => GeoDb::open(settings.geoip.as_deref(), settings.geo_cache)?,
+        };
+        let geo = Arc::new(geo);
         let hub = Hub::new(settings.subscriber_queue);
         let engine = Arc::new(
             Engine::open(
@@ -45,6 +63,19 @@ impl Application {
             })?,
         );
         let pipeline = Pipeline::new(engine.clone(), geo);
+        if let Some(pace) = demo {
+            player::spawn(hub.clone(), pace).context("cannot start the demo player")?;
+            let engine = engine.clone();
+            std::thread::Builder::new()
+                .name("demo-loader".into())
+                .spawn(move || engine.load(player::records()))
+                .context("cannot load the demo campaign")?;
+            tracing::info!(
+                speed = pace.speed,
+                max_rate = pace.max_rate,
+                "playing the demo campaign"
+            );
+        }
 
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;

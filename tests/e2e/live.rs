@@ -80,20 +80,22 @@ async fn hello_carries_the_protocol_version_and_counters_so_far() {
     );
 }
 
-/// A subscriber with a tiny receive buffer that does not read while 40,000 arcs go out: ingest
-/// keeps its pace, a reading subscriber gets every arc in order, and the slow one is told how
-/// many arcs it lost — what it got plus what it was told it lost is everything.
+/// A subscriber with a tiny receive buffer that does not read while 40,000 arcs (~13 MB) go out:
+/// ingest keeps its pace, a reading subscriber gets every arc in order, and the slow one is told
+/// how many arcs it lost — what it got plus what it was told it lost is everything. A 1 ms tick
+/// keeps frames small (about one POST each), so the buffers between (kernel ~4 MB, 64 queued frames
+/// of ~33 kB) cannot hold it all, while the reader has 64 frames of slack on a busy CI machine.
 #[tokio::test]
 async fn a_slow_subscriber_is_told_what_it_lost_and_slows_nobody() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = TestServer::start_in(dir.path(), &["--subscriber-queue", "2"]);
+    let server = TestServer::start_in(dir.path(), &["--subscriber-queue", "64", "--tick-ms", "1"]);
     let mut slow = slow_subscriber(&server).await;
     let (mut fast, _) = server.subscribe("").await;
 
     server
         .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
         .await;
-    let (batches, per_batch) = (200, 200);
+    let (batches, per_batch) = (400, 100);
     let reader = tokio::spawn(async move {
         let arcs = fast
             .arcs(1 + batches * per_batch, Duration::from_secs(60))

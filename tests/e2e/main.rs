@@ -2,8 +2,10 @@
 //! GeoLite2 City database, real HTTP and websocket clients.
 
 mod access;
+mod demo;
 mod follow;
 mod ingest;
 mod live;
 mod recovery;
+mod simulate;
 mod support;

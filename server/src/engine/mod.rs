@@ -6,6 +6,7 @@
 //! never take it.
 
 mod ledger;
+mod replay;
 mod stats;
 mod tree;
 
@@ -16,8 +17,9 @@ use std::{
 };
 
 pub use ledger::Outcome;
+pub use replay::Replayer;
 pub use tree::{ShareNode, ShareTree};
-use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place};
+use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent};
 
 use self::ledger::{Ledger, Sink};
 use crate::{
@@ -181,6 +183,18 @@ impl Engine {
             tracing::error!(error = %e, "final flush of the recordings failed");
         }
         recording::sync_all(&self.sync_files);
+    }
+
+    /// Loads a campaign recording that lives outside the data directory (the embedded demo), in
+    /// chunks so that readers are never kept waiting long. Nothing is written.
+    pub fn load(&self, records: impl Iterator<Item = RecordedEvent>) {
+        let mut records = records.peekable();
+        while records.peek().is_some() {
+            let mut state = self.lock();
+            for record in records.by_ref().take(10_000) {
+                state.ledger.replay(record);
+            }
+        }
     }
 
     pub fn sync_files(&self) -> SyncFiles {

@@ -1,0 +1,66 @@
+//! Plays the embedded demo campaign into the live feed, in a loop.
+
+use std::{
+    io::{BufRead, BufReader},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use viralglobe_protocol::RecordedEvent;
+
+use super::embedded;
+use crate::{engine::Replayer, live::Hub};
+
+/// How fast the demo plays.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Campaign seconds per second of playback.
+    pub speed: f64,
+    /// Most events per second: busy hours slow the clock down so they stay watchable.
+    pub max_rate: f64,
+}
+
+/// The embedded recording's events, decompressed as they are read.
+pub fn records() -> impl Iterator<Item = RecordedEvent> {
+    let decoder = zstd::stream::read::Decoder::new(embedded::RECORDING)
+        .expect("the embedded demo recording is zstd");
+    BufReader::new(decoder)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str(&line).ok())
+}
+
+/// Plays the campaign again and again on a thread of its own.
+pub fn spawn(hub: Arc<Hub>, pace: Pace) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("demo-player".into())
+        .spawn(move || {
+            loop {
+                play_once(&hub, pace);
+                tracing::info!("demo campaign finished; starting again");
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        })
+}
+
+fn play_once(hub: &Hub, pace: Pace) {
+    let (speed, min_gap) = (pace.speed.max(1.0), 1.0 / pace.max_rate.max(1.0));
+    let mut replayer = Replayer::default();
+    let mut arcs = Vec::new();
+    let started = Instant::now();
+    let (mut playhead, mut last_ts) = (0.0f64, None);
+    for record in records() {
+        let ts = record.event.ts().0;
+        let gap = last_ts.map_or(0.0, |last| (ts - last) as f64 / 1_000.0 / speed);
+        playhead += gap.max(min_gap);
+        last_ts = Some(ts);
+        replayer.apply(record, &mut arcs);
+        let due = Duration::from_secs_f64(playhead);
+        let now = started.elapsed();
+        if due > now + Duration::from_millis(5) || arcs.len() >= 1_000 {
+            hub.publish(std::mem::take(&mut arcs));
+            std::thread::sleep(due.saturating_sub(now));
+        }
+    }
+    hub.publish(arcs);
+}
