@@ -6,15 +6,18 @@
 //! - [`record`]: one line of a campaign recording (an accepted event plus what the server resolved);
 //! - [`arc`]: the arcs the live feed and replays stream;
 //! - [`live`]: the messages of a live-feed websocket;
+//! - [`replay`]: replay control messages, the replay clock, and the timeline;
 //! - [`stats`]: the read API's campaign summaries and statistics.
 //!
 //! Changes follow [`PROTOCOL_VERSION`]: adding an optional field is compatible; renaming,
-//! removing or changing the meaning of a field bumps the version.
+//! removing or changing the meaning of a field bumps the version. So is adding a message type:
+//! clients ignore messages whose `type` they do not know.
 
 pub mod arc;
 pub mod input;
 pub mod live;
 pub mod record;
+pub mod replay;
 pub mod stats;
 mod timestamp;
 
@@ -22,6 +25,7 @@ pub use arc::{ArcEvent, ArcKind, Place};
 pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent};
 pub use live::{LiveFilter, ServerMessage};
 pub use record::RecordedEvent;
+pub use replay::{ReplayClock, ReplayControl, Timeline, TimelineBucket};
 pub use stats::{CampaignStats, CampaignSummary, GoalTally, Tally};
 pub use timestamp::Timestamp;
 

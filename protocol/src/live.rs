@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ArcEvent, ArcKind, CampaignSummary};
+use crate::{ArcEvent, ArcKind, CampaignSummary, ReplayClock};
 
 /// Which arcs a subscriber wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,4 +66,8 @@ pub enum ServerMessage {
     Arcs { arcs: Vec<ArcEvent> },
     /// The subscriber read too slowly: this many arcs were dropped for it since the last message.
     Lagged { dropped_arcs: u64 },
+    /// Replays only: where the replay stands, after every control message and once a second.
+    Clock(ReplayClock),
+    /// A control message the server could not follow, and why; the connection stays open.
+    Error { message: String },
 }

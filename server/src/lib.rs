@@ -9,6 +9,7 @@ pub mod geo;
 pub mod ingest;
 pub mod live;
 pub mod recording;
+pub mod replay;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -1,9 +1,9 @@
-use std::time::Duration;
+use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
 use viralglobe_server::{
-    demo,
+    demo, replay,
     settings::{Cli, Command},
     startup::Application,
     telemetry,
@@ -51,6 +51,12 @@ async fn main() -> anyhow::Result<()> {
             let totals = demo::simulate::run(&options)?;
             println!("{}", serde_json::to_string(&totals)?);
         }
+        Command::Export {
+            campaign,
+            format,
+            data_dir,
+            out,
+        } => export(&campaign, format, data_dir, out)?,
         Command::DemoCities { geoip, out } => {
             let cities = demo::cities::extract(&geoip)?;
             std::fs::write(&out, demo::cities::to_tsv(&cities))?;
@@ -62,5 +68,31 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The `export` subcommand: the same export the HTTP API streams, to a file or stdout.
+fn export(
+    campaign: &str,
+    format: replay::export::Format,
+    data_dir: PathBuf,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let index = replay::Library::new(data_dir).open(campaign)?;
+    let mut writer: Box<dyn Write> = match &out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut result = Ok(());
+    let filter = viralglobe_protocol::LiveFilter::default();
+    replay::export::export(&index, format, &filter, |chunk| {
+        result = writer.write_all(chunk.as_bytes());
+        result.is_ok()
+    })?;
+    result?;
+    writer.flush()?;
     Ok(())
 }

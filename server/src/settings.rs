@@ -67,6 +67,19 @@ pub enum Command {
         #[arg(long, env = "VIRALGLOBE_INGEST_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Write a recorded campaign's arcs to stdout (or --out) as NDJSON, CSV or GeoJSON.
+    Export {
+        /// The campaign.
+        campaign: String,
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: crate::replay::export::Format,
+        /// Directory of the campaign recordings.
+        #[arg(long, env = "VIRALGLOBE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Maintainers: list the demo's audience cities as found in a City database (GeoLite2,
     /// GeoIP2, DB-IP; their coordinates and an address block each), as the TSV in demo-data/.
     DemoCities {

@@ -9,14 +9,16 @@ use anyhow::Context;
 use crate::{
     auth::Access,
     demo::{
-        embedded,
+        self, embedded,
         player::{self, Pace},
     },
     engine::Engine,
     geo::GeoDb,
     ingest::{self, Pipeline},
     live::{self, Hub},
-    recording, routes,
+    recording,
+    replay::{self, Library},
+    routes,
     settings::{FsyncPolicy, Settings},
     state::AppState,
     telemetry,
@@ -63,12 +65,20 @@ impl Application {
             })?,
         );
         let pipeline = Pipeline::new(engine.clone(), geo);
+        let library = Library::new(settings.data_dir.clone());
         if let Some(pace) = demo {
             player::spawn(hub.clone(), pace).context("cannot start the demo player")?;
-            let engine = engine.clone();
+            let (engine, library) = (engine.clone(), library.clone());
+            let data_dir = settings.data_dir.clone();
             std::thread::Builder::new()
                 .name("demo-loader".into())
-                .spawn(move || engine.load(player::records()))
+                .spawn(move || {
+                    match player::unpack(&data_dir) {
+                        Ok(path) => library.register(demo::generate::CAMPAIGN, path),
+                        Err(error) => tracing::error!(%error, "the demo cannot be replayed"),
+                    }
+                    engine.load(player::records());
+                })
                 .context("cannot load the demo campaign")?;
             tracing::info!(
                 speed = pace.speed,
@@ -89,6 +99,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pipeline: pipeline.clone(),
             hub: hub.clone(),
+            library,
             access,
             metrics,
             max_body_bytes: settings.max_body_bytes,
@@ -121,6 +132,18 @@ impl Application {
                 .route(
                     "/v1/campaigns/{id}/stats",
                     web::get().to(routes::campaign_stats),
+                )
+                .route(
+                    "/v1/campaigns/{id}/replay",
+                    web::get().to(replay::session::replay),
+                )
+                .route(
+                    "/v1/campaigns/{id}/timeline",
+                    web::get().to(replay::timeline::timeline),
+                )
+                .route(
+                    "/v1/campaigns/{id}/export",
+                    web::get().to(replay::export::export_route),
                 )
                 .route("/healthz", web::get().to(routes::healthz))
                 .route("/metrics", web::get().to(routes::metrics))

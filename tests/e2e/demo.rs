@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use viralglobe_protocol::{ArcKind, CampaignStats};
+use viralglobe_protocol::{ArcKind, CampaignStats, InputEvent, Timeline, TimelineBucket};
 use viralglobe_server::demo;
 
 use crate::support::TestServer;
@@ -89,4 +89,58 @@ fn regenerating_the_demo_with_its_seed_gives_the_committed_bytes() {
         let kept = std::fs::read(committed.join(file)).expect("committed");
         assert!(fresh == kept, "{file} differs from a fresh generation");
     }
+}
+
+/// A marketer replays the demo from its first post at 100,000× and draws its timeline.
+#[tokio::test]
+async fn the_demo_campaign_replays_from_its_first_post_with_a_timeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = demo_server(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let timeline = loop {
+        let (status, body) = server
+            .get_json("/v1/campaigns/bones-brigade/timeline")
+            .await;
+        if status == 200 {
+            break serde_json::from_value::<Timeline>(body).expect("a timeline");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no demo timeline: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut expected = TimelineBucket::default();
+    for record in demo::player::records() {
+        match record.event {
+            InputEvent::Share(_) => expected.shares += 1,
+            InputEvent::Click(_) => expected.clicks += 1,
+            InputEvent::Conversion(c) if c.goal == "signup" => expected.signups += 1,
+            InputEvent::Conversion(c) => {
+                expected.purchases += 1;
+                expected.revenue_cents += c.value_cents;
+            }
+        }
+    }
+    let mut total = TimelineBucket::default();
+    for bucket in &timeline.buckets {
+        total += *bucket;
+    }
+    assert_eq!(total, expected);
+    assert!(
+        (150..=200).contains(&timeline.buckets.len()),
+        "{}",
+        timeline.buckets.len()
+    );
+
+    let mut replay = server.replay("bones-brigade", "?speed=100000").await;
+    let arcs = replay.arcs(2_000, Duration::from_secs(10)).await;
+    let first = &arcs[0];
+    assert_eq!(
+        (first.seq, first.kind, first.share.as_str()),
+        (1, ArcKind::Share, "s1")
+    );
+    assert_eq!(first.to.city.as_deref(), Some("Los Angeles"));
+    let kinds: BTreeSet<ArcKind> = arcs.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
 }

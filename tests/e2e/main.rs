@@ -7,5 +7,6 @@ mod follow;
 mod ingest;
 mod live;
 mod recovery;
+mod replay;
 mod simulate;
 mod support;

@@ -160,6 +160,24 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Opens a replay of `campaign` (query string included) and returns the client after its
+    /// `hello`.
+    pub async fn replay(&self, campaign: &str, query: &str) -> Subscriber {
+        let url = format!("{}/v1/campaigns/{campaign}/replay{query}", self.ws_base);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("replay websocket connects");
+        let mut subscriber = Subscriber { ws };
+        let hello = subscriber.next_message(Duration::from_secs(10)).await;
+        assert!(
+            matches!(hello, Some(ServerMessage::Hello { .. })),
+            "first message: {hello:?}"
+        );
+        subscriber
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -192,6 +210,31 @@ impl Subscriber {
                 }
                 Message::Close(_) => return None,
                 _ => {}
+            }
+        }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next `clock` or `error`, with the arcs that came before it.
+    pub async fn next_answer(&mut self, within: Duration) -> (Vec<ArcEvent>, ServerMessage) {
+        let deadline = Instant::now() + within;
+        let mut arcs = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_message(left).await {
+                Some(ServerMessage::Arcs { arcs: batch }) => arcs.extend(batch),
+                Some(ServerMessage::Arc(arc)) => arcs.push(arc),
+                Some(answer @ (ServerMessage::Clock(_) | ServerMessage::Error { .. })) => {
+                    return (arcs, answer);
+                }
+                Some(_) => {}
+                None => panic!("no clock or error within {within:?}"),
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -28,6 +29,32 @@ pub fn records() -> impl Iterator<Item = RecordedEvent> {
         .lines()
         .map_while(Result::ok)
         .filter_map(|line| serde_json::from_str(&line).ok())
+}
+
+/// Writes the embedded recording out as a plain recording under `data_dir/demo/`, where replays,
+/// timelines and exports read it like any other. The file is named by a hash of the embedded
+/// bytes, so a later start reuses it and a new build writes its own.
+pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let dir = data_dir.join("demo");
+    std::fs::create_dir_all(&dir)?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    embedded::RECORDING.hash(&mut hasher);
+    let name = format!(
+        "{}-{:016x}.ndjson",
+        super::generate::CAMPAIGN,
+        hasher.finish()
+    );
+    let path = dir.join(name);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let partial = path.with_extension("ndjson.partial");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+    zstd::stream::copy_decode(embedded::RECORDING, &mut out)?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
 }
 
 /// Plays the campaign again and again on a thread of its own.

@@ -1,0 +1,122 @@
+//! A reading position in a campaign recording, turning records into arcs in order.
+
+use std::{
+    fs::File,
+    io::{self, BufRead, BufReader, Seek, SeekFrom},
+};
+
+use viralglobe_protocol::{ArcEvent, LiveFilter, RecordedEvent};
+
+use super::index::ReplayIndex;
+
+pub struct Cursor {
+    reader: BufReader<File>,
+    offset: u64,
+    /// Latest timestamp read so far (the replay clock of the reading position).
+    clock: i64,
+    /// Arcs made so far from the campaign's start (filtered out or not).
+    arcs: u64,
+    /// A record read but not yet due.
+    pending: Option<RecordedEvent>,
+}
+
+/// How far one [`Cursor::advance`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Every record up to the asked time was read.
+    Reached,
+    /// The arc limit was hit first.
+    Limited,
+    /// Every indexed record was read.
+    End,
+}
+
+impl Cursor {
+    /// A cursor on the first record whose running clock is at or after `ts`.
+    pub fn seek(index: &ReplayIndex, ts: i64) -> io::Result<Self> {
+        let checkpoint = index.checkpoint_for(ts);
+        let mut file = File::open(&index.path)?;
+        file.seek(SeekFrom::Start(checkpoint.offset))?;
+        let mut cursor = Self {
+            reader: BufReader::with_capacity(256 * 1024, file),
+            offset: checkpoint.offset,
+            clock: checkpoint.clock_before,
+            arcs: checkpoint.arcs_before,
+            pending: None,
+        };
+        // Skip what comes before `ts`, counting its arcs so `seq` stays the campaign's.
+        while let Some(record) = cursor.read(index)? {
+            let ts_of = record.event.ts().0;
+            if cursor.clock.max(ts_of) >= ts {
+                cursor.pending = Some(record);
+                break;
+            }
+            cursor.clock = cursor.clock.max(ts_of);
+            if index.arc_of(&record, 0).is_some() {
+                cursor.arcs += 1;
+            }
+        }
+        Ok(cursor)
+    }
+
+    /// The replay clock at the reading position.
+    pub fn clock(&self) -> i64 {
+        self.clock
+    }
+
+    /// Appends the arcs of records due by `until` (running clock at or before it) that `filter`
+    /// wants, at most `limit` of them.
+    pub fn advance(
+        &mut self,
+        index: &ReplayIndex,
+        until: i64,
+        filter: &LiveFilter,
+        limit: usize,
+        out: &mut Vec<ArcEvent>,
+    ) -> io::Result<Progress> {
+        let mut taken = 0;
+        loop {
+            let record = match self.pending.take() {
+                Some(record) => record,
+                None => match self.read(index)? {
+                    Some(record) => record,
+                    None => return Ok(Progress::End),
+                },
+            };
+            let clock = self.clock.max(record.event.ts().0);
+            if clock > until {
+                self.pending = Some(record);
+                return Ok(Progress::Reached);
+            }
+            if taken >= limit {
+                self.pending = Some(record);
+                return Ok(Progress::Limited);
+            }
+            self.clock = clock;
+            if let Some(arc) = index.arc_of(&record, self.arcs + 1) {
+                self.arcs += 1;
+                if filter.wants_kind(arc.kind) {
+                    out.push(arc);
+                    taken += 1;
+                }
+            }
+        }
+    }
+
+    /// The next record within the indexed part of the file.
+    fn read(&mut self, index: &ReplayIndex) -> io::Result<Option<RecordedEvent>> {
+        let mut line = Vec::new();
+        while self.offset < index.indexed_bytes {
+            line.clear();
+            let n = self.reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.offset += n as u64;
+            if let Ok(record) = serde_json::from_slice(&line) {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,238 @@
+//! Exports of a campaign's arcs: NDJSON (the live feed's arc objects), CSV (one row per arc, for
+//! spreadsheets) and GeoJSON (RFC 7946: one feature per arc, `[lon, lat]`, for kepler.gl or any
+//! GIS). Streamed a chunk at a time, so a campaign of any size exports in constant memory.
+//! Visitors' IP addresses stay in the recordings: an export carries places, never addresses.
+
+use std::io;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use viralglobe_protocol::{ArcEvent, LiveFilter, Place};
+
+use super::{ReplayError, SharedIndex, cursor::Cursor, cursor::Progress, read};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Ndjson,
+    Csv,
+    Geojson,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Ndjson => "application/x-ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Geojson => "application/geo+json",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Ndjson => "ndjson",
+            Self::Csv => "csv",
+            Self::Geojson => "geojson",
+        }
+    }
+}
+
+const CSV_HEADER: &str = "seq,kind,goal,campaign,share,root,generation,channel,sharer_kind,\
+value_cents,ts,from_lat,from_lon,from_city,from_country,to_lat,to_lon,to_city,to_country\n";
+/// Arcs per chunk written or sent.
+const CHUNK: usize = 2_000;
+
+/// Writes every arc of the campaign (that `filter` wants) to `sink`, a chunk at a time; stops early
+/// when `sink` returns false (the client went away). Blocking.
+pub fn export(
+    index: &SharedIndex,
+    format: Format,
+    filter: &LiveFilter,
+    mut sink: impl FnMut(String) -> bool,
+) -> io::Result<()> {
+    let mut cursor = Cursor::seek(&read(index), i64::MIN)?;
+    let mut text = match format {
+        Format::Ndjson => String::new(),
+        Format::Csv => CSV_HEADER.to_owned(),
+        Format::Geojson => r#"{"type":"FeatureCollection","features":["#.to_owned(),
+    };
+    let (mut arcs, mut first) = (Vec::with_capacity(CHUNK), true);
+    loop {
+        arcs.clear();
+        let progress = cursor.advance(&read(index), i64::MAX, filter, CHUNK, &mut arcs)?;
+        for arc in &arcs {
+            match format {
+                Format::Ndjson => ndjson_line(&mut text, arc),
+                Format::Csv => csv_row(&mut text, arc),
+                Format::Geojson => {
+                    if !std::mem::take(&mut first) {
+                        text.push(',');
+                    }
+                    text.push_str(&geojson_feature(arc).to_string());
+                }
+            }
+        }
+        if progress == Progress::End {
+            break;
+        }
+        if !sink(std::mem::take(&mut text)) {
+            return Ok(());
+        }
+    }
+    if format == Format::Geojson {
+        text.push_str("]}\n");
+    }
+    sink(text);
+    Ok(())
+}
+
+fn ndjson_line(out: &mut String, arc: &ArcEvent) {
+    out.push_str(&serde_json::to_string(arc).expect("arcs serialize"));
+    out.push('\n');
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(out: &mut String, value: &str) {
+    if value.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+fn csv_row(out: &mut String, arc: &ArcEvent) {
+    let text = |v: Option<&str>| v.unwrap_or_default().to_owned();
+    let place = |p: Option<&Place>| {
+        p.map_or(
+            [String::new(), String::new(), String::new(), String::new()],
+            |p| {
+                [
+                    p.lat.to_string(),
+                    p.lon.to_string(),
+                    text(p.city.as_deref()),
+                    text(p.country.as_deref()),
+                ]
+            },
+        )
+    };
+    let mut fields = vec![
+        arc.seq.to_string(),
+        arc.kind.as_str().to_owned(),
+        text(arc.goal.as_deref()),
+        arc.campaign.clone(),
+        arc.share.clone(),
+        arc.root.clone(),
+        arc.generation.to_string(),
+        arc.channel.clone(),
+        text(arc.sharer_kind.as_deref()),
+        arc.value_cents.map(|v| v.to_string()).unwrap_or_default(),
+        arc.ts.to_string(),
+    ];
+    fields.extend(place(arc.from.as_ref()));
+    fields.extend(place(Some(&arc.to)));
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, field);
+    }
+    out.push('\n');
+}
+
+/// A LineString from `from` to `to`, or a Point for a root share; the arc's fields as properties.
+fn geojson_feature(arc: &ArcEvent) -> serde_json::Value {
+    let position = |p: &Place| json!([p.lon, p.lat]);
+    let geometry = match &arc.from {
+        Some(from) => {
+            json!({"type": "LineString", "coordinates": [position(from), position(&arc.to)]})
+        }
+        None => json!({"type": "Point", "coordinates": position(&arc.to)}),
+    };
+    let mut properties = serde_json::to_value(arc).expect("arcs serialize");
+    if let Some(map) = properties.as_object_mut() {
+        map.remove("from");
+        map.remove("to");
+        let mut put = |key: &str, value: Option<&String>| {
+            if let Some(value) = value {
+                map.insert(key.to_owned(), json!(value));
+            }
+        };
+        put("from_city", arc.from.as_ref().and_then(|p| p.city.as_ref()));
+        put(
+            "from_country",
+            arc.from.as_ref().and_then(|p| p.country.as_ref()),
+        );
+        put("to_city", arc.to.city.as_ref());
+        put("to_country", arc.to.country.as_ref());
+        map.insert("time".into(), json!(arc.ts.to_string()));
+    }
+    json!({"type": "Feature", "geometry": geometry, "properties": properties})
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    format: Option<Format>,
+    kind: Option<String>,
+    token: Option<String>,
+}
+
+/// `GET /v1/campaigns/{id}/export?format=ndjson|csv|geojson&kind=…`
+pub async fn export_route(
+    req: HttpRequest,
+    campaign: web::Path<String>,
+    query: web::Query<ExportQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let campaign = campaign.into_inner();
+    let query = query.into_inner();
+    state
+        .access
+        .check_read(&req, query.token.as_deref())
+        .map_err(ReplayError::from)?;
+    let format = query.format.unwrap_or(Format::Ndjson);
+    let kinds =
+        LiveFilter::parse_kinds(query.kind.as_deref().unwrap_or_default()).map_err(|message| {
+            ReplayError::BadQuery {
+                field: "kind",
+                message,
+            }
+        })?;
+    let filter = LiveFilter {
+        campaign: Some(campaign.clone()),
+        kinds,
+    };
+    let library = state.library.clone();
+    let name = campaign.clone();
+    let index = web::block(move || library.open(&name)).await??;
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    std::thread::Builder::new()
+        .name("export".into())
+        .spawn(move || {
+            let sent = export(&index, format, &filter, |chunk| {
+                tx.blocking_send(Bytes::from(chunk)).is_ok()
+            });
+            if let Err(error) = sent {
+                tracing::error!(%error, "export stopped");
+            }
+        })
+        .map_err(actix_web::error::ErrorInternalServerError)?;
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+    });
+    let file_name = format!("{campaign}.{}", format.extension());
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{file_name}\""),
+        ))
+        .streaming(body))
+}

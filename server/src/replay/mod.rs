@@ -1,0 +1,133 @@
+//! Replays of recorded campaigns: the websocket that plays one at any speed, its timeline, and
+//! exports. Everything reads the campaign recordings through a [`ReplayIndex`], built on first
+//! open and extended as the recording grows, so a seek reads at most one checkpoint's worth of
+//! lines and a replay of a live campaign runs on into its new events.
+
+pub mod cursor;
+pub mod export;
+pub mod index;
+pub mod session;
+pub mod timeline;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, RwLock},
+};
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use dashmap::DashMap;
+pub use index::ReplayIndex;
+
+use crate::{auth::AccessError, error::json_error, recording};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no recording of campaign `{0}`")]
+    NotFound(String),
+    #[error("cannot read the recording of `{campaign}`: {source}")]
+    Read {
+        campaign: String,
+        source: std::io::Error,
+    },
+    #[error("query parameter `{field}`: {message}")]
+    BadQuery {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
+
+impl ResponseError for ReplayError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
+            Self::Access(AccessError::OriginNotAllowed(_)) => StatusCode::FORBIDDEN,
+            Self::Access(_) => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        json_error(self.status_code(), self)
+    }
+}
+
+pub type SharedIndex = Arc<RwLock<ReplayIndex>>;
+
+/// Finds campaign recordings and keeps their indexes.
+pub struct Library {
+    data_dir: PathBuf,
+    /// Recordings kept outside `data_dir/campaigns` (the demo's).
+    registered: DashMap<String, PathBuf>,
+    indexes: DashMap<String, SharedIndex>,
+}
+
+impl Library {
+    pub fn new(data_dir: PathBuf) -> Arc<Self> {
+        Arc::new(Self {
+            data_dir,
+            registered: DashMap::new(),
+            indexes: DashMap::new(),
+        })
+    }
+
+    /// Serves `campaign` from the recording at `path`.
+    pub fn register(&self, campaign: &str, path: PathBuf) {
+        self.indexes.remove(campaign);
+        self.registered.insert(campaign.to_owned(), path);
+    }
+
+    /// The campaign's index, built on first use and brought up to date with the file. Blocking.
+    pub fn open(&self, campaign: &str) -> Result<SharedIndex, ReplayError> {
+        let read_error = |source| ReplayError::Read {
+            campaign: campaign.to_owned(),
+            source,
+        };
+        if let Some(index) = self.indexes.get(campaign).map(|i| i.clone()) {
+            write(&index).extend().map_err(read_error)?;
+            return Ok(index);
+        }
+        let path = match self.registered.get(campaign) {
+            Some(path) => path.clone(),
+            None if viralglobe_protocol::input::check_campaign_id(campaign).is_ok() => {
+                recording::campaign_path(&self.data_dir, campaign)
+            }
+            None => return Err(ReplayError::NotFound(campaign.to_owned())),
+        };
+        if !path.is_file() {
+            return Err(ReplayError::NotFound(campaign.to_owned()));
+        }
+        let started = std::time::Instant::now();
+        let index = ReplayIndex::build(campaign, &path).map_err(read_error)?;
+        tracing::info!(campaign, path = %path.display(), shares = index.shares.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64, "recording indexed for replay");
+        let index = Arc::new(RwLock::new(index));
+        Ok(self
+            .indexes
+            .entry(campaign.to_owned())
+            .or_insert(index)
+            .clone())
+    }
+}
+
+pub fn read(index: &SharedIndex) -> std::sync::RwLockReadGuard<'_, ReplayIndex> {
+    index.read().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, ReplayIndex> {
+    index.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Parses a time query parameter: epoch milliseconds or RFC 3339.
+pub fn parse_time(field: &'static str, value: &str) -> Result<i64, ReplayError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .or_else(|| viralglobe_protocol::Timestamp::parse_rfc3339(value).map(|t| t.0))
+        .ok_or_else(|| ReplayError::BadQuery {
+            field,
+            message: format!("`{value}` is neither epoch milliseconds nor an RFC 3339 date-time"),
+        })
+}

@@ -1,0 +1,335 @@
+//! `GET /v1/campaigns/{id}/replay`: one client's replay of a recorded campaign, paced by the
+//! events' own timestamps times a speed it can change, pause, seek and loop.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{Message, Session};
+use serde::Deserialize;
+use viralglobe_protocol::{
+    ArcEvent, LiveFilter, PROTOCOL_VERSION, ReplayClock, ReplayControl, ServerMessage, Timestamp,
+    replay::{MAX_SPEED, MIN_SPEED},
+};
+
+use super::{ReplayError, SharedIndex, cursor::Cursor, cursor::Progress, parse_time, read, write};
+use crate::state::AppState;
+
+/// How often the playhead moves; arcs due within one step go out in one frame.
+const STEP: Duration = Duration::from_millis(40);
+/// How often the clock is sent unasked.
+const CLOCK_EVERY: Duration = Duration::from_secs(1);
+/// Most arcs read per step: a client that cannot take more slows the replay, never loses arcs.
+const ARCS_PER_STEP: usize = 5_000;
+const ARCS_PER_FRAME: usize = 1_000;
+const HEARTBEAT: Duration = Duration::from_secs(10);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize)]
+pub struct ReplayQuery {
+    speed: Option<f64>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(rename = "loop")]
+    looping: Option<bool>,
+    paused: Option<bool>,
+    kind: Option<String>,
+    token: Option<String>,
+}
+
+fn check_speed(speed: f64) -> Result<f64, String> {
+    if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
+        Ok(speed)
+    } else {
+        Err(format!(
+            "speed must be from {MIN_SPEED} to {MAX_SPEED}, not {speed}"
+        ))
+    }
+}
+
+pub async fn replay(
+    req: HttpRequest,
+    body: web::Payload,
+    campaign: web::Path<String>,
+    query: web::Query<ReplayQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let campaign = campaign.into_inner();
+    let query = query.into_inner();
+    state
+        .access
+        .check_read(&req, query.token.as_deref())
+        .map_err(ReplayError::from)?;
+    let bad = |field, message| ReplayError::BadQuery { field, message };
+    let kinds = LiveFilter::parse_kinds(query.kind.as_deref().unwrap_or_default())
+        .map_err(|m| bad("kind", m))?;
+    let speed = check_speed(query.speed.unwrap_or(1.0)).map_err(|m| bad("speed", m))?;
+    let from = query
+        .from
+        .as_deref()
+        .map(|v| parse_time("from", v))
+        .transpose()?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|v| parse_time("to", v))
+        .transpose()?;
+
+    let library = state.library.clone();
+    let name = campaign.clone();
+    let index = web::block(move || library.open(&name)).await??;
+    let first = read(&index).span().map_or(0, |(first, _)| first);
+    let from = from.unwrap_or(first);
+    if to.is_some_and(|to| to < from) {
+        return Err(bad("to", "`to` is before `from`".into()).into());
+    }
+    let seek_index = index.clone();
+    let cursor = web::block(move || Cursor::seek(&read(&seek_index), from))
+        .await?
+        .map_err(|source| ReplayError::Read {
+            campaign: campaign.clone(),
+            source,
+        })?;
+
+    let filter = LiveFilter {
+        campaign: Some(campaign.clone()),
+        kinds,
+    };
+    let campaigns = state
+        .engine()
+        .summaries()
+        .into_iter()
+        .filter(|c| c.id == campaign)
+        .collect();
+    let hello = ServerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        server: concat!("viralglobe-server/", env!("CARGO_PKG_VERSION")).into(),
+        filter: filter.clone(),
+        campaigns,
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let replay = Replay {
+        campaign,
+        index,
+        cursor: Some(cursor),
+        filter,
+        from,
+        to,
+        looping: query.looping.unwrap_or(false),
+        speed,
+        playing: !query.paused.unwrap_or(false),
+        anchor_ts: from,
+        anchor_wall: Instant::now(),
+        at_end: false,
+    };
+    actix_web::rt::spawn(run_session(session, stream, replay, hello));
+    Ok(response)
+}
+
+struct Replay {
+    campaign: String,
+    index: SharedIndex,
+    /// Out of the replay only while a blocking read holds it.
+    cursor: Option<Cursor>,
+    filter: LiveFilter,
+    from: i64,
+    to: Option<i64>,
+    looping: bool,
+    speed: f64,
+    playing: bool,
+    /// The playhead was at `anchor_ts` at `anchor_wall`, and has moved at `speed` since if playing.
+    anchor_ts: i64,
+    anchor_wall: Instant,
+    at_end: bool,
+}
+
+impl Replay {
+    /// The last campaign time there is to play: `to`, or the latest event recorded so far.
+    fn end(&self) -> i64 {
+        self.to
+            .unwrap_or_else(|| read(&self.index).span().map_or(self.from, |(_, last)| last))
+    }
+
+    fn playhead(&self) -> i64 {
+        let moved = if self.playing {
+            (self.anchor_wall.elapsed().as_secs_f64() * self.speed * 1_000.0) as i64
+        } else {
+            0
+        };
+        self.anchor_ts.saturating_add(moved).min(self.end())
+    }
+
+    fn rebase(&mut self, ts: i64) {
+        self.anchor_ts = ts;
+        self.anchor_wall = Instant::now();
+    }
+
+    fn clock(&self) -> ServerMessage {
+        ServerMessage::Clock(ReplayClock {
+            campaign: self.campaign.clone(),
+            ts: Timestamp(self.playhead()),
+            speed: self.speed,
+            playing: self.playing,
+            looping: self.looping,
+            from: Timestamp(self.from),
+            to: Timestamp(self.end()),
+            at_end: self.at_end,
+        })
+    }
+
+    /// Reads the arcs due by the playhead, off the async threads.
+    async fn step(&mut self) -> Result<Vec<ArcEvent>, ReplayError> {
+        let Some(mut cursor) = self.cursor.take() else {
+            return Ok(Vec::new());
+        };
+        // Caught up with a campaign still recording: new events play as soon as they land.
+        let live = self.at_end && self.playing && !self.looping && self.to.is_none();
+        let until = if live { i64::MAX } else { self.playhead() };
+        let (index, filter) = (self.index.clone(), self.filter.clone());
+        let (cursor, outcome) = web::block(move || {
+            let mut arcs = Vec::new();
+            let mut progress =
+                cursor.advance(&read(&index), until, &filter, ARCS_PER_STEP, &mut arcs);
+            if matches!(progress, Ok(Progress::End)) && write(&index).extend()? > 0 {
+                progress = cursor.advance(&read(&index), until, &filter, ARCS_PER_STEP, &mut arcs);
+            }
+            Ok::<_, std::io::Error>((cursor, progress.map(|p| (p, arcs))))
+        })
+        .await
+        .map_err(|e| self.read_error(std::io::Error::other(e.to_string())))?
+        .map_err(|e| self.read_error(e))?;
+        let clock = cursor.clock();
+        self.cursor = Some(cursor);
+        let (progress, arcs) = outcome.map_err(|e| self.read_error(e))?;
+        if live && !arcs.is_empty() {
+            self.rebase(clock);
+        }
+        if progress == Progress::Limited {
+            // The client (or the disk) is slower than the clock: hold the clock back to the
+            // reading position rather than skip arcs.
+            self.at_end = false;
+            self.rebase(clock);
+        } else {
+            let past_end = self.playhead() >= self.end();
+            self.at_end = past_end && (progress == Progress::End || self.to.is_some());
+            if self.at_end && self.looping {
+                self.seek(self.from).await?;
+            }
+        }
+        Ok(arcs)
+    }
+
+    async fn seek(&mut self, ts: i64) -> Result<(), ReplayError> {
+        let ts = ts.clamp(self.from, self.end().max(self.from));
+        let index = self.index.clone();
+        let cursor = web::block(move || Cursor::seek(&read(&index), ts))
+            .await
+            .map_err(|e| self.read_error(std::io::Error::other(e.to_string())))?
+            .map_err(|e| self.read_error(e))?;
+        self.cursor = Some(cursor);
+        self.at_end = false;
+        self.rebase(ts);
+        Ok(())
+    }
+
+    fn read_error(&self, source: std::io::Error) -> ReplayError {
+        ReplayError::Read {
+            campaign: self.campaign.clone(),
+            source,
+        }
+    }
+
+    /// Follows one control message; an error names what was wrong with it.
+    async fn control(&mut self, text: &str) -> Result<(), String> {
+        let control: ReplayControl = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "control message: {e}; expected {{\"type\":\"pause\"}}, {{\"type\":\"play\"}}, \
+                 {{\"type\":\"speed\",\"speed\":N}}, {{\"type\":\"seek\",\"ts\":T}} or \
+                 {{\"type\":\"loop\",\"enabled\":B}}"
+            )
+        })?;
+        match control {
+            ReplayControl::Pause => {
+                self.rebase(self.playhead());
+                self.playing = false;
+            }
+            ReplayControl::Play => {
+                self.rebase(self.playhead());
+                self.playing = true;
+            }
+            ReplayControl::Speed { speed } => {
+                let speed = check_speed(speed)?;
+                self.rebase(self.playhead());
+                self.speed = speed;
+            }
+            ReplayControl::Seek { ts } => self.seek(ts.0).await.map_err(|e| e.to_string())?,
+            ReplayControl::Loop { enabled } => self.looping = enabled,
+        }
+        Ok(())
+    }
+}
+
+fn encode(message: &ServerMessage) -> String {
+    serde_json::to_string(message).expect("server messages serialize")
+}
+
+async fn send(session: &mut Session, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(CLIENT_TIMEOUT, session.text(text)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn run_session(
+    mut session: Session,
+    stream: actix_ws::MessageStream,
+    mut replay: Replay,
+    hello: ServerMessage,
+) {
+    let mut stream = stream.max_frame_size(64 * 1024);
+    let mut step = tokio::time::interval(STEP);
+    step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut clock = tokio::time::interval(CLOCK_EVERY);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut last_heard = Instant::now();
+    let mut open = send(&mut session, encode(&hello)).await;
+    while open {
+        tokio::select! {
+            _ = step.tick() => {
+                match replay.step().await {
+                    Ok(arcs) => {
+                        for chunk in arcs.chunks(ARCS_PER_FRAME) {
+                            let frame = ServerMessage::Arcs { arcs: chunk.to_vec() };
+                            open = open && send(&mut session, encode(&frame)).await;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "replay stopped");
+                        let message = ServerMessage::Error { message: error.to_string() };
+                        let _ = send(&mut session, encode(&message)).await;
+                        open = false;
+                    }
+                }
+            }
+            _ = clock.tick() => open = send(&mut session, encode(&replay.clock())).await,
+            msg = stream.recv() => {
+                last_heard = Instant::now();
+                open = match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let answer = match replay.control(&text).await {
+                            Ok(()) => replay.clock(),
+                            Err(message) => ServerMessage::Error { message },
+                        };
+                        send(&mut session, encode(&answer)).await
+                    }
+                    Some(Ok(Message::Ping(bytes))) => session.pong(&bytes).await.is_ok(),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
+                    Some(Ok(_)) => true,
+                };
+            }
+            _ = heartbeat.tick() => {
+                open = last_heard.elapsed() < CLIENT_TIMEOUT && session.ping(b"").await.is_ok();
+            }
+        }
+    }
+    let _ = session.close(None).await;
+}

@@ -1,0 +1,64 @@
+//! `GET /v1/campaigns/{id}/timeline?buckets=N`: a campaign's activity per time bucket.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use viralglobe_protocol::{Timeline, TimelineBucket, Timestamp};
+
+use super::{ReplayError, ReplayIndex, read};
+use crate::state::AppState;
+
+const MINUTE_MS: i64 = 60_000;
+/// Buckets when the client does not say, and the most it may ask for.
+const DEFAULT_BUCKETS: usize = 200;
+const MAX_BUCKETS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+pub struct TimelineQuery {
+    buckets: Option<usize>,
+}
+
+pub async fn timeline(
+    campaign: web::Path<String>,
+    query: web::Query<TimelineQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let buckets = query.buckets.unwrap_or(DEFAULT_BUCKETS);
+    if !(1..=MAX_BUCKETS).contains(&buckets) {
+        return Err(ReplayError::BadQuery {
+            field: "buckets",
+            message: format!("from 1 to {MAX_BUCKETS}, not {buckets}"),
+        }
+        .into());
+    }
+    let library = state.library.clone();
+    let timeline = web::block(move || {
+        let index = library.open(&campaign)?;
+        Ok::<_, ReplayError>(build(&read(&index), buckets))
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(timeline))
+}
+
+/// About `buckets` buckets of whole minutes covering the campaign, from its first minute.
+pub fn build(index: &ReplayIndex, buckets: usize) -> Timeline {
+    let (first, last) = index.span().unwrap_or((0, 0));
+    let from = first.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let minutes = (last - from) / MINUTE_MS + 1;
+    let per_bucket = (minutes + buckets as i64 - 1) / buckets as i64;
+    let bucket_ms = per_bucket.max(1) * MINUTE_MS;
+    let count = ((last - from) / bucket_ms + 1) as usize;
+    let mut out = vec![TimelineBucket::default(); count];
+    for (start, bucket) in index.minutes(from, last + 1) {
+        let i = ((start - from) / bucket_ms) as usize;
+        if let Some(slot) = out.get_mut(i) {
+            *slot += *bucket;
+        }
+    }
+    Timeline {
+        campaign: index.campaign.clone(),
+        from: Timestamp(from),
+        to: Timestamp(last),
+        bucket_ms,
+        buckets: out,
+    }
+}
