@@ -1,6 +1,9 @@
 //! Who may ingest and who may subscribe.
 
-use actix_web::{HttpRequest, http::header};
+use actix_web::{
+    HttpRequest,
+    http::header::{self, HeaderValue},
+};
 use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,6 +77,19 @@ impl Access {
                 _ => Err(AccessError::Unauthorized),
             },
         }
+    }
+
+    /// The `Access-Control-Allow-Origin` for a browser page at `origin` reading the API: any
+    /// origin without an allowlist, only the listed ones with one.
+    pub fn cors_allow_origin(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        if self.allowed_origins.is_empty() {
+            return Some(HeaderValue::from_static("*"));
+        }
+        let origin_text = origin.to_str().ok()?;
+        self.allowed_origins
+            .iter()
+            .any(|o| o == origin_text)
+            .then(|| origin.clone())
     }
 
     /// Live feeds accept the read token as `?token=` (browsers cannot set websocket headers) or

@@ -143,8 +143,8 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
 
-    /// Origins allowed to open the live feed from a browser, comma-separated (e.g.
-    /// `https://example.com`). Empty allows any.
+    /// Origins of browser pages allowed to open the live feed and replays and to read the API
+    /// (CORS), comma-separated (e.g. `https://example.com`). Empty allows any.
     #[arg(long, env = "VIRALGLOBE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 

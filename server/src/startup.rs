@@ -3,7 +3,15 @@
 
 use std::{net::TcpListener, sync::Arc};
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, Service},
+    http::{
+        Method,
+        header::{self, HeaderValue},
+    },
+    middleware, web,
+};
 use anyhow::Context;
 
 use crate::{
@@ -124,8 +132,34 @@ impl Application {
         }
 
         let mut server = HttpServer::new(move || {
+            let access = state.access.clone();
             App::new()
                 .app_data(state.clone())
+                .wrap_fn(move |req, service| {
+                    // Browser pages elsewhere may read the API (GET; tokens go in the query).
+                    let allow = (req.method() == Method::GET)
+                        .then(|| req.headers().get(header::ORIGIN))
+                        .flatten()
+                        .and_then(|origin| access.cors_allow_origin(origin));
+                    let response = service.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        if let Some(allow) = allow {
+                            let headers = response.headers_mut();
+                            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+                            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+                        }
+                        Ok(response)
+                    }
+                })
+                .route("/", web::get().to(routes::index))
+                .route("/app.js", web::get().to(routes::app_js))
+                .route("/style.css", web::get().to(routes::style_css))
+                .service(
+                    web::resource("/world.json")
+                        .wrap(middleware::Compress::default())
+                        .get(routes::world_json),
+                )
                 .route("/v1/events", web::post().to(ingest::post_events))
                 .route("/v1/live", web::get().to(live::live))
                 .route("/v1/campaigns", web::get().to(routes::list_campaigns))

@@ -10,7 +10,7 @@ use viralglobe_server::demo;
 
 use crate::support::TestServer;
 
-fn demo_server(data_dir: &Path) -> TestServer {
+pub fn demo_server(data_dir: &Path) -> TestServer {
     let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
     command
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -2,6 +2,7 @@
 //! GeoLite2 City database, real HTTP and websocket clients.
 
 mod access;
+mod browser;
 mod demo;
 mod follow;
 mod ingest;

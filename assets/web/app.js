@@ -1,0 +1,362 @@
+// Viral Globe in a browser: a world map of a campaign's arcs, live or replayed, with its counters.
+// Plain browser APIs only; it is also the reference client of the protocol in
+// docs/browser-protocol.md. `window.viralGlobe` exposes the page's state for tests and debugging.
+
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+const wsBase = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}`;
+
+const ARC_MS = 1400; // an arc's head travels for this long
+const FADE_MS = 1600; // then its trail fades for this long
+const MAX_IN_FLIGHT = 4000;
+const COLORS = { click: "#4cc9f0", signup: "#80ed99", purchase: "#ffd166", conversion: "#c77dff", root: "#ffffff" };
+
+const state = {
+  campaign: null,
+  mode: params.get("mode") === "replay" ? "replay" : "live",
+  connection: "connecting",
+  arcsReceived: 0,
+  kinds: {},
+  inFlight: 0,
+  framesDrawn: 0,
+  counters: { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 },
+  clock: null,
+  lastError: null,
+};
+window.viralGlobe = state;
+
+const $ = (id) => document.getElementById(id);
+const withToken = (url) => (token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url);
+const getJson = (path) => fetch(withToken(path)).then((r) => (r.ok ? r.json() : Promise.reject(new Error(`${path}: ${r.status}`))));
+
+// ---- the map ---------------------------------------------------------------------------------
+
+const canvas = $("map");
+const ctx = canvas.getContext("2d");
+const base = document.createElement("canvas");
+let world = null;
+let view = { x: 0, y: 0, scale: 1 }; // equirectangular: x = view.x + lon × scale
+
+function project(lon, lat) {
+  return [view.x + (lon + 180) * view.scale, view.y + (90 - lat) * view.scale];
+}
+
+function resize() {
+  const ratio = window.devicePixelRatio || 1;
+  const { width, height } = canvas.getBoundingClientRect();
+  canvas.width = base.width = Math.max(1, Math.round(width * ratio));
+  canvas.height = base.height = Math.max(1, Math.round(height * ratio));
+  const scale = Math.min(canvas.width / 360, canvas.height / 180);
+  view = { scale, x: (canvas.width - 360 * scale) / 2, y: (canvas.height - 180 * scale) / 2 };
+  drawBase();
+  for (const flight of flights) flight.points = arcPoints(flight.arc);
+}
+
+function drawBase() {
+  const b = base.getContext("2d");
+  b.fillStyle = "#05070d";
+  b.fillRect(0, 0, base.width, base.height);
+  b.fillStyle = "#0a1222";
+  b.fillRect(view.x, view.y, 360 * view.scale, 180 * view.scale);
+  if (!world) return;
+  b.fillStyle = "#1a2744";
+  b.beginPath();
+  for (const polygon of world.land) {
+    for (const ring of polygon) {
+      ring.forEach(([lon, lat], i) => {
+        const [x, y] = project(lon, lat);
+        if (i === 0) b.moveTo(x, y);
+        else b.lineTo(x, y);
+      });
+      b.closePath();
+    }
+  }
+  b.fill("evenodd");
+  b.strokeStyle = "#2f4170";
+  b.lineWidth = Math.max(0.5, view.scale / 8);
+  b.beginPath();
+  for (const line of world.borders) {
+    line.forEach(([lon, lat], i) => {
+      const [x, y] = project(lon, lat);
+      if (i === 0) b.moveTo(x, y);
+      else b.lineTo(x, y);
+    });
+  }
+  b.stroke();
+}
+
+// ---- arcs ------------------------------------------------------------------------------------
+
+const flights = [];
+
+const toVector = ({ lat, lon }) => {
+  const [φ, λ] = [(lat * Math.PI) / 180, (lon * Math.PI) / 180];
+  return [Math.cos(φ) * Math.cos(λ), Math.cos(φ) * Math.sin(λ), Math.sin(φ)];
+};
+
+// The great circle from `from` to `to`, lifted off the map in proportion to its length; `null`
+// entries break the line where it crosses the antimeridian.
+function arcPoints(arc) {
+  if (!arc.from) return [project(arc.to.lon, arc.to.lat)];
+  const [a, b] = [toVector(arc.from), toVector(arc.to)];
+  const angle = Math.acos(Math.min(1, Math.max(-1, a[0] * b[0] + a[1] * b[1] + a[2] * b[2])));
+  const lift = Math.min(40, angle * 20) * view.scale;
+  const steps = Math.max(2, Math.ceil(angle * 24));
+  const points = [];
+  let lastX = null;
+  for (let i = 0; i <= steps; i++) {
+    const t = i / steps;
+    const [wa, wb] = angle < 1e-6 ? [1 - t, t] : [Math.sin((1 - t) * angle) / Math.sin(angle), Math.sin(t * angle) / Math.sin(angle)];
+    const v = [0, 1, 2].map((k) => wa * a[k] + wb * b[k]);
+    const lat = (Math.atan2(v[2], Math.hypot(v[0], v[1])) * 180) / Math.PI;
+    const lon = (Math.atan2(v[1], v[0]) * 180) / Math.PI;
+    const [x, y] = project(lon, lat);
+    if (lastX !== null && Math.abs(x - lastX) > 180 * view.scale) points.push(null);
+    points.push([x, y - Math.sin(Math.PI * t) * lift]);
+    lastX = x;
+  }
+  return points;
+}
+
+function colorOf(arc) {
+  if (arc.kind === "click") return COLORS.click;
+  if (arc.kind === "share") {
+    if (!arc.from) return COLORS.root;
+    const depth = Math.min(arc.generation, 10);
+    return `hsl(${330 + depth * 3}, 90%, ${68 - depth * 3}%)`;
+  }
+  return COLORS[arc.goal] || COLORS.conversion;
+}
+
+function addArc(arc) {
+  state.arcsReceived++;
+  const kind = arc.kind === "conversion" ? arc.goal : arc.kind === "share" && arc.generation > 0 ? "child share" : arc.kind;
+  state.kinds[kind] = (state.kinds[kind] || 0) + 1;
+  if (state.mode === "live") count(arc);
+  state.counters.generations = Math.max(state.counters.generations, arc.generation + 1);
+  flights.push({ arc, born: performance.now(), color: colorOf(arc), points: arcPoints(arc) });
+  if (flights.length > MAX_IN_FLIGHT) flights.splice(0, flights.length - MAX_IN_FLIGHT);
+}
+
+function count(arc) {
+  const c = state.counters;
+  if (arc.kind === "share") c.shares++;
+  if (arc.kind === "click") c.clicks++;
+  if (arc.goal === "signup") c.signups++;
+  if (arc.goal === "purchase") c.purchases++;
+  c.revenueCents += arc.value_cents || 0;
+}
+
+function drawFlight(flight, now) {
+  const age = (now - flight.born) / ARC_MS;
+  const { points } = flight;
+  const alpha = age <= 1 ? 1 : Math.max(0, 1 - ((age - 1) * ARC_MS) / FADE_MS);
+  ctx.globalAlpha = alpha;
+  ctx.strokeStyle = ctx.fillStyle = flight.color;
+  const [tx, ty] = points[points.length - 1];
+  if (points.length === 1) {
+    // A campaign post: a pulse where it was posted.
+    const r = (2 + Math.min(age, 2) * 10) * (view.scale / 4);
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc(tx, ty, r, 0, 2 * Math.PI);
+    ctx.stroke();
+    return;
+  }
+  const head = Math.min(1, age) * (points.length - 1);
+  const tail = Math.max(0, Math.min(1, age - 0.45) * (points.length - 1));
+  ctx.lineWidth = Math.max(1, view.scale / 5);
+  ctx.beginPath();
+  let pen = false;
+  for (let i = Math.floor(tail); i <= Math.ceil(head); i++) {
+    const p = points[i];
+    if (!p) { pen = false; continue; }
+    if (pen) ctx.lineTo(p[0], p[1]);
+    else { ctx.moveTo(p[0], p[1]); pen = true; }
+  }
+  ctx.stroke();
+  if (age >= 1) {
+    // Arrival: a ring spreading at the destination.
+    ctx.beginPath();
+    ctx.arc(tx, ty, (1 + (age - 1) * 6) * (view.scale / 5), 0, 2 * Math.PI);
+    ctx.stroke();
+  }
+}
+
+function frame(now) {
+  ctx.globalAlpha = 1;
+  ctx.drawImage(base, 0, 0);
+  const limit = 1 + FADE_MS / ARC_MS;
+  let kept = 0;
+  for (const flight of flights) {
+    if ((now - flight.born) / ARC_MS < limit) flights[kept++] = flight;
+  }
+  flights.length = kept;
+  for (const flight of flights) drawFlight(flight, now);
+  ctx.globalAlpha = 1;
+  state.inFlight = flights.length;
+  state.framesDrawn++;
+  showCounters();
+  requestAnimationFrame(frame);
+}
+
+// ---- counters, clock and timeline -------------------------------------------------------------
+
+const number = (n) => Math.round(n).toLocaleString("en-US");
+
+function showCounters() {
+  const c = state.counters;
+  $("shares").textContent = number(c.shares);
+  $("clicks").textContent = number(c.clicks);
+  $("signups").textContent = number(c.signups);
+  $("purchases").textContent = number(c.purchases);
+  $("revenue").textContent = `$${number(c.revenueCents / 100)}`;
+  $("generations").textContent = number(c.generations);
+}
+
+let timeline = null;
+let seeking = false;
+
+async function loadTimeline() {
+  timeline = await getJson(`/v1/campaigns/${encodeURIComponent(state.campaign)}/timeline?buckets=300`);
+  const activity = $("activity");
+  const { width, height } = activity.getBoundingClientRect();
+  activity.width = Math.max(1, Math.round(width));
+  activity.height = Math.max(1, Math.round(height));
+  const a = activity.getContext("2d");
+  // Square-root heights: a launch's first hours dwarf its tail, which should still show.
+  const peak = Math.sqrt(Math.max(1, ...timeline.buckets.map((b) => b.clicks + b.shares)));
+  const w = activity.width / timeline.buckets.length;
+  timeline.buckets.forEach((b, i) => {
+    const h = (Math.sqrt(b.clicks + b.shares) / peak) * activity.height;
+    a.fillStyle = "#2b5c8a";
+    a.fillRect(i * w, activity.height - h, Math.max(1, w - 0.5), h);
+  });
+}
+
+// In a replay the counters are the campaign's activity up to the playhead.
+function countersAt(ts) {
+  const c = { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: state.counters.generations };
+  if (!timeline) return c;
+  for (let i = 0; i < timeline.buckets.length; i++) {
+    const start = timeline.from + i * timeline.bucket_ms;
+    if (start > ts) break;
+    const part = Math.min(1, (ts - start) / timeline.bucket_ms);
+    const b = timeline.buckets[i];
+    c.shares += b.shares * part;
+    c.clicks += b.clicks * part;
+    c.signups += b.signups * part;
+    c.purchases += b.purchases * part;
+    c.revenueCents += b.revenue_cents * part;
+  }
+  return c;
+}
+
+function showClock(clock) {
+  state.clock = clock;
+  state.counters = countersAt(clock.ts);
+  $("clock").textContent = new Date(clock.ts).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  $("play").textContent = clock.playing ? "Pause" : "Play";
+  if (!seeking) {
+    const span = Math.max(1, clock.to - clock.from);
+    $("seek").value = String(Math.round(((clock.ts - clock.from) / span) * 1000));
+  }
+}
+
+// ---- the connection --------------------------------------------------------------------------
+
+let socket = null;
+let retry = 0;
+
+function setConnection(value) {
+  state.connection = value;
+  const el = $("connection");
+  el.textContent = value;
+  el.className = `state ${value}`;
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+async function connect() {
+  if (socket) {
+    socket.onclose = null;
+    socket.close();
+  }
+  flights.length = 0;
+  state.arcsReceived = 0;
+  state.kinds = {};
+  const campaign = encodeURIComponent(state.campaign);
+  $("replay").hidden = state.mode !== "replay";
+  let url;
+  if (state.mode === "live") {
+    const stats = await getJson(`/v1/campaigns/${campaign}/stats`).catch(() => null);
+    const goal = (name) => stats?.by_goal?.[name] ?? { conversions: 0 };
+    state.counters = {
+      shares: stats?.totals.shares ?? 0,
+      clicks: stats?.totals.clicks ?? 0,
+      signups: goal("signup").conversions,
+      purchases: goal("purchase").conversions,
+      revenueCents: stats?.totals.revenue_cents ?? 0,
+      generations: stats ? stats.summary.max_generation + 1 : 0,
+    };
+    url = `${wsBase}/v1/live?campaign=${campaign}`;
+  } else {
+    state.counters = { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 };
+    await loadTimeline().catch((e) => (state.lastError = String(e)));
+    url = `${wsBase}/v1/campaigns/${campaign}/replay?speed=${$("speed").value}`;
+  }
+  const ws = new WebSocket(withToken(url));
+  socket = ws;
+  setConnection("connecting");
+  ws.onopen = () => { retry = 0; setConnection("open"); };
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    switch (message.type) {
+      case "arc": addArc(message); break;
+      case "arcs": message.arcs.forEach(addArc); break;
+      case "clock": showClock(message); break;
+      case "error": state.lastError = message.message; console.warn(message.message); break;
+      default: break; // hello, lagged, and types added later
+    }
+  };
+  ws.onclose = () => {
+    setConnection("closed");
+    retry = Math.min(retry + 1, 5);
+    setTimeout(() => socket === ws && connect(), 1000 * retry);
+  };
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+async function start() {
+  $("mode").value = state.mode;
+  const [list, geography] = await Promise.all([getJson("/v1/campaigns"), getJson("/world.json")]);
+  world = geography;
+  const campaigns = list.campaigns.sort((a, b) => b.clicks - a.clicks);
+  for (const c of campaigns) $("campaign").append(new Option(`${c.id} (${number(c.clicks)} clicks)`, c.id));
+  state.campaign = params.get("campaign") || campaigns[0]?.id || "";
+  $("campaign").value = state.campaign;
+  resize();
+  window.addEventListener("resize", resize);
+  $("campaign").addEventListener("change", (e) => { state.campaign = e.target.value; connect(); });
+  $("mode").addEventListener("change", (e) => { state.mode = e.target.value; connect(); });
+  $("play").addEventListener("click", () => send({ type: state.clock?.playing === false ? "play" : "pause" }));
+  $("speed").addEventListener("change", (e) => send({ type: "speed", speed: Number(e.target.value) }));
+  $("seek").addEventListener("input", () => (seeking = true));
+  $("seek").addEventListener("change", (e) => {
+    seeking = false;
+    if (!state.clock) return;
+    const { from, to } = state.clock;
+    flights.length = 0;
+    send({ type: "seek", ts: Math.round(from + (Number(e.target.value) / 1000) * (to - from)) });
+  });
+  requestAnimationFrame(frame);
+  await connect();
+}
+
+start().catch((e) => {
+  state.lastError = String(e);
+  setConnection("closed");
+});

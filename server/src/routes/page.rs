@@ -1,0 +1,32 @@
+//! The browser page at `/`: plain HTML, CSS and JavaScript from `assets/web/`, and the world
+//! geography from `assets/world/`, built into the binary so the server needs no files to serve it.
+
+use actix_web::{HttpResponse, http::header};
+
+const INDEX_HTML: &str = include_str!("../../../assets/web/index.html");
+const APP_JS: &str = include_str!("../../../assets/web/app.js");
+const STYLE_CSS: &str = include_str!("../../../assets/web/style.css");
+const WORLD_JSON: &str = include_str!("../../../assets/world/world-50m.json");
+
+fn asset(content_type: &'static str, body: &'static str, max_age: u32) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .body(body)
+}
+
+pub async fn index() -> HttpResponse {
+    asset("text/html; charset=utf-8", INDEX_HTML, 60)
+}
+
+pub async fn app_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", APP_JS, 60)
+}
+
+pub async fn style_css() -> HttpResponse {
+    asset("text/css; charset=utf-8", STYLE_CSS, 60)
+}
+
+pub async fn world_json() -> HttpResponse {
+    asset("application/json", WORLD_JSON, 86_400)
+}

@@ -1,0 +1,90 @@
+// Drives the browser page of a running server in headless Chromium, as a person would: watches
+// the live feed arrive, then pauses, speeds up and seeks a replay. Prints what it saw as JSON;
+// exits non-zero with the reason when the page does not do what it should.
+//
+//   node tests/browser/page.mjs --url http://127.0.0.1:8080 --campaign bones-brigade --out DIR
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+
+const { values: args } = parseArgs({
+  options: { url: { type: "string" }, campaign: { type: "string" }, out: { type: "string" } },
+});
+const executablePath = process.env.VIRALGLOBE_CHROMIUM || "/usr/bin/chromium";
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const report = {};
+const problems = [];
+const check = (ok, what) => { if (!ok) problems.push(what); };
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  const state = () => page.evaluate(() => JSON.parse(JSON.stringify(window.viralGlobe)));
+  const waitFor = (predicate, arg, what, timeout = 15_000) =>
+    page.waitForFunction(predicate, arg, { timeout }).catch(() => { throw new Error(`timed out waiting for ${what}`); });
+
+  // Live: arcs of every kind arrive and are drawn.
+  await page.goto(`${args.url}/?campaign=${args.campaign}`);
+  await waitFor(() => {
+    const k = window.viralGlobe?.kinds ?? {};
+    return window.viralGlobe.connection === "open" && k.click && k["child share"] && k.signup && k.purchase;
+  }, null, "live arcs of every kind");
+  await page.waitForTimeout(500);
+  const live = await state();
+  report.live = { arcs: live.arcsReceived, kinds: live.kinds, inFlight: live.inFlight, framesDrawn: live.framesDrawn };
+  report.live.clicksShown = await page.textContent("[data-testid=clicks]");
+  // Pixels in the arcs' colours on the map: cyan clicks (outgoing), gold purchases (inbound).
+  report.live.pixels = await page.evaluate(() => {
+    const c = document.getElementById("map");
+    const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const near = (i, [r, g, b]) => Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < 60;
+    let click = 0, purchase = 0, land = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (near(i, [0x4c, 0xc9, 0xf0])) click++;
+      if (near(i, [0xff, 0xd1, 0x66])) purchase++;
+      if (near(i, [0x1a, 0x27, 0x44])) land++;
+    }
+    return { click, purchase, land };
+  });
+  check(report.live.pixels.land > 10_000, "no land drawn");
+  check(report.live.pixels.click > 0, "no click arcs drawn");
+  check(report.live.clicksShown !== "0", "the click counter shows 0");
+  await page.screenshot({ path: `${args.out}/live.png` });
+
+  // Replay: pause, speed up, seek from the page's own controls.
+  await page.goto(`${args.url}/?campaign=${args.campaign}&mode=replay`);
+  await waitFor(() => window.viralGlobe.clock?.playing && window.viralGlobe.arcsReceived > 0, null, "the replay to play");
+  await page.click("[data-testid=play]");
+  await waitFor(() => window.viralGlobe.clock?.playing === false, null, "the replay to pause");
+  const pausedAt = (await state()).clock.ts;
+  await page.waitForTimeout(1_500);
+  const stillAt = (await state()).clock.ts;
+  check(pausedAt === stillAt, `the paused clock moved from ${pausedAt} to ${stillAt}`);
+  await page.selectOption("[data-testid=speed]", "604800");
+  await waitFor(() => window.viralGlobe.clock?.speed === 604800, null, "the new speed");
+  await page.click("[data-testid=play]");
+  await page.$eval("[data-testid=seek]", (el) => { el.value = "500"; el.dispatchEvent(new Event("change")); });
+  await waitFor(() => {
+    const c = window.viralGlobe.clock;
+    return c && c.playing && Math.abs((c.ts - c.from) / (c.to - c.from) - 0.5) < 0.05;
+  }, null, "the seek to the middle");
+  await page.waitForTimeout(800);
+  const replay = await state();
+  report.replay = {
+    pausedAt, clock: replay.clock, arcs: replay.arcsReceived,
+    clicksShown: await page.textContent("[data-testid=clicks]"),
+    clockShown: await page.textContent("[data-testid=clock]"),
+  };
+  check(replay.arcsReceived > 0, "no arcs after the seek");
+  await page.screenshot({ path: `${args.out}/replay.png` });
+} catch (e) {
+  problems.push(e.message);
+} finally {
+  await browser.close();
+}
+report.problems = problems;
+console.log(JSON.stringify(report));
+process.exit(problems.length ? 1 : 0);
