@@ -1,20 +1,16 @@
 //! `GET /v1/live`: the websocket of one subscriber.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
-use actix_ws::{Message, Session};
+use actix_ws::Session;
 use bytestring::ByteString;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use viralglobe_protocol::{LiveFilter, PROTOCOL_VERSION, ServerMessage};
 
+use super::socket::{HEARTBEAT, Inbound, keep_alive, receive, send};
 use crate::{auth::AccessError, error::json_error, state::AppState};
-
-/// How often the server pings, and how long a client may stay silent (pongs count) or take to
-/// accept one frame before it is closed.
-const HEARTBEAT: Duration = Duration::from_secs(10);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct LiveQuery {
@@ -86,13 +82,6 @@ pub async fn live(
     Ok(response)
 }
 
-async fn send(session: &mut Session, frame: ByteString) -> bool {
-    matches!(
-        tokio::time::timeout(CLIENT_TIMEOUT, session.text(frame)).await,
-        Ok(Ok(()))
-    )
-}
-
 async fn run_session(
     mut session: Session,
     stream: actix_ws::MessageStream,
@@ -113,15 +102,13 @@ async fn run_session(
             }
             msg = stream.recv() => {
                 last_heard = Instant::now();
-                open = match msg {
-                    Some(Ok(Message::Ping(bytes))) => session.pong(&bytes).await.is_ok(),
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
-                    Some(Ok(_)) => true,
+                // Subscribers have nothing to say; their text is ignored.
+                open = match receive(&mut session, msg).await {
+                    Inbound::Text(_) => true,
+                    Inbound::Handled(open) => open,
                 };
             }
-            _ = heartbeat.tick() => {
-                open = last_heard.elapsed() < CLIENT_TIMEOUT && session.ping(b"").await.is_ok();
-            }
+            _ = heartbeat.tick() => open = keep_alive(&mut session, last_heard).await,
         }
     }
     let _ = session.close(None).await;

@@ -2,6 +2,7 @@
 
 mod feed;
 mod hub;
+pub mod socket;
 
 pub use feed::live;
 pub use hub::Hub;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{Message, Session};
+use actix_ws::Session;
 use serde::Deserialize;
 use viralglobe_protocol::{
     ArcEvent, LiveFilter, PROTOCOL_VERSION, ReplayClock, ReplayControl, ServerMessage, Timestamp,
@@ -12,7 +12,10 @@ use viralglobe_protocol::{
 };
 
 use super::{ReplayError, SharedIndex, cursor::Cursor, cursor::Progress, parse_time, read, write};
-use crate::state::AppState;
+use crate::{
+    live::socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
+    state::AppState,
+};
 
 /// How often the playhead moves; arcs due within one step go out in one frame.
 const STEP: Duration = Duration::from_millis(40);
@@ -21,8 +24,6 @@ const CLOCK_EVERY: Duration = Duration::from_secs(1);
 /// Most arcs read per step: a client that cannot take more slows the replay, never loses arcs.
 const ARCS_PER_STEP: usize = 5_000;
 const ARCS_PER_FRAME: usize = 1_000;
-const HEARTBEAT: Duration = Duration::from_secs(10);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize)]
 pub struct ReplayQuery {
@@ -272,13 +273,6 @@ fn encode(message: &ServerMessage) -> String {
     serde_json::to_string(message).expect("server messages serialize")
 }
 
-async fn send(session: &mut Session, text: String) -> bool {
-    matches!(
-        tokio::time::timeout(CLIENT_TIMEOUT, session.text(text)).await,
-        Ok(Ok(()))
-    )
-}
-
 async fn run_session(
     mut session: Session,
     stream: actix_ws::MessageStream,
@@ -313,22 +307,18 @@ async fn run_session(
             _ = clock.tick() => open = send(&mut session, encode(&replay.clock())).await,
             msg = stream.recv() => {
                 last_heard = Instant::now();
-                open = match msg {
-                    Some(Ok(Message::Text(text))) => {
+                open = match receive(&mut session, msg).await {
+                    Inbound::Text(text) => {
                         let answer = match replay.control(&text).await {
                             Ok(()) => replay.clock(),
                             Err(message) => ServerMessage::Error { message },
                         };
                         send(&mut session, encode(&answer)).await
                     }
-                    Some(Ok(Message::Ping(bytes))) => session.pong(&bytes).await.is_ok(),
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
-                    Some(Ok(_)) => true,
+                    Inbound::Handled(open) => open,
                 };
             }
-            _ = heartbeat.tick() => {
-                open = last_heard.elapsed() < CLIENT_TIMEOUT && session.ping(b"").await.is_ok();
-            }
+            _ = heartbeat.tick() => open = keep_alive(&mut session, last_heard).await,
         }
     }
     let _ = session.close(None).await;
