@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use viralglobe_protocol::{ArcEvent, LiveFilter, Place};
 
-use super::{ReplayError, SharedIndex, cursor::Cursor, cursor::Progress, read};
+use super::{SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, read};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -190,22 +190,14 @@ pub async fn export_route(
 ) -> Result<HttpResponse, actix_web::Error> {
     let campaign = campaign.into_inner();
     let query = query.into_inner();
-    state
-        .access
-        .check_read(&req, query.token.as_deref())
-        .map_err(ReplayError::from)?;
+    let filter = checked_filter(
+        &req,
+        &state.access,
+        &campaign,
+        query.kind.as_deref(),
+        query.token.as_deref(),
+    )?;
     let format = query.format.unwrap_or(Format::Ndjson);
-    let kinds =
-        LiveFilter::parse_kinds(query.kind.as_deref().unwrap_or_default()).map_err(|message| {
-            ReplayError::BadQuery {
-                field: "kind",
-                message,
-            }
-        })?;
-    let filter = LiveFilter {
-        campaign: Some(campaign.clone()),
-        kinds,
-    };
     let library = state.library.clone();
     let name = campaign.clone();
     let index = web::block(move || library.open(&name)).await??;

@@ -14,11 +14,17 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
 use dashmap::DashMap;
 pub use index::ReplayIndex;
 
-use crate::{auth::AccessError, error::json_error, recording};
+use viralglobe_protocol::LiveFilter;
+
+use crate::{
+    auth::{Access, AccessError},
+    error::json_error,
+    recording,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -118,6 +124,28 @@ pub fn read(index: &SharedIndex) -> std::sync::RwLockReadGuard<'_, ReplayIndex> 
 
 pub fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, ReplayIndex> {
     index.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What every client reading a recording passes: the read token and Origin checks, then its
+/// `kind` query parameter. Returns the filter for `campaign`.
+pub fn checked_filter(
+    req: &HttpRequest,
+    access: &Access,
+    campaign: &str,
+    kind: Option<&str>,
+    token: Option<&str>,
+) -> Result<LiveFilter, ReplayError> {
+    access.check_read(req, token)?;
+    let kinds = LiveFilter::parse_kinds(kind.unwrap_or_default()).map_err(|message| {
+        ReplayError::BadQuery {
+            field: "kind",
+            message,
+        }
+    })?;
+    Ok(LiveFilter {
+        campaign: Some(campaign.to_owned()),
+        kinds,
+    })
 }
 
 /// Parses a time query parameter: epoch milliseconds or RFC 3339.

@@ -11,7 +11,10 @@ use viralglobe_protocol::{
     replay::{MAX_SPEED, MIN_SPEED},
 };
 
-use super::{ReplayError, SharedIndex, cursor::Cursor, cursor::Progress, parse_time, read, write};
+use super::{
+    ReplayError, SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, parse_time, read,
+    write,
+};
 use crate::{
     live::socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
     state::AppState,
@@ -56,13 +59,14 @@ pub async fn replay(
 ) -> Result<HttpResponse, actix_web::Error> {
     let campaign = campaign.into_inner();
     let query = query.into_inner();
-    state
-        .access
-        .check_read(&req, query.token.as_deref())
-        .map_err(ReplayError::from)?;
+    let filter = checked_filter(
+        &req,
+        &state.access,
+        &campaign,
+        query.kind.as_deref(),
+        query.token.as_deref(),
+    )?;
     let bad = |field, message| ReplayError::BadQuery { field, message };
-    let kinds = LiveFilter::parse_kinds(query.kind.as_deref().unwrap_or_default())
-        .map_err(|m| bad("kind", m))?;
     let speed = check_speed(query.speed.unwrap_or(1.0)).map_err(|m| bad("speed", m))?;
     let from = query
         .from
@@ -91,10 +95,6 @@ pub async fn replay(
             source,
         })?;
 
-    let filter = LiveFilter {
-        campaign: Some(campaign.clone()),
-        kinds,
-    };
     let campaigns = state
         .engine()
         .summaries()
