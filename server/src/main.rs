@@ -53,10 +53,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Export {
             campaign,
+            demo,
             format,
             data_dir,
             out,
-        } => export(&campaign, format, data_dir, out)?,
+        } => export(campaign, demo, format, data_dir, out)?,
         Command::DemoCities { geoip, out } => {
             let cities = demo::cities::extract(&geoip)?;
             std::fs::write(&out, demo::cities::to_tsv(&cities))?;
@@ -73,12 +74,27 @@ async fn main() -> anyhow::Result<()> {
 
 /// The `export` subcommand: the same export the HTTP API streams, to a file or stdout.
 fn export(
-    campaign: &str,
+    campaign: Option<String>,
+    demo: bool,
     format: replay::export::Format,
     data_dir: PathBuf,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let index = replay::Library::new(data_dir).open(campaign)?;
+    let library = replay::Library::new(data_dir.clone());
+    let campaign = match campaign {
+        Some(campaign) => campaign,
+        None => demo::generate::CAMPAIGN.to_owned(),
+    };
+    if demo {
+        anyhow::ensure!(
+            campaign == demo::generate::CAMPAIGN,
+            "the demo campaign is {}, not {campaign}",
+            demo::generate::CAMPAIGN
+        );
+        let path = demo::player::unpack(&data_dir).context("cannot unpack the demo")?;
+        library.register(&campaign, path);
+    }
+    let index = library.open(&campaign)?;
     let mut writer: Box<dyn Write> = match &out {
         Some(path) => Box::new(
             std::fs::File::create(path)

@@ -69,8 +69,12 @@ pub enum Command {
     },
     /// Write a recorded campaign's arcs to stdout (or --out) as NDJSON, CSV or GeoJSON.
     Export {
-        /// The campaign.
-        campaign: String,
+        /// The campaign (with --demo: the embedded demo's, bones-brigade).
+        #[arg(required_unless_present = "demo")]
+        campaign: Option<String>,
+        /// Export the embedded demo campaign (unpacked into the data directory first).
+        #[arg(long)]
+        demo: bool,
         #[arg(long, value_enum, default_value = "ndjson")]
         format: crate::replay::export::Format,
         /// Directory of the campaign recordings.

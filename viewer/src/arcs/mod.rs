@@ -1,0 +1,201 @@
+//! Arcs on the globe: launched from the feed, animated entirely in the shader.
+
+mod material;
+pub mod palette;
+mod ring;
+
+use bevy::{
+    asset::{RenderAssetUsages, embedded_asset},
+    camera::visibility::NoFrustumCulling,
+    prelude::*,
+    render::storage::ShaderBuffer,
+};
+
+use crate::{
+    AppSystems,
+    feed::{FeedReset, NewArcs},
+};
+pub use material::ArcMaterial;
+pub use ring::ArcRing;
+use ring::{CHUNKS, FLIGHT_SECS, PULSE_SECS, SLOT_FLOATS, SLOTS_PER_CHUNK, TRAIL};
+
+/// Most arcs launched in one frame; above it an even sample of the frame's arcs is drawn (all are
+/// counted). At 60 frames a second that is 150,000 arcs a second.
+pub const MAX_LAUNCHES_PER_FRAME: usize = 2_500;
+
+/// The animation clock, in seconds: it runs while the feed plays and stops while a replay is
+/// paused, so paused arcs hold still.
+#[derive(Resource, Debug, Default)]
+pub struct DisplayClock {
+    pub now: f32,
+    pub frozen: bool,
+}
+
+/// Arcs animating now, for the HUD and the benchmarks.
+#[derive(Resource, Debug, Default)]
+pub struct ArcsInFlight(pub usize);
+
+#[derive(Component)]
+struct ArcChunk {
+    index: usize,
+    material: Handle<ArcMaterial>,
+    slots: Handle<ShaderBuffer>,
+}
+
+pub(super) fn plugin(app: &mut App) {
+    embedded_asset!(app, "arcs.wgsl");
+    app.add_plugins(MaterialPlugin::<ArcMaterial>::default());
+    register(app);
+}
+
+/// Everything but the render plugin: what a headless test needs.
+fn register(app: &mut App) {
+    app.init_resource::<ArcRing>()
+        .init_resource::<DisplayClock>()
+        .init_resource::<ArcsInFlight>()
+        .init_resource::<Assets<ArcMaterial>>()
+        .init_resource::<Assets<ShaderBuffer>>()
+        .init_resource::<Assets<Mesh>>()
+        .add_systems(Startup, spawn_chunks)
+        .add_systems(Update, advance_clock.in_set(AppSystems::Tick))
+        .add_systems(
+            Update,
+            (reset_arcs, launch_arcs, upload_chunks)
+                .chain()
+                .in_set(AppSystems::Apply),
+        );
+}
+
+fn spawn_chunks(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ArcMaterial>>,
+    mut buffers: ResMut<Assets<ShaderBuffer>>,
+) {
+    let mesh = meshes.add(material::chunk_mesh());
+    for index in 0..CHUNKS {
+        let slots = buffers.add(ShaderBuffer::new(
+            &vec![0; SLOTS_PER_CHUNK * SLOT_FLOATS * 4],
+            RenderAssetUsages::RENDER_WORLD,
+        ));
+        let material = materials.add(ArcMaterial {
+            clock: Vec4::new(0.0, FLIGHT_SECS, TRAIL, PULSE_SECS),
+            slots: slots.clone(),
+        });
+        commands.spawn((
+            Name::new(format!("arc chunk {index}")),
+            Mesh3d(mesh.clone()),
+            MeshMaterial3d(material.clone()),
+            ArcChunk {
+                index,
+                material,
+                slots,
+            },
+            Transform::default(),
+            Visibility::Hidden,
+            // The mesh's vertices are slot numbers, not positions: its bounds mean nothing.
+            NoFrustumCulling,
+        ));
+    }
+}
+
+fn advance_clock(time: Res<Time>, mut clock: ResMut<DisplayClock>) {
+    if !clock.frozen {
+        clock.now += time.delta_secs();
+    }
+}
+
+fn reset_arcs(mut resets: MessageReader<FeedReset>, mut ring: ResMut<ArcRing>) {
+    if resets.read().count() > 0 {
+        ring.clear();
+    }
+}
+
+fn launch_arcs(mut batches: MessageReader<NewArcs>, mut ring: ResMut<ArcRing>, clock: Res<DisplayClock>) {
+    let batches: Vec<&NewArcs> = batches.read().collect();
+    let total: usize = batches.iter().map(|b| b.0.len()).sum();
+    let stride = total.div_ceil(MAX_LAUNCHES_PER_FRAME).max(1);
+    for (i, arc) in batches.iter().flat_map(|b| &b.0).enumerate() {
+        if i % stride == 0 {
+            ring.launch(arc, clock.now);
+        }
+    }
+}
+
+fn upload_chunks(
+    mut ring: ResMut<ArcRing>,
+    clock: Res<DisplayClock>,
+    mut in_flight: ResMut<ArcsInFlight>,
+    mut chunks: Query<(&ArcChunk, &mut Visibility)>,
+    mut materials: ResMut<Assets<ArcMaterial>>,
+    mut buffers: ResMut<Assets<ShaderBuffer>>,
+) {
+    in_flight.0 = ring.in_flight(clock.now);
+    for (chunk, mut visibility) in &mut chunks {
+        if let Some(bytes) = ring.take_dirty(chunk.index)
+            && let Some(mut buffer) = buffers.get_mut(&chunk.slots)
+        {
+            buffer.data = Some(bytes);
+        }
+        let busy = ring.chunk_busy(chunk.index, clock.now);
+        visibility.set_if_neq(if busy { Visibility::Inherited } else { Visibility::Hidden });
+        if busy && let Some(mut material) = materials.get_mut(&chunk.material) {
+            material.clock.x = clock.now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{arc, headless_app};
+    use viralglobe_protocol::ArcKind;
+
+    fn app() -> App {
+        let mut app = headless_app();
+        crate::configure_sets(&mut app);
+        register(&mut app);
+        app
+    }
+
+    fn visible_chunks(app: &mut App) -> usize {
+        let mut query = app.world_mut().query::<(&ArcChunk, &Visibility)>();
+        query
+            .iter(app.world())
+            .filter(|(_, v)| **v != Visibility::Hidden)
+            .count()
+    }
+
+    #[test]
+    fn an_arc_lives_its_lifetime_then_its_chunk_stops_drawing() {
+        let mut app = app();
+        app.update();
+        assert_eq!(visible_chunks(&mut app), 0);
+        app.world_mut()
+            .write_message(NewArcs(vec![arc(1, ArcKind::Click, 0)]));
+        app.update();
+        assert_eq!(app.world().resource::<ArcsInFlight>().0, 1);
+        assert_eq!(visible_chunks(&mut app), 1);
+
+        app.world_mut().resource_mut::<DisplayClock>().now += ring::LIFETIME_SECS + 0.1;
+        app.update();
+        assert_eq!(app.world().resource::<ArcsInFlight>().0, 0);
+        assert_eq!(visible_chunks(&mut app), 0);
+    }
+
+    #[test]
+    fn a_flood_is_sampled_and_a_reset_clears_the_globe() {
+        let mut app = app();
+        app.update();
+        let flood = (0..10 * MAX_LAUNCHES_PER_FRAME as u64)
+            .map(|seq| arc(seq, ArcKind::Click, 0))
+            .collect();
+        app.world_mut().write_message(NewArcs(flood));
+        app.update();
+        assert_eq!(app.world().resource::<ArcsInFlight>().0, MAX_LAUNCHES_PER_FRAME);
+
+        app.world_mut().write_message(FeedReset::default());
+        app.update();
+        assert_eq!(app.world().resource::<ArcsInFlight>().0, 0);
+    }
+}

@@ -1,0 +1,119 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use viralglobe_protocol::Timestamp;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "viralglobe-viewer",
+    version,
+    about = "A 3D globe that shows a Viral Globe campaign spreading: live from a server, replayed \
+             from a file or by a server, on screen or exported as PNG frames.",
+    after_help = "Keys: Space pause/play · ↑/↓ speed · ←/→ seek · R restart · L loop · \
+                  F follow · P presenter view · H help"
+)]
+pub struct Cli {
+    /// The server's live feed (the default: ws://127.0.0.1:8080).
+    #[arg(long, value_name = "ws://HOST:PORT", conflicts_with_all = ["replay", "replay_from"])]
+    pub live: Option<String>,
+    /// Replay a recording from disk, no server needed: the NDJSON that
+    /// `viralglobe-server export CAMPAIGN` writes.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay_from")]
+    pub replay: Option<PathBuf>,
+    /// Replay a recorded campaign served by the server (needs --campaign).
+    #[arg(long, value_name = "ws://HOST:PORT", requires = "campaign")]
+    pub replay_from: Option<String>,
+    /// The campaign to show (all campaigns when live without it).
+    #[arg(long, env = "VIRALGLOBE_CAMPAIGN")]
+    pub campaign: Option<String>,
+    /// The server's read token, if it has one.
+    #[arg(long, env = "VIRALGLOBE_READ_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Replay speed, campaign seconds per second (default 21,600 on screen: a day in 4 s;
+    /// 600 for --frames: the kickoff, 100 minutes in 10 s).
+    #[arg(long, value_parser = parse_speed)]
+    pub speed: Option<f64>,
+    /// Where a replay starts: RFC 3339 or epoch milliseconds (default: the first arc).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// Render the replay offscreen to numbered PNG frames in DIR, then exit (no window).
+    #[arg(long, value_name = "DIR")]
+    pub frames: Option<PathBuf>,
+    /// Frames per second of the export.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+    /// Seconds of output to export.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Size of the exported frames (or of the window), WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Open full screen (for the stage).
+    #[arg(long)]
+    pub fullscreen: bool,
+}
+
+impl Cli {
+    pub fn replay_speed(&self) -> f64 {
+        self.speed
+            .unwrap_or(if self.frames.is_some() { 600.0 } else { 21_600.0 })
+    }
+
+    pub fn frame_count(&self) -> u32 {
+        (self.duration * self.fps as f64).round().max(1.0) as u32
+    }
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    use viralglobe_protocol::replay::{MAX_SPEED, MIN_SPEED};
+    let speed: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
+        Ok(speed)
+    } else {
+        Err(format!("must be from {MIN_SPEED} to {MAX_SPEED}"))
+    }
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| Timestamp::parse_rfc3339(text).map(|t| t.0))
+        .ok_or_else(|| format!("`{text}` is neither RFC 3339 nor epoch milliseconds"))
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT"))?;
+    let parse = |s: &str| s.trim().parse::<u32>().ok().filter(|n| (16..=8192).contains(n));
+    match (parse(w), parse(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err(format!("`{text}`: width and height from 16 to 8192")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_bad_ones_say_why() {
+        let cli = Cli::try_parse_from([
+            "viewer", "--replay", "f.ndjson", "--frames", "out", "--from", "2012-10-16T17:00:00Z",
+            "--size", "640x360", "--fps", "10", "--duration", "2",
+        ])
+        .expect("valid");
+        assert_eq!(cli.size, (640, 360));
+        assert_eq!(cli.from, Some(1_350_406_800_000));
+        assert_eq!(cli.frame_count(), 20);
+        assert_eq!(cli.replay_speed(), 600.0);
+
+        let error = |args: &[&str]| Cli::try_parse_from(args).expect_err("invalid").to_string();
+        assert!(error(&["viewer", "--speed", "0"]).contains("from 0.001"));
+        assert!(error(&["viewer", "--size", "big"]).contains("WIDTHxHEIGHT"));
+        assert!(error(&["viewer", "--replay-from", "ws://h:1"]).contains("--campaign"));
+        assert!(error(&["viewer", "--live", "ws://h:1", "--replay", "f"]).contains("cannot be used"));
+    }
+}

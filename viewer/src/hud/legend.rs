@@ -1,0 +1,61 @@
+//! What the colours mean.
+
+use bevy::prelude::*;
+
+use super::{DIM_TEXT, PANEL, TEXT, font};
+use crate::arcs::palette;
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Startup, spawn);
+}
+
+fn entries() -> Vec<(LinearRgba, String)> {
+    let mut entries = vec![(palette::ROOT_SHARE, "campaign post (pulse)".to_owned())];
+    let last = palette::GENERATIONS.len() - 1;
+    entries.extend(palette::GENERATIONS.iter().enumerate().map(|(g, &color)| {
+        let plus = if g == last { "+" } else { "" };
+        (color, format!("out: click / share, generation {g}{plus}"))
+    }));
+    entries.push((palette::SIGNUP, "in: sign-up".to_owned()));
+    entries.push((palette::PURCHASE, "in: purchase".to_owned()));
+    entries
+}
+
+fn spawn(mut commands: Commands) {
+    commands
+        .spawn((
+            Name::new("legend"),
+            Node {
+                position_type: PositionType::Absolute,
+                left: Val::VMin(2.0),
+                bottom: Val::VMin(2.0),
+                flex_direction: FlexDirection::Column,
+                row_gap: Val::VMin(0.5),
+                padding: UiRect::all(Val::VMin(1.2)),
+                ..default()
+            },
+            BackgroundColor(PANEL),
+        ))
+        .with_children(|legend| {
+            legend.spawn((Text::new("arcs"), font(1.5), TextColor(DIM_TEXT)));
+            for (color, label) in entries() {
+                legend
+                    .spawn(Node {
+                        column_gap: Val::VMin(0.8),
+                        align_items: AlignItems::Center,
+                        ..default()
+                    })
+                    .with_children(|row| {
+                        row.spawn((
+                            Node {
+                                width: Val::VMin(1.6),
+                                height: Val::VMin(0.5),
+                                ..default()
+                            },
+                            BackgroundColor(Color::from(color)),
+                        ));
+                        row.spawn((Text::new(label), font(1.5), TextColor(TEXT)));
+                    });
+            }
+        });
+}

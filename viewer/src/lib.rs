@@ -1,0 +1,183 @@
+//! The Viral Globe viewer: a Bevy 3D globe that shows a campaign spreading, for a presenter's
+//! screen or a video.
+//!
+//! Feature folders, one plugin each: `globe` (Earth and atmosphere), `arcs` (arcs animated in a
+//! shader), `camera`, `hud`, `net` (live feed and served replays, off the render thread),
+//! `replay` (the playback clock, its keys, the file player), plus `export` (PNG frames). Sources
+//! hand the rest arcs through the messages in `feed`. System order is set here, once.
+
+mod arcs;
+mod camera;
+pub mod cli;
+mod export;
+mod feed;
+mod geo;
+mod globe;
+mod hud;
+mod net;
+mod replay;
+mod tally;
+#[cfg(test)]
+mod test_support;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bevy::{
+    app::ScheduleRunnerPlugin,
+    prelude::*,
+    render::RenderPlugin,
+    window::{ExitCondition, MonitorSelection, WindowMode},
+    winit::WinitPlugin,
+};
+
+pub use cli::Cli;
+
+/// The order of a frame: read input, take in the feed, apply it, then draw the HUD and camera.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppSystems {
+    Tick,
+    Input,
+    Feed,
+    Apply,
+    Present,
+}
+
+pub fn configure_sets(app: &mut App) {
+    app.configure_sets(
+        Update,
+        (
+            AppSystems::Tick,
+            AppSystems::Input,
+            AppSystems::Feed,
+            AppSystems::Apply,
+            AppSystems::Present,
+        )
+            .chain(),
+    );
+}
+
+/// Where the arcs come from, for the HUD.
+#[derive(Resource, Debug, Clone)]
+pub enum Source {
+    Live,
+    File,
+    Served,
+}
+
+impl Source {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Live => "LIVE",
+            Self::File => "REPLAY",
+            Self::Served => "REPLAY (server)",
+        }
+    }
+}
+
+/// Timeline buckets for a file replay.
+const TIMELINE_BUCKETS: usize = 240;
+
+/// Builds the viewer for `cli` and runs it until the window closes or the export is done.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut app = App::new();
+    let exporting = cli.frames.is_some();
+    let window = (!exporting).then(|| Window {
+        title: "Viral Globe".into(),
+        resolution: cli.size.into(),
+        mode: if cli.fullscreen {
+            WindowMode::BorderlessFullscreen(MonitorSelection::Primary)
+        } else {
+            WindowMode::Windowed
+        },
+        ..default()
+    });
+    let defaults = DefaultPlugins
+        .set(WindowPlugin {
+            primary_window: window,
+            exit_condition: if exporting {
+                ExitCondition::DontExit
+            } else {
+                ExitCondition::OnPrimaryClosed
+            },
+            ..default()
+        })
+        .set(RenderPlugin {
+            // An export must not skip frames while shaders compile.
+            synchronous_pipeline_compilation: exporting,
+            ..default()
+        });
+    if exporting {
+        app.add_plugins((
+            defaults.disable::<WinitPlugin>(),
+            ScheduleRunnerPlugin::run_loop(Duration::ZERO),
+        ));
+    } else {
+        app.add_plugins(defaults);
+    }
+    configure_sets(&mut app);
+    app.add_plugins((
+        feed::plugin,
+        globe::plugin,
+        arcs::plugin,
+        camera::plugin,
+        hud::plugin,
+        net::plugin,
+        replay::plugin,
+    ));
+    connect(&mut app, &cli)?;
+    if let Some(dir) = &cli.frames {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        app.add_plugins(export::plugin(dir.clone(), cli.size, cli.fps, cli.frame_count()));
+    }
+    match app.run() {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => anyhow::bail!("the viewer stopped with an error ({code})"),
+    }
+}
+
+/// Starts the source the command line asks for.
+fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
+    let token = cli.token.clone();
+    if let Some(path) = &cli.replay {
+        let recording = replay::recording::Recording::load(path)?;
+        for problem in recording.skipped.iter().take(5) {
+            warn!("{}: skipped {problem}", path.display());
+        }
+        if recording.skipped.len() > 5 {
+            warn!("{}: {} lines skipped in all", path.display(), recording.skipped.len());
+        }
+        let name = recording.arcs[0].campaign.clone();
+        let timeline = hud::ActivityTimeline::of_arcs(&recording.arcs, TIMELINE_BUCKETS);
+        let (player, mut playback) =
+            replay::FileReplay::start(recording, cli.from, cli.replay_speed());
+        // An export starts the clock after its warm-up frames.
+        playback.playing = cli.frames.is_none();
+        app.insert_resource(Source::File)
+            .insert_resource(net::CampaignName(name))
+            .insert_resource(timeline)
+            .insert_resource(player)
+            .insert_resource(playback);
+    } else if let Some(url) = &cli.replay_from {
+        let endpoint = net::Endpoint::parse(url, token)?;
+        let campaign = cli.campaign.clone().context("--replay-from needs --campaign")?;
+        let (sender, inbox) = net::channel();
+        let controls =
+            net::spawn_remote_replay(endpoint, campaign.clone(), cli.replay_speed(), sender);
+        app.insert_resource(Source::Served)
+            .insert_resource(net::CampaignName(campaign))
+            .insert_resource(inbox)
+            .insert_resource(controls)
+            .insert_resource(net::ConnectionState::Connecting);
+    } else {
+        let url = cli.live.as_deref().unwrap_or("ws://127.0.0.1:8080");
+        let endpoint = net::Endpoint::parse(url, token)?;
+        let (sender, inbox) = net::channel();
+        net::spawn_live(endpoint, cli.campaign.clone(), sender);
+        app.insert_resource(Source::Live)
+            .insert_resource(net::CampaignName(cli.campaign.clone().unwrap_or_default()))
+            .insert_resource(inbox)
+            .insert_resource(net::ConnectionState::Connecting);
+    }
+    Ok(())
+}

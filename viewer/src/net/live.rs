@@ -1,0 +1,50 @@
+//! `--live ws://host:port`: the server's live feed on a thread of its own, reconnecting with
+//! backoff. With a campaign, its counters are fetched first so the HUD starts from the totals.
+
+use std::sync::mpsc::SyncSender;
+
+use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, socket};
+
+pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSender<NetEvent>) {
+    let query: Vec<(&str, String)> = campaign.iter().map(|c| ("campaign", c.clone())).collect();
+    let url = endpoint.websocket("/v1/live", &query);
+    let spawned = std::thread::Builder::new()
+        .name("live feed".into())
+        .spawn(move || {
+            let mut backoff = Backoff::default();
+            loop {
+                if events.send(NetEvent::State(ConnectionState::Connecting)).is_err() {
+                    return;
+                }
+                if let Some(campaign) = &campaign {
+                    match endpoint.stats(campaign) {
+                        Ok(stats) => {
+                            if events.send(NetEvent::Stats(Box::new(stats))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => bevy::log::warn!("campaign counters unavailable: {e}"),
+                    }
+                }
+                let connected = || {
+                    backoff.reset();
+                    let _ = events.send(NetEvent::State(ConnectionState::Connected));
+                };
+                match socket::session(&endpoint.authority, &url, &events, None, connected) {
+                    socket::Ended::AppGone => return,
+                    socket::Ended::Lost(error) => {
+                        let retry_in = backoff.next_wait();
+                        bevy::log::warn!("live feed: {error}; retrying in {retry_in:?}");
+                        let state = ConnectionState::Retrying { error, retry_in };
+                        if events.send(NetEvent::State(state)).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(retry_in);
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        bevy::log::error!("cannot start the network thread: {e}");
+    }
+}

@@ -1,0 +1,262 @@
+//! The network: a thread per connection to the server (the live feed or a served replay), never
+//! the render thread. It feeds a bounded channel that one system drains each frame, so a frame
+//! never waits on the network and a burst cannot grow memory without bound.
+
+mod backoff;
+pub mod endpoint;
+mod live;
+mod remote_replay;
+mod socket;
+
+use std::{
+    sync::{
+        Mutex,
+        mpsc::{Receiver, SyncSender, TryRecvError, sync_channel},
+    },
+    time::Duration,
+};
+
+use bevy::prelude::*;
+use viralglobe_protocol::{CampaignStats, ServerMessage, Timeline};
+
+use crate::{
+    AppSystems,
+    feed::{FeedReset, NewArcs},
+    tally::Tally,
+};
+pub use endpoint::Endpoint;
+pub use live::spawn_live;
+pub use remote_replay::spawn_remote_replay;
+
+/// Messages the channel holds before the network thread waits (each may carry a batch of arcs).
+const CHANNEL_CAPACITY: usize = 256;
+/// Messages drained per frame at most: a backlog spreads over frames instead of stalling one.
+const MESSAGES_PER_FRAME: usize = 64;
+
+/// What the network thread tells the app.
+#[derive(Debug)]
+pub enum NetEvent {
+    State(ConnectionState),
+    Server(ServerMessage),
+    /// The campaign's counters when the live feed connects.
+    Stats(Box<CampaignStats>),
+    Timeline(Timeline),
+}
+
+#[derive(Resource, Debug, Clone, PartialEq, Default)]
+pub enum ConnectionState {
+    #[default]
+    Connecting,
+    Connected,
+    /// The last attempt failed or the link dropped; the next attempt is `retry_in` away.
+    Retrying { error: String, retry_in: Duration },
+}
+
+/// The receiving end of the network thread's channel.
+#[derive(Resource)]
+pub struct Inbox(Mutex<Receiver<NetEvent>>);
+
+/// Arcs the server dropped for this viewer because it read too slowly, and the last problem it
+/// reported.
+#[derive(Resource, Debug, Default)]
+pub struct LinkHealth {
+    pub dropped_arcs: u64,
+    pub last_error: Option<String>,
+}
+
+/// The campaign the feed shows, as the server names it.
+#[derive(Resource, Debug, Default, Clone)]
+pub struct CampaignName(pub String);
+
+/// A new channel: the sender for the network thread, the inbox resource for the app.
+pub fn channel() -> (SyncSender<NetEvent>, Inbox) {
+    let (sender, receiver) = sync_channel(CHANNEL_CAPACITY);
+    (sender, Inbox(Mutex::new(receiver)))
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<LinkHealth>()
+        .init_resource::<CampaignName>()
+        .add_systems(Update, drain.in_set(AppSystems::Feed))
+        .add_plugins(remote_replay::plugin);
+}
+
+/// Per-campaign `seq` seen last: a `seq` going back means the campaign started over (the demo
+/// loops).
+#[derive(Default)]
+struct LastSeq(Option<u64>);
+
+/// Whether the counters came from the campaign's stats since the last connection attempt; if not,
+/// the live feed's `hello` sets them.
+#[derive(Default)]
+struct Seeded(bool);
+
+#[allow(clippy::too_many_arguments)]
+fn drain(
+    inbox: Option<Res<Inbox>>,
+    mut commands: Commands,
+    mut arcs: MessageWriter<NewArcs>,
+    mut resets: MessageWriter<FeedReset>,
+    mut health: ResMut<LinkHealth>,
+    mut name: ResMut<CampaignName>,
+    mut last_seq: Local<LastSeq>,
+    mut seeded: Local<Seeded>,
+    replaying: Option<Res<crate::replay::Playback>>,
+    mut clocks: MessageWriter<remote_replay::ServerClock>,
+) {
+    let Some(inbox) = inbox else { return };
+    let Ok(receiver) = inbox.0.lock() else { return };
+    for _ in 0..MESSAGES_PER_FRAME {
+        let event = match receiver.try_recv() {
+            Ok(event) => event,
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => {
+                commands.insert_resource(ConnectionState::Retrying {
+                    error: "network thread stopped".into(),
+                    retry_in: Duration::MAX,
+                });
+                break;
+            }
+        };
+        match event {
+            NetEvent::State(state) => {
+                match state {
+                    ConnectionState::Connected => last_seq.0 = None,
+                    ConnectionState::Connecting => seeded.0 = false,
+                    ConnectionState::Retrying { .. } => {}
+                }
+                commands.insert_resource(state);
+            }
+            NetEvent::Stats(stats) => {
+                seeded.0 = true;
+                name.0.clone_from(&stats.summary.id);
+                resets.write(FeedReset {
+                    counts: Tally::of_stats(&stats),
+                });
+            }
+            NetEvent::Timeline(timeline) => {
+                commands.insert_resource(crate::hud::ActivityTimeline::from(&timeline));
+            }
+            NetEvent::Server(message) => match message {
+                ServerMessage::Hello { campaigns, .. } => {
+                    if let [only] = campaigns.as_slice() {
+                        name.0.clone_from(&only.id);
+                    }
+                    // A replay's hello carries the campaign's totals, not where the replay is.
+                    if !seeded.0 && replaying.is_none() {
+                        resets.write(FeedReset {
+                            counts: Tally::of_summaries(&campaigns),
+                        });
+                    }
+                }
+                ServerMessage::Arc(arc) => {
+                    if last_seq.0.is_some_and(|seq| arc.seq < seq) {
+                        resets.write(FeedReset::default());
+                    }
+                    last_seq.0 = Some(arc.seq);
+                    arcs.write(NewArcs(vec![arc]));
+                }
+                ServerMessage::Arcs { arcs: batch } => {
+                    if let Some(first) = batch.first()
+                        && last_seq.0.is_some_and(|seq| first.seq < seq)
+                    {
+                        resets.write(FeedReset::default());
+                    }
+                    last_seq.0 = batch.last().map(|a| a.seq).or(last_seq.0);
+                    arcs.write(NewArcs(batch));
+                }
+                ServerMessage::Lagged { dropped_arcs } => health.dropped_arcs += dropped_arcs,
+                ServerMessage::Clock(clock) => {
+                    clocks.write(remote_replay::ServerClock(clock));
+                }
+                ServerMessage::Error { message } => {
+                    warn!("server: {message}");
+                    health.last_error = Some(message);
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use viralglobe_protocol::{ArcKind, ServerMessage};
+
+    use super::*;
+    use crate::test_support::{Heard, arc, headless_app, listen};
+
+    fn app() -> (App, SyncSender<NetEvent>) {
+        let mut app = headless_app();
+        crate::configure_sets(&mut app);
+        app.add_message::<crate::replay::ReplayCommand>().add_plugins(plugin);
+        let (sender, inbox) = channel();
+        app.insert_resource(inbox);
+        listen(&mut app);
+        (app, sender)
+    }
+
+    fn arcs_this_frame(app: &mut App) -> usize {
+        std::mem::take(&mut app.world_mut().resource_mut::<Heard>().arcs).len()
+    }
+
+    #[test]
+    fn decoded_messages_become_arcs_state_and_health() {
+        let (mut app, sender) = app();
+        let text = r#"{"type":"arcs","arcs":[]}"#;
+        let decoded: ServerMessage = serde_json::from_str(text).expect("protocol decodes");
+        sender.send(NetEvent::Server(decoded)).expect("send");
+        sender.send(NetEvent::State(ConnectionState::Connected)).expect("send");
+        let batch = vec![arc(1, ArcKind::Click, 0), arc(2, ArcKind::Share, 1)];
+        sender.send(NetEvent::Server(ServerMessage::Arcs { arcs: batch })).expect("send");
+        sender.send(NetEvent::Server(ServerMessage::Lagged { dropped_arcs: 7 })).expect("send");
+        app.update();
+        assert_eq!(arcs_this_frame(&mut app), 2);
+        assert_eq!(*app.world().resource::<ConnectionState>(), ConnectionState::Connected);
+        assert_eq!(app.world().resource::<LinkHealth>().dropped_arcs, 7);
+    }
+
+    #[test]
+    fn a_backlog_drains_over_several_frames_and_a_restart_resets() {
+        let (mut app, sender) = app();
+        std::thread::spawn(move || {
+            for seq in (0..150).chain([3]) {
+                let message = ServerMessage::Arc(arc(seq, ArcKind::Click, 0));
+                if sender.send(NetEvent::Server(message)).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        app.update();
+        assert_eq!(arcs_this_frame(&mut app), MESSAGES_PER_FRAME);
+        let mut total = MESSAGES_PER_FRAME;
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(20));
+            app.update();
+            total += arcs_this_frame(&mut app);
+        }
+        assert_eq!(total, 151);
+        assert_eq!(app.world().resource::<Heard>().resets.len(), 1, "seq went back once");
+    }
+
+    #[test]
+    fn a_thread_that_cannot_connect_reports_retrying() {
+        let (mut app, sender) = app();
+        // Nothing listens on port 9 of loopback (discard is not served here).
+        let endpoint = Endpoint::parse("ws://127.0.0.1:9", None).expect("valid");
+        spawn_live(endpoint, None, sender);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            app.update();
+            if let Some(ConnectionState::Retrying { error, retry_in }) =
+                app.world().get_resource::<ConnectionState>()
+            {
+                assert!(error.contains("127.0.0.1:9"), "{error}");
+                assert!(*retry_in >= Duration::from_millis(500));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never reported the failure");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The campaign's counters as the HUD shows them, kept from the arcs themselves so they match
+//! what the globe draws at any point of a replay.
+
+use std::collections::BTreeMap;
+
+use bevy::prelude::Resource;
+use viralglobe_protocol::{ArcEvent, ArcKind, CampaignStats, CampaignSummary};
+
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub shares: u64,
+    pub clicks: u64,
+    pub signups: u64,
+    pub purchases: u64,
+    /// Conversions with another goal, or whose goal a summary did not say.
+    pub other_conversions: u64,
+    pub revenue_cents: u64,
+    pub max_generation: u32,
+    /// Per channel: clicks and revenue, for value per visit.
+    pub channels: BTreeMap<String, ChannelTally>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelTally {
+    pub clicks: u64,
+    pub revenue_cents: u64,
+}
+
+impl Tally {
+    pub fn count(&mut self, arc: &ArcEvent) {
+        self.max_generation = self.max_generation.max(arc.generation);
+        let channel = self.channels.entry(arc.channel.clone()).or_default();
+        match arc.kind {
+            ArcKind::Share => self.shares += 1,
+            ArcKind::Click => {
+                self.clicks += 1;
+                channel.clicks += 1;
+            }
+            ArcKind::Conversion => {
+                let value = arc.value_cents.unwrap_or(0);
+                self.revenue_cents += value;
+                channel.revenue_cents += value;
+                match arc.goal.as_deref() {
+                    Some("signup") => self.signups += 1,
+                    Some("purchase") => self.purchases += 1,
+                    _ => self.other_conversions += 1,
+                }
+            }
+        }
+    }
+
+    pub fn of_arcs<'a>(arcs: impl IntoIterator<Item = &'a ArcEvent>) -> Self {
+        let mut tally = Self::default();
+        arcs.into_iter().for_each(|arc| tally.count(arc));
+        tally
+    }
+
+    /// The counters the server reports for a campaign, split by goal and channel.
+    pub fn of_stats(stats: &CampaignStats) -> Self {
+        let goal = |name: &str| stats.by_goal.get(name).map_or(0, |g| g.conversions);
+        let (signups, purchases) = (goal("signup"), goal("purchase"));
+        Self {
+            shares: stats.summary.shares,
+            clicks: stats.summary.clicks,
+            signups,
+            purchases,
+            other_conversions: stats.summary.conversions.saturating_sub(signups + purchases),
+            revenue_cents: stats.summary.revenue_cents,
+            max_generation: stats.summary.max_generation,
+            channels: stats
+                .by_channel
+                .iter()
+                .map(|(name, t)| {
+                    let channel = ChannelTally {
+                        clicks: t.clicks,
+                        revenue_cents: t.revenue_cents,
+                    };
+                    (name.clone(), channel)
+                })
+                .collect(),
+        }
+    }
+
+    /// The live feed's `hello` counters, summed over the campaigns it selects (no goal split).
+    pub fn of_summaries(summaries: &[CampaignSummary]) -> Self {
+        let mut tally = Self::default();
+        for s in summaries {
+            tally.shares += s.shares;
+            tally.clicks += s.clicks;
+            tally.other_conversions += s.conversions;
+            tally.revenue_cents += s.revenue_cents;
+            tally.max_generation = tally.max_generation.max(s.max_generation);
+        }
+        tally
+    }
+
+    /// Dollars of revenue per click, by channel, for channels with clicks.
+    pub fn value_per_visit(&self) -> Vec<(&str, f64)> {
+        self.channels
+            .iter()
+            .filter(|(_, c)| c.clicks > 0)
+            .map(|(name, c)| (name.as_str(), c.revenue_cents as f64 / 100.0 / c.clicks as f64))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::arc;
+
+    #[test]
+    fn counts_by_kind_goal_and_channel() {
+        let mut purchase = arc(3, ArcKind::Conversion, 2);
+        purchase.goal = Some("purchase".into());
+        purchase.value_cents = Some(1_500);
+        let mut signup = arc(4, ArcKind::Conversion, 0);
+        signup.goal = Some("signup".into());
+        let tally = Tally::of_arcs(&[
+            arc(1, ArcKind::Share, 1),
+            arc(2, ArcKind::Click, 0),
+            purchase,
+            signup,
+        ]);
+        assert_eq!(
+            (tally.shares, tally.clicks, tally.signups, tally.purchases, tally.revenue_cents),
+            (1, 1, 1, 1, 1_500)
+        );
+        assert_eq!(tally.max_generation, 2);
+        assert_eq!(tally.value_per_visit(), vec![("facebook", 15.0)]);
+    }
+}
