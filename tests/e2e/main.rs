@@ -11,3 +11,4 @@ mod recovery;
 mod replay;
 mod simulate;
 mod support;
+mod viewer;

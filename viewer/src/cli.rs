@@ -57,8 +57,11 @@ pub struct Cli {
 
 impl Cli {
     pub fn replay_speed(&self) -> f64 {
-        self.speed
-            .unwrap_or(if self.frames.is_some() { 600.0 } else { 21_600.0 })
+        self.speed.unwrap_or(if self.frames.is_some() {
+            600.0
+        } else {
+            21_600.0
+        })
     }
 
     pub fn frame_count(&self) -> u32 {
@@ -68,7 +71,9 @@ impl Cli {
 
 fn parse_speed(text: &str) -> Result<f64, String> {
     use viralglobe_protocol::replay::{MAX_SPEED, MIN_SPEED};
-    let speed: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    let speed: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
     if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
         Ok(speed)
     } else {
@@ -87,7 +92,12 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
     let (w, h) = text
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT"))?;
-    let parse = |s: &str| s.trim().parse::<u32>().ok().filter(|n| (16..=8192).contains(n));
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (16..=8192).contains(n))
+    };
     match (parse(w), parse(h)) {
         (Some(w), Some(h)) => Ok((w, h)),
         _ => Err(format!("`{text}`: width and height from 16 to 8192")),
@@ -101,8 +111,19 @@ mod tests {
     #[test]
     fn options_parse_and_bad_ones_say_why() {
         let cli = Cli::try_parse_from([
-            "viewer", "--replay", "f.ndjson", "--frames", "out", "--from", "2012-10-16T17:00:00Z",
-            "--size", "640x360", "--fps", "10", "--duration", "2",
+            "viewer",
+            "--replay",
+            "f.ndjson",
+            "--frames",
+            "out",
+            "--from",
+            "2012-10-16T17:00:00Z",
+            "--size",
+            "640x360",
+            "--fps",
+            "10",
+            "--duration",
+            "2",
         ])
         .expect("valid");
         assert_eq!(cli.size, (640, 360));
@@ -114,6 +135,8 @@ mod tests {
         assert!(error(&["viewer", "--speed", "0"]).contains("from 0.001"));
         assert!(error(&["viewer", "--size", "big"]).contains("WIDTHxHEIGHT"));
         assert!(error(&["viewer", "--replay-from", "ws://h:1"]).contains("--campaign"));
-        assert!(error(&["viewer", "--live", "ws://h:1", "--replay", "f"]).contains("cannot be used"));
+        assert!(
+            error(&["viewer", "--live", "ws://h:1", "--replay", "f"]).contains("cannot be used")
+        );
     }
 }

@@ -95,14 +95,17 @@ fn capture(
         }
         return;
     }
-    let Some(target) = export.target.clone() else { return };
+    let Some(target) = export.target.clone() else {
+        return;
+    };
     if export.requested < export.total {
         export.requested += 1;
-        let path = export.dir.join(format!("frame-{:05}.png", export.requested));
+        let path = export
+            .dir
+            .join(format!("frame-{:05}.png", export.requested));
         let (saved, failed) = (export.saved.clone(), export.failed.clone());
-        commands
-            .spawn(Screenshot::image(target))
-            .observe(move |captured: On<ScreenshotCaptured>| {
+        commands.spawn(Screenshot::image(target)).observe(
+            move |captured: On<ScreenshotCaptured>| {
                 let written = captured
                     .image
                     .clone()
@@ -116,13 +119,21 @@ fn capture(
                         failed.fetch_add(1, Ordering::SeqCst)
                     }
                 };
-            });
+            },
+        );
         return;
     }
-    let (saved, failed) = (export.saved.load(Ordering::SeqCst), export.failed.load(Ordering::SeqCst));
+    let (saved, failed) = (
+        export.saved.load(Ordering::SeqCst),
+        export.failed.load(Ordering::SeqCst),
+    );
     if saved + failed == export.total {
         info!("{saved} frames written to {}", export.dir.display());
-        exit.write(if failed == 0 { AppExit::Success } else { AppExit::error() });
+        exit.write(if failed == 0 {
+            AppExit::Success
+        } else {
+            AppExit::error()
+        });
     } else {
         export.waited += 1;
         if export.waited > DRAIN_FRAMES {

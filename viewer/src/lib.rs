@@ -128,7 +128,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     connect(&mut app, &cli)?;
     if let Some(dir) = &cli.frames {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        app.add_plugins(export::plugin(dir.clone(), cli.size, cli.fps, cli.frame_count()));
+        app.add_plugins(export::plugin(
+            dir.clone(),
+            cli.size,
+            cli.fps,
+            cli.frame_count(),
+        ));
     }
     match app.run() {
         AppExit::Success => Ok(()),
@@ -145,7 +150,11 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
             warn!("{}: skipped {problem}", path.display());
         }
         if recording.skipped.len() > 5 {
-            warn!("{}: {} lines skipped in all", path.display(), recording.skipped.len());
+            warn!(
+                "{}: {} lines skipped in all",
+                path.display(),
+                recording.skipped.len()
+            );
         }
         let name = recording.arcs[0].campaign.clone();
         let timeline = hud::ActivityTimeline::of_arcs(&recording.arcs, TIMELINE_BUCKETS);
@@ -160,7 +169,10 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
             .insert_resource(playback);
     } else if let Some(url) = &cli.replay_from {
         let endpoint = net::Endpoint::parse(url, token)?;
-        let campaign = cli.campaign.clone().context("--replay-from needs --campaign")?;
+        let campaign = cli
+            .campaign
+            .clone()
+            .context("--replay-from needs --campaign")?;
         let (sender, inbox) = net::channel();
         let controls =
             net::spawn_remote_replay(endpoint, campaign.clone(), cli.replay_speed(), sender);

@@ -64,7 +64,10 @@ impl Tally {
             clicks: stats.summary.clicks,
             signups,
             purchases,
-            other_conversions: stats.summary.conversions.saturating_sub(signups + purchases),
+            other_conversions: stats
+                .summary
+                .conversions
+                .saturating_sub(signups + purchases),
             revenue_cents: stats.summary.revenue_cents,
             max_generation: stats.summary.max_generation,
             channels: stats
@@ -99,7 +102,12 @@ impl Tally {
         self.channels
             .iter()
             .filter(|(_, c)| c.clicks > 0)
-            .map(|(name, c)| (name.as_str(), c.revenue_cents as f64 / 100.0 / c.clicks as f64))
+            .map(|(name, c)| {
+                (
+                    name.as_str(),
+                    c.revenue_cents as f64 / 100.0 / c.clicks as f64,
+                )
+            })
             .collect()
     }
 }
@@ -123,7 +131,13 @@ mod tests {
             signup,
         ]);
         assert_eq!(
-            (tally.shares, tally.clicks, tally.signups, tally.purchases, tally.revenue_cents),
+            (
+                tally.shares,
+                tally.clicks,
+                tally.signups,
+                tally.purchases,
+                tally.revenue_cents
+            ),
             (1, 1, 1, 1, 1_500)
         );
         assert_eq!(tally.max_generation, 2);

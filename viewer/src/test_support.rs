@@ -53,7 +53,10 @@ pub fn listen(app: &mut App) {
         |mut arcs: MessageReader<crate::feed::NewArcs>,
          mut resets: MessageReader<crate::feed::FeedReset>,
          mut heard: ResMut<Heard>| {
-            let seqs: Vec<u64> = arcs.read().flat_map(|b| b.0.iter().map(|a| a.seq)).collect();
+            let seqs: Vec<u64> = arcs
+                .read()
+                .flat_map(|b| b.0.iter().map(|a| a.seq))
+                .collect();
             heard.arcs.extend(seqs);
             let counts: Vec<_> = resets.read().map(|r| r.counts.clone()).collect();
             heard.resets.extend(counts);

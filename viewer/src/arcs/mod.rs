@@ -111,7 +111,11 @@ fn reset_arcs(mut resets: MessageReader<FeedReset>, mut ring: ResMut<ArcRing>) {
     }
 }
 
-fn launch_arcs(mut batches: MessageReader<NewArcs>, mut ring: ResMut<ArcRing>, clock: Res<DisplayClock>) {
+fn launch_arcs(
+    mut batches: MessageReader<NewArcs>,
+    mut ring: ResMut<ArcRing>,
+    clock: Res<DisplayClock>,
+) {
     let batches: Vec<&NewArcs> = batches.read().collect();
     let total: usize = batches.iter().map(|b| b.0.len()).sum();
     let stride = total.div_ceil(MAX_LAUNCHES_PER_FRAME).max(1);
@@ -138,7 +142,11 @@ fn upload_chunks(
             buffer.data = Some(bytes);
         }
         let busy = ring.chunk_busy(chunk.index, clock.now);
-        visibility.set_if_neq(if busy { Visibility::Inherited } else { Visibility::Hidden });
+        visibility.set_if_neq(if busy {
+            Visibility::Inherited
+        } else {
+            Visibility::Hidden
+        });
         if busy && let Some(mut material) = materials.get_mut(&chunk.material) {
             material.clock.x = clock.now;
         }
@@ -192,7 +200,10 @@ mod tests {
             .collect();
         app.world_mut().write_message(NewArcs(flood));
         app.update();
-        assert_eq!(app.world().resource::<ArcsInFlight>().0, MAX_LAUNCHES_PER_FRAME);
+        assert_eq!(
+            app.world().resource::<ArcsInFlight>().0,
+            MAX_LAUNCHES_PER_FRAME
+        );
 
         app.world_mut().write_message(FeedReset::default());
         app.update();

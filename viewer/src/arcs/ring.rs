@@ -53,7 +53,14 @@ impl ArcRing {
         let from = arc.from.as_ref().map(|p| to_unit(p.lat, p.lon));
         let color = palette::of(arc);
         let (from, width) = match from {
-            Some(from) => (from, if arc.kind.is_inbound() { 1.4 } else { width(arc) }),
+            Some(from) => (
+                from,
+                if arc.kind.is_inbound() {
+                    1.4
+                } else {
+                    width(arc)
+                },
+            ),
             None => (to, -1.0),
         };
         // Short arcs land sooner: a hop across a country should not crawl.
@@ -192,6 +199,10 @@ mod tests {
             ring.launch(&arc(seq, ArcKind::Click, 0), seq as f32);
         }
         let first = ring.take_dirty(0).expect("written");
-        assert_eq!(float(&first, 3), (SLOTS_PER_CHUNK * CHUNKS) as f32, "slot 0 reused");
+        assert_eq!(
+            float(&first, 3),
+            (SLOTS_PER_CHUNK * CHUNKS) as f32,
+            "slot 0 reused"
+        );
     }
 }

@@ -92,7 +92,9 @@ fn steer(
     mut camera: Query<&mut GlobeCamera>,
     time: Res<Time>,
 ) {
-    let Ok(mut camera) = camera.single_mut() else { return };
+    let Ok(mut camera) = camera.single_mut() else {
+        return;
+    };
     camera.idle_secs += time.delta_secs();
     if let (Some(mouse), Some(motion)) = (mouse, motion)
         && mouse.pressed(MouseButton::Left)
@@ -101,7 +103,8 @@ fn steer(
         // A drag across the view turns the globe about a quarter at the default distance.
         let degrees_per_pixel = 0.15 * camera.now.distance / 3.0;
         camera.target.lon -= motion.delta.x * degrees_per_pixel;
-        camera.target.lat = (camera.target.lat + motion.delta.y * degrees_per_pixel).clamp(-80.0, 80.0);
+        camera.target.lat =
+            (camera.target.lat + motion.delta.y * degrees_per_pixel).clamp(-80.0, 80.0);
         camera.idle_secs = 0.0;
     }
     if let Some(scroll) = scroll
@@ -133,11 +136,16 @@ fn wander(
     clock: Res<DisplayClock>,
     time: Res<Time>,
 ) {
-    let Ok(mut camera) = camera.single_mut() else { return };
+    let Ok(mut camera) = camera.single_mut() else {
+        return;
+    };
     if camera.idle_secs < IDLE_SECS {
         return;
     }
-    match ring.recent_destinations(clock.now).filter(|_| camera.follow) {
+    match ring
+        .recent_destinations(clock.now)
+        .filter(|_| camera.follow)
+    {
         Some(action) => {
             let (lat, lon) = lat_lon(action);
             camera.target.lat = lat.clamp(-45.0, 55.0);
@@ -149,7 +157,9 @@ fn wander(
 
 /// Eases toward the target, the short way round.
 fn ease(mut camera: Query<(&mut GlobeCamera, &mut Transform)>, time: Res<Time>) {
-    let Ok((mut camera, mut at)) = camera.single_mut() else { return };
+    let Ok((mut camera, mut at)) = camera.single_mut() else {
+        return;
+    };
     let k = 1.0 - (-time.delta_secs() * 2.5).exp();
     let target = camera.target;
     let now = &mut camera.now;
@@ -190,8 +200,16 @@ mod tests {
         }
         let mut query = app.world_mut().query::<&GlobeCamera>();
         let camera = query.single(app.world()).expect("one camera");
-        assert!((camera.target.lat - 51.5).abs() < 1.0, "{:?}", camera.target);
-        assert!(camera.now.lon.abs() < 5.0, "turned to London: {:?}", camera.now);
+        assert!(
+            (camera.target.lat - 51.5).abs() < 1.0,
+            "{:?}",
+            camera.target
+        );
+        assert!(
+            camera.now.lon.abs() < 5.0,
+            "turned to London: {:?}",
+            camera.now
+        );
 
         app.world_mut()
             .resource_mut::<ButtonInput<KeyCode>>()

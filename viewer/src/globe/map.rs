@@ -36,7 +36,8 @@ pub struct Raster {
 
 impl Raster {
     pub fn world() -> Self {
-        let world: World = serde_json::from_slice(WORLD).expect("the embedded world asset is valid");
+        let world: World =
+            serde_json::from_slice(WORLD).expect("the embedded world asset is valid");
         let mut raster = Self {
             pixels: vec![OCEAN; WIDTH * HEIGHT],
         };
@@ -161,7 +162,11 @@ fn edges(ring: &[[f32; 2]]) -> Vec<([f32; 2], [f32; 2])> {
             let b_shifted = b[0] + 2.0 * edge;
             let run = b_shifted - a[0];
             // An edge from one side of the seam to the other (both ends at ±180) meets it at `a`.
-            let t = if run.abs() < 1e-6 { 0.0 } else { (edge - a[0]) / run };
+            let t = if run.abs() < 1e-6 {
+                0.0
+            } else {
+                (edge - a[0]) / run
+            };
             let lat = a[1] + (b[1] - a[1]) * t;
             out.push((a, [edge, lat]));
             out.push(([-edge, lat], b));
@@ -188,8 +193,10 @@ fn halve(level: &[u8], w: usize, h: usize) -> Vec<u8> {
     for y in 0..hh {
         for x in 0..hw {
             for c in 0..4 {
-                let at = |dx: usize, dy: usize| level[((2 * y + dy) * w + 2 * x + dx) * 4 + c] as u32;
-                out[(y * hw + x) * 4 + c] = ((at(0, 0) + at(1, 0) + at(0, 1) + at(1, 1) + 2) / 4) as u8;
+                let at =
+                    |dx: usize, dy: usize| level[((2 * y + dy) * w + 2 * x + dx) * 4 + c] as u32;
+                out[(y * hw + x) * 4 + c] =
+                    ((at(0, 0) + at(1, 0) + at(0, 1) + at(1, 1) + 2) / 4) as u8;
             }
         }
     }

@@ -36,7 +36,11 @@ impl CityActivity {
             .filter(|(_, (at, score))| *score > 0.5 && facing(*at))
             .collect();
         cities.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
-        cities.into_iter().take(n).map(|(name, (at, _))| (name.as_str(), *at)).collect()
+        cities
+            .into_iter()
+            .take(n)
+            .map(|(name, (at, _))| (name.as_str(), *at))
+            .collect()
     }
 }
 
@@ -66,7 +70,11 @@ fn spawn(mut commands: Commands) {
     }
 }
 
-fn note_arrivals(mut arcs: MessageReader<NewArcs>, mut activity: ResMut<CityActivity>, time: Res<Time>) {
+fn note_arrivals(
+    mut arcs: MessageReader<NewArcs>,
+    mut activity: ResMut<CityActivity>,
+    time: Res<Time>,
+) {
     let fade = (-time.delta_secs() / MEMORY_SECS).exp();
     activity.cities.retain(|_, (_, score)| {
         *score *= fade;
@@ -84,15 +92,17 @@ fn place(
     camera: Query<(&Camera, &GlobalTransform)>,
     mut labels: Query<(&mut Text, &mut Node, &mut Visibility), With<PlaceLabel>>,
 ) {
-    let Ok((camera, camera_at)) = camera.single() else { return };
+    let Ok((camera, camera_at)) = camera.single() else {
+        return;
+    };
     let eye = camera_at.translation();
     // A point faces the camera when it is on the near side of the globe, away from the rim.
     let facing = |at: Vec3| at.dot((eye - at).normalize_or_zero()) > 0.3;
     let busiest = activity.busiest(LABELS, facing);
     for (i, (mut text, mut node, mut visibility)) in labels.iter_mut().enumerate() {
-        let spot = busiest
-            .get(i)
-            .and_then(|(name, at)| Some((name, camera.world_to_viewport(camera_at, *at * 1.01).ok()?)));
+        let spot = busiest.get(i).and_then(|(name, at)| {
+            Some((name, camera.world_to_viewport(camera_at, *at * 1.01).ok()?))
+        });
         match spot {
             Some((name, xy)) => {
                 if text.0 != *name {

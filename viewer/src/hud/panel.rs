@@ -40,7 +40,11 @@ fn spawn(mut commands: Commands) {
         left: if left { Val::VMin(2.0) } else { Val::Auto },
         right: if left { Val::Auto } else { Val::VMin(2.0) },
         flex_direction: FlexDirection::Column,
-        align_items: if left { AlignItems::FlexStart } else { AlignItems::FlexEnd },
+        align_items: if left {
+            AlignItems::FlexStart
+        } else {
+            AlignItems::FlexEnd
+        },
         row_gap: Val::VMin(0.6),
         padding: UiRect::all(Val::VMin(1.4)),
         ..default()
@@ -63,7 +67,10 @@ fn spawn(mut commands: Commands) {
         panel(false),
         BackgroundColor(PANEL),
         children![
-            (line(Field::Counters, 2.1, TEXT), TextLayout::justify(Justify::Right)),
+            (
+                line(Field::Counters, 2.1, TEXT),
+                TextLayout::justify(Justify::Right)
+            ),
             (
                 line(Field::ValuePerVisit, 1.6, DIM_TEXT),
                 TextLayout::justify(Justify::Right)
@@ -114,7 +121,13 @@ fn show(
                 .or(latest.0)
                 .map(campaign_time)
                 .unwrap_or_else(|| "waiting for the first arc".into()),
-            Field::Status => status(&source, playback.as_deref(), connection.as_deref(), &health, in_flight.0),
+            Field::Status => status(
+                &source,
+                playback.as_deref(),
+                connection.as_deref(),
+                &health,
+                in_flight.0,
+            ),
             Field::Counters => counters(&tally),
             Field::ValuePerVisit => value_per_visit(&tally),
         };
@@ -149,14 +162,23 @@ fn status(
         Some(ConnectionState::Connecting) => parts.push("connecting…".into()),
         Some(ConnectionState::Connected) => parts.push("connected".into()),
         Some(ConnectionState::Retrying { error, retry_in }) => {
-            parts.push(format!("disconnected, retrying in {:.0}s ({error})", retry_in.as_secs_f32().ceil()));
+            parts.push(format!(
+                "disconnected, retrying in {:.0}s ({error})",
+                retry_in.as_secs_f32().ceil()
+            ));
         }
         None => {}
     }
     if health.dropped_arcs > 0 {
-        parts.push(format!("{} arcs dropped by a slow link", grouped(health.dropped_arcs)));
+        parts.push(format!(
+            "{} arcs dropped by a slow link",
+            grouped(health.dropped_arcs)
+        ));
     }
-    parts.push(format!("{} arcs in flight | H: help", grouped(in_flight as u64)));
+    parts.push(format!(
+        "{} arcs in flight | H: help",
+        grouped(in_flight as u64)
+    ));
     parts.join(" | ")
 }
 
@@ -189,6 +211,10 @@ fn value_per_visit(tally: &Tally) -> String {
         return String::new();
     }
     let mut lines = vec!["value per visit".to_owned()];
-    lines.extend(channels.iter().map(|(name, vpv)| format!("{name}  ${vpv:.2}")));
+    lines.extend(
+        channels
+            .iter()
+            .map(|(name, vpv)| format!("{name}  ${vpv:.2}")),
+    );
     lines.join("\n")
 }

@@ -80,7 +80,12 @@ impl ActivityTimeline {
         let activity = |b: &TimelineBucket| {
             ((b.shares + b.clicks + b.signups + b.purchases + b.other_conversions) as f32).ln_1p()
         };
-        let max = self.buckets.iter().map(activity).fold(0.0, f32::max).max(1e-6);
+        let max = self
+            .buckets
+            .iter()
+            .map(activity)
+            .fold(0.0, f32::max)
+            .max(1e-6);
         self.buckets.iter().map(|b| activity(b) / max).collect()
     }
 }
@@ -97,7 +102,10 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(Update, seek_on_click.in_set(AppSystems::Input))
         .add_systems(
             Update,
-            (draw_bars.run_if(resource_changed::<ActivityTimeline>), move_playhead)
+            (
+                draw_bars.run_if(resource_exists_and_changed::<ActivityTimeline>),
+                move_playhead,
+            )
                 .in_set(AppSystems::Present),
         );
 }
@@ -164,7 +172,11 @@ fn move_playhead(
     mut playhead: Query<&mut Node, With<Playhead>>,
 ) {
     for mut visibility in &mut track {
-        let shown = if playback.is_some() { Visibility::Inherited } else { Visibility::Hidden };
+        let shown = if playback.is_some() {
+            Visibility::Inherited
+        } else {
+            Visibility::Hidden
+        };
         visibility.set_if_neq(shown);
     }
     if let Some(playback) = playback
@@ -192,7 +204,9 @@ fn seek_on_click(
     {
         let fraction = (at.x + 0.5).clamp(0.0, 1.0) as f64;
         let span = (playback.to_ms - playback.from_ms) as f64;
-        commands.write(ReplayCommand::Seek(playback.from_ms + (fraction * span) as i64));
+        commands.write(ReplayCommand::Seek(
+            playback.from_ms + (fraction * span) as i64,
+        ));
     }
 }
 
@@ -206,7 +220,10 @@ mod tests {
         let arcs: Vec<_> = (0..100).map(|s| arc(s, ArcKind::Click, 0)).collect();
         let timeline = ActivityTimeline::of_arcs(&arcs, 10);
         assert_eq!(timeline.buckets.iter().map(|b| b.clicks).sum::<u64>(), 100);
-        assert!(timeline.bucket_ms * 10 > 99_000, "ten buckets cover the span");
+        assert!(
+            timeline.bucket_ms * 10 > 99_000,
+            "ten buckets cover the span"
+        );
         let halfway = arcs[50].ts.0;
         assert_eq!(timeline.counts_before(halfway).clicks, 50);
         assert!(timeline.heights().iter().all(|h| (0.0..=1.0).contains(h)));

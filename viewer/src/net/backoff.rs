@@ -37,7 +37,9 @@ mod tests {
     #[test]
     fn doubles_up_to_a_ceiling_and_resets_after_a_success() {
         let mut backoff = Backoff::default();
-        let waits: Vec<u64> = (0..7).map(|_| backoff.next_wait().as_millis() as u64).collect();
+        let waits: Vec<u64> = (0..7)
+            .map(|_| backoff.next_wait().as_millis() as u64)
+            .collect();
         assert_eq!(waits, [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
         backoff.reset();
         assert_eq!(backoff.next_wait(), FIRST);

@@ -100,12 +100,21 @@ mod tests {
             endpoint.websocket("/v1/live", &[("campaign", "bones brigade".into())]),
             "ws://127.0.0.1:8080/v1/live?campaign=bones%20brigade&token=a%20b%26c"
         );
-        assert_eq!(endpoint.http("/healthz", &[]), "http://127.0.0.1:8080/healthz?token=a%20b%26c");
-        assert!(matches!(Endpoint::parse("wss://x:1", None), Err(EndpointError::Tls(_))));
+        assert_eq!(
+            endpoint.http("/healthz", &[]),
+            "http://127.0.0.1:8080/healthz?token=a%20b%26c"
+        );
+        assert!(matches!(
+            Endpoint::parse("wss://x:1", None),
+            Err(EndpointError::Tls(_))
+        ));
         assert!(matches!(
             Endpoint::parse("http://x:1", None),
             Err(EndpointError::NotWebsocket(_))
         ));
-        assert!(Endpoint::parse("ws://x:1/v1/live", None).is_err(), "a path is not an address");
+        assert!(
+            Endpoint::parse("ws://x:1/v1/live", None).is_err(),
+            "a path is not an address"
+        );
     }
 }

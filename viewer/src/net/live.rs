@@ -13,7 +13,10 @@ pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSend
         .spawn(move || {
             let mut backoff = Backoff::default();
             loop {
-                if events.send(NetEvent::State(ConnectionState::Connecting)).is_err() {
+                if events
+                    .send(NetEvent::State(ConnectionState::Connecting))
+                    .is_err()
+                {
                     return;
                 }
                 if let Some(campaign) = &campaign {

@@ -34,6 +34,9 @@ const CHANNEL_CAPACITY: usize = 256;
 const MESSAGES_PER_FRAME: usize = 64;
 
 /// What the network thread tells the app.
+// Each event is moved once through the channel; boxing the server's messages would add an
+// allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum NetEvent {
     State(ConnectionState),
@@ -49,7 +52,10 @@ pub enum ConnectionState {
     Connecting,
     Connected,
     /// The last attempt failed or the link dropped; the next attempt is `retry_in` away.
-    Retrying { error: String, retry_in: Duration },
+    Retrying {
+        error: String,
+        retry_in: Duration,
+    },
 }
 
 /// The receiving end of the network thread's channel.
@@ -188,7 +194,8 @@ mod tests {
     fn app() -> (App, SyncSender<NetEvent>) {
         let mut app = headless_app();
         crate::configure_sets(&mut app);
-        app.add_message::<crate::replay::ReplayCommand>().add_plugins(plugin);
+        app.add_message::<crate::replay::ReplayCommand>()
+            .add_plugins(plugin);
         let (sender, inbox) = channel();
         app.insert_resource(inbox);
         listen(&mut app);
@@ -205,13 +212,22 @@ mod tests {
         let text = r#"{"type":"arcs","arcs":[]}"#;
         let decoded: ServerMessage = serde_json::from_str(text).expect("protocol decodes");
         sender.send(NetEvent::Server(decoded)).expect("send");
-        sender.send(NetEvent::State(ConnectionState::Connected)).expect("send");
+        sender
+            .send(NetEvent::State(ConnectionState::Connected))
+            .expect("send");
         let batch = vec![arc(1, ArcKind::Click, 0), arc(2, ArcKind::Share, 1)];
-        sender.send(NetEvent::Server(ServerMessage::Arcs { arcs: batch })).expect("send");
-        sender.send(NetEvent::Server(ServerMessage::Lagged { dropped_arcs: 7 })).expect("send");
+        sender
+            .send(NetEvent::Server(ServerMessage::Arcs { arcs: batch }))
+            .expect("send");
+        sender
+            .send(NetEvent::Server(ServerMessage::Lagged { dropped_arcs: 7 }))
+            .expect("send");
         app.update();
         assert_eq!(arcs_this_frame(&mut app), 2);
-        assert_eq!(*app.world().resource::<ConnectionState>(), ConnectionState::Connected);
+        assert_eq!(
+            *app.world().resource::<ConnectionState>(),
+            ConnectionState::Connected
+        );
         assert_eq!(app.world().resource::<LinkHealth>().dropped_arcs, 7);
     }
 
@@ -236,7 +252,11 @@ mod tests {
             total += arcs_this_frame(&mut app);
         }
         assert_eq!(total, 151);
-        assert_eq!(app.world().resource::<Heard>().resets.len(), 1, "seq went back once");
+        assert_eq!(
+            app.world().resource::<Heard>().resets.len(),
+            1,
+            "seq went back once"
+        );
     }
 
     #[test]
@@ -255,7 +275,10 @@ mod tests {
                 assert!(*retry_in >= Duration::from_millis(500));
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "never reported the failure");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reported the failure"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

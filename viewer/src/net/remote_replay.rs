@@ -58,7 +58,10 @@ fn run(
     let mut backoff = Backoff::default();
     let mut have_timeline = false;
     loop {
-        if events.send(NetEvent::State(ConnectionState::Connecting)).is_err() {
+        if events
+            .send(NetEvent::State(ConnectionState::Connecting))
+            .is_err()
+        {
             return;
         }
         if !have_timeline {
@@ -114,7 +117,9 @@ fn send_commands(
         commands.clear();
         return;
     };
-    let Ok(sender) = controls.0.lock() else { return };
+    let Ok(sender) = controls.0.lock() else {
+        return;
+    };
     for &command in commands.read() {
         let control = match command {
             ReplayCommand::TogglePause if playback.playing => ReplayControl::Pause,

@@ -71,8 +71,8 @@ fn play(
     let until = playback.ts_ms + time.delta_secs_f64() * playback.speed * 1_000.0;
     let start = replay.next;
     let arcs_len = replay.recording.arcs.len();
-    let end = start
-        + replay.recording.arcs[start..].partition_point(|arc| (arc.ts.0 as f64) <= until);
+    let end =
+        start + replay.recording.arcs[start..].partition_point(|arc| (arc.ts.0 as f64) <= until);
     if end > start {
         arcs.write(NewArcs(replay.recording.arcs[start..end].to_vec()));
     }
@@ -168,11 +168,16 @@ mod tests {
     fn seeking_resets_the_globe_and_counts_what_came_before() {
         let mut app = app(1.0);
         let from = app.world().resource::<Playback>().from_ms;
-        app.world_mut().write_message(ReplayCommand::Seek(from + 50_000));
+        app.world_mut()
+            .write_message(ReplayCommand::Seek(from + 50_000));
         app.update();
         let heard = app.world().resource::<Heard>();
         assert_eq!(heard.resets.last().expect("a reset").clicks, 50);
-        assert_eq!(app.world().resource::<FileReplay>().next, 52, "50 earlier + 2 played");
+        assert_eq!(
+            app.world().resource::<FileReplay>().next,
+            52,
+            "50 earlier + 2 played"
+        );
 
         app.world_mut().write_message(ReplayCommand::Restart);
         app.update();

@@ -50,8 +50,28 @@ pub enum ReplayCommand {
 
 /// Replay speeds the keys step through, campaign seconds per second (1 day = 86,400).
 pub const SPEED_STEPS: [f64; 22] = [
-    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1_800.0, 3_600.0,
-    7_200.0, 21_600.0, 43_200.0, 86_400.0, 172_800.0, 432_000.0, 1_000_000.0, 10_000_000.0,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1_800.0,
+    3_600.0,
+    7_200.0,
+    21_600.0,
+    43_200.0,
+    86_400.0,
+    172_800.0,
+    432_000.0,
+    1_000_000.0,
+    10_000_000.0,
 ];
 
 /// The next speed step above (`faster`) or below the current speed.
@@ -59,7 +79,11 @@ pub fn step_speed(speed: f64, faster: bool) -> f64 {
     let next = if faster {
         SPEED_STEPS.iter().copied().find(|s| *s > speed * 1.0001)
     } else {
-        SPEED_STEPS.iter().rev().copied().find(|s| *s < speed / 1.0001)
+        SPEED_STEPS
+            .iter()
+            .rev()
+            .copied()
+            .find(|s| *s < speed / 1.0001)
     };
     next.unwrap_or(speed).clamp(MIN_SPEED, MAX_SPEED)
 }

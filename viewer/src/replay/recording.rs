@@ -90,14 +90,24 @@ mod tests {
         std::fs::write(&path, format!("{late}\n{{\"seq\":1}}\n\n{early}\n")).expect("write");
 
         let recording = Recording::load(&path).expect("loads");
-        assert_eq!(recording.arcs.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 9]);
+        assert_eq!(
+            recording.arcs.iter().map(|a| a.seq).collect::<Vec<_>>(),
+            [2, 9]
+        );
         assert_eq!(recording.skipped.len(), 1);
-        assert!(recording.skipped[0].starts_with("line 2: missing field"), "{:?}", recording.skipped);
+        assert!(
+            recording.skipped[0].starts_with("line 2: missing field"),
+            "{:?}",
+            recording.skipped
+        );
         assert_eq!(recording.position(recording.arcs[1].ts.0), 1);
 
         std::fs::write(&path, "not json\n").expect("write");
         let error = Recording::load(&path).expect_err("no arcs").to_string();
-        assert!(error.contains("no arcs") && error.contains("line 1"), "{error}");
+        assert!(
+            error.contains("no arcs") && error.contains("line 1"),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

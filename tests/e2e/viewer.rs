@@ -1,0 +1,211 @@
+//! The globe viewer as a presenter runs it: the real `viralglobe-viewer` binary rendering with
+//! software Vulkan (Mesa's lavapipe) to PNG frames, on a recording exported by the real server, on
+//! the demo server's live feed and on a replay the server plays. Assertions are on the pixels.
+//! Frames are kept under the cargo target directory's `tmp/viewer/`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::demo::demo_server;
+
+/// The viewer binary beside this test's (`tests/run.sh` builds it with the workspace's binaries).
+fn viewer() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("viralglobe-viewer");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (`cargo build --workspace --bins`, as tests/run.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A frame's pixels, RGB.
+struct Frame {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Frame {
+    fn read(path: &Path) -> Self {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let mut reader = decoder.read_info().expect("a PNG");
+        let mut buffer = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buffer).expect("a frame");
+        assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+        buffer.truncate(info.buffer_size());
+        Self {
+            width: info.width as usize,
+            height: info.height as usize,
+            rgb: buffer,
+        }
+    }
+
+    fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    fn count(&self, wanted: impl Fn([u8; 3]) -> bool) -> usize {
+        self.rgb
+            .chunks_exact(3)
+            .filter(|p| wanted([p[0], p[1], p[2]]))
+            .count()
+    }
+}
+
+/// Outgoing arcs: cyan to violet, blue well above red.
+fn outgoing([r, g, b]: [u8; 3]) -> bool {
+    b > 140 && b as i32 - r as i32 > 60 && g > 60
+}
+
+/// Inbound arcs: sign-ups green, purchases orange.
+fn inbound([r, g, b]: [u8; 3]) -> bool {
+    let signup = g > 120 && g as i32 - b as i32 > 50 && g as i32 - r as i32 > 30;
+    let purchase = r > 140 && r as i32 - b as i32 > 80 && g > 60;
+    signup || purchase
+}
+
+fn run_viewer(args: &[&str], frames: &Path) {
+    let _ = std::fs::remove_dir_all(frames);
+    let output = Command::new(viewer())
+        .args(args)
+        .arg("--frames")
+        .arg(frames)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the viewer runs");
+    assert!(
+        output.status.success(),
+        "viewer failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn frames_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("viewer")
+        .join(name)
+}
+
+fn frame(dir: &Path, n: u32) -> Frame {
+    Frame::read(&dir.join(format!("frame-{n:05}.png")))
+}
+
+/// The demo's kickoff exported to frames from a recording on disk, no server running: the globe
+/// is drawn, arcs of both directions show in their colours, and arcs move between frames.
+#[test]
+fn the_viewer_exports_the_demo_kickoff_from_a_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("bones-brigade.ndjson");
+    let status = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
+        .args(["export", "--demo", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(&recording)
+        .status()
+        .expect("export runs");
+    assert!(status.success());
+
+    let frames = frames_dir("kickoff");
+    let recording = recording.to_str().expect("utf-8 path");
+    let args = [
+        "--replay",
+        recording,
+        "--size",
+        "640x360",
+        "--fps",
+        "10",
+        "--duration",
+        "3",
+    ];
+    run_viewer(&args, &frames);
+    let written = std::fs::read_dir(&frames).expect("frames").count();
+    assert_eq!(written, 30, "3 s at 10 fps");
+
+    let last = frame(&frames, 30);
+    assert_eq!((last.width, last.height), (640, 360));
+    // Space in the corners (beside the HUD panels); the globe in the middle.
+    let [r, g, b] = last.pixel(320, 4);
+    assert!(
+        r < 20 && g < 20 && b < 30,
+        "top centre should be space: {:?}",
+        [r, g, b]
+    );
+    let globe = (130..230)
+        .flat_map(|y| (270..370).map(move |x| (x, y)))
+        .filter(|&(x, y)| last.pixel(x, y).iter().map(|&c| c as u32).sum::<u32>() > 15)
+        .count();
+    assert!(
+        globe > 5_000,
+        "the globe's disc is drawn: {globe} of 10,000 pixels lit"
+    );
+
+    let (out, back) = (last.count(outgoing), last.count(inbound));
+    assert!(out > 2_000, "outgoing arcs visible: {out} pixels");
+    assert!(back > 50, "inbound arcs visible: {back} pixels");
+
+    let early = frame(&frames, 10);
+    let moved = early
+        .rgb
+        .chunks_exact(3)
+        .zip(last.rgb.chunks_exact(3))
+        .filter(|(a, b)| a.iter().zip(*b).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    assert!(
+        moved > 640 * 360 / 50,
+        "frames 10 and 30 differ where arcs moved: {moved} pixels"
+    );
+}
+
+/// The live feed of the demo server and a replay the server plays both reach the globe.
+#[test]
+fn the_viewer_draws_the_live_feed_and_a_served_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = demo_server(dir.path());
+    let ws = server.ws_base.clone();
+    let size = ["--size", "480x270", "--fps", "10", "--duration", "2"];
+
+    let live = frames_dir("live");
+    let mut args = vec!["--live", ws.as_str(), "--campaign", "bones-brigade"];
+    args.extend(size);
+    run_viewer(&args, &live);
+    let last = frame(&live, 20);
+    assert!(
+        last.count(outgoing) > 200,
+        "live arcs drawn: {}",
+        last.count(outgoing)
+    );
+
+    // The demo's recording is unpacked and indexed in the background; wait until it can replay.
+    let timeline = server.url("/v1/campaigns/bones-brigade/timeline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ureq::get(&timeline).call().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo never became replayable"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let served = frames_dir("served");
+    let mut args = vec!["--replay-from", ws.as_str(), "--campaign", "bones-brigade"];
+    args.extend(["--speed", "600"]);
+    args.extend(size);
+    run_viewer(&args, &served);
+    let last = frame(&served, 20);
+    assert!(
+        last.count(outgoing) > 200,
+        "replayed arcs drawn: {}",
+        last.count(outgoing)
+    );
+}
