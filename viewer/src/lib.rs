@@ -160,11 +160,13 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
         let timeline = hud::ActivityTimeline::of_arcs(&recording.arcs, TIMELINE_BUCKETS);
         let (player, mut playback) =
             replay::FileReplay::start(recording, cli.from, cli.replay_speed());
+        let counts_so_far = tally::Tally::of_arcs(&player.recording.arcs[..player.next]);
         // An export starts the clock after its warm-up frames.
         playback.playing = cli.frames.is_none();
         app.insert_resource(Source::File)
             .insert_resource(net::CampaignName(name))
             .insert_resource(timeline)
+            .insert_resource(counts_so_far)
             .insert_resource(player)
             .insert_resource(playback);
     } else if let Some(url) = &cli.replay_from {
