@@ -8,7 +8,7 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bevy::{
@@ -21,7 +21,7 @@ use bevy::{
     time::TimeUpdateStrategy,
 };
 
-use crate::{camera::GlobeCamera, replay::Playback};
+use crate::{arcs::ArcsInFlight, camera::GlobeCamera, replay::Playback};
 
 /// Frames rendered before the first one saved: shaders and the map reach the GPU.
 const WARMUP_FRAMES: u32 = 10;
@@ -39,6 +39,37 @@ struct FrameExport {
     saved: Arc<AtomicU32>,
     failed: Arc<AtomicU32>,
     target: Option<Handle<Image>>,
+    timing: FrameTiming,
+}
+
+/// Wall time per exported frame, and the most arcs in flight: what the export reports at the end.
+#[derive(Default)]
+struct FrameTiming {
+    last: Option<Instant>,
+    frames: Vec<Duration>,
+    most_in_flight: usize,
+}
+
+impl FrameTiming {
+    fn tick(&mut self, in_flight: usize) {
+        let now = Instant::now();
+        if let Some(last) = self.last.replace(now) {
+            self.frames.push(now - last);
+        }
+        self.most_in_flight = self.most_in_flight.max(in_flight);
+    }
+
+    fn summary(&mut self) -> String {
+        self.frames.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
+        let n = self.frames.len().max(1);
+        let mean = self.frames.iter().map(|d| ms(*d)).sum::<f64>() / n as f64;
+        let p95 = self.frames.get(n * 95 / 100).map_or(0.0, |d| ms(*d));
+        format!(
+            "{mean:.1} ms a frame on average, p95 {p95:.1} ms, up to {} arcs in flight",
+            self.most_in_flight
+        )
+    }
 }
 
 pub fn plugin(dir: PathBuf, size: (u32, u32), fps: u32, total: u32) -> impl Fn(&mut App) {
@@ -56,6 +87,7 @@ pub fn plugin(dir: PathBuf, size: (u32, u32), fps: u32, total: u32) -> impl Fn(&
             saved: Arc::default(),
             failed: Arc::default(),
             target: None,
+            timing: FrameTiming::default(),
         })
         .add_systems(PostStartup, render_offscreen)
         .add_systems(Last, capture);
@@ -84,6 +116,7 @@ fn capture(
     mut commands: Commands,
     mut export: ResMut<FrameExport>,
     playback: Option<ResMut<Playback>>,
+    in_flight: Res<ArcsInFlight>,
     mut exit: MessageWriter<AppExit>,
 ) {
     if export.warmup > 0 {
@@ -99,6 +132,7 @@ fn capture(
         return;
     };
     if export.requested < export.total {
+        export.timing.tick(in_flight.0);
         export.requested += 1;
         let path = export
             .dir
@@ -128,7 +162,11 @@ fn capture(
         export.failed.load(Ordering::SeqCst),
     );
     if saved + failed == export.total {
-        info!("{saved} frames written to {}", export.dir.display());
+        let timing = export.timing.summary();
+        info!(
+            "{saved} frames written to {}: {timing}",
+            export.dir.display()
+        );
         exit.write(if failed == 0 {
             AppExit::Success
         } else {

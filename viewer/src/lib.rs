@@ -195,3 +195,38 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// For the benchmarks: the arcs' CPU side as a headless app.
+pub mod bench {
+    use bevy::prelude::*;
+    use viralglobe_protocol::ArcEvent;
+
+    pub use crate::arcs::LIFETIME_SECS;
+
+    /// A headless app with the feed and the arcs (no rendering). The animation clock only moves
+    /// in [`frame`], so timings do not depend on how long a frame took.
+    pub fn arcs_app() -> App {
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, crate::feed::plugin));
+        crate::configure_sets(&mut app);
+        crate::arcs::register(&mut app);
+        app.update();
+        app.world_mut()
+            .resource_mut::<crate::arcs::DisplayClock>()
+            .frozen = true;
+        app
+    }
+
+    /// Runs one frame `dt` seconds after the last, in which `arcs` arrive.
+    pub fn frame(app: &mut App, arcs: Vec<ArcEvent>, dt: f32) {
+        app.world_mut()
+            .resource_mut::<crate::arcs::DisplayClock>()
+            .now += dt;
+        app.world_mut().write_message(crate::feed::NewArcs(arcs));
+        app.update();
+    }
+
+    pub fn in_flight(app: &App) -> usize {
+        app.world().resource::<crate::arcs::ArcsInFlight>().0
+    }
+}

@@ -16,7 +16,7 @@ use crate::{
     feed::{FeedReset, NewArcs},
 };
 pub use material::ArcMaterial;
-pub use ring::ArcRing;
+pub use ring::{ArcRing, LIFETIME_SECS};
 use ring::{CHUNKS, FLIGHT_SECS, PULSE_SECS, SLOT_FLOATS, SLOTS_PER_CHUNK, TRAIL};
 
 /// Most arcs launched in one frame; above it an even sample of the frame's arcs is drawn (all are
@@ -49,7 +49,7 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 /// Everything but the render plugin: what a headless test needs.
-fn register(app: &mut App) {
+pub(crate) fn register(app: &mut App) {
     app.init_resource::<ArcRing>()
         .init_resource::<DisplayClock>()
         .init_resource::<ArcsInFlight>()

@@ -3,6 +3,8 @@
 //! this frame are uploaded, and only chunks with an arc still animating are drawn. So a frame's
 //! CPU cost follows the arcs that arrived, not the arcs in flight.
 
+use std::collections::VecDeque;
+
 use bevy::math::Vec3;
 use viralglobe_protocol::ArcEvent;
 
@@ -30,7 +32,8 @@ pub struct ArcRing {
     dirty: [bool; CHUNKS],
     /// Per chunk: display time when its last arc finishes.
     busy_until: [f32; CHUNKS],
-    in_flight: Vec<(f32, usize)>,
+    /// (end time, slot) of the arcs animating, oldest first; at most one per slot.
+    in_flight: VecDeque<(f32, usize)>,
 }
 
 impl Default for ArcRing {
@@ -40,7 +43,7 @@ impl Default for ArcRing {
             next: 0,
             dirty: [true; CHUNKS],
             busy_until: [f32::NEG_INFINITY; CHUNKS],
-            in_flight: Vec::new(),
+            in_flight: VecDeque::new(),
         }
     }
 }
@@ -85,7 +88,10 @@ impl ArcRing {
         self.dirty[chunk] = true;
         self.busy_until[chunk] = self.busy_until[chunk].max(now + LIFETIME_SECS);
         self.next = (slot + 1) % self.slots.len();
-        self.in_flight.push((now + LIFETIME_SECS, slot));
+        if self.in_flight.len() == self.slots.len() {
+            self.in_flight.pop_front(); // its slot was just taken
+        }
+        self.in_flight.push_back((now + LIFETIME_SECS, slot));
     }
 
     /// Forgets every arc (a seek or a restart).
@@ -198,6 +204,11 @@ mod tests {
         for seq in 0..(SLOTS_PER_CHUNK * CHUNKS + 1) as u64 {
             ring.launch(&arc(seq, ArcKind::Click, 0), seq as f32);
         }
+        assert_eq!(
+            ring.in_flight(0.0),
+            SLOTS_PER_CHUNK * CHUNKS,
+            "the overwritten arc is gone"
+        );
         let first = ring.take_dirty(0).expect("written");
         assert_eq!(
             float(&first, 3),
