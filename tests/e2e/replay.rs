@@ -135,6 +135,32 @@ async fn a_replay_can_be_paused_sped_up_and_seeked() {
     );
 }
 
+/// A replay asked to play faster than its client reads holds its clock back to what it sent; a
+/// pause then holds the clock exactly where the arcs stopped, however far ahead the wall clock ran.
+#[tokio::test]
+async fn a_replay_paused_while_catching_up_holds_still_where_its_arcs_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    one_click_a_second(&server, 30_000).await;
+    let mut replay = server.replay("bones-brigade", "?speed=10000000").await;
+    let mut arcs = replay.arcs(1, Duration::from_secs(5)).await;
+    replay.send_json(json!({"type": "pause"})).await;
+    let (before, answer) = answer_to_control(&mut replay, |c| !c.playing).await;
+    arcs.extend(before);
+    let paused_at = clock_of(&answer).ts.0;
+    let last_sent = arcs.last().expect("arcs before the pause").ts.0;
+    assert_eq!(paused_at, last_sent, "paused away from the last arc sent");
+    assert!(
+        last_sent < T0 + 30_000_000,
+        "the replay had caught up before the pause; the test needs it behind"
+    );
+
+    // The periodic clock (once a second) repeats the pause point, and nothing more plays.
+    let (after, clock) = answer_to_control(&mut replay, |_| true).await;
+    assert!(after.is_empty(), "{} arcs after the pause", after.len());
+    assert_eq!(clock_of(&clock).ts.0, paused_at);
+}
+
 /// Replaying a campaign that is still live runs on into events that arrive after the replay
 /// caught up.
 #[tokio::test]

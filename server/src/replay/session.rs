@@ -121,6 +121,7 @@ pub async fn replay(
         anchor_ts: from,
         anchor_wall: Instant::now(),
         at_end: false,
+        behind: false,
     };
     actix_web::rt::spawn(run_session(session, stream, replay, hello));
     Ok(response)
@@ -141,6 +142,8 @@ struct Replay {
     anchor_ts: i64,
     anchor_wall: Instant,
     at_end: bool,
+    /// The last step could not send everything due: the cursor is behind the playhead.
+    behind: bool,
 }
 
 impl Replay {
@@ -204,7 +207,8 @@ impl Replay {
         if live && !arcs.is_empty() {
             self.rebase(clock);
         }
-        if progress == Progress::Limited {
+        self.behind = progress == Progress::Limited;
+        if self.behind {
             // The client (or the disk) is slower than the clock: hold the clock back to the
             // reading position rather than skip arcs.
             self.at_end = false;
@@ -250,7 +254,12 @@ impl Replay {
         })?;
         match control {
             ReplayControl::Pause => {
-                self.rebase(self.playhead());
+                // Pause where the client is: arcs not yet sent stay unsent, and the clock holds.
+                let delivered = match &self.cursor {
+                    Some(cursor) if self.behind => cursor.clock().min(self.playhead()),
+                    _ => self.playhead(),
+                };
+                self.rebase(delivered);
                 self.playing = false;
             }
             ReplayControl::Play => {
