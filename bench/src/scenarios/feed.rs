@@ -1,0 +1,175 @@
+//! The live feed under load: fan-out to many subscribers, ingest-to-receipt latency, and what
+//! subscribers that never read do to everyone else.
+
+use std::{sync::atomic::Ordering::Relaxed, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{
+    cli::Cli,
+    publisher::publish,
+    report::{Row, count},
+    server::Process,
+    subscribers::Crowd,
+};
+
+const WARM_UP: Duration = Duration::from_secs(1);
+
+struct Load {
+    subscribers: usize,
+    /// Of the subscribers, how many never read.
+    stalled: usize,
+    events_per_s: f64,
+}
+
+struct Outcome {
+    delivered_per_s: f64,
+    dropped_share: f64,
+    p50_ms: Option<u64>,
+    p99_ms: Option<u64>,
+    rss_start_kib: u64,
+    rss_end_kib: u64,
+}
+
+impl Outcome {
+    fn latency(&self) -> String {
+        let ms = |v: Option<u64>| v.map_or("—".into(), |v| format!("{v} ms"));
+        format!("p50 {}, p99 {}", ms(self.p50_ms), ms(self.p99_ms))
+    }
+
+    fn losses(&self) -> String {
+        format!(
+            "{:.1}% dropped for slow reading",
+            self.dropped_share * 100.0
+        )
+    }
+}
+
+/// Runs `load` against a fresh server: subscribers connect, events flow for a warm-up and then
+/// for `span`, which is what is measured.
+async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> {
+    let server = Process::server(cli)?;
+    let campaign = "feed";
+    let url = format!("{}/v1/live?campaign={campaign}", server.ws_base());
+    let crowd = Crowd::connect(&url, load.subscribers - load.stalled, load.stalled).await?;
+    let address = server.address.clone();
+    let rate = load.events_per_s;
+    let publisher =
+        tokio::spawn(async move { publish(&address, campaign, rate, WARM_UP + span).await });
+    tokio::time::sleep(WARM_UP).await;
+
+    let tally = crowd.tally.clone();
+    let rss_start_kib = server.rss_kib()?;
+    tally.measure_latency();
+    let (arcs, dropped) = (tally.arcs.load(Relaxed), tally.dropped.load(Relaxed));
+    let started = Instant::now();
+    tokio::time::sleep(span).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let arcs = tally.arcs.load(Relaxed) - arcs;
+    let dropped = tally.dropped.load(Relaxed) - dropped;
+    let rss_end_kib = server.rss_kib()?;
+    publisher.await??;
+    let outcome = Outcome {
+        delivered_per_s: arcs as f64 / elapsed,
+        dropped_share: dropped as f64 / (arcs + dropped).max(1) as f64,
+        p50_ms: tally.latency_quantile(0.50),
+        p99_ms: tally.latency_quantile(0.99),
+        rss_start_kib,
+        rss_end_kib,
+    };
+    crowd.disconnect().await?;
+    Ok(outcome)
+}
+
+/// Arc deliveries a second to 1,000 and 10,000 subscribers of one campaign, offered about
+/// 2.9 million a second (3,000 and 300 events a second; the 3% of events from private addresses
+/// draw no arc). Arcs neither delivered nor dropped are queued: the latency shows the backlog.
+pub async fn fan_out(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (subscribers, events_per_s) in [(1_000, 3_000.0), (10_000, 300.0)] {
+        let load = Load {
+            subscribers,
+            stalled: 0,
+            events_per_s,
+        };
+        let outcome = run(cli, &load, span).await?;
+        rows.push(
+            Row::new(
+                format!(
+                    "fan-out arc deliveries/s, {} subscribers",
+                    count(subscribers as f64)
+                ),
+                format!(
+                    "{}/s, offered ≈ {}/s ({} events/s × {} subscribers); {}; {}",
+                    count(outcome.delivered_per_s),
+                    count(events_per_s * 0.97 * subscribers as f64),
+                    count(events_per_s),
+                    count(subscribers as f64),
+                    outcome.losses(),
+                    outcome.latency()
+                ),
+            )
+            .target("≥ 2 M/s", outcome.delivered_per_s >= 2e6),
+        );
+    }
+    Ok(rows)
+}
+
+/// Ingest-to-receipt latency with 1,000 subscribers at 20,000 events a second (the target) and
+/// at 2,000, then the 2,000 run again with 1% of the subscribers never reading.
+pub async fn latency(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut calm_p99 = None;
+    for events_per_s in [20_000.0, 2_000.0] {
+        let load = Load {
+            subscribers: 1_000,
+            stalled: 0,
+            events_per_s,
+        };
+        let outcome = run(cli, &load, span).await?;
+        let within = outcome.p99_ms.is_some_and(|p99| p99 <= 50) && outcome.dropped_share == 0.0;
+        rows.push(
+            Row::new(
+                format!(
+                    "end-to-end latency, {} events/s, 1,000 subscribers",
+                    count(events_per_s)
+                ),
+                format!(
+                    "{}; {} deliveries/s; {}",
+                    outcome.latency(),
+                    count(outcome.delivered_per_s),
+                    outcome.losses()
+                ),
+            )
+            .target("p99 ≤ 50 ms, nothing dropped", within),
+        );
+        calm_p99 = outcome.p99_ms;
+    }
+
+    let load = Load {
+        subscribers: 1_000,
+        stalled: 10,
+        events_per_s: 2_000.0,
+    };
+    let outcome = run(cli, &load, span).await?;
+    let (with, without) = (outcome.p99_ms.unwrap_or(u64::MAX), calm_p99.unwrap_or(0));
+    // Latencies are whole milliseconds: a 1 ms step is within the resolution.
+    let moved = with.saturating_sub(without) as f64 / without.max(1) as f64;
+    let flat = outcome.rss_end_kib <= outcome.rss_start_kib + outcome.rss_start_kib / 10;
+    rows.push(
+        Row::new(
+            "slow consumers: 10 of 1,000 subscribers never read, 2,000 events/s",
+            format!(
+                "readers' p99 {with} ms (without: {without} ms); server RSS {:.1} → {:.1} MiB over the run; {}",
+                outcome.rss_start_kib as f64 / 1024.0,
+                outcome.rss_end_kib as f64 / 1024.0,
+                outcome.losses()
+            ),
+        )
+        .target(
+            "p99 moves ≤ 10%, RSS flat",
+            (moved <= 0.1 || with <= without + 1) && flat,
+        ),
+    );
+    Ok(rows)
+}

@@ -1,0 +1,40 @@
+//! The figures of the suite, each against a fresh server process.
+
+mod feed;
+mod ingest;
+mod memory;
+mod seek;
+
+use std::time::Duration;
+
+use crate::cli::{Cli, Figure};
+
+pub async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let wanted = |figure| cli.only.is_empty() || cli.only.contains(&figure);
+    let span = Duration::from_secs_f64(cli.seconds);
+    if wanted(Figure::Ingest) {
+        ingest::batches(cli).await?.print();
+    }
+    if wanted(Figure::IngestSingle) {
+        ingest::one_per_request(cli, span).await?.print();
+    }
+    if wanted(Figure::Fanout) {
+        for row in feed::fan_out(cli, span).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Latency) {
+        for row in feed::latency(cli, span).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Memory) {
+        for row in memory::rss(cli).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Seek) {
+        seek::replay_seek(cli).await?.print();
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Seeking a replay of a 1,000,000-event recording.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    cli::Cli,
+    http::Connection,
+    report::Row,
+    server::Process,
+    workload::{CampaignTraffic, Rng, launch_time},
+};
+
+const EVENTS: u64 = 1_000_000;
+const SEEKS: usize = 50;
+
+pub async fn replay_seek(cli: &Cli) -> anyhow::Result<Row> {
+    let server = Process::server(cli)?;
+    let mut connection = Connection::open(&server.address).await?;
+    let mut traffic = CampaignTraffic::new("seek", 77);
+    let mut accepted = 0;
+    for _ in 0..EVENTS / 10_000 {
+        accepted += connection
+            .post("/v1/events", &traffic.batch(10_000, launch_time))
+            .await?
+            .accepted()?;
+    }
+    ensure!(
+        accepted == EVENTS,
+        "{accepted} of {EVENTS} events acknowledged"
+    );
+
+    let url = format!("{}/v1/campaigns/seek/replay?paused=true", server.ws_base());
+    let opened = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    next_text(&mut ws, br#"{"type":"hello""#).await?;
+    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
+
+    let mut rng = Rng(5);
+    let mut took = Vec::with_capacity(SEEKS);
+    for _ in 0..SEEKS {
+        let ts = launch_time(rng.below(EVENTS));
+        let asked = Instant::now();
+        ws.send(Message::text(format!(r#"{{"type":"seek","ts":{ts}}}"#)))
+            .await?;
+        // The replay also sends its clock once a second: the answer is the clock at `ts`.
+        let answer = format!(r#""ts":{ts},"#);
+        while !next_text(&mut ws, br#"{"type":"clock""#)
+            .await?
+            .contains(&answer)
+        {}
+        took.push(asked.elapsed().as_secs_f64() * 1e3);
+    }
+    took.sort_by(f64::total_cmp);
+    let (p50, max) = (took[SEEKS / 2], took[SEEKS - 1]);
+    Ok(Row::new(
+        "replay seek, random times in a 1,000,000-event recording (50 seeks)",
+        format!("p50 {p50:.2} ms, max {max:.2} ms; opening the replay (indexing) {open_ms:.0} ms"),
+    )
+    .target("≤ 50 ms", max <= 50.0))
+}
+
+/// The next text message that starts with `prefix`, within 30 s.
+async fn next_text<S>(ws: &mut S, prefix: &[u8]) -> anyhow::Result<String>
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let message = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .context("no answer from the replay within 30 s")?;
+        match message {
+            Some(Ok(Message::Text(text))) if text.as_bytes().starts_with(prefix) => {
+                return Ok(text.to_string());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("the replay closed"),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The process under test: the real server binary (or the bare baseline), pinned to its CPUs, in
+//! a fresh data directory, stopped when dropped.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context, bail};
+
+use crate::cli::Cli;
+
+pub struct Process {
+    child: Child,
+    pub address: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Process {
+    /// Starts the server with an empty data directory.
+    pub fn server(cli: &Cli) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let mut command = pinned(&cli.server_cpus, &cli.server);
+        command
+            .args(["--listen", "127.0.0.1:0", "--geoip"])
+            .arg(&cli.geoip)
+            .arg("--data-dir")
+            .arg(data.path());
+        let mut process = Self::start(command, "listening on http://")?;
+        process._data = Some(data);
+        Ok(process)
+    }
+
+    /// Starts the bare actix-web baseline (this binary's `bare-server`).
+    pub fn bare(cli: &Cli) -> anyhow::Result<Self> {
+        let mut command = pinned(&cli.server_cpus, &std::env::current_exe()?);
+        command.arg("bare-server");
+        Self::start(command, "bare server on http://")
+    }
+
+    fn start(mut command: Command, marker: &str) -> anyhow::Result<Self> {
+        let mut child = command
+            .env("RUST_LOG", "warn,viralglobe_server::startup=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        // The server logs to stderr, the baseline prints to stdout: read whichever announces it.
+        let stderr = child.stderr.take().context("stderr")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        for lines in [
+            Box::new(BufReader::new(stderr).lines()) as Box<dyn Iterator<Item = _> + Send>,
+            Box::new(BufReader::new(stdout).lines()),
+        ] {
+            let tx = tx.clone();
+            let marker = marker.to_owned();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let _ = tx.send(match line.find(&marker) {
+                        Some(at) => Ok(line[at + marker.len()..].trim().to_owned()),
+                        None => Err(line),
+                    });
+                }
+            });
+        }
+        drop(tx);
+        // Until it says where it listens, or exits (both pipes closed) saying why.
+        let mut said = Vec::new();
+        let address = loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(Ok(address)) => break address,
+                Ok(Err(line)) => said.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!(
+                        "{command:?} did not say where it listens; it said:\n{}",
+                        said.join("\n")
+                    );
+                }
+            }
+        };
+        Ok(Self {
+            child,
+            address,
+            _data: None,
+        })
+    }
+
+    pub fn ws_base(&self) -> String {
+        format!("ws://{}", self.address)
+    }
+
+    /// Resident memory, in KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `program` under `taskset -c CPUS` (which execs it, so the pid is the program's).
+fn pinned(cpus: &str, program: &Path) -> Command {
+    if cpus.is_empty() {
+        return Command::new(program);
+    }
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(cpus).arg(program);
+    command
+}
+
+/// Pins this process (every thread it has and will have) to `cpus`.
+pub fn pin_self(cpus: &str) -> anyhow::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset (util-linux)")?;
+    if !status.success() {
+        bail!("taskset could not pin the load generator to CPUs {cpus}");
+    }
+    Ok(())
+}
