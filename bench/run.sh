@@ -5,7 +5,7 @@
 # Three programs print rows: the server's in-process bench (geo, pipeline; one thread), the load
 # generator (the release server binary in its own process on CPU 0, real clients on CPU 1, over
 # loopback), and the viewer's frame bench (headless, dev profile: a release Bevy build takes the
-# better part of an hour on 2 cores).
+# better part of an hour on 2 cores; `--workspace` so Bevy is the build the tests already made).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/viralglobe-target}"
@@ -17,7 +17,7 @@ ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --locked -p viralglobe-server -p viralglobe-bench
 cargo bench --locked -p viralglobe-server --bench pipeline --no-run
-cargo bench --locked -p viralglobe-viewer --profile dev --bench frame --no-run
+cargo bench --workspace --locked --profile dev --bench frame --no-run
 
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
@@ -27,7 +27,7 @@ echo "load generator against the server binary..." >&2
 "$CARGO_TARGET_DIR/release/viralglobe-load" --server "$CARGO_TARGET_DIR/release/viralglobe-server" "$@" \
   | tee -a "$rows" >&2
 echo "viewer frame bench..." >&2
-cargo bench --locked -p viralglobe-viewer --profile dev --bench frame | grep '^| ' | tee -a "$rows" >&2
+cargo bench --workspace --locked --profile dev --bench frame | grep '^| ' | tee -a "$rows" >&2
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 echo

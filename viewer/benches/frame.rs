@@ -1,6 +1,6 @@
 //! CPU time of a frame's arc work (launch, upload of written chunks, visibility, clock) in the
 //! steady state with 10,000 and 100,000 arcs in flight, headless:
-//! `cargo bench -p viralglobe-viewer --profile dev --bench frame` (the profile CI builds Bevy
+//! `cargo bench --workspace --profile dev --bench frame` (the profile and features CI builds Bevy
 //! with; a release build of Bevy takes the better part of an hour on 2 cores). Rendering is the
 //! GPU's and is not in these numbers; `--frames` exports log wall time per rendered frame.
 

@@ -121,7 +121,7 @@ pub async fn replay(
         anchor_ts: from,
         anchor_wall: Instant::now(),
         at_end: false,
-        behind: false,
+        sent_until: from,
     };
     actix_web::rt::spawn(run_session(session, stream, replay, hello));
     Ok(response)
@@ -142,8 +142,8 @@ struct Replay {
     anchor_ts: i64,
     anchor_wall: Instant,
     at_end: bool,
-    /// The last step could not send everything due: the cursor is behind the playhead.
-    behind: bool,
+    /// Every arc up to this campaign time has been sent (the last step's reach).
+    sent_until: i64,
 }
 
 impl Replay {
@@ -207,8 +207,12 @@ impl Replay {
         if live && !arcs.is_empty() {
             self.rebase(clock);
         }
-        self.behind = progress == Progress::Limited;
-        if self.behind {
+        self.sent_until = if live || progress == Progress::Limited {
+            clock
+        } else {
+            until
+        };
+        if progress == Progress::Limited {
             // The client (or the disk) is slower than the clock: hold the clock back to the
             // reading position rather than skip arcs.
             self.at_end = false;
@@ -232,6 +236,7 @@ impl Replay {
             .map_err(|e| self.read_error(e))?;
         self.cursor = Some(cursor);
         self.at_end = false;
+        self.sent_until = ts;
         self.rebase(ts);
         Ok(())
     }
@@ -254,12 +259,9 @@ impl Replay {
         })?;
         match control {
             ReplayControl::Pause => {
-                // Pause where the client is: arcs not yet sent stay unsent, and the clock holds.
-                let delivered = match &self.cursor {
-                    Some(cursor) if self.behind => cursor.clock().min(self.playhead()),
-                    _ => self.playhead(),
-                };
-                self.rebase(delivered);
+                // Pause where the arcs stopped, not where the wall clock got to since the last
+                // step: nothing more is due, so the clock holds still.
+                self.rebase(self.playhead().min(self.sent_until));
                 self.playing = false;
             }
             ReplayControl::Play => {
