@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{ArcKind, Timestamp};
 
 /// What a replay client may ask, as `{"type":"pause"}`, `{"type":"speed","speed":3600}`,
 /// `{"type":"seek","ts":"2012-10-20T00:00:00Z"}`, …
@@ -78,6 +78,24 @@ pub struct TimelineBucket {
     /// Conversions with other goals.
     pub other_conversions: u64,
     pub revenue_cents: u64,
+}
+
+impl TimelineBucket {
+    /// Counts one event of `kind`; a conversion towards `goal`, worth `value_cents`.
+    pub fn count(&mut self, kind: ArcKind, goal: Option<&str>, value_cents: u64) {
+        match kind {
+            ArcKind::Share => self.shares += 1,
+            ArcKind::Click => self.clicks += 1,
+            ArcKind::Conversion => {
+                self.revenue_cents += value_cents;
+                match goal {
+                    Some("signup") => self.signups += 1,
+                    Some("purchase") => self.purchases += 1,
+                    _ => self.other_conversions += 1,
+                }
+            }
+        }
+    }
 }
 
 impl std::ops::AddAssign for TimelineBucket {

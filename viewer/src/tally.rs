@@ -4,17 +4,13 @@
 use std::collections::BTreeMap;
 
 use bevy::prelude::Resource;
-use viralglobe_protocol::{ArcEvent, ArcKind, CampaignStats, CampaignSummary};
+use viralglobe_protocol::{ArcEvent, ArcKind, CampaignStats, CampaignSummary, TimelineBucket};
 
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct Tally {
-    pub shares: u64,
-    pub clicks: u64,
-    pub signups: u64,
-    pub purchases: u64,
-    /// Conversions with another goal, or whose goal a summary did not say.
-    pub other_conversions: u64,
-    pub revenue_cents: u64,
+    /// Events by kind and goal (`other_conversions` also holds conversions whose goal a summary
+    /// did not say).
+    pub counts: TimelineBucket,
     pub max_generation: u32,
     /// Per channel: clicks and revenue, for value per visit.
     pub channels: BTreeMap<String, ChannelTally>,
@@ -29,23 +25,13 @@ pub struct ChannelTally {
 impl Tally {
     pub fn count(&mut self, arc: &ArcEvent) {
         self.max_generation = self.max_generation.max(arc.generation);
+        let value = arc.value_cents.unwrap_or(0);
+        self.counts.count(arc.kind, arc.goal.as_deref(), value);
         let channel = self.channels.entry(arc.channel.clone()).or_default();
         match arc.kind {
-            ArcKind::Share => self.shares += 1,
-            ArcKind::Click => {
-                self.clicks += 1;
-                channel.clicks += 1;
-            }
-            ArcKind::Conversion => {
-                let value = arc.value_cents.unwrap_or(0);
-                self.revenue_cents += value;
-                channel.revenue_cents += value;
-                match arc.goal.as_deref() {
-                    Some("signup") => self.signups += 1,
-                    Some("purchase") => self.purchases += 1,
-                    _ => self.other_conversions += 1,
-                }
-            }
+            ArcKind::Share => {}
+            ArcKind::Click => channel.clicks += 1,
+            ArcKind::Conversion => channel.revenue_cents += value,
         }
     }
 
@@ -60,15 +46,17 @@ impl Tally {
         let goal = |name: &str| stats.by_goal.get(name).map_or(0, |g| g.conversions);
         let (signups, purchases) = (goal("signup"), goal("purchase"));
         Self {
-            shares: stats.summary.shares,
-            clicks: stats.summary.clicks,
-            signups,
-            purchases,
-            other_conversions: stats
-                .summary
-                .conversions
-                .saturating_sub(signups + purchases),
-            revenue_cents: stats.summary.revenue_cents,
+            counts: TimelineBucket {
+                shares: stats.summary.shares,
+                clicks: stats.summary.clicks,
+                signups,
+                purchases,
+                other_conversions: stats
+                    .summary
+                    .conversions
+                    .saturating_sub(signups + purchases),
+                revenue_cents: stats.summary.revenue_cents,
+            },
             max_generation: stats.summary.max_generation,
             channels: stats
                 .by_channel
@@ -88,10 +76,13 @@ impl Tally {
     pub fn of_summaries(summaries: &[CampaignSummary]) -> Self {
         let mut tally = Self::default();
         for s in summaries {
-            tally.shares += s.shares;
-            tally.clicks += s.clicks;
-            tally.other_conversions += s.conversions;
-            tally.revenue_cents += s.revenue_cents;
+            tally.counts += TimelineBucket {
+                shares: s.shares,
+                clicks: s.clicks,
+                other_conversions: s.conversions,
+                revenue_cents: s.revenue_cents,
+                ..TimelineBucket::default()
+            };
             tally.max_generation = tally.max_generation.max(s.max_generation);
         }
         tally
@@ -130,14 +121,9 @@ mod tests {
             purchase,
             signup,
         ]);
+        let c = tally.counts;
         assert_eq!(
-            (
-                tally.shares,
-                tally.clicks,
-                tally.signups,
-                tally.purchases,
-                tally.revenue_cents
-            ),
+            (c.shares, c.clicks, c.signups, c.purchases, c.revenue_cents),
             (1, 1, 1, 1, 1_500)
         );
         assert_eq!(tally.max_generation, 2);

@@ -126,15 +126,10 @@ impl ReplayIndex {
         }
         let bucket = self.minutes.entry(ts.div_euclid(MINUTE_MS)).or_default();
         match &record.event {
-            InputEvent::Share(_) => bucket.shares += 1,
-            InputEvent::Click(_) => bucket.clicks += 1,
+            InputEvent::Share(_) => bucket.count(ArcKind::Share, None, 0),
+            InputEvent::Click(_) => bucket.count(ArcKind::Click, None, 0),
             InputEvent::Conversion(c) => {
-                match c.goal.as_str() {
-                    "signup" => bucket.signups += 1,
-                    "purchase" => bucket.purchases += 1,
-                    _ => bucket.other_conversions += 1,
-                }
-                bucket.revenue_cents += c.value_cents;
+                bucket.count(ArcKind::Conversion, Some(&c.goal), c.value_cents);
             }
         }
         if self.arc_of(record, 0).is_some() {

@@ -192,15 +192,21 @@ fn speed(speed: f64) -> String {
 
 fn counters(tally: &Tally) -> String {
     let mut lines = vec![
-        format!("{}  shares", grouped(tally.shares)),
-        format!("{}  clicks", grouped(tally.clicks)),
-        format!("{}  sign-ups", grouped(tally.signups)),
-        format!("{}  purchases", grouped(tally.purchases)),
+        format!("{}  shares", grouped(tally.counts.shares)),
+        format!("{}  clicks", grouped(tally.counts.clicks)),
+        format!("{}  sign-ups", grouped(tally.counts.signups)),
+        format!("{}  purchases", grouped(tally.counts.purchases)),
     ];
-    if tally.other_conversions > 0 {
-        lines.push(format!("{}  conversions", grouped(tally.other_conversions)));
+    if tally.counts.other_conversions > 0 {
+        lines.push(format!(
+            "{}  conversions",
+            grouped(tally.counts.other_conversions)
+        ));
     }
-    lines.push(format!("${}  revenue", grouped(tally.revenue_cents / 100)));
+    lines.push(format!(
+        "${}  revenue",
+        grouped(tally.counts.revenue_cents / 100)
+    ));
     lines.push(format!("{}  generations", tally.max_generation + 1));
     lines.join("\n")
 }

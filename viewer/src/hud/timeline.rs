@@ -1,7 +1,7 @@
 //! The replay timeline: activity over the whole campaign as bars, the playhead, click to seek.
 
 use bevy::{prelude::*, ui::RelativeCursorPosition};
-use viralglobe_protocol::{ArcEvent, ArcKind, Timeline, TimelineBucket};
+use viralglobe_protocol::{ArcEvent, Timeline, TimelineBucket};
 
 use super::PANEL;
 use crate::{
@@ -37,18 +37,7 @@ impl ActivityTimeline {
         let mut buckets = vec![TimelineBucket::default(); count];
         for arc in arcs {
             let bucket = &mut buckets[(((arc.ts.0 - from) / bucket_ms) as usize).min(count - 1)];
-            match arc.kind {
-                ArcKind::Share => bucket.shares += 1,
-                ArcKind::Click => bucket.clicks += 1,
-                ArcKind::Conversion => {
-                    bucket.revenue_cents += arc.value_cents.unwrap_or(0);
-                    match arc.goal.as_deref() {
-                        Some("signup") => bucket.signups += 1,
-                        Some("purchase") => bucket.purchases += 1,
-                        _ => bucket.other_conversions += 1,
-                    }
-                }
-            }
+            bucket.count(arc.kind, arc.goal.as_deref(), arc.value_cents.unwrap_or(0));
         }
         Self {
             from_ms: from,
@@ -65,12 +54,7 @@ impl ActivityTimeline {
             sum += *bucket;
         }
         Tally {
-            shares: sum.shares,
-            clicks: sum.clicks,
-            signups: sum.signups,
-            purchases: sum.purchases,
-            other_conversions: sum.other_conversions,
-            revenue_cents: sum.revenue_cents,
+            counts: sum,
             ..default()
         }
     }
@@ -214,6 +198,7 @@ fn seek_on_click(
 mod tests {
     use super::*;
     use crate::test_support::arc;
+    use viralglobe_protocol::ArcKind;
 
     #[test]
     fn buckets_count_arcs_and_sum_before_a_time() {
@@ -225,7 +210,7 @@ mod tests {
             "ten buckets cover the span"
         );
         let halfway = arcs[50].ts.0;
-        assert_eq!(timeline.counts_before(halfway).clicks, 50);
+        assert_eq!(timeline.counts_before(halfway).counts.clicks, 50);
         assert!(timeline.heights().iter().all(|h| (0.0..=1.0).contains(h)));
     }
 }

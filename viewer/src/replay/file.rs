@@ -172,7 +172,7 @@ mod tests {
             .write_message(ReplayCommand::Seek(from + 50_000));
         app.update();
         let heard = app.world().resource::<Heard>();
-        assert_eq!(heard.resets.last().expect("a reset").clicks, 50);
+        assert_eq!(heard.resets.last().expect("a reset").counts.clicks, 50);
         assert_eq!(
             app.world().resource::<FileReplay>().next,
             52,
