@@ -22,6 +22,12 @@ const state = {
   counters: { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 },
   clock: null,
   lastError: null,
+  // Where the feed stands in the campaign's arc line: a reconnect resumes after `seq` of `epoch`.
+  position: { epoch: null, seq: 0 },
+  // Continuity, as the page saw it: arcs that skipped ahead or came twice, and resumed connections.
+  gaps: 0,
+  duplicates: 0,
+  resumes: 0,
 };
 window.viralGlobe = state;
 
@@ -129,6 +135,11 @@ function colorOf(arc) {
 }
 
 function addArc(arc) {
+  if (state.mode === "live" && state.position.epoch) {
+    if (arc.seq <= state.position.seq) state.duplicates++;
+    else if (arc.seq > state.position.seq + 1) state.gaps++;
+  }
+  state.position.seq = arc.seq;
   state.arcsReceived++;
   const kind = arc.kind === "conversion" ? arc.goal : arc.kind === "share" && arc.generation > 0 ? "child share" : arc.kind;
   state.kinds[kind] = (state.kinds[kind] || 0) + 1;
@@ -279,18 +290,24 @@ function send(message) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
 }
 
-async function connect() {
+// `resume`: the same campaign after a lost connection; the live feed continues after the last arc
+// received (`since`, `epoch`), so nothing is missed or counted twice.
+async function connect(resume = false) {
   if (socket) {
     socket.onclose = null;
     socket.close();
   }
-  flights.length = 0;
-  state.arcsReceived = 0;
-  state.kinds = {};
   const campaign = encodeURIComponent(state.campaign);
   $("replay").hidden = state.mode !== "replay";
   let url;
-  if (state.mode === "live") {
+  if (resume && state.mode === "live" && state.position.epoch) {
+    state.resumes++;
+    url = `${wsBase}/v1/live?campaign=${campaign}&since=${state.position.seq}&epoch=${encodeURIComponent(state.position.epoch)}`;
+  } else if (state.mode === "live") {
+    flights.length = 0;
+    state.arcsReceived = 0;
+    state.kinds = {};
+    state.position = { epoch: null, seq: 0 };
     const stats = await getJson(`/v1/campaigns/${campaign}/stats`).catch(() => null);
     const goal = (name) => stats?.by_goal?.[name] ?? { conversions: 0 };
     state.counters = {
@@ -302,7 +319,15 @@ async function connect() {
       generations: stats ? stats.summary.max_generation + 1 : 0,
     };
     url = `${wsBase}/v1/live?campaign=${campaign}`;
+  } else if (resume && state.position.epoch) {
+    state.resumes++;
+    const paused = state.clock?.playing === false ? "&paused=true" : "";
+    url = `${wsBase}/v1/campaigns/${campaign}/replay?speed=${$("speed").value}${paused}&since=${state.position.seq}&epoch=${encodeURIComponent(state.position.epoch)}`;
   } else {
+    flights.length = 0;
+    state.arcsReceived = 0;
+    state.kinds = {};
+    state.position = { epoch: null, seq: 0 };
     state.counters = { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 };
     await loadTimeline().catch((e) => (state.lastError = String(e)));
     url = `${wsBase}/v1/campaigns/${campaign}/replay?speed=${$("speed").value}`;
@@ -318,13 +343,26 @@ async function connect() {
       case "arcs": message.arcs.forEach(addArc); break;
       case "clock": showClock(message); break;
       case "error": state.lastError = message.message; console.warn(message.message); break;
-      default: break; // hello, lagged, and types added later
+      case "hello": {
+        const ours = message.campaigns.find((c) => c.id === state.campaign);
+        // A live hello says where the feed starts; a replay's only names the recording's epoch.
+        const seq = state.mode === "live" ? ours?.seq : 0;
+        if (!state.position.epoch && ours?.epoch) state.position = { epoch: ours.epoch, seq };
+        break;
+      }
+      case "reset": // the campaign's arc line started over (a demo loop)
+        if (message.campaign === state.campaign) {
+          state.position = { epoch: message.epoch, seq: 0 };
+          flights.length = 0;
+        }
+        break;
+      default: break; // lagged, and types added later
     }
   };
   ws.onclose = () => {
     setConnection("closed");
     retry = Math.min(retry + 1, 5);
-    setTimeout(() => socket === ws && connect(), 1000 * retry);
+    setTimeout(() => socket === ws && connect(true), 1000 * retry);
   };
 }
 

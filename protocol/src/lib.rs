@@ -7,6 +7,7 @@
 //! - [`arc`]: the arcs the live feed and replays stream;
 //! - [`live`]: the messages of a live-feed websocket;
 //! - [`replay`]: replay control messages, the replay clock, and the timeline;
+//! - [`rule`]: the one rule from a recorded event to an arc, which every reader of a log applies;
 //! - [`stats`]: the read API's campaign summaries and statistics.
 //!
 //! Changes follow [`PROTOCOL_VERSION`]: adding an optional field is compatible; renaming,
@@ -18,6 +19,7 @@ pub mod input;
 pub mod live;
 pub mod record;
 pub mod replay;
+pub mod rule;
 pub mod stats;
 mod timestamp;
 

@@ -2,8 +2,10 @@
 //! text frames.
 //!
 //! Query parameters: `campaign=ID` (one campaign; all when absent), `kind=click,conversion`
-//! (a comma-separated subset of `share`, `click`, `conversion`; all when absent) and `token=…`
-//! when the server requires a read token.
+//! (a comma-separated subset of `share`, `click`, `conversion`; all when absent), `token=…`
+//! when the server requires a read token, and, to resume, `since=SEQ&epoch=E` with `campaign`:
+//! every arc of that campaign after `seq` SEQ of epoch E first, then the live arcs, with no gap and
+//! no duplicate (a [`ServerMessage::Reset`] first when E is not the campaign's epoch).
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,10 @@ pub enum ServerMessage {
     Arcs { arcs: Vec<ArcEvent> },
     /// The subscriber read too slowly: this many arcs were dropped for it since the last message.
     Lagged { dropped_arcs: u64 },
+    /// The campaign's arc line (re)started in a new epoch: the next arc is `seq` 1 of it. Sent
+    /// when a new campaign records its first event, when a demo loop starts again, and in answer
+    /// to a resume from an epoch that is not the campaign's (followed by its arcs from the start).
+    Reset { campaign: String, epoch: String },
     /// Replays only: where the replay stands, after every control message and once a second.
     Clock(ReplayClock),
     /// A control message the server could not follow, and why; the connection stays open.

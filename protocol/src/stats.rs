@@ -22,6 +22,14 @@ pub struct CampaignSummary {
     pub first_ts: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ts: Option<Timestamp>,
+    /// The campaign's arc line: its `seq` numbers start from 1 within this epoch, and a new epoch
+    /// means they started over (a demo loop, a recreated data directory). Absent for a campaign
+    /// with no arc line yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// The last `seq` of the epoch so far: resuming with `since` equal to it misses nothing.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// Counts for one slice of a campaign (a channel, a generation, …). Clicks and conversions are

@@ -83,16 +83,16 @@ fn export(
     let library = replay::Library::new(data_dir.clone());
     let campaign = match campaign {
         Some(campaign) => campaign,
-        None => demo::generate::CAMPAIGN.to_owned(),
+        None => demo::embedded::CAMPAIGN.to_owned(),
     };
     if demo {
         anyhow::ensure!(
-            campaign == demo::generate::CAMPAIGN,
+            campaign == demo::embedded::CAMPAIGN,
             "the demo campaign is {}, not {campaign}",
-            demo::generate::CAMPAIGN
+            demo::embedded::CAMPAIGN
         );
         let path = demo::player::unpack(&data_dir).context("cannot unpack the demo")?;
-        library.register(&campaign, path);
+        library.register(&campaign, path, demo::player::recording_epoch());
     }
     let index = library.open(&campaign)?;
     let mut writer: Box<dyn Write> = match &out {

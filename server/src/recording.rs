@@ -44,6 +44,48 @@ pub fn campaign_path(data_dir: &Path, campaign: &str) -> PathBuf {
         .join(format!("{campaign}.ndjson"))
 }
 
+/// The file holding the epoch of campaign `campaign`'s arc line: made with its recording, so a
+/// recreated data directory starts a new epoch.
+fn epoch_path(data_dir: &Path, campaign: &str) -> PathBuf {
+    data_dir.join("campaigns").join(format!("{campaign}.epoch"))
+}
+
+/// The epoch of a campaign recording under `data_dir`, if it has one yet.
+pub fn read_epoch(data_dir: &Path, campaign: &str) -> Option<String> {
+    let text = fs::read_to_string(epoch_path(data_dir, campaign)).ok()?;
+    let epoch = text.trim();
+    (!epoch.is_empty()).then(|| epoch.to_owned())
+}
+
+/// A new epoch: the time it was made and 32 random bits, in hex.
+pub fn new_epoch() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u128(millis);
+    format!("{millis:x}-{:08x}", random.finish() as u32)
+}
+
+/// Writes a new epoch for `campaign`, durably (the file, then its directory).
+fn create_epoch(data_dir: &Path, campaign: &str) -> Result<String, RecordingError> {
+    let path = epoch_path(data_dir, campaign);
+    let tmp = path.with_extension("epoch.tmp");
+    let epoch = new_epoch();
+    let mut file = File::create(&tmp).map_err(RecordingError::io("create", &tmp))?;
+    file.write_all(format!("{epoch}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(RecordingError::io("write", &tmp))?;
+    fs::rename(&tmp, &path).map_err(RecordingError::io("rename", &path))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(RecordingError::io("fsync", dir))?;
+    }
+    Ok(epoch)
+}
+
 fn journal_path(data_dir: &Path) -> PathBuf {
     data_dir.join("held.ndjson")
 }
@@ -202,6 +244,9 @@ pub struct Recorder {
     campaigns: HashMap<Arc<str>, Log>,
     journal: Option<Log>,
     sync_files: SyncFiles,
+    /// Campaigns whose recording (and epoch) was created since the last call of
+    /// [`Recorder::take_new_epochs`].
+    new_epochs: Vec<(Arc<str>, String)>,
 }
 
 impl Recorder {
@@ -214,11 +259,21 @@ impl Recorder {
             campaigns: HashMap::new(),
             journal: None,
             sync_files: SyncFiles::default(),
+            new_epochs: Vec::new(),
         })
     }
 
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    /// The epoch of a recorded campaign's arc line, made now if the recording has none yet.
+    pub fn epoch(&self, campaign: &str) -> Result<String, RecordingError> {
+        match read_epoch(&self.data_dir, campaign) {
+            Some(epoch) => Ok(epoch),
+            None => create_epoch(&self.data_dir, campaign),
+        }
+    }
+
+    /// The campaigns recorded for the first time since the last call, with their new epochs.
+    pub fn take_new_epochs(&mut self) -> Vec<(Arc<str>, String)> {
+        std::mem::take(&mut self.new_epochs)
     }
 
     pub fn sync_files(&self) -> SyncFiles {
@@ -235,7 +290,14 @@ impl Recorder {
             Some(id) => match self.campaigns.get_mut(id) {
                 Some(log) => log,
                 None => {
-                    let log = Log::open(campaign_path(&self.data_dir, id), &self.sync_files)?;
+                    let path = campaign_path(&self.data_dir, id);
+                    if !path.exists() {
+                        // The epoch first: a crash in between leaves an epoch that the recording,
+                        // when it is made, simply takes.
+                        let epoch = self.epoch(id)?;
+                        self.new_epochs.push((id.clone(), epoch));
+                    }
+                    let log = Log::open(path, &self.sync_files)?;
                     self.campaigns.entry(id.clone()).or_insert(log)
                 }
             },

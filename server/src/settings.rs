@@ -201,12 +201,4 @@ impl Settings {
     pub fn fsync_interval(&self) -> Duration {
         Duration::from_millis(self.fsync_interval_ms.max(1))
     }
-
-    /// Settings for tests and embedding: loopback, port 0, everything else default.
-    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        let mut settings = Cli::parse_from(["viralglobe-server"]).settings;
-        settings.listen = ([127, 0, 0, 1], 0).into();
-        settings.data_dir = data_dir.into();
-        settings
-    }
 }

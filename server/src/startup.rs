@@ -17,7 +17,7 @@ use anyhow::Context;
 use crate::{
     auth::Access,
     demo::{
-        self, embedded,
+        embedded,
         player::{self, Pace},
     },
     engine::Engine,
@@ -33,7 +33,6 @@ use crate::{
 };
 
 pub struct Application {
-    port: u16,
     server: Server,
     engine: Arc<Engine>,
 }
@@ -82,7 +81,9 @@ impl Application {
                 .name("demo-loader".into())
                 .spawn(move || {
                     match player::unpack(&data_dir) {
-                        Ok(path) => library.register(demo::generate::CAMPAIGN, path),
+                        Ok(path) => {
+                            library.register(embedded::CAMPAIGN, path, player::recording_epoch())
+                        }
                         Err(error) => tracing::error!(%error, "the demo cannot be replayed"),
                     }
                     engine.load(player::records());
@@ -188,15 +189,7 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!("listening on http://{address}");
-        Ok(Self {
-            port: address.port(),
-            server,
-            engine,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
+        Ok(Self { server, engine })
     }
 
     /// Serves until SIGTERM or Ctrl-C, then writes everything out.

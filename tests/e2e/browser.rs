@@ -81,3 +81,121 @@ async fn the_page_and_the_read_api_are_served_to_browsers() {
     let other = read("https://elsewhere.example").await.expect("GET");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+/// The page loses its connection (the server is killed and started again) while arcs keep coming:
+/// it reconnects by itself and resumes after the last arc it had, with no gap and no duplicate.
+#[tokio::test]
+async fn the_page_resumes_after_the_server_restarts() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::Stdio,
+        sync::mpsc,
+        time::Duration,
+    };
+
+    use crate::support::{events, ips};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let click = |i: usize| {
+        events::click(
+            &format!("c{i}"),
+            "s1",
+            ips::TOKYO,
+            1_350_406_801_000 + i as i64,
+        )
+    };
+    let mut first = vec![events::share(
+        "s1",
+        None,
+        "twitter",
+        ips::LOS_ANGELES,
+        1_350_406_800_000,
+    )];
+    first.extend((1..10).map(click));
+    assert_eq!(server.post_ndjson(&first).await.0, 200);
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/resume.mjs");
+    let mut node = Command::new("node")
+        .arg(script)
+        .args([
+            "--url",
+            &server.base,
+            "--campaign",
+            "bones-brigade",
+            "--at",
+            "10",
+            "--until",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)");
+    let (lines, said) = mpsc::channel();
+    let stdout = node.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let wait_for = |what: &str| {
+        let line = said.recv_timeout(Duration::from_secs(60));
+        assert_eq!(
+            line.as_deref().ok(),
+            Some(what),
+            "the page driver said {line:?}"
+        );
+    };
+    wait_for("at 10");
+
+    server.kill();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["--listen", &address, "--data-dir"])
+        .arg(dir.path())
+        .arg("--geoip")
+        .arg(crate::support::geolite2_city());
+    let server = TestServer::spawn(command);
+    // Arcs while the page is away (it waits a second before it tries again), then after it is back.
+    assert_eq!(
+        server
+            .post_ndjson(&(10..20).map(click).collect::<Vec<_>>())
+            .await
+            .0,
+        200
+    );
+    wait_for("resumed");
+    assert_eq!(
+        server
+            .post_ndjson(&(20..30).map(click).collect::<Vec<_>>())
+            .await
+            .0,
+        200
+    );
+
+    let report = said
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the page's report");
+    let output = node.wait_with_output().expect("node ends");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&report).expect("JSON report");
+    assert_eq!(report["seq"], 30, "{report}");
+    // The page opened after the first 10 arcs: it counted them from the stats, then 20 arcs.
+    assert_eq!(report["arcs"], 20, "every arc once: {report}");
+    assert_eq!(
+        report["clicks"], 29,
+        "counters neither miss nor repeat: {report}"
+    );
+    assert_eq!(
+        (report["gaps"].as_u64(), report["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+    assert!(report["resumes"].as_u64() >= Some(1), "{report}");
+}

@@ -9,6 +9,7 @@ mod ingest;
 mod live;
 mod recovery;
 mod replay;
+mod resume;
 mod simulate;
 mod support;
 mod viewer;

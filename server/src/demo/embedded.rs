@@ -1,5 +1,8 @@
 //! The demo data, built into the binary so the demo runs with nothing else on the machine.
 
+/// The campaign the embedded recording holds.
+pub const CAMPAIGN: &str = "bones-brigade";
+
 /// The recorded Bones Brigade campaign (zstd-compressed NDJSON of `RecordedEvent`s).
 pub static RECORDING: &[u8] = include_bytes!("../../../demo-data/bones-brigade.ndjson.zst");
 

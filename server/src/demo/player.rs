@@ -7,10 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use viralglobe_protocol::RecordedEvent;
+use viralglobe_protocol::{RecordedEvent, rule::LogReader};
 
 use super::embedded;
-use crate::{engine::Replayer, live::Hub};
+use crate::{live::Hub, recording};
 
 /// How fast the demo plays.
 #[derive(Debug, Clone, Copy)]
@@ -31,20 +31,22 @@ pub fn records() -> impl Iterator<Item = RecordedEvent> {
         .filter_map(|line| serde_json::from_str(&line).ok())
 }
 
-/// Writes the embedded recording out as a plain recording under `data_dir/demo/`, where replays,
-/// timelines and exports read it like any other. The file is named by a hash of the embedded
-/// bytes, so a later start reuses it and a new build writes its own.
-pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
+/// The epoch of the embedded recording's arc line: a hash of its bytes, the same in every run
+/// of the same build.
+pub fn recording_epoch() -> String {
     use std::hash::{Hash, Hasher};
-    let dir = data_dir.join("demo");
-    std::fs::create_dir_all(&dir)?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     embedded::RECORDING.hash(&mut hasher);
-    let name = format!(
-        "{}-{:016x}.ndjson",
-        super::generate::CAMPAIGN,
-        hasher.finish()
-    );
+    format!("demo-{:016x}", hasher.finish())
+}
+
+/// Writes the embedded recording out as a plain recording under `data_dir/demo/`, where replays,
+/// timelines and exports read it like any other. The file is named by its epoch, so a later start
+/// reuses it and a new build writes its own.
+pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = data_dir.join("demo");
+    std::fs::create_dir_all(&dir)?;
+    let name = format!("{}-{}.ndjson", embedded::CAMPAIGN, recording_epoch());
     let path = dir.join(name);
     if path.is_file() {
         return Ok(path);
@@ -57,12 +59,15 @@ pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// Plays the campaign again and again on a thread of its own.
+/// Plays the campaign again and again on a thread of its own. Each loop is a new epoch of the
+/// campaign's live arc line (the run's own, then the loop's number), announced with a `reset`.
 pub fn spawn(hub: Arc<Hub>, pace: Pace) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let run = recording::new_epoch();
     std::thread::Builder::new()
         .name("demo-player".into())
         .spawn(move || {
-            loop {
+            for round in 1.. {
+                hub.reset(embedded::CAMPAIGN, format!("{run}.{round}"));
                 play_once(&hub, pace);
                 tracing::info!("demo campaign finished; starting again");
                 std::thread::sleep(Duration::from_secs(3));
@@ -72,7 +77,7 @@ pub fn spawn(hub: Arc<Hub>, pace: Pace) -> std::io::Result<std::thread::JoinHand
 
 fn play_once(hub: &Hub, pace: Pace) {
     let (speed, min_gap) = (pace.speed.max(1.0), 1.0 / pace.max_rate.max(1.0));
-    let mut replayer = Replayer::default();
+    let mut log = LogReader::default();
     let mut arcs = Vec::new();
     let started = Instant::now();
     let (mut playhead, mut last_ts) = (0.0f64, None);
@@ -81,7 +86,7 @@ fn play_once(hub: &Hub, pace: Pace) {
         let gap = last_ts.map_or(0.0, |last| (ts - last) as f64 / 1_000.0 / speed);
         playhead += gap.max(min_gap);
         last_ts = Some(ts);
-        replayer.apply(record, &mut arcs);
+        arcs.extend(log.next_arc(&record));
         let due = Duration::from_secs_f64(playhead);
         let now = started.elapsed();
         if due > now + Duration::from_millis(5) || arcs.len() >= 1_000 {

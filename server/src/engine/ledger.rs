@@ -1,6 +1,14 @@
-//! The rules that turn accepted events into share-tree changes, statistics, recording lines and
-//! arcs. The same code runs live and when a restart replays the recordings, so both reach the
-//! same state.
+//! The campaign state and the two ways it changes.
+//!
+//! - [`Ledger::apply`] *decides* what an incoming event means (duplicate, held, rejected, which
+//!   generation) and writes the lines that say so: the event itself, and the resolution of
+//!   everything that was waiting for it.
+//! - [`Ledger::follow`] *applies* one recorded line: share tree, statistics, and the arc that
+//!   [`viralglobe_protocol::rule`] draws from it with the campaign's next `seq`.
+//!
+//! Live ingest does both; a restart only follows the recorded lines, so it reaches the same state,
+//! statistics and `seq` whatever limits were in force, and every other reader of the recording
+//! draws the same arcs with the same rule.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -8,7 +16,8 @@ use std::{
 };
 
 use viralglobe_protocol::{
-    ArcEvent, ArcKind, InputError, InputEvent, Place, RecordedEvent, ShareEvent, Timestamp,
+    ArcEvent, InputError, InputEvent, Place, RecordedEvent, ShareEvent,
+    rule::{self, ShareFacts},
 };
 
 use super::{
@@ -29,31 +38,21 @@ pub enum Outcome {
     Rejected(InputError),
 }
 
-/// Where the consequences of applying an event go. A restart's replay writes nothing and
-/// streams nothing.
+/// Where the lines a decision writes go, and the arcs they draw.
 pub(super) struct Sink<'a> {
-    pub recorder: Option<&'a mut Recorder>,
+    pub recorder: &'a mut Recorder,
+    /// `None` while the state is rebuilt: nobody is subscribed yet.
     pub arcs: Option<&'a mut Vec<ArcEvent>>,
 }
 
-impl Sink<'_> {
-    fn record(
-        &mut self,
-        campaign: Option<&Arc<str>>,
-        record: impl FnOnce() -> RecordedEvent,
-    ) -> Result<(), RecordingError> {
-        match self.recorder.as_deref_mut() {
-            Some(recorder) => recorder.append(campaign, &record()),
-            None => Ok(()),
-        }
-    }
-}
-
+/// A share recorded before its parent arrived.
 struct PendingShare {
     event: ShareEvent,
     place: Option<Arc<Place>>,
+    campaign: Arc<str>,
 }
 
+/// A click or conversion in the held-event journal, waiting for its share.
 struct HeldAction {
     hold: u64,
     event: InputEvent,
@@ -62,6 +61,7 @@ struct HeldAction {
 
 #[derive(Default)]
 pub(super) struct CampaignLedger {
+    /// The last arc's `seq`.
     pub seq: u64,
     pub stats: CampaignStatsAccumulator,
 }
@@ -78,17 +78,29 @@ pub(super) struct Ledger {
     waiting_children: HashMap<Box<str>, Vec<Box<str>>>,
     /// Share id → clicks and conversions waiting for it.
     held_actions: HashMap<Box<str>, Vec<HeldAction>>,
-    held: usize,
+    held_action_count: usize,
     max_held: usize,
     next_hold: u64,
     /// Journal entries already resolved into a campaign recording (filled during a restart).
-    pub resolved_holds: HashSet<u64>,
+    resolved_holds: HashSet<u64>,
 }
 
 fn rejected(field: &'static str, message: impl Into<String>) -> InputError {
     InputError {
         field: Some(field),
         message: message.into(),
+    }
+}
+
+impl ShareFacts for ShareNode {
+    fn place(&self) -> Option<&Place> {
+        self.place.as_deref()
+    }
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+    fn sharer_kind(&self) -> Option<&str> {
+        self.sharer_kind.as_deref()
     }
 }
 
@@ -103,15 +115,16 @@ impl Ledger {
             pending_shares: HashMap::new(),
             waiting_children: HashMap::new(),
             held_actions: HashMap::new(),
-            held: 0,
+            held_action_count: 0,
             max_held,
             next_hold: 1,
             resolved_holds: HashSet::new(),
         }
     }
 
+    /// Events waiting for their share or parent share.
     pub fn held(&self) -> usize {
-        self.held
+        self.pending_shares.len() + self.held_action_count
     }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
@@ -123,7 +136,10 @@ impl Ledger {
         new
     }
 
-    /// Applies one event. Errors are recording failures; a rejected event is an `Outcome`.
+    // ---- Deciding (live ingest) ----
+
+    /// Decides what `event` means and writes the lines that say so. Errors are recording
+    /// failures; a rejected event is an `Outcome`.
     pub fn apply(
         &mut self,
         event: InputEvent,
@@ -148,161 +164,116 @@ impl Ledger {
             return Ok(Outcome::Duplicate);
         }
         let campaign = self.intern(&share.campaign);
-        let Some(parent_id) = share.parent.as_deref() else {
-            let root = self.intern(&share.id);
-            self.record_share(&share, &campaign, &place, Some((0, &root)), sink)?;
-            self.resolve_share(share, place, campaign, 0, root, None, sink)?;
+        let Some(parent_id) = share.parent.clone() else {
+            let root = share.id.clone();
+            let id: Box<str> = share.id.as_str().into();
+            self.write(
+                share_line(share, &campaign, &place, Some((0, root))),
+                place,
+                sink,
+            )?;
+            self.release_waiting(id, sink)?;
             return Ok(Outcome::Accepted);
         };
-        let parent = self.shares.get(parent_id).map(|p| {
-            (
-                p.campaign.clone(),
-                p.generation + 1,
-                p.root.clone(),
-                p.place.clone(),
-            )
-        });
-        if let Some((parent_campaign, generation, root, from)) = parent {
+        let parent = self
+            .shares
+            .get(parent_id.as_str())
+            .map(|p| (p.campaign.clone(), p.generation + 1, p.root.to_string()));
+        if let Some((parent_campaign, generation, root)) = parent {
             if parent_campaign != campaign {
                 return Ok(Outcome::Rejected(rejected(
                     "parent",
                     format!("share `{parent_id}` belongs to campaign `{parent_campaign}`"),
                 )));
             }
-            self.record_share(&share, &campaign, &place, Some((generation, &root)), sink)?;
-            self.resolve_share(share, place, campaign, generation, root, from, sink)?;
+            let id: Box<str> = share.id.as_str().into();
+            let line = share_line(share, &campaign, &place, Some((generation, root)));
+            self.write(line, place, sink)?;
+            self.release_waiting(id, sink)?;
             return Ok(Outcome::Accepted);
         }
-        // The parent has not arrived. Following the chain of pending ancestors back to this
-        // share would mean a cycle.
-        let mut ancestor = parent_id;
-        let mut chain = vec![share.id.as_str(), parent_id];
-        while let Some(pending) = self.pending_shares.get(ancestor) {
-            if *pending.event.campaign != *campaign {
-                return Ok(Outcome::Rejected(rejected(
-                    "parent",
-                    format!(
-                        "share `{ancestor}` belongs to campaign `{}`",
-                        pending.event.campaign
-                    ),
-                )));
-            }
-            let Some(next) = pending.event.parent.as_deref() else {
-                break;
-            };
-            chain.push(next);
-            if next == share.id {
-                return Ok(Outcome::Rejected(rejected(
-                    "parent",
-                    format!("would make a cycle: {}", chain.join(" → ")),
-                )));
-            }
-            ancestor = next;
+        if let Some(error) = self.check_pending_chain(&share, &campaign, &parent_id) {
+            return Ok(Outcome::Rejected(error));
         }
-        if self.held >= self.max_held {
+        if self.held() >= self.max_held {
             return Ok(Outcome::Rejected(held_limit(
                 "parent",
-                parent_id,
+                &parent_id,
                 self.max_held,
             )));
         }
-        self.record_share(&share, &campaign, &place, None, sink)?;
         let id: Box<str> = share.id.as_str().into();
+        self.write(share_line(share, &campaign, &place, None), place, sink)?;
         self.waiting_children
             .entry(parent_id.into())
             .or_default()
-            .push(id.clone());
-        self.pending_shares.insert(
-            id,
-            PendingShare {
-                event: share,
-                place,
-            },
-        );
-        self.held += 1;
+            .push(id);
         Ok(Outcome::Held)
     }
 
-    fn record_share(
-        &mut self,
+    /// Why a share whose parent has not arrived cannot wait for it: an ancestor waiting in another
+    /// campaign, or a chain of waiting ancestors that leads back to the share (a cycle).
+    fn check_pending_chain(
+        &self,
         share: &ShareEvent,
-        campaign: &Arc<str>,
-        place: &Option<Arc<Place>>,
-        resolved: Option<(u32, &Arc<str>)>,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), RecordingError> {
-        sink.record(Some(campaign), || RecordedEvent {
-            event: InputEvent::Share(share.clone()),
-            campaign: Some(campaign.to_string()),
-            at: place.as_deref().cloned(),
-            generation: resolved.map(|(g, _)| g),
-            root: resolved.map(|(_, r)| r.to_string()),
-            hold: None,
-        })
-    }
-
-    /// Inserts a share into the tree, then everything that was waiting for it.
-    #[allow(clippy::too_many_arguments)]
-    fn resolve_share(
-        &mut self,
-        share: ShareEvent,
-        place: Option<Arc<Place>>,
-        campaign: Arc<str>,
-        generation: u32,
-        root: Arc<str>,
-        from: Option<Arc<Place>>,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), RecordingError> {
-        let mut work = vec![(share, place, campaign, generation, root, from)];
-        while let Some((share, place, campaign, generation, root, from)) = work.pop() {
-            let node = ShareNode {
-                campaign: campaign.clone(),
-                parent: share.parent.as_deref().map(Into::into),
-                generation,
-                root: root.clone(),
-                place: place.clone(),
-                channel: self.intern(&share.channel),
-                sharer_kind: share.sharer_kind.as_deref().map(|k| self.intern(k)),
-                reach: share.reach,
-            };
-            let ledger = self.campaigns.entry(campaign.clone()).or_default();
-            ledger.stats.saw(share.ts, place.is_some());
-            ledger.stats.share(&node);
-            let arc_from = if generation == 0 { None } else { from.clone() };
-            if place.is_some() && (generation == 0 || from.is_some()) {
-                emit(
-                    ledger,
-                    sink,
-                    &node,
-                    ArcKind::Share,
-                    &share.id,
-                    share.ts,
-                    arc_from,
-                    place.clone(),
-                    None,
-                    None,
-                );
-            }
-            let id: Box<str> = share.id.as_str().into();
-            for child_id in self.waiting_children.remove(&id).unwrap_or_default() {
-                let Some(child) = self.pending_shares.remove(&child_id) else {
-                    continue;
-                };
-                self.held -= 1;
-                work.push((
-                    child.event,
-                    child.place,
-                    campaign.clone(),
-                    generation + 1,
-                    root.clone(),
-                    place.clone(),
+        campaign: &str,
+        parent_id: &str,
+    ) -> Option<InputError> {
+        let mut ancestor = parent_id;
+        let mut chain = vec![share.id.as_str(), parent_id];
+        while let Some(pending) = self.pending_shares.get(ancestor) {
+            if *pending.campaign != *campaign {
+                return Some(rejected(
+                    "parent",
+                    format!(
+                        "share `{ancestor}` belongs to campaign `{}`",
+                        pending.campaign
+                    ),
                 ));
             }
-            let held = self.held_actions.remove(&id).unwrap_or_default();
-            self.shares.insert(id, node.clone());
-            for action in held {
-                self.held -= 1;
-                self.resolve_action(action.event, action.place, Some(action.hold), &node, sink)?;
+            let next = pending.event.parent.as_deref()?;
+            chain.push(next);
+            if next == share.id {
+                return Some(rejected(
+                    "parent",
+                    format!("would make a cycle: {}", chain.join(" → ")),
+                ));
+            }
+            ancestor = next;
+        }
+        None
+    }
+
+    /// Resolves everything that waited for the share `id`, which has just resolved: its pending
+    /// children (and theirs, depth first), and the clicks and conversions held for each.
+    fn release_waiting(&mut self, id: Box<str>, sink: &mut Sink<'_>) -> Result<(), RecordingError> {
+        let mut resolved = vec![id];
+        while let Some(id) = resolved.pop() {
+            let Some(node) = self.shares.get(&id).map(|n| n.clone()) else {
+                continue;
+            };
+            for action in self.held_actions.remove(&id).unwrap_or_default() {
+                self.held_action_count -= 1;
+                let line = action_line(action.event, &node, &action.place, Some(action.hold));
+                self.write(line, action.place, sink)?;
+            }
+            for child_id in self.waiting_children.remove(&id).unwrap_or_default() {
+                let Some(child) = self.pending_shares.get(&child_id) else {
+                    continue;
+                };
+                if child.campaign != node.campaign {
+                    // Its parent arrived in another campaign: it can never resolve. It stays in
+                    // its campaign's recording as an unresolved share.
+                    tracing::warn!(share = %child_id, parent = %id, "a waiting share's parent arrived in another campaign; it stays unresolved");
+                    metrics::counter!("viralglobe_unresolvable_shares_total").increment(1);
+                    self.pending_shares.remove(&child_id);
+                    continue;
+                }
+                let (event, place) = (child.event.clone(), child.place.clone());
+                let resolved_as = Some((node.generation + 1, node.root.to_string()));
+                let line = share_line(event, &node.campaign, &place, resolved_as);
+                self.write(line, place, sink)?;
+                resolved.push(child_id);
             }
         }
         Ok(())
@@ -314,174 +285,249 @@ impl Ledger {
         place: Option<Arc<Place>>,
         sink: &mut Sink<'_>,
     ) -> Result<Outcome, RecordingError> {
-        let (seen, share_id) = match &event {
-            InputEvent::Click(c) => (&mut self.seen_clicks, c.share.as_str()),
-            InputEvent::Conversion(c) => (&mut self.seen_conversions, c.share.as_str()),
-            InputEvent::Share(_) => unreachable!("shares are applied by apply_share"),
-        };
-        if let Some(id) = event.id() {
-            if seen.contains(id) {
-                return Ok(Outcome::Duplicate);
-            }
-            seen.insert(id.into());
+        if let Some(id) = event.id()
+            && self.seen(&event).contains(id)
+        {
+            return Ok(Outcome::Duplicate);
         }
-        if let Some(node) = self.shares.get(share_id).map(|n| n.clone()) {
-            self.resolve_action(event, place, None, &node, sink)?;
+        if let Some(node) = self.shares.get(share_of(&event)).map(|n| n.clone()) {
+            self.write(action_line(event, &node, &place, None), place, sink)?;
             return Ok(Outcome::Accepted);
         }
-        if self.held >= self.max_held {
-            let error = held_limit("share", share_id, self.max_held);
-            if let Some(id) = event.id() {
-                self.forget_id(&event, id);
-            }
-            return Ok(Outcome::Rejected(error));
+        if self.held() >= self.max_held {
+            return Ok(Outcome::Rejected(held_limit(
+                "share",
+                share_of(&event),
+                self.max_held,
+            )));
         }
-        let hold = self.next_hold;
-        self.next_hold += 1;
-        sink.record(None, || RecordedEvent {
-            event: event.clone(),
+        let line = RecordedEvent {
+            event,
             campaign: None,
             at: place.as_deref().cloned(),
             generation: None,
             root: None,
-            hold: Some(hold),
-        })?;
-        self.hold_action(hold, event, place);
+            hold: Some(self.next_hold),
+        };
+        self.write(line, place, sink)?;
         Ok(Outcome::Held)
     }
 
-    fn forget_id(&mut self, event: &InputEvent, id: &str) {
+    fn seen(&mut self, event: &InputEvent) -> &mut HashSet<Box<str>> {
         match event {
-            InputEvent::Click(_) => self.seen_clicks.remove(id),
-            _ => self.seen_conversions.remove(id),
-        };
+            InputEvent::Click(_) => &mut self.seen_clicks,
+            _ => &mut self.seen_conversions,
+        }
     }
 
-    fn hold_action(&mut self, hold: u64, event: InputEvent, place: Option<Arc<Place>>) {
-        let share: Box<str> = match &event {
-            InputEvent::Click(c) => c.share.as_str().into(),
-            InputEvent::Conversion(c) => c.share.as_str().into(),
-            InputEvent::Share(_) => unreachable!("only clicks and conversions are held by share"),
-        };
+    /// Records a line (in its campaign, or the journal), then follows it.
+    fn write(
+        &mut self,
+        line: RecordedEvent,
+        place: Option<Arc<Place>>,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), RecordingError> {
+        let campaign = line.campaign.as_deref().map(|c| self.intern(c));
+        sink.recorder.append(campaign.as_ref(), &line)?;
+        match campaign {
+            Some(_) => {
+                if let Some(arc) = self.follow(&line, place)
+                    && let Some(arcs) = sink.arcs.as_deref_mut()
+                {
+                    metrics::counter!("viralglobe_arcs_total", "kind" => arc.kind.as_str())
+                        .increment(1);
+                    arcs.push(arc);
+                }
+            }
+            None => {
+                self.follow_journal(line, place);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- Following recorded lines (live and at restart) ----
+
+    /// Applies one line of a campaign recording; returns the arc it draws. `place` is the line's
+    /// `at`, shared with the geo cache when the line was just decided.
+    pub fn follow(&mut self, line: &RecordedEvent, place: Option<Arc<Place>>) -> Option<ArcEvent> {
+        let campaign = self.intern(line.campaign.as_deref()?);
+        match &line.event {
+            InputEvent::Share(share) => {
+                let Some((generation, root)) = line.generation.zip(line.root.as_deref()) else {
+                    self.pending_shares.insert(
+                        share.id.as_str().into(),
+                        PendingShare {
+                            event: share.clone(),
+                            place,
+                            campaign,
+                        },
+                    );
+                    return None;
+                };
+                self.pending_shares.remove(share.id.as_str());
+                let node = ShareNode {
+                    campaign: campaign.clone(),
+                    parent: share.parent.as_deref().map(Into::into),
+                    generation,
+                    root: self.intern(root),
+                    place,
+                    channel: self.intern(&share.channel),
+                    sharer_kind: share.sharer_kind.as_deref().map(|k| self.intern(k)),
+                    reach: share.reach,
+                };
+                let parent = share
+                    .parent
+                    .as_deref()
+                    .and_then(|p| self.shares.get(p).map(|n| n.clone()));
+                let ledger = self.campaigns.entry(campaign).or_default();
+                ledger.stats.saw(share.ts, node.place.is_some());
+                ledger.stats.share(&node);
+                let arc = rule::arc_of(line, parent.as_ref(), ledger.seq + 1);
+                ledger.seq += u64::from(arc.is_some());
+                self.shares.insert(share.id.as_str().into(), node);
+                arc
+            }
+            action => {
+                if let Some(id) = action.id() {
+                    self.seen(action).insert(id.into());
+                }
+                if let Some(hold) = line.hold {
+                    self.resolved_holds.insert(hold);
+                    self.next_hold = self.next_hold.max(hold + 1);
+                }
+                let node = self.shares.get(share_of(action)).map(|n| n.clone())?;
+                let goal = match action {
+                    InputEvent::Conversion(c) => Some(self.intern(&c.goal)),
+                    _ => None,
+                };
+                let ledger = self.campaigns.entry(campaign).or_default();
+                ledger.stats.saw(action.ts(), place.is_some());
+                match (action, &goal) {
+                    (InputEvent::Conversion(c), Some(goal)) => {
+                        ledger.stats.conversion(&node, goal, c.value_cents);
+                    }
+                    _ => ledger.stats.click(&node),
+                }
+                let arc = rule::arc_of(line, Some(&node), ledger.seq + 1);
+                ledger.seq += u64::from(arc.is_some());
+                arc
+            }
+        }
+    }
+
+    /// Applies one line of the held-event journal: a click or conversion waiting for its share.
+    /// Returns false for an entry already resolved into a campaign recording.
+    pub fn follow_journal(&mut self, line: RecordedEvent, place: Option<Arc<Place>>) -> bool {
+        let Some(hold) = line.hold else { return false };
+        if self.resolved_holds.contains(&hold) || matches!(line.event, InputEvent::Share(_)) {
+            return false;
+        }
+        self.next_hold = self.next_hold.max(hold + 1);
+        if let Some(id) = line.event.id() {
+            let id = id.into();
+            self.seen(&line.event).insert(id);
+        }
+        let share: Box<str> = share_of(&line.event).into();
         self.held_actions
             .entry(share)
             .or_default()
-            .push(HeldAction { hold, event, place });
-        self.held += 1;
+            .push(HeldAction {
+                hold,
+                event: line.event,
+                place,
+            });
+        self.held_action_count += 1;
+        true
     }
 
-    /// Credits a click or conversion to its (resolved) share and records it in the campaign.
-    fn resolve_action(
+    /// After a restart has followed every recorded line: links the shares still waiting to their
+    /// parents, and resolves what a crash left unresolved though its share had arrived (the
+    /// resolution lines are written now). Returns the journal entries still waiting.
+    pub fn finish_rebuild(
         &mut self,
-        event: InputEvent,
-        place: Option<Arc<Place>>,
-        hold: Option<u64>,
-        node: &ShareNode,
         sink: &mut Sink<'_>,
-    ) -> Result<(), RecordingError> {
-        let goal = match &event {
-            InputEvent::Conversion(c) => Some(self.intern(&c.goal)),
-            _ => None,
-        };
-        let ledger = self.campaigns.entry(node.campaign.clone()).or_default();
-        ledger.stats.saw(event.ts(), place.is_some());
-        let (kind, share_id, value, from, to) = match &event {
-            InputEvent::Click(c) => {
-                ledger.stats.click(node);
-                (
-                    ArcKind::Click,
-                    &c.share,
-                    None,
-                    node.place.clone(),
-                    place.clone(),
-                )
-            }
-            InputEvent::Conversion(c) => {
-                let goal = goal.as_ref().expect("conversions have a goal");
-                ledger.stats.conversion(node, goal, c.value_cents);
-                (
-                    ArcKind::Conversion,
-                    &c.share,
-                    Some(c.value_cents),
-                    place.clone(),
-                    node.place.clone(),
-                )
-            }
-            InputEvent::Share(_) => unreachable!("shares resolve in resolve_share"),
-        };
-        if from.is_some() && to.is_some() {
-            emit(
-                ledger,
-                sink,
-                node,
-                kind,
-                share_id,
-                event.ts(),
-                from,
-                to,
-                goal.as_deref(),
-                value,
-            );
+    ) -> Result<Vec<RecordedEvent>, RecordingError> {
+        self.resolved_holds = HashSet::new();
+        let mut parents: Vec<(Box<str>, Box<str>)> = self
+            .pending_shares
+            .iter()
+            .filter_map(|(id, p)| Some((p.event.parent.as_deref()?.into(), id.clone())))
+            .collect();
+        parents.sort();
+        for (parent, child) in parents {
+            self.waiting_children.entry(parent).or_default().push(child);
         }
-        sink.record(Some(&node.campaign), || RecordedEvent {
-            event,
-            campaign: Some(node.campaign.to_string()),
-            at: place.as_deref().cloned(),
-            generation: Some(node.generation),
-            root: Some(node.root.to_string()),
-            hold,
-        })
+        let mut ready: Vec<Box<str>> = self
+            .waiting_children
+            .keys()
+            .chain(self.held_actions.keys())
+            .filter(|id| self.shares.contains_key(&**id))
+            .cloned()
+            .collect();
+        ready.sort();
+        ready.dedup();
+        for id in ready {
+            self.release_waiting(id, sink)?;
+        }
+        let mut still_held: Vec<RecordedEvent> = self
+            .held_actions
+            .values()
+            .flatten()
+            .map(|a| RecordedEvent {
+                event: a.event.clone(),
+                campaign: None,
+                at: a.place.as_deref().cloned(),
+                generation: None,
+                root: None,
+                hold: Some(a.hold),
+            })
+            .collect();
+        still_held.sort_by_key(|r| r.hold);
+        Ok(still_held)
     }
+}
 
-    /// Applies a line of a campaign recording during a restart.
-    pub fn replay(&mut self, record: RecordedEvent) {
-        if let Some(hold) = record.hold {
-            self.resolved_holds.insert(hold);
-            self.next_hold = self.next_hold.max(hold + 1);
-        }
-        let place = record.at.map(Arc::new);
-        let mut quiet = Sink {
-            recorder: None,
-            arcs: None,
-        };
-        // Nothing is written while replaying, so this cannot fail.
-        let _ = self.apply(record.event, place, &mut quiet);
+fn share_of(event: &InputEvent) -> &str {
+    match event {
+        InputEvent::Share(s) => s.parent.as_deref().unwrap_or(&s.id),
+        InputEvent::Click(c) => &c.share,
+        InputEvent::Conversion(c) => &c.share,
     }
+}
 
-    /// Re-applies a journal entry (a click or conversion that was waiting for its share) during a
-    /// restart. Returns the entry back if it still waits.
-    pub fn replay_held(
-        &mut self,
-        record: RecordedEvent,
-        sink: &mut Sink<'_>,
-    ) -> Result<Option<RecordedEvent>, RecordingError> {
-        let Some(hold) = record.hold else {
-            return Ok(None);
-        };
-        if self.resolved_holds.contains(&hold) {
-            return Ok(None);
-        }
-        self.next_hold = self.next_hold.max(hold + 1);
-        if let Some(id) = record.event.id() {
-            let seen = match &record.event {
-                InputEvent::Click(_) => &mut self.seen_clicks,
-                _ => &mut self.seen_conversions,
-            };
-            seen.insert(id.into());
-        }
-        let place = record.at.clone().map(Arc::new);
-        let share_id = match &record.event {
-            InputEvent::Click(c) => c.share.as_str(),
-            InputEvent::Conversion(c) => c.share.as_str(),
-            InputEvent::Share(_) => return Ok(None),
-        };
-        if let Some(node) = self.shares.get(share_id).map(|n| n.clone()) {
-            // Its share arrived but the process stopped before the resolution was written.
-            self.resolve_action(record.event, place, Some(hold), &node, sink)?;
-            return Ok(None);
-        }
-        self.hold_action(hold, record.event.clone(), place);
-        Ok(Some(record))
+/// A share's line: resolved with its generation and root, or waiting for its parent.
+fn share_line(
+    share: ShareEvent,
+    campaign: &str,
+    place: &Option<Arc<Place>>,
+    resolved: Option<(u32, String)>,
+) -> RecordedEvent {
+    let (generation, root) = resolved.unzip();
+    RecordedEvent {
+        event: InputEvent::Share(share),
+        campaign: Some(campaign.to_owned()),
+        at: place.as_deref().cloned(),
+        generation,
+        root,
+        hold: None,
+    }
+}
+
+/// A click's or conversion's line in the campaign of its (resolved) share.
+fn action_line(
+    event: InputEvent,
+    node: &ShareNode,
+    place: &Option<Arc<Place>>,
+    hold: Option<u64>,
+) -> RecordedEvent {
+    RecordedEvent {
+        event,
+        campaign: Some(node.campaign.to_string()),
+        at: place.as_deref().cloned(),
+        generation: Some(node.generation),
+        root: Some(node.root.to_string()),
+        hold,
     }
 }
 
@@ -490,39 +536,4 @@ fn held_limit(field: &'static str, missing: &str, max: usize) -> InputError {
         field,
         format!("share `{missing}` has not arrived and {max} events already wait (--max-held)"),
     )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn emit(
-    ledger: &mut CampaignLedger,
-    sink: &mut Sink<'_>,
-    node: &ShareNode,
-    kind: ArcKind,
-    share: &str,
-    ts: Timestamp,
-    from: Option<Arc<Place>>,
-    to: Option<Arc<Place>>,
-    goal: Option<&str>,
-    value_cents: Option<u64>,
-) {
-    ledger.seq += 1;
-    let (Some(arcs), Some(to)) = (sink.arcs.as_deref_mut(), to) else {
-        return;
-    };
-    metrics::counter!("viralglobe_arcs_total", "kind" => kind.as_str()).increment(1);
-    arcs.push(ArcEvent {
-        seq: ledger.seq,
-        kind,
-        goal: goal.map(str::to_owned),
-        campaign: node.campaign.to_string(),
-        share: share.to_owned(),
-        root: node.root.to_string(),
-        generation: node.generation,
-        channel: node.channel.to_string(),
-        sharer_kind: node.sharer_kind.as_deref().map(str::to_owned),
-        value_cents,
-        ts,
-        from: from.as_deref().cloned(),
-        to: (*to).clone(),
-    });
 }

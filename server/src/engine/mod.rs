@@ -5,8 +5,9 @@
 //! changes agree; parsing and geolocation happen before it, outside. Readers of the share tree
 //! never take it.
 
+#[cfg(test)]
+mod agreement;
 mod ledger;
-mod replay;
 mod stats;
 mod tree;
 
@@ -17,7 +18,6 @@ use std::{
 };
 
 pub use ledger::Outcome;
-pub use replay::Replayer;
 pub use tree::{ShareNode, ShareTree};
 use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent};
 
@@ -51,7 +51,6 @@ struct State {
 
 pub struct Engine {
     state: Mutex<State>,
-    shares: Arc<ShareTree>,
     hub: Arc<Hub>,
     sync_files: SyncFiles,
     stopped: OnceLock<String>,
@@ -66,7 +65,8 @@ fn type_label(event: &InputEvent) -> &'static str {
 }
 
 impl Engine {
-    /// Opens the recordings under `data_dir` and rebuilds the state they describe.
+    /// Opens the recordings under `data_dir` and rebuilds the state they describe by following
+    /// every recorded line, then tells the hub where each campaign's arc line stands.
     pub fn open(
         data_dir: &Path,
         fsync: FsyncPolicy,
@@ -78,23 +78,30 @@ impl Engine {
         let mut ledger = Ledger::new(shares.clone(), max_held);
         let mut recorder = Recorder::new(data_dir, fsync)?;
         let mut records = 0;
-        for campaign in recording::recorded_campaigns(data_dir)? {
-            let path = recording::campaign_path(data_dir, &campaign);
-            let report = recording::read_records(&path, |r| ledger.replay(r))?;
+        let campaigns = recording::recorded_campaigns(data_dir)?;
+        for campaign in &campaigns {
+            let path = recording::campaign_path(data_dir, campaign);
+            let report = recording::read_records(&path, |r| {
+                let place = r.at.clone().map(Arc::new);
+                ledger.follow(&r, place);
+            })?;
             records += report.records;
         }
-        let mut journal = Vec::new();
-        recorder.read_journal(|r| journal.push(r))?;
-        let mut still_held = Vec::new();
-        for record in journal {
-            let mut sink = Sink {
-                recorder: Some(&mut recorder),
-                arcs: None,
-            };
-            still_held.extend(ledger.replay_held(record, &mut sink)?);
-        }
+        recorder.read_journal(|r| {
+            let place = r.at.clone().map(Arc::new);
+            ledger.follow_journal(r, place);
+        })?;
+        let still_held = ledger.finish_rebuild(&mut Sink {
+            recorder: &mut recorder,
+            arcs: None,
+        })?;
         recorder.commit()?;
         recorder.rewrite_journal(&still_held)?;
+        for campaign in &campaigns {
+            let epoch = recorder.epoch(campaign)?;
+            let seq = ledger.campaigns.get(campaign.as_str()).map_or(0, |c| c.seq);
+            hub.open_campaign(campaign, epoch, seq);
+        }
         metrics::gauge!("viralglobe_held_events").set(ledger.held() as f64);
         tracing::info!(
             records,
@@ -108,7 +115,6 @@ impl Engine {
         let sync_files = recorder.sync_files();
         Ok(Self {
             state: Mutex::new(State { ledger, recorder }),
-            shares,
             hub,
             sync_files,
             stopped: OnceLock::new(),
@@ -138,7 +144,7 @@ impl Engine {
             .try_for_each(|located| {
                 labels.push(type_label(&located.event));
                 let mut sink = Sink {
-                    recorder: Some(recorder),
+                    recorder,
                     arcs: Some(&mut arcs),
                 };
                 outcomes.push(ledger.apply(located.event, located.place, &mut sink)?);
@@ -152,7 +158,12 @@ impl Engine {
             return Err(e.into());
         }
         let held = ledger.held();
-        // Published under the lock so that arcs reach subscribers in sequence order.
+        // A campaign's first line created its recording and epoch: its line begins, announced
+        // like any new line with a `reset` before its first arc (a subscriber that came first
+        // learns the epoch it resumes in). Published under the lock: arcs go out in seq order.
+        for (campaign, epoch) in recorder.take_new_epochs() {
+            self.hub.reset(&campaign, epoch);
+        }
         self.hub.publish(arcs);
         drop(state);
 
@@ -192,7 +203,8 @@ impl Engine {
         while records.peek().is_some() {
             let mut state = self.lock();
             for record in records.by_ref().take(10_000) {
-                state.ledger.replay(record);
+                let place = record.at.clone().map(Arc::new);
+                state.ledger.follow(&record, place);
             }
         }
     }
@@ -226,10 +238,5 @@ impl Engine {
 
     pub fn held(&self) -> usize {
         self.lock().ledger.held()
-    }
-
-    /// A resolved share, read without the ingest lock.
-    pub fn share(&self, id: &str) -> Option<ShareNode> {
-        self.shares.get(id).map(|node| node.clone())
     }
 }

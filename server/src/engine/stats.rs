@@ -118,6 +118,7 @@ impl CampaignStatsAccumulator {
             geo_misses: self.geo_misses,
             first_ts: self.first_ts,
             last_ts: self.last_ts,
+            ..CampaignSummary::default()
         }
     }
 

@@ -1,30 +1,49 @@
 //! `GET /v1/live`: the websocket of one subscriber.
+//!
+//! A subscriber that resumes (`campaign`, `since`, `epoch`) is registered with the hub first,
+//! which hands it the campaign's offset at that instant; the arcs after `since` up to that offset
+//! come from the recording, the rest from the hub's queue with anything at or below the offset
+//! trimmed. Such a subscriber is never told `lagged`: what its queue dropped is read from the
+//! recording instead.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use actix_ws::Session;
-use bytestring::ByteString;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use viralglobe_protocol::{LiveFilter, PROTOCOL_VERSION, ServerMessage};
+use viralglobe_protocol::{LiveFilter, ServerMessage};
 
-use super::socket::{HEARTBEAT, Inbound, keep_alive, receive, send};
-use crate::{auth::AccessError, error::json_error, state::AppState};
+use super::{
+    Hub, Offset, catch_up,
+    hub::Frame,
+    socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
+};
+use crate::{
+    auth::AccessError,
+    error::json_error,
+    replay::{Library, ReplayError, Resume},
+    state::AppState,
+};
 
 #[derive(Debug, Deserialize)]
 pub struct LiveQuery {
     campaign: Option<String>,
     kind: Option<String>,
     token: Option<String>,
+    since: Option<String>,
+    epoch: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(transparent)]
     Access(#[from] AccessError),
-    #[error("query parameter `kind`: {0}")]
-    BadFilter(String),
+    #[error("query parameter `{field}`: {message}")]
+    BadQuery {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl ResponseError for LiveError {
@@ -32,12 +51,24 @@ impl ResponseError for LiveError {
         match self {
             Self::Access(AccessError::OriginNotAllowed(_)) => StatusCode::FORBIDDEN,
             Self::Access(_) => StatusCode::UNAUTHORIZED,
-            Self::BadFilter(_) => StatusCode::BAD_REQUEST,
+            Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         json_error(self.status_code(), self)
+    }
+}
+
+impl From<ReplayError> for LiveError {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::BadQuery { field, message } => Self::BadQuery { field, message },
+            other => Self::BadQuery {
+                field: "since",
+                message: other.to_string(),
+            },
+        }
     }
 }
 
@@ -51,52 +82,188 @@ pub async fn live(
         campaign,
         kind,
         token,
+        since,
+        epoch,
     } = query.into_inner();
     state
         .access
         .check_read(&req, token.as_deref())
         .map_err(LiveError::from)?;
-    let kinds = LiveFilter::parse_kinds(kind.as_deref().unwrap_or_default())
-        .map_err(LiveError::BadFilter)?;
+    let kinds =
+        LiveFilter::parse_kinds(kind.as_deref().unwrap_or_default()).map_err(|message| {
+            LiveError::BadQuery {
+                field: "kind",
+                message,
+            }
+        })?;
     let filter = LiveFilter {
         campaign: campaign.filter(|c| !c.is_empty()),
         kinds,
     };
+    let resume = Resume::parse(since.as_deref(), epoch.as_deref()).map_err(LiveError::from)?;
+    if resume.is_some() && filter.campaign.is_none() {
+        return Err(LiveError::BadQuery {
+            field: "campaign",
+            message: "resuming with `since` needs the `campaign` it counts in".into(),
+        }
+        .into());
+    }
 
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let frames = state.hub.subscribe(filter.clone());
-    let campaigns = state
-        .engine()
-        .summaries()
-        .into_iter()
-        .filter(|c| filter.wants_campaign(&c.id))
-        .collect();
-    let hello = ServerMessage::Hello {
-        protocol: PROTOCOL_VERSION,
-        server: concat!("viralglobe-server/", env!("CARGO_PKG_VERSION")).into(),
+    let (frames, offset) = state.hub.subscribe(filter.clone());
+    let hub = state.hub.clone();
+    let hello = super::hello(state.engine(), &filter, |c| hub.offset(c));
+    let feed = Feed {
+        hub,
+        library: state.library.clone(),
         filter,
-        campaigns,
+        resuming: resume.is_some(),
+        epoch: offset.as_ref().map(|o| o.epoch.to_string()),
+        floor: 0,
+        sent: 0,
     };
-    let hello = serde_json::to_string(&hello).expect("hello serializes");
-    actix_web::rt::spawn(run_session(session, stream, frames, hello.into()));
+    actix_web::rt::spawn(run_session(
+        session, stream, frames, hello, feed, resume, offset,
+    ));
     Ok(response)
+}
+
+/// One subscriber's place in its campaign's arc line.
+struct Feed {
+    hub: Arc<Hub>,
+    library: Arc<Library>,
+    filter: LiveFilter,
+    resuming: bool,
+    /// The epoch the subscriber is in.
+    epoch: Option<String>,
+    /// Arcs up to this `seq` were sent from the recording: trimmed from live frames.
+    floor: u64,
+    /// The last `seq` sent.
+    sent: u64,
+}
+
+impl Feed {
+    fn campaign(&self) -> &str {
+        self.filter.campaign.as_deref().unwrap_or_default()
+    }
+
+    /// Sends a reset to epoch `epoch`.
+    async fn reset(&mut self, session: &mut Session, epoch: &str) -> bool {
+        let reset = ServerMessage::Reset {
+            campaign: self.campaign().to_owned(),
+            epoch: epoch.to_owned(),
+        };
+        self.epoch = Some(epoch.to_owned());
+        (self.floor, self.sent) = (0, 0);
+        send(session, encode(&reset)).await
+    }
+
+    /// Brings the subscriber from `since` up to the campaign's `offset` from the recording.
+    async fn catch_up(&mut self, session: &mut Session, since: u64, offset: &Offset) -> bool {
+        let library = self.library.clone();
+        match catch_up::send_recorded(session, library, &self.filter, since, offset.seq).await {
+            Ok(open) => {
+                self.floor = offset.seq;
+                self.sent = self.sent.max(offset.seq);
+                open
+            }
+            Err(error) => {
+                tracing::error!(%error, campaign = self.campaign(), "cannot read the recording to catch up");
+                let message = ServerMessage::Error {
+                    message: format!("cannot catch up: {error}"),
+                };
+                let _ = send(session, encode(&message)).await;
+                false
+            }
+        }
+    }
+
+    /// A resuming subscriber's first step: a reset if its epoch is not the campaign's, then the
+    /// recorded arcs after `since`.
+    async fn resume(&mut self, session: &mut Session, resume: Resume, offset: Offset) -> bool {
+        let mut since = resume.since;
+        if *offset.epoch != resume.epoch || since > offset.seq {
+            if !self.reset(session, &offset.epoch).await {
+                return false;
+            }
+            since = 0;
+        }
+        self.sent = since;
+        self.catch_up(session, since, &offset).await
+    }
+
+    /// Forwards one frame from the hub, trimmed of what the recording already gave.
+    async fn forward(&mut self, session: &mut Session, frame: Frame) -> bool {
+        if frame.reset {
+            if let Ok(ServerMessage::Reset { epoch, .. }) = serde_json::from_str(&frame.text) {
+                self.epoch = Some(epoch);
+            }
+            (self.floor, self.sent) = (0, 0);
+            return send(session, frame.text).await;
+        }
+        let Some((first, last)) = frame.seqs else {
+            if self.resuming && self.filter.campaign.is_some() {
+                // `lagged`: what the queue dropped is in the recording.
+                return self.refill(session).await;
+            }
+            return send(session, frame.text).await;
+        };
+        if last <= self.floor {
+            return true;
+        }
+        self.sent = last;
+        if first > self.floor {
+            return send(session, frame.text).await;
+        }
+        let Ok(ServerMessage::Arcs { mut arcs }) = serde_json::from_str(&frame.text) else {
+            return send(session, frame.text).await;
+        };
+        arcs.retain(|a| a.seq > self.floor);
+        send(session, encode(&ServerMessage::Arcs { arcs })).await
+    }
+
+    /// After the hub dropped frames for this subscriber: the missing arcs from the recording, up
+    /// to where the campaign stands now.
+    async fn refill(&mut self, session: &mut Session) -> bool {
+        let Some(now) = self.hub.offset(self.campaign()) else {
+            return true;
+        };
+        let mut since = self.sent;
+        if self.epoch.as_deref() != Some(&*now.epoch) {
+            if !self.reset(session, &now.epoch).await {
+                return false;
+            }
+            since = 0;
+        }
+        self.catch_up(session, since, &now).await
+    }
+}
+
+fn encode(message: &ServerMessage) -> String {
+    serde_json::to_string(message).expect("server messages serialize")
 }
 
 async fn run_session(
     mut session: Session,
     stream: actix_ws::MessageStream,
-    mut frames: mpsc::Receiver<ByteString>,
-    hello: ByteString,
+    mut frames: mpsc::Receiver<Frame>,
+    hello: ServerMessage,
+    mut feed: Feed,
+    resume: Option<Resume>,
+    offset: Option<Offset>,
 ) {
     let mut stream = stream.max_frame_size(64 * 1024);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = Instant::now();
-    let mut open = send(&mut session, hello).await;
+    let mut open = send(&mut session, encode(&hello)).await;
+    if let (true, Some(resume), Some(offset)) = (open, resume, offset) {
+        open = feed.resume(&mut session, resume, offset).await;
+    }
     while open {
         tokio::select! {
             frame = frames.recv() => {
                 open = match frame {
-                    Some(frame) => send(&mut session, frame).await,
+                    Some(frame) => feed.forward(&mut session, frame).await,
                     None => false,
                 };
             }

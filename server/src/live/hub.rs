@@ -1,11 +1,17 @@
-//! Fan-out of arcs to live subscribers.
+//! Fan-out of arcs to live subscribers, and where each campaign's arc line stands.
 //!
 //! Ingest appends arcs to a pending list and returns; a ticker drains the list every tick,
 //! serializes each arc once, builds one frame per distinct subscriber filter and offers the same
 //! bytes to every subscriber's bounded queue. A full queue drops the frame for that subscriber
 //! and counts the arcs it missed; ingest never waits for a subscriber.
+//!
+//! The hub also keeps each campaign's [`Offset`] (epoch and last `seq` published). A subscriber
+//! registers under the same lock that publishing takes, so the offset it is handed splits the
+//! campaign exactly: every arc after it reaches the subscriber's queue (unless dropped, which it
+//! is told), and what came before can be read from the recording.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -14,9 +20,37 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 use viralglobe_protocol::{ArcEvent, ArcKind, LiveFilter, ServerMessage};
 
+/// Where a campaign's arc line stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offset {
+    pub epoch: Arc<str>,
+    /// The last `seq` published in this epoch (0 before the first arc).
+    pub seq: u64,
+}
+
+/// One message for one subscriber.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub text: ByteString,
+    /// The first and last `seq` of the arcs in it; `None` for other messages.
+    pub seqs: Option<(u64, u64)>,
+    /// True for a `reset`: the campaign's arc line started over.
+    pub reset: bool,
+}
+
+impl Frame {
+    fn message(text: String) -> Self {
+        Self {
+            text: text.into(),
+            seqs: None,
+            reset: false,
+        }
+    }
+}
+
 struct Subscriber {
     filter: LiveFilter,
-    tx: mpsc::Sender<ByteString>,
+    tx: mpsc::Sender<Frame>,
     dropped_arcs: u64,
 }
 
@@ -30,7 +64,7 @@ impl Subscriber {
             dropped_arcs: self.dropped_arcs,
         };
         let text = serde_json::to_string(&lagged).expect("lagged serializes");
-        let sent = self.tx.try_send(text.into()).is_ok();
+        let sent = self.tx.try_send(Frame::message(text)).is_ok();
         if sent {
             self.dropped_arcs = 0;
         }
@@ -38,8 +72,21 @@ impl Subscriber {
     }
 }
 
+// Nearly every item is an arc: boxing them would cost an allocation each for the rare reset.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Arc(ArcEvent),
+    Reset { campaign: String, epoch: Arc<str> },
+}
+
+#[derive(Default)]
+struct Pending {
+    items: Vec<Item>,
+    offsets: HashMap<String, Offset>,
+}
+
 pub struct Hub {
-    pending: Mutex<Vec<ArcEvent>>,
+    pending: Mutex<Pending>,
     subscribers: Mutex<Vec<Subscriber>>,
     queue_capacity: usize,
 }
@@ -51,43 +98,103 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Encoded<'a> {
     kind: ArcKind,
     campaign: &'a str,
+    seq: u64,
     json: Vec<u8>,
 }
 
 impl Hub {
     pub fn new(queue_capacity: usize) -> Arc<Self> {
         Arc::new(Self {
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             subscribers: Mutex::new(Vec::new()),
             queue_capacity: queue_capacity.max(1),
         })
     }
 
-    /// Queues arcs for the next tick.
-    pub fn publish(&self, mut arcs: Vec<ArcEvent>) {
-        if !arcs.is_empty() {
-            lock(&self.pending).append(&mut arcs);
-        }
+    /// Makes `campaign`'s arc line known: its epoch, and the last `seq` already published (by a
+    /// previous run of the server, say). Subscribers are not told.
+    pub fn open_campaign(&self, campaign: &str, epoch: impl Into<Arc<str>>, seq: u64) {
+        let offset = Offset {
+            epoch: epoch.into(),
+            seq,
+        };
+        lock(&self.pending)
+            .offsets
+            .insert(campaign.to_owned(), offset);
     }
 
-    /// Registers a subscriber; frames for it arrive on the returned queue.
-    pub fn subscribe(&self, filter: LiveFilter) -> mpsc::Receiver<ByteString> {
+    /// Starts `campaign`'s arc line over in a new epoch, and tells its subscribers, in order with
+    /// the arcs before and after.
+    pub fn reset(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
+        let epoch = epoch.into();
+        let mut pending = lock(&self.pending);
+        let offset = Offset {
+            epoch: epoch.clone(),
+            seq: 0,
+        };
+        pending.offsets.insert(campaign.to_owned(), offset);
+        pending.items.push(Item::Reset {
+            campaign: campaign.to_owned(),
+            epoch,
+        });
+    }
+
+    /// Where `campaign`'s arc line stands.
+    pub fn offset(&self, campaign: &str) -> Option<Offset> {
+        lock(&self.pending).offsets.get(campaign).cloned()
+    }
+
+    /// Queues arcs for the next tick.
+    pub fn publish(&self, arcs: Vec<ArcEvent>) {
+        if arcs.is_empty() {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        let Pending { items, offsets } = &mut *pending;
+        let mut last: Option<(&str, u64)> = None;
+        let mut note = |campaign: &str, seq: u64| match offsets.get_mut(campaign) {
+            Some(offset) => offset.seq = seq,
+            None => tracing::warn!(campaign, "arcs for a campaign with no epoch"),
+        };
+        for arc in &arcs {
+            if let Some((campaign, seq)) = last
+                && campaign != arc.campaign
+            {
+                note(campaign, seq);
+            }
+            last = Some((&arc.campaign, arc.seq));
+        }
+        if let Some((campaign, seq)) = last {
+            note(campaign, seq);
+        }
+        items.extend(arcs.into_iter().map(Item::Arc));
+    }
+
+    /// Registers a subscriber; frames for it arrive on the returned queue. With a campaign
+    /// filter, also returns where that campaign stood: every later arc comes through the queue.
+    pub fn subscribe(&self, filter: LiveFilter) -> (mpsc::Receiver<Frame>, Option<Offset>) {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let pending = lock(&self.pending);
+        let offset = filter
+            .campaign
+            .as_deref()
+            .and_then(|c| pending.offsets.get(c).cloned());
         let mut subscribers = lock(&self.subscribers);
         subscribers.push(Subscriber {
             filter,
             tx,
             dropped_arcs: 0,
         });
+        drop(pending);
         metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
-        rx
+        (rx, offset)
     }
 
     /// Sends out every arc published since the last tick, and overdue lag notices.
     pub fn tick(&self) {
-        let arcs = std::mem::take(&mut *lock(&self.pending));
+        let items = std::mem::take(&mut lock(&self.pending).items);
         let mut subscribers = lock(&self.subscribers);
-        if arcs.is_empty() {
+        if items.is_empty() {
             // A subscriber that lost arcs hears about it as soon as its queue has room.
             for sub in subscribers.iter_mut().filter(|s| s.dropped_arcs > 0) {
                 sub.try_send_lagged();
@@ -102,37 +209,17 @@ impl Hub {
         if subscribers.is_empty() {
             return;
         }
-        let encoded: Vec<Encoded<'_>> = arcs
-            .iter()
-            .map(|arc| Encoded {
-                kind: arc.kind,
-                campaign: &arc.campaign,
-                json: serde_json::to_vec(arc).expect("arcs serialize"),
-            })
-            .collect();
-        // Subscribers mostly share a handful of filters: one frame per distinct filter.
-        let mut frames: Vec<(LiveFilter, Option<(ByteString, u64)>)> = Vec::new();
-        let mut dropped = 0;
-        for sub in subscribers.iter_mut() {
-            let i = match frames.iter().position(|(f, _)| *f == sub.filter) {
-                Some(i) => i,
-                None => {
-                    frames.push((sub.filter.clone(), build_frame(&encoded, &sub.filter)));
-                    frames.len() - 1
+        let mut arcs = Vec::new();
+        for item in items {
+            match item {
+                Item::Arc(arc) => arcs.push(arc),
+                Item::Reset { campaign, epoch } => {
+                    send_arcs(&mut subscribers, &std::mem::take(&mut arcs));
+                    send_reset(&mut subscribers, campaign, &epoch);
                 }
-            };
-            let Some((frame, count)) = &frames[i].1 else {
-                continue;
-            };
-            let sent = sub.try_send_lagged() && sub.tx.try_send(frame.clone()).is_ok();
-            if !sent && !sub.tx.is_closed() {
-                sub.dropped_arcs += count;
-                dropped += count;
             }
         }
-        if dropped > 0 {
-            metrics::counter!("viralglobe_live_dropped_arcs_total").increment(dropped);
-        }
+        send_arcs(&mut subscribers, &arcs);
     }
 
     /// Ticks until the process ends.
@@ -146,35 +233,98 @@ impl Hub {
     }
 }
 
+fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
+    let wanted = |s: &&mut Subscriber| s.filter.wants_campaign(&campaign);
+    let reset = ServerMessage::Reset {
+        campaign: campaign.clone(),
+        epoch: epoch.to_owned(),
+    };
+    let text: ByteString = serde_json::to_string(&reset)
+        .expect("reset serializes")
+        .into();
+    for sub in subscribers.iter_mut().filter(wanted) {
+        let frame = Frame {
+            text: text.clone(),
+            seqs: None,
+            reset: true,
+        };
+        // A subscriber too slow to take it is told it lagged; its next arcs show the new line.
+        if sub.tx.try_send(frame).is_err() && !sub.tx.is_closed() {
+            sub.dropped_arcs += 1;
+        }
+    }
+}
+
+fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent]) {
+    if arcs.is_empty() {
+        return;
+    }
+    let encoded: Vec<Encoded<'_>> = arcs
+        .iter()
+        .map(|arc| Encoded {
+            kind: arc.kind,
+            campaign: &arc.campaign,
+            seq: arc.seq,
+            json: serde_json::to_vec(arc).expect("arcs serialize"),
+        })
+        .collect();
+    // Subscribers mostly share a handful of filters: one frame per distinct filter.
+    let mut frames: Vec<(LiveFilter, Option<(Frame, u64)>)> = Vec::new();
+    let mut dropped = 0;
+    for sub in subscribers.iter_mut() {
+        let i = match frames.iter().position(|(f, _)| *f == sub.filter) {
+            Some(i) => i,
+            None => {
+                frames.push((sub.filter.clone(), build_frame(&encoded, &sub.filter)));
+                frames.len() - 1
+            }
+        };
+        let Some((frame, count)) = &frames[i].1 else {
+            continue;
+        };
+        let sent = sub.try_send_lagged() && sub.tx.try_send(frame.clone()).is_ok();
+        if !sent && !sub.tx.is_closed() {
+            sub.dropped_arcs += count;
+            dropped += count;
+        }
+    }
+    if dropped > 0 {
+        metrics::counter!("viralglobe_live_dropped_arcs_total").increment(dropped);
+    }
+}
+
 /// `{"type":"arc",…}` for one arc, `{"type":"arcs","arcs":[…]}` for several, nothing for none.
-fn build_frame(encoded: &[Encoded<'_>], filter: &LiveFilter) -> Option<(ByteString, u64)> {
+fn build_frame(encoded: &[Encoded<'_>], filter: &LiveFilter) -> Option<(Frame, u64)> {
     let wanted = || {
         encoded
             .iter()
             .filter(|e| filter.wants_kind(e.kind) && filter.wants_campaign(e.campaign))
     };
     let count = wanted().count() as u64;
+    let first = wanted().next()?.seq;
+    let last = wanted().next_back()?.seq;
     let mut out = Vec::new();
-    match count {
-        0 => return None,
-        1 => {
-            let json = &wanted().next()?.json;
-            out.extend_from_slice(br#"{"type":"arc","#);
-            out.extend_from_slice(&json[1..]);
-        }
-        _ => {
-            out.extend_from_slice(br#"{"type":"arcs","arcs":["#);
-            for (i, e) in wanted().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&e.json);
+    if count == 1 {
+        let json = &wanted().next()?.json;
+        out.extend_from_slice(br#"{"type":"arc","#);
+        out.extend_from_slice(&json[1..]);
+    } else {
+        out.extend_from_slice(br#"{"type":"arcs","arcs":["#);
+        for (i, e) in wanted().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            out.extend_from_slice(b"]}");
+            out.extend_from_slice(&e.json);
         }
+        out.extend_from_slice(b"]}");
     }
     let text = String::from_utf8(out).expect("JSON is UTF-8");
-    Some((ByteString::from(text), count))
+    let frame = Frame {
+        text: text.into(),
+        seqs: Some((first, last)),
+        reset: false,
+    };
+    Some((frame, count))
 }
 
 #[cfg(test)]
@@ -206,15 +356,17 @@ mod tests {
         }
     }
 
-    fn decode(frame: &ByteString) -> ServerMessage {
-        serde_json::from_str(frame).expect("a server message")
+    fn decode(frame: &Frame) -> ServerMessage {
+        serde_json::from_str(&frame.text).expect("a server message")
     }
 
     #[test]
     fn frames_follow_each_subscribers_filter() {
         let hub = Hub::new(8);
-        let mut all = hub.subscribe(LiveFilter::default());
-        let mut clicks_b = hub.subscribe(LiveFilter {
+        hub.open_campaign("a", "e", 0);
+        hub.open_campaign("b", "e", 0);
+        let (mut all, _) = hub.subscribe(LiveFilter::default());
+        let (mut clicks_b, _) = hub.subscribe(LiveFilter {
             campaign: Some("b".into()),
             kinds: vec![ArcKind::Click],
         });
@@ -237,7 +389,8 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_then_reports_lag() {
         let hub = Hub::new(1);
-        let mut slow = hub.subscribe(LiveFilter::default());
+        hub.open_campaign("a", "e", 0);
+        let (mut slow, _) = hub.subscribe(LiveFilter::default());
         for seq in 1..=3 {
             hub.publish(vec![
                 arc(seq, ArcKind::Click, "a"),
@@ -255,6 +408,43 @@ mod tests {
         assert_eq!(
             decode(&slow.try_recv().expect("lagged")),
             ServerMessage::Lagged { dropped_arcs: 4 }
+        );
+    }
+
+    #[test]
+    fn a_subscriber_is_handed_the_offset_that_splits_the_campaign() {
+        let hub = Hub::new(8);
+        hub.open_campaign("a", "e1", 7);
+        hub.publish(vec![arc(8, ArcKind::Click, "a")]);
+        let filter = LiveFilter {
+            campaign: Some("a".into()),
+            kinds: vec![],
+        };
+        let (mut rx, offset) = hub.subscribe(filter.clone());
+        assert_eq!(offset.map(|o| o.seq), Some(8));
+        hub.publish(vec![arc(9, ArcKind::Click, "a")]);
+        hub.reset("a", "e2");
+        hub.publish(vec![arc(1, ArcKind::Click, "a")]);
+        hub.tick();
+        // Arc 8 was published before: the new subscriber gets it too, and must trim it.
+        assert_eq!(rx.try_recv().expect("arcs").seqs, Some((8, 9)));
+        let reset = rx.try_recv().expect("reset");
+        assert!(reset.reset);
+        assert_eq!(
+            decode(&reset),
+            ServerMessage::Reset {
+                campaign: "a".into(),
+                epoch: "e2".into()
+            }
+        );
+        assert_eq!(rx.try_recv().expect("new line").seqs, Some((1, 1)));
+        let (_, offset) = hub.subscribe(filter);
+        assert_eq!(
+            offset,
+            Some(Offset {
+                epoch: "e2".into(),
+                seq: 1
+            })
         );
     }
 }

@@ -34,16 +34,7 @@ pub enum Progress {
 impl Cursor {
     /// A cursor on the first record whose running clock is at or after `ts`.
     pub fn seek(index: &ReplayIndex, ts: i64) -> io::Result<Self> {
-        let checkpoint = index.checkpoint_for(ts);
-        let mut file = File::open(&index.path)?;
-        file.seek(SeekFrom::Start(checkpoint.offset))?;
-        let mut cursor = Self {
-            reader: BufReader::with_capacity(256 * 1024, file),
-            offset: checkpoint.offset,
-            clock: checkpoint.clock_before,
-            arcs: checkpoint.arcs_before,
-            pending: None,
-        };
+        let mut cursor = Self::at(index, index.checkpoint_for(ts))?;
         // Skip what comes before `ts`, counting its arcs so `seq` stays the campaign's.
         while let Some(record) = cursor.read(index)? {
             let ts_of = record.event.ts().0;
@@ -59,17 +50,52 @@ impl Cursor {
         Ok(cursor)
     }
 
+    /// A cursor on the record that draws arc `since + 1` (or the end, if there is none yet).
+    pub fn seek_seq(index: &ReplayIndex, since: u64) -> io::Result<Self> {
+        let checkpoint = index.checkpoint_for_seq(since);
+        let mut cursor = Self::at(index, checkpoint)?;
+        while let Some(record) = cursor.read(index)? {
+            let draws = index.arc_of(&record, 0).is_some();
+            if draws && cursor.arcs >= since {
+                cursor.pending = Some(record);
+                break;
+            }
+            cursor.clock = cursor.clock.max(record.event.ts().0);
+            cursor.arcs += u64::from(draws);
+        }
+        Ok(cursor)
+    }
+
+    fn at(index: &ReplayIndex, checkpoint: super::index::Checkpoint) -> io::Result<Self> {
+        let mut file = File::open(&index.path)?;
+        file.seek(SeekFrom::Start(checkpoint.offset))?;
+        Ok(Self {
+            reader: BufReader::with_capacity(256 * 1024, file),
+            offset: checkpoint.offset,
+            clock: checkpoint.clock_before,
+            arcs: checkpoint.arcs_before,
+            pending: None,
+        })
+    }
+
+    /// The `seq` of the last arc passed.
+    pub fn arcs(&self) -> u64 {
+        self.arcs
+    }
+
     /// The replay clock at the reading position.
     pub fn clock(&self) -> i64 {
         self.clock
     }
 
-    /// Appends the arcs of records due by `until` (running clock at or before it) that `filter`
-    /// wants, at most `limit` of them.
+    /// Appends the arcs of records due by `until` (running clock at or before it) and numbered
+    /// at most `last_seq` that `filter` wants, at most `limit` of them.
+    #[allow(clippy::too_many_arguments)]
     pub fn advance(
         &mut self,
         index: &ReplayIndex,
         until: i64,
+        last_seq: u64,
         filter: &LiveFilter,
         limit: usize,
         out: &mut Vec<ArcEvent>,
@@ -92,8 +118,13 @@ impl Cursor {
                 self.pending = Some(record);
                 return Ok(Progress::Limited);
             }
+            let arc = index.arc_of(&record, self.arcs + 1);
+            if arc.is_some() && self.arcs >= last_seq {
+                self.pending = Some(record);
+                return Ok(Progress::Reached);
+            }
             self.clock = clock;
-            if let Some(arc) = index.arc_of(&record, self.arcs + 1) {
+            if let Some(arc) = arc {
                 self.arcs += 1;
                 if filter.wants_kind(arc.kind) {
                     out.push(arc);

@@ -62,7 +62,8 @@ pub fn export(
     let (mut arcs, mut first) = (Vec::with_capacity(CHUNK), true);
     loop {
         arcs.clear();
-        let progress = cursor.advance(&read(index), i64::MAX, filter, CHUNK, &mut arcs)?;
+        let progress =
+            cursor.advance(&read(index), i64::MAX, u64::MAX, filter, CHUNK, &mut arcs)?;
         for arc in &arcs {
             match format {
                 Format::Ndjson => ndjson_line(&mut text, arc),

@@ -65,8 +65,8 @@ pub type SharedIndex = Arc<RwLock<ReplayIndex>>;
 /// Finds campaign recordings and keeps their indexes.
 pub struct Library {
     data_dir: PathBuf,
-    /// Recordings kept outside `data_dir/campaigns` (the demo's).
-    registered: DashMap<String, PathBuf>,
+    /// Recordings kept outside `data_dir/campaigns` (the demo's), with their epochs.
+    registered: DashMap<String, (PathBuf, String)>,
     indexes: DashMap<String, SharedIndex>,
 }
 
@@ -79,10 +79,18 @@ impl Library {
         })
     }
 
-    /// Serves `campaign` from the recording at `path`.
-    pub fn register(&self, campaign: &str, path: PathBuf) {
+    /// Serves `campaign` from the recording at `path`, whose arc line is of epoch `epoch`.
+    pub fn register(&self, campaign: &str, path: PathBuf, epoch: String) {
         self.indexes.remove(campaign);
-        self.registered.insert(campaign.to_owned(), path);
+        self.registered.insert(campaign.to_owned(), (path, epoch));
+    }
+
+    /// The epoch of the recording that serves `campaign`.
+    pub fn epoch(&self, campaign: &str) -> Option<String> {
+        match self.registered.get(campaign) {
+            Some(entry) => Some(entry.1.clone()),
+            None => recording::read_epoch(&self.data_dir, campaign),
+        }
     }
 
     /// The campaign's index, built on first use and brought up to date with the file. Blocking.
@@ -96,7 +104,7 @@ impl Library {
             return Ok(index);
         }
         let path = match self.registered.get(campaign) {
-            Some(path) => path.clone(),
+            Some(entry) => entry.0.clone(),
             None if viralglobe_protocol::input::check_campaign_id(campaign).is_ok() => {
                 recording::campaign_path(&self.data_dir, campaign)
             }
@@ -107,7 +115,7 @@ impl Library {
         }
         let started = std::time::Instant::now();
         let index = ReplayIndex::build(campaign, &path).map_err(read_error)?;
-        tracing::info!(campaign, path = %path.display(), shares = index.shares.len(),
+        tracing::info!(campaign, path = %path.display(), shares = index.shares(),
             elapsed_ms = started.elapsed().as_millis() as u64, "recording indexed for replay");
         let index = Arc::new(RwLock::new(index));
         Ok(self
@@ -146,6 +154,53 @@ pub fn checked_filter(
         campaign: Some(campaign.to_owned()),
         kinds,
     })
+}
+
+/// Where a client asks to resume: after arc `since` of epoch `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub since: u64,
+    pub epoch: String,
+}
+
+impl Resume {
+    /// Parses the `since` and `epoch` query parameters; both or neither.
+    pub fn parse(since: Option<&str>, epoch: Option<&str>) -> Result<Option<Self>, ReplayError> {
+        let bad = |field, message: String| ReplayError::BadQuery { field, message };
+        let (since, epoch) = match (since, epoch) {
+            (None, None) => return Ok(None),
+            (Some(since), Some(epoch)) => (since, epoch),
+            (Some(_), None) => {
+                return Err(bad(
+                    "epoch",
+                    "`since` needs the `epoch` its seq belongs to (from `hello` or `reset`)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "since",
+                    "`epoch` needs `since`, the last seq received".into(),
+                ));
+            }
+        };
+        let since = since.parse::<u64>().map_err(|_| {
+            bad(
+                "since",
+                format!("`{since}` is not a seq: expected a whole number, 0 or more"),
+            )
+        })?;
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if epoch.is_empty() || epoch.len() > 64 || !epoch.chars().all(valid) {
+            return Err(bad(
+                "epoch",
+                format!("`{epoch}` is not an epoch: 1 to 64 letters, digits, `-`, `_` or `.`"),
+            ));
+        }
+        Ok(Some(Self {
+            since,
+            epoch: epoch.to_owned(),
+        }))
+    }
 }
 
 /// Parses a time query parameter: epoch milliseconds or RFC 3339.

@@ -7,16 +7,19 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::Session;
 use serde::Deserialize;
 use viralglobe_protocol::{
-    ArcEvent, LiveFilter, PROTOCOL_VERSION, ReplayClock, ReplayControl, ServerMessage, Timestamp,
+    ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp,
     replay::{MAX_SPEED, MIN_SPEED},
 };
 
 use super::{
-    ReplayError, SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, parse_time, read,
-    write,
+    ReplayError, Resume, SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, parse_time,
+    read, write,
 };
 use crate::{
-    live::socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
+    live::{
+        self, Offset,
+        socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
+    },
     state::AppState,
 };
 
@@ -38,6 +41,8 @@ pub struct ReplayQuery {
     paused: Option<bool>,
     kind: Option<String>,
     token: Option<String>,
+    since: Option<String>,
+    epoch: Option<String>,
 }
 
 fn check_speed(speed: f64) -> Result<f64, String> {
@@ -79,34 +84,52 @@ pub async fn replay(
         .map(|v| parse_time("to", v))
         .transpose()?;
 
+    let resume = Resume::parse(query.since.as_deref(), query.epoch.as_deref())?;
+
     let library = state.library.clone();
     let name = campaign.clone();
     let index = web::block(move || library.open(&name)).await??;
+    let epoch = state.library.epoch(&campaign).unwrap_or_default();
     let first = read(&index).span().map_or(0, |(first, _)| first);
     let from = from.unwrap_or(first);
     if to.is_some_and(|to| to < from) {
         return Err(bad("to", "`to` is before `from`".into()).into());
     }
+    // Resuming in the recording's epoch continues after `since`; from another epoch, the client
+    // is told its line started over and the replay starts at `from`.
+    let since = resume
+        .as_ref()
+        .filter(|r| r.epoch == epoch)
+        .map(|r| r.since);
+    let reset = resume.is_some() && since.is_none();
     let seek_index = index.clone();
-    let cursor = web::block(move || Cursor::seek(&read(&seek_index), from))
-        .await?
-        .map_err(|source| ReplayError::Read {
-            campaign: campaign.clone(),
-            source,
-        })?;
-
-    let campaigns = state
-        .engine()
-        .summaries()
-        .into_iter()
-        .filter(|c| c.id == campaign)
-        .collect();
-    let hello = ServerMessage::Hello {
-        protocol: PROTOCOL_VERSION,
-        server: concat!("viralglobe-server/", env!("CARGO_PKG_VERSION")).into(),
-        filter: filter.clone(),
-        campaigns,
+    let cursor = web::block(move || match since {
+        Some(since) => Cursor::seek_seq(&read(&seek_index), since),
+        None => Cursor::seek(&read(&seek_index), from),
+    })
+    .await?
+    .map_err(|source| ReplayError::Read {
+        campaign: campaign.clone(),
+        source,
+    })?;
+    let start = match since {
+        Some(_) => cursor.clock().clamp(from, i64::MAX),
+        None => from,
     };
+
+    let offset = Offset {
+        epoch: epoch.as_str().into(),
+        seq: read(&index).arcs(),
+    };
+    let mut first_messages = vec![live::hello(state.engine(), &filter, |_| {
+        Some(offset.clone())
+    })];
+    if reset {
+        first_messages.push(ServerMessage::Reset {
+            campaign: campaign.clone(),
+            epoch,
+        });
+    }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let replay = Replay {
         campaign,
@@ -118,12 +141,12 @@ pub async fn replay(
         looping: query.looping.unwrap_or(false),
         speed,
         playing: !query.paused.unwrap_or(false),
-        anchor_ts: from,
+        anchor_ts: start,
         anchor_wall: Instant::now(),
         at_end: false,
-        sent_until: from,
+        sent_until: start,
     };
-    actix_web::rt::spawn(run_session(session, stream, replay, hello));
+    actix_web::rt::spawn(run_session(session, stream, replay, first_messages));
     Ok(response)
 }
 
@@ -191,10 +214,23 @@ impl Replay {
         let (index, filter) = (self.index.clone(), self.filter.clone());
         let (cursor, outcome) = web::block(move || {
             let mut arcs = Vec::new();
-            let mut progress =
-                cursor.advance(&read(&index), until, &filter, ARCS_PER_STEP, &mut arcs);
+            let mut progress = cursor.advance(
+                &read(&index),
+                until,
+                u64::MAX,
+                &filter,
+                ARCS_PER_STEP,
+                &mut arcs,
+            );
             if matches!(progress, Ok(Progress::End)) && write(&index).extend()? > 0 {
-                progress = cursor.advance(&read(&index), until, &filter, ARCS_PER_STEP, &mut arcs);
+                progress = cursor.advance(
+                    &read(&index),
+                    until,
+                    u64::MAX,
+                    &filter,
+                    ARCS_PER_STEP,
+                    &mut arcs,
+                );
             }
             Ok::<_, std::io::Error>((cursor, progress.map(|p| (p, arcs))))
         })
@@ -288,7 +324,7 @@ async fn run_session(
     mut session: Session,
     stream: actix_ws::MessageStream,
     mut replay: Replay,
-    hello: ServerMessage,
+    first: Vec<ServerMessage>,
 ) {
     let mut stream = stream.max_frame_size(64 * 1024);
     let mut step = tokio::time::interval(STEP);
@@ -296,7 +332,10 @@ async fn run_session(
     let mut clock = tokio::time::interval(CLOCK_EVERY);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = Instant::now();
-    let mut open = send(&mut session, encode(&hello)).await;
+    let mut open = true;
+    for message in &first {
+        open = open && send(&mut session, encode(message)).await;
+    }
     while open {
         tokio::select! {
             _ = step.tick() => {

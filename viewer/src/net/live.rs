@@ -1,13 +1,14 @@
 //! `--live ws://host:port`: the server's live feed on a thread of its own, reconnecting with
-//! backoff. With a campaign, its counters are fetched first so the HUD starts from the totals.
+//! backoff. With a campaign, its counters are fetched first so the HUD starts from the totals,
+//! and a reconnect resumes after the last arc received (`since`, `epoch`): nothing missed, nothing
+//! counted twice.
 
 use std::sync::mpsc::SyncSender;
 
-use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, socket};
+use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, position::Position, socket};
 
 pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSender<NetEvent>) {
-    let query: Vec<(&str, String)> = campaign.iter().map(|c| ("campaign", c.clone())).collect();
-    let url = endpoint.websocket("/v1/live", &query);
+    let mut position = Position::live(campaign.clone());
     let spawned = std::thread::Builder::new()
         .name("live feed".into())
         .spawn(move || {
@@ -19,7 +20,12 @@ pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSend
                 {
                     return;
                 }
-                if let Some(campaign) = &campaign {
+                if position.resumes() {
+                    // The HUD keeps its counters: the resumed arcs continue them.
+                    if events.send(NetEvent::Resuming).is_err() {
+                        return;
+                    }
+                } else if let Some(campaign) = &campaign {
                     match endpoint.stats(campaign) {
                         Ok(stats) => {
                             if events.send(NetEvent::Stats(Box::new(stats))).is_err() {
@@ -33,7 +39,18 @@ pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSend
                     backoff.reset();
                     let _ = events.send(NetEvent::State(ConnectionState::Connected));
                 };
-                match socket::session(&endpoint.authority, &url, &events, None, connected) {
+                let mut query: Vec<(&str, String)> =
+                    campaign.iter().map(|c| ("campaign", c.clone())).collect();
+                query.extend(position.resume_query());
+                let url = endpoint.websocket("/v1/live", &query);
+                match socket::session(
+                    &endpoint.authority,
+                    &url,
+                    &events,
+                    None,
+                    &mut position,
+                    connected,
+                ) {
                     socket::Ended::AppGone => return,
                     socket::Ended::Lost(error) => {
                         let retry_in = backoff.next_wait();

@@ -5,6 +5,7 @@
 mod backoff;
 pub mod endpoint;
 mod live;
+mod position;
 mod remote_replay;
 mod socket;
 
@@ -43,6 +44,8 @@ pub enum NetEvent {
     Server(ServerMessage),
     /// The campaign's counters when the live feed connects.
     Stats(Box<CampaignStats>),
+    /// The connection resumes where the last one ended: the counters stand.
+    Resuming,
     Timeline(Timeline),
 }
 
@@ -140,6 +143,7 @@ fn drain(
                     counts: Tally::of_stats(&stats),
                 });
             }
+            NetEvent::Resuming => seeded.0 = true,
             NetEvent::Timeline(timeline) => {
                 commands.insert_resource(crate::hud::ActivityTimeline::from(&timeline));
             }
@@ -172,6 +176,13 @@ fn drain(
                     arcs.write(NewArcs(batch));
                 }
                 ServerMessage::Lagged { dropped_arcs } => health.dropped_arcs += dropped_arcs,
+                // The campaign's arc line started over (a demo loop): so do the counters. A new
+                // campaign beside the one shown changes nothing.
+                ServerMessage::Reset { campaign, .. } if campaign == name.0 => {
+                    last_seq.0 = None;
+                    resets.write(FeedReset::default());
+                }
+                ServerMessage::Reset { .. } => {}
                 ServerMessage::Clock(clock) => {
                     clocks.write(remote_replay::ServerClock(clock));
                 }
@@ -281,5 +292,88 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A stand-in server: answers the counters request with 404, and each websocket with what
+    /// `script` says for that connection; hands back the URL each websocket asked for.
+    fn fake_server(script: Vec<Vec<ServerMessage>>) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (urls, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut start = [0u8; 64];
+                let n = stream.peek(&mut start).unwrap_or(0);
+                if !start[..n].starts_with(b"GET /v1/live") {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
+                let mut url = String::new();
+                // tungstenite's callback type; its error is its own HTTP response.
+                #[allow(clippy::result_large_err)]
+                let callback = |request: &tungstenite::handshake::server::Request, response| {
+                    url = request.uri().to_string();
+                    Ok(response)
+                };
+                let Ok(mut ws) = tungstenite::accept_hdr(stream, callback) else {
+                    return;
+                };
+                let _ = urls.send(url);
+                let Some(messages) = script.next() else {
+                    return;
+                };
+                for message in messages {
+                    let text = serde_json::to_string(&message).expect("encodes");
+                    let _ = ws.send(tungstenite::Message::text(text));
+                }
+                if script.len() == 0 {
+                    // The last connection stays open for the rest of the test.
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+                let _ = ws.close(None);
+            }
+        });
+        (format!("ws://{address}"), heard)
+    }
+
+    #[test]
+    fn a_lost_live_feed_resumes_after_the_last_arc_it_received() {
+        let (mut app, sender) = app();
+        let hello = |seq| ServerMessage::Hello {
+            protocol: 1,
+            server: "fake".into(),
+            filter: viralglobe_protocol::LiveFilter::default(),
+            campaigns: vec![viralglobe_protocol::CampaignSummary {
+                id: "test".into(),
+                epoch: Some("e1".into()),
+                seq,
+                ..Default::default()
+            }],
+        };
+        let arcs = |seqs: std::ops::RangeInclusive<u64>| ServerMessage::Arcs {
+            arcs: seqs.map(|s| arc(s, ArcKind::Click, 0)).collect(),
+        };
+        let (url, urls) = fake_server(vec![
+            vec![hello(10), arcs(11..=13)],
+            vec![hello(15), arcs(14..=15)],
+        ]);
+        let endpoint = Endpoint::parse(&url, None).expect("valid");
+        spawn_live(endpoint, Some("test".into()), sender);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while app.world().resource::<Heard>().arcs.len() < 5 && std::time::Instant::now() < deadline
+        {
+            app.update();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(app.world().resource::<Heard>().arcs, [11, 12, 13, 14, 15]);
+        let first = urls.recv_timeout(Duration::from_secs(1)).expect("first");
+        let second = urls.recv_timeout(Duration::from_secs(1)).expect("second");
+        assert_eq!(first, "/v1/live?campaign=test");
+        assert_eq!(second, "/v1/live?campaign=test&since=13&epoch=e1");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{
 use bevy::prelude::*;
 use viralglobe_protocol::{ReplayClock, ReplayControl};
 
-use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, socket};
+use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, position::Position, socket};
 use crate::{
     AppSystems,
     feed::FeedReset,
@@ -37,24 +37,27 @@ pub fn spawn_remote_replay(
     events: SyncSender<NetEvent>,
 ) -> Controls {
     let (sender, receiver) = channel();
-    let path = format!("/v1/campaigns/{campaign}/replay");
-    let url = endpoint.websocket(&path, &[("speed", speed.to_string())]);
     let spawned = std::thread::Builder::new()
         .name("replay feed".into())
-        .spawn(move || run(&endpoint, &campaign, &url, &events, &receiver));
+        .spawn(move || run(&endpoint, &campaign, speed, &events, &receiver));
     if let Err(e) = spawned {
         error!("cannot start the network thread: {e}");
     }
     Controls(Mutex::new(sender))
 }
 
+/// Connects, and after a lost link resumes the replay after the last arc received, at the speed
+/// and in the state last asked.
 fn run(
     endpoint: &Endpoint,
     campaign: &str,
-    url: &str,
+    speed: f64,
     events: &SyncSender<NetEvent>,
     controls: &Receiver<ReplayControl>,
 ) {
+    let path = format!("/v1/campaigns/{campaign}/replay");
+    let mut position = Position::replay(campaign.to_owned());
+    position.sent(&ReplayControl::Speed { speed });
     let mut backoff = Backoff::default();
     let mut have_timeline = false;
     loop {
@@ -79,7 +82,15 @@ fn run(
             backoff.reset();
             let _ = events.send(NetEvent::State(ConnectionState::Connected));
         };
-        match socket::session(&endpoint.authority, url, events, Some(controls), connected) {
+        let url = endpoint.websocket(&path, &position.resume_query());
+        match socket::session(
+            &endpoint.authority,
+            &url,
+            events,
+            Some(controls),
+            &mut position,
+            connected,
+        ) {
             socket::Ended::AppGone => return,
             socket::Ended::Lost(error) => {
                 let retry_in = backoff.next_wait();

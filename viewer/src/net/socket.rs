@@ -12,7 +12,7 @@ use std::{
 use tungstenite::{Message, WebSocket};
 use viralglobe_protocol::{ReplayControl, ServerMessage};
 
-use super::NetEvent;
+use super::{NetEvent, position::Position};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a blocked read wakes up to send pending controls.
@@ -29,12 +29,14 @@ pub enum Ended {
     Lost(String),
 }
 
-/// Connects to `url` and relays until the link ends. `connected` runs once the handshake is done.
+/// Connects to `url` and relays until the link ends, keeping `position` up to date. `connected`
+/// runs once the handshake is done.
 pub fn session(
     authority: &str,
     url: &str,
     events: &SyncSender<NetEvent>,
     controls: Option<&Receiver<ReplayControl>>,
+    position: &mut Position,
     connected: impl FnOnce(),
 ) -> Ended {
     let mut socket = match open(authority, url) {
@@ -48,6 +50,7 @@ pub fn session(
             loop {
                 match controls.try_recv() {
                     Ok(control) => {
+                        position.sent(&control);
                         let text = serde_json::to_string(&control).unwrap_or_default();
                         if let Err(e) = socket.send(Message::text(text)) {
                             return Ended::Lost(e.to_string());
@@ -65,6 +68,7 @@ pub fn session(
                     // Blocks when the app is behind: the server then sees a slow reader and tells
                     // us how many arcs it dropped (`lagged`), instead of the viewer's memory growing.
                     Ok(message) => {
+                        position.saw(&message);
                         if events.send(NetEvent::Server(message)).is_err() {
                             return Ended::AppGone;
                         }

@@ -1,0 +1,83 @@
+//! Reading a campaign's arcs from its recording, for a subscriber that resumes or fell behind:
+//! the same arcs, with the same `seq`, that the live feed sent.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use actix_ws::Session;
+use viralglobe_protocol::{ArcEvent, LiveFilter, ServerMessage};
+
+use super::socket::send;
+use crate::replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read, write};
+
+/// Arcs per frame while catching up.
+const ARCS_PER_FRAME: usize = 1_000;
+
+/// Sends the arcs after `since` up to and including `to` that `filter` wants, at full speed.
+/// Returns whether the client is still there.
+pub(super) async fn send_recorded(
+    session: &mut Session,
+    library: Arc<Library>,
+    filter: &LiveFilter,
+    since: u64,
+    to: u64,
+) -> Result<bool, ReplayError> {
+    let Some(campaign) = filter.campaign.clone() else {
+        return Ok(true);
+    };
+    if to <= since {
+        return Ok(true);
+    }
+    let read_error = |source: std::io::Error| ReplayError::Read {
+        campaign: campaign.clone(),
+        source,
+    };
+    let name = campaign.clone();
+    let index = web::block(move || library.open(&name))
+        .await
+        .map_err(|e| read_error(std::io::Error::other(e.to_string())))??;
+    let seek = index.clone();
+    let mut cursor = web::block(move || Cursor::seek_seq(&read(&seek), since))
+        .await
+        .map_err(|e| read_error(std::io::Error::other(e.to_string())))?
+        .map_err(read_error)?;
+    while cursor.arcs() < to {
+        let (index, filter) = (index.clone(), filter.clone());
+        let block = web::block(move || {
+            let mut arcs: Vec<ArcEvent> = Vec::new();
+            let before = cursor.arcs();
+            let advance = |cursor: &mut Cursor, arcs: &mut Vec<ArcEvent>| {
+                cursor.advance(&read(&index), i64::MAX, to, &filter, ARCS_PER_FRAME, arcs)
+            };
+            let mut progress = advance(&mut cursor, &mut arcs);
+            if matches!(progress, Ok(Progress::End)) && write(&index).extend()? > 0 {
+                progress = advance(&mut cursor, &mut arcs);
+            }
+            let moved = cursor.arcs() > before;
+            Ok::<_, std::io::Error>((cursor, arcs, progress.map(|p| (p, moved))))
+        });
+        let (moved_cursor, arcs, outcome) = block
+            .await
+            .map_err(|e| read_error(std::io::Error::other(e.to_string())))?
+            .map_err(read_error)?;
+        cursor = moved_cursor;
+        let (progress, moved) = outcome.map_err(read_error)?;
+        if !arcs.is_empty() {
+            let frame = ServerMessage::Arcs { arcs };
+            let text = serde_json::to_string(&frame).expect("arcs serialize");
+            if !send(session, text).await {
+                return Ok(false);
+            }
+        }
+        if progress == Progress::End && !moved {
+            tracing::warn!(
+                campaign,
+                at = cursor.arcs(),
+                to,
+                "the recording ends before the arcs published"
+            );
+            break;
+        }
+    }
+    Ok(true)
+}
