@@ -1,8 +1,11 @@
 //! Who may ingest and who may subscribe.
 
 use actix_web::{
-    HttpRequest,
-    http::header::{self, HeaderValue},
+    HttpRequest, HttpResponse, ResponseError,
+    http::{
+        StatusCode,
+        header::{self, HeaderValue},
+    },
 };
 use subtle::ConstantTimeEq;
 
@@ -16,6 +19,25 @@ pub enum AccessError {
     IngestDisabled,
     #[error("origin `{0}` is not allowed to open the live feed")]
     OriginNotAllowed(String),
+}
+
+/// The one answer to a refused client, whatever it asked for: 401 with `WWW-Authenticate` for a
+/// missing or wrong token, 403 otherwise.
+impl ResponseError for AccessError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::IngestDisabled | Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if *self == Self::Unauthorized {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use viralglobe_server::{
     demo, replay,
-    settings::{Cli, Command},
+    settings::{Cli, Command, ExportFormat},
     startup::Application,
     telemetry,
 };
@@ -58,16 +58,6 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             out,
         } => export(campaign, demo, format, data_dir, out)?,
-        Command::DemoCities { geoip, out } => {
-            let cities = demo::cities::extract(&geoip)?;
-            std::fs::write(&out, demo::cities::to_tsv(&cities))?;
-            tracing::info!(cities = cities.len(), out = %out.display(), "demo cities written");
-        }
-        Command::DemoGenerate { dir, seed } => {
-            for figure in demo::regenerate(&dir, seed)? {
-                println!("{figure}");
-            }
-        }
     }
     Ok(())
 }
@@ -76,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
 fn export(
     campaign: Option<String>,
     demo: bool,
-    format: replay::export::Format,
+    format: ExportFormat,
     data_dir: PathBuf,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
@@ -104,6 +94,11 @@ fn export(
     };
     let mut result = Ok(());
     let filter = viralglobe_protocol::LiveFilter::default();
+    let format = match format {
+        ExportFormat::Ndjson => replay::export::Format::Ndjson,
+        ExportFormat::Csv => replay::export::Format::Csv,
+        ExportFormat::Geojson => replay::export::Format::Geojson,
+    };
     replay::export::export(&index, format, &filter, |chunk| {
         result = writer.write_all(chunk.as_bytes());
         result.is_ok()

@@ -15,8 +15,6 @@ use std::{
 
 use viralglobe_protocol::RecordedEvent;
 
-use crate::settings::FsyncPolicy;
-
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("cannot {action} {path}: {source}")]
@@ -240,7 +238,8 @@ pub type SyncFiles = Arc<Mutex<Vec<File>>>;
 /// Appends records to the campaign recordings and the held-event journal.
 pub struct Recorder {
     data_dir: PathBuf,
-    fsync: FsyncPolicy,
+    /// fsync every commit (before a batch is acknowledged).
+    sync_each_commit: bool,
     campaigns: HashMap<Arc<str>, Log>,
     journal: Option<Log>,
     sync_files: SyncFiles,
@@ -250,12 +249,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(data_dir: &Path, fsync: FsyncPolicy) -> Result<Self, RecordingError> {
+    pub fn new(data_dir: &Path, sync_each_commit: bool) -> Result<Self, RecordingError> {
         let campaigns_dir = data_dir.join("campaigns");
         fs::create_dir_all(&campaigns_dir).map_err(RecordingError::io("create", &campaigns_dir))?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
-            fsync,
+            sync_each_commit,
             campaigns: HashMap::new(),
             journal: None,
             sync_files: SyncFiles::default(),
@@ -313,7 +312,7 @@ impl Recorder {
 
     /// Writes every buffered line out (and to disk under `--fsync always`).
     pub fn commit(&mut self) -> Result<(), RecordingError> {
-        let fsync = self.fsync == FsyncPolicy::Always;
+        let fsync = self.sync_each_commit;
         for log in self.campaigns.values_mut().chain(self.journal.as_mut()) {
             log.commit(fsync)?;
         }
@@ -383,7 +382,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_cut_and_appends_continue() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut rec = Recorder::new(dir.path(), FsyncPolicy::Never).expect("recorder");
+        let mut rec = Recorder::new(dir.path(), false).expect("recorder");
         let campaign: Arc<str> = "c".into();
         rec.append(Some(&campaign), &record("a")).expect("append");
         rec.append(Some(&campaign), &record("b")).expect("append");
@@ -401,7 +400,7 @@ mod tests {
         assert!(report.torn_bytes > 0);
         assert_eq!(ids, [Some("a".to_owned()), Some("b".to_owned())]);
 
-        let mut rec = Recorder::new(dir.path(), FsyncPolicy::Never).expect("recorder");
+        let mut rec = Recorder::new(dir.path(), false).expect("recorder");
         rec.append(Some(&campaign), &record("c")).expect("append");
         rec.commit().expect("commit");
         let report = read_records(&path, |_| {}).expect("read");

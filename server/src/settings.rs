@@ -76,31 +76,13 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
         #[arg(long, value_enum, default_value = "ndjson")]
-        format: crate::replay::export::Format,
+        format: ExportFormat,
         /// Directory of the campaign recordings.
         #[arg(long, env = "VIRALGLOBE_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
         /// Write here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
-    },
-    /// Maintainers: list the demo's audience cities as found in a City database (GeoLite2,
-    /// GeoIP2, DB-IP; their coordinates and an address block each), as the TSV in demo-data/.
-    DemoCities {
-        /// The City database to read.
-        #[arg(long)]
-        geoip: PathBuf,
-        /// Where to write the TSV.
-        #[arg(long, default_value = "demo-data/cities.tsv")]
-        out: PathBuf,
-    },
-    /// Maintainers: regenerate the demo campaign (recording, geo database, parameters) in DIR from
-    /// its cities.tsv. The same seed gives the same bytes.
-    DemoGenerate {
-        #[arg(long, default_value = "demo-data")]
-        dir: PathBuf,
-        #[arg(long, default_value_t = 2012)]
-        seed: u64,
     },
 }
 
@@ -109,6 +91,14 @@ impl Cli {
     pub fn command(self) -> Command {
         self.command.unwrap_or(Command::Serve(self.settings))
     }
+}
+
+/// The formats of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+    Geojson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

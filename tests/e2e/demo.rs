@@ -67,7 +67,7 @@ async fn the_demo_campaign_reproduces_the_published_figures() {
         );
         tokio::time::sleep(Duration::from_millis(1_500)).await;
     };
-    let figures = demo::figures::published(&stats);
+    let figures = xtask::figures::published(&stats);
     let table: Vec<String> = figures.iter().map(ToString::to_string).collect();
     assert!(figures.iter().all(|f| f.holds()), "\n{}", table.join("\n"));
     assert_eq!(stats.held, 0);
@@ -79,12 +79,16 @@ fn regenerating_the_demo_with_its_seed_gives_the_committed_bytes() {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-data");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(
-        committed.join(demo::CITIES_FILE),
-        dir.path().join(demo::CITIES_FILE),
+        committed.join(xtask::CITIES_FILE),
+        dir.path().join(xtask::CITIES_FILE),
     )
     .expect("cities");
-    demo::regenerate(dir.path(), 2012).expect("regenerate");
-    for file in [demo::RECORDING_FILE, demo::GEO_DB_FILE, demo::PARAMS_FILE] {
+    xtask::regenerate(dir.path(), 2012).expect("regenerate");
+    for file in [
+        xtask::RECORDING_FILE,
+        xtask::GEO_DB_FILE,
+        xtask::PARAMS_FILE,
+    ] {
         let fresh = std::fs::read(dir.path().join(file)).expect("fresh");
         let kept = std::fs::read(committed.join(file)).expect("committed");
         assert!(fresh == kept, "{file} differs from a fresh generation");

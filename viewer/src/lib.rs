@@ -6,6 +6,7 @@
 //! `replay` (the playback clock, its keys, the file player), plus `export` (PNG frames). Sources
 //! hand the rest arcs through the messages in `feed`. System order is set here, once.
 
+mod activity;
 mod arcs;
 mod camera;
 pub mod cli;
@@ -57,9 +58,11 @@ pub fn configure_sets(app: &mut App) {
     );
 }
 
-/// Where the arcs come from, for the HUD.
-#[derive(Resource, Debug, Clone)]
+/// Where the arcs come from: the app's mode, set once at start. Each source's systems run only
+/// in its state.
+#[derive(States, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Source {
+    #[default]
     Live,
     File,
     Served,
@@ -157,13 +160,13 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
             );
         }
         let name = recording.arcs[0].campaign.clone();
-        let timeline = hud::ActivityTimeline::of_arcs(&recording.arcs, TIMELINE_BUCKETS);
+        let timeline = activity::ActivityTimeline::of_arcs(&recording.arcs, TIMELINE_BUCKETS);
         let (player, mut playback) =
             replay::FileReplay::start(recording, cli.from, cli.replay_speed());
         let counts_so_far = tally::Tally::of_arcs(&player.recording.arcs[..player.next]);
         // An export starts the clock after its warm-up frames.
         playback.playing = cli.frames.is_none();
-        app.insert_resource(Source::File)
+        app.insert_state(Source::File)
             .insert_resource(net::CampaignName(name))
             .insert_resource(timeline)
             .insert_resource(counts_so_far)
@@ -178,7 +181,7 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
         let (sender, inbox) = net::channel();
         let controls =
             net::spawn_remote_replay(endpoint, campaign.clone(), cli.replay_speed(), sender);
-        app.insert_resource(Source::Served)
+        app.insert_state(Source::Served)
             .insert_resource(net::CampaignName(campaign))
             .insert_resource(inbox)
             .insert_resource(controls)
@@ -188,7 +191,7 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
         let endpoint = net::Endpoint::parse(url, token)?;
         let (sender, inbox) = net::channel();
         net::spawn_live(endpoint, cli.campaign.clone(), sender);
-        app.insert_resource(Source::Live)
+        app.insert_state(Source::Live)
             .insert_resource(net::CampaignName(cli.campaign.clone().unwrap_or_default()))
             .insert_resource(inbox)
             .insert_resource(net::ConnectionState::Connecting);

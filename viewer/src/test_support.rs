@@ -35,7 +35,12 @@ pub fn arc(seq: u64, kind: ArcKind, generation: u32) -> ArcEvent {
 /// A headless app with the feed's messages, ready for one plugin under test.
 pub fn headless_app() -> App {
     let mut app = App::new();
-    app.add_plugins((MinimalPlugins, crate::feed::plugin));
+    app.add_plugins((
+        MinimalPlugins,
+        bevy::state::app::StatesPlugin,
+        crate::feed::plugin,
+    ));
+    app.init_state::<crate::Source>();
     app
 }
 

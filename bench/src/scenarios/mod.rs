@@ -34,7 +34,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         }
     }
     if wanted(Figure::Seek) {
-        seek::replay_seek(cli).await?.print();
+        for row in seek::replay_seek(cli).await? {
+            row.print();
+        }
     }
     Ok(())
 }

@@ -1,48 +1,43 @@
-//! The demo: a recorded Bones Brigade launch, the tools that make it, and the player that runs it.
+//! The demo: a recorded Bones Brigade launch built into the binary, the player that runs it, and
+//! live traffic for a running server. The tools that make the recording are maintainers': `cargo
+//! xtask` (the `xtask` crate).
 
-pub mod cities;
 pub mod embedded;
-pub mod figures;
-pub mod generate;
 pub mod player;
 pub mod simulate;
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
-/// File names inside `demo-data/`.
-pub const CITIES_FILE: &str = "cities.tsv";
-pub const GEO_DB_FILE: &str = "demo-city.mmdb";
-pub const RECORDING_FILE: &str = "bones-brigade.ndjson.zst";
-pub const PARAMS_FILE: &str = "params.json";
+use anyhow::Context;
 
-/// zstd level of the committed recording: small enough to commit, quick enough to regenerate.
-const COMPRESSION_LEVEL: i32 = 12;
+use crate::{engine::Engine, hub::Hub, replay::Library};
 
-/// Regenerates the demo in `dir` from its `cities.tsv` and `seed`: the demo geo database, the
-/// recording and the parameters. Prints the published figures next to the generated ones.
-pub fn regenerate(dir: &Path, seed: u64) -> anyhow::Result<Vec<figures::Figure>> {
-    let cities = cities::from_tsv(&std::fs::read_to_string(dir.join(CITIES_FILE))?)?;
-    let params = generate::Params::bones_brigade(seed);
-    let epoch = (params.start.0 / 1_000) as u64;
-    std::fs::write(
-        dir.join(GEO_DB_FILE),
-        cities::build_database(&cities, epoch)?,
-    )?;
-    let lines = generate::events(&params, &cities);
-    let scratch = std::env::temp_dir().join(format!("viralglobe-demo-{}", std::process::id()));
-    let recorded = generate::record(&lines, &dir.join(GEO_DB_FILE), &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let (recording, stats) = recorded?;
-    let compressed = zstd::encode_all(recording.as_slice(), COMPRESSION_LEVEL)?;
-    std::fs::write(dir.join(RECORDING_FILE), compressed)?;
-    std::fs::write(
-        dir.join(PARAMS_FILE),
-        serde_json::to_string_pretty(&params)? + "\n",
-    )?;
+/// Runs the demo inside a server: plays the campaign into the live feed in a loop at `pace`, and
+/// on a thread of its own unpacks the recording (for replays, timelines and exports) and loads it
+/// into the engine's statistics.
+pub fn start(
+    pace: player::Pace,
+    hub: &Arc<Hub>,
+    engine: &Arc<Engine>,
+    library: &Arc<Library>,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    player::spawn(hub.clone(), pace).context("cannot start the demo player")?;
+    let (engine, library, data_dir) = (engine.clone(), library.clone(), data_dir.to_owned());
+    std::thread::Builder::new()
+        .name("demo-loader".into())
+        .spawn(move || {
+            match player::unpack(&data_dir) {
+                Ok(path) => library.register(embedded::CAMPAIGN, path, player::recording_epoch()),
+                Err(error) => tracing::error!(%error, "the demo cannot be replayed"),
+            }
+            engine.load(player::records());
+        })
+        .context("cannot load the demo campaign")?;
     tracing::info!(
-        events = lines.len(),
-        bytes = recording.len(),
-        "demo campaign recorded"
+        speed = pace.speed,
+        max_rate = pace.max_rate,
+        "playing the demo campaign"
     );
-    Ok(figures::published(&stats))
+    Ok(())
 }

@@ -10,7 +10,7 @@ use std::{
 use viralglobe_protocol::{RecordedEvent, rule::LogReader};
 
 use super::embedded;
-use crate::{live::Hub, recording};
+use crate::{hub::Hub, recording};
 
 /// How fast the demo plays.
 #[derive(Debug, Clone, Copy)]

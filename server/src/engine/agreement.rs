@@ -12,10 +12,9 @@ use viralglobe_protocol::{
 
 use super::{Engine, Located};
 use crate::{
-    live::Hub,
+    hub::Hub,
     recording,
     replay::{ReplayIndex, cursor::Cursor, export},
-    settings::FsyncPolicy,
 };
 
 const CAMPAIGNS: [&str; 2] = ["a", "b"];
@@ -112,7 +111,7 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
     let mut received: BTreeMap<String, Vec<ArcEvent>> = BTreeMap::new();
     let open = || {
         let hub = Hub::new(1 << 16);
-        let engine = Engine::open(dir, FsyncPolicy::Never, 4, hub.clone()).expect("engine");
+        let engine = Engine::open(dir, false, 4, hub.clone()).expect("engine");
         let (rx, _) = hub.subscribe(LiveFilter::default());
         (hub, engine, rx)
     };

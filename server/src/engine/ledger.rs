@@ -368,7 +368,6 @@ impl Ledger {
                 self.pending_shares.remove(share.id.as_str());
                 let node = ShareNode {
                     campaign: campaign.clone(),
-                    parent: share.parent.as_deref().map(Into::into),
                     generation,
                     root: self.intern(root),
                     place,

@@ -18,14 +18,13 @@ use std::{
 };
 
 pub use ledger::Outcome;
-pub use tree::{ShareNode, ShareTree};
+use tree::ShareTree;
 use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent};
 
 use self::ledger::{Ledger, Sink};
 use crate::{
-    live::Hub,
+    hub::Hub,
     recording::{self, Recorder, RecordingError, SyncFiles},
-    settings::FsyncPolicy,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +68,14 @@ impl Engine {
     /// every recorded line, then tells the hub where each campaign's arc line stands.
     pub fn open(
         data_dir: &Path,
-        fsync: FsyncPolicy,
+        sync_each_commit: bool,
         max_held: usize,
         hub: Arc<Hub>,
     ) -> Result<Self, EngineError> {
         let started = Instant::now();
         let shares = Arc::new(ShareTree::new());
         let mut ledger = Ledger::new(shares.clone(), max_held);
-        let mut recorder = Recorder::new(data_dir, fsync)?;
+        let mut recorder = Recorder::new(data_dir, sync_each_commit)?;
         let mut records = 0;
         let campaigns = recording::recorded_campaigns(data_dir)?;
         for campaign in &campaigns {

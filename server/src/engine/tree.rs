@@ -10,7 +10,6 @@ use viralglobe_protocol::Place;
 #[derive(Debug, Clone)]
 pub struct ShareNode {
     pub campaign: Arc<str>,
-    pub parent: Option<Box<str>>,
     pub generation: u32,
     pub root: Arc<str>,
     pub place: Option<Arc<Place>>,

@@ -10,7 +10,11 @@ use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
 use super::IngestReport;
-use crate::{auth::AccessError, engine::EngineError, state::AppState};
+use super::Pipeline;
+use crate::{
+    auth::{Access, AccessError},
+    engine::EngineError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -62,8 +66,7 @@ impl IngestError {
 impl ResponseError for IngestError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Access(AccessError::Unauthorized) => StatusCode::UNAUTHORIZED,
-            Self::Access(_) => StatusCode::FORBIDDEN,
+            Self::Access(access) => access.status_code(),
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotJson(_) | Self::Payload { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } | Self::LineTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,10 +79,10 @@ impl ResponseError for IngestError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Access(AccessError::Unauthorized)) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        if let Self::Access(access) = self {
+            return access.error_response();
         }
+        let mut response = HttpResponse::build(self.status_code());
         let mut body = serde_json::json!({ "error": self.to_string() });
         if let Some(report) = self.report() {
             body["report"] = serde_json::json!(report);
@@ -116,12 +119,33 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, IngestError> {
     }
 }
 
+/// What one request may bring.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    pub max_body_bytes: usize,
+    pub max_line_bytes: usize,
+}
+
+/// One request's way in.
+struct Ingest<'a> {
+    pipeline: &'a Pipeline,
+    max_body_bytes: usize,
+    max_line_bytes: usize,
+}
+
 pub async fn post_events(
     req: HttpRequest,
     mut payload: web::Payload,
-    state: web::Data<AppState>,
+    pipeline: web::Data<Pipeline>,
+    access: web::Data<Access>,
+    limits: web::Data<IngestLimits>,
 ) -> Result<HttpResponse, IngestError> {
-    state.access.check_ingest(&req)?;
+    access.check_ingest(&req)?;
+    let state = Ingest {
+        pipeline: &pipeline,
+        max_body_bytes: limits.max_body_bytes,
+        max_line_bytes: limits.max_line_bytes,
+    };
     let format = body_format(&req)?;
     let mut report = IngestReport::default();
     match format {
@@ -147,7 +171,7 @@ fn engine_failed(report: &IngestReport) -> impl FnOnce(EngineError) -> IngestErr
 /// request open and see its events live.
 async fn read_ndjson(
     payload: &mut web::Payload,
-    state: &AppState,
+    state: &Ingest<'_>,
     report: &mut IngestReport,
 ) -> Result<(), IngestError> {
     let mut buffer = BytesMut::new();
@@ -184,7 +208,7 @@ async fn read_ndjson(
 }
 
 fn ingest_lines(
-    state: &AppState,
+    state: &Ingest<'_>,
     text: &Bytes,
     next_line: &mut u64,
     report: &mut IngestReport,
@@ -217,7 +241,7 @@ fn ingest_lines(
 
 async fn read_json(
     payload: &mut web::Payload,
-    state: &AppState,
+    state: &Ingest<'_>,
     report: &mut IngestReport,
 ) -> Result<(), IngestError> {
     let mut body = BytesMut::new();

@@ -7,7 +7,7 @@ mod http;
 use std::sync::Arc;
 
 pub use follow::follow;
-pub use http::post_events;
+pub use http::{IngestLimits, post_events};
 use serde::Serialize;
 use viralglobe_protocol::{InputError, InputEvent, Place};
 
@@ -63,14 +63,6 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(engine: Arc<Engine>, geo: Arc<GeoDb>) -> Self {
         Self { engine, geo }
-    }
-
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
-    pub fn geo(&self) -> &GeoDb {
-        &self.geo
     }
 
     /// Parses, locates and applies numbered lines as one batch. Blank lines are skipped.

@@ -7,8 +7,10 @@ use actix_web::web;
 use actix_ws::Session;
 use viralglobe_protocol::{ArcEvent, LiveFilter, ServerMessage};
 
-use super::socket::send;
-use crate::replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read, write};
+use crate::{
+    replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read, write},
+    ws::send,
+};
 
 /// Arcs per frame while catching up.
 const ARCS_PER_FRAME: usize = 1_000;

@@ -14,16 +14,15 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use viralglobe_protocol::{LiveFilter, ServerMessage};
 
-use super::{
-    Hub, Offset, catch_up,
-    hub::Frame,
-    socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
-};
+use super::catch_up;
 use crate::{
-    auth::AccessError,
+    auth::Access,
+    engine::Engine,
     error::json_error,
+    hello::hello,
+    hub::{Frame, Hub, Offset},
     replay::{Library, ReplayError, Resume},
-    state::AppState,
+    ws::{HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
 #[derive(Debug, Deserialize)]
@@ -37,8 +36,6 @@ pub struct LiveQuery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error(transparent)]
-    Access(#[from] AccessError),
     #[error("query parameter `{field}`: {message}")]
     BadQuery {
         field: &'static str,
@@ -49,8 +46,6 @@ pub enum LiveError {
 impl ResponseError for LiveError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Access(AccessError::OriginNotAllowed(_)) => StatusCode::FORBIDDEN,
-            Self::Access(_) => StatusCode::UNAUTHORIZED,
             Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
         }
     }
@@ -76,7 +71,10 @@ pub async fn live(
     req: HttpRequest,
     body: web::Payload,
     query: web::Query<LiveQuery>,
-    state: web::Data<AppState>,
+    access: web::Data<Access>,
+    hub: web::Data<Hub>,
+    library: web::Data<Library>,
+    engine: web::Data<Engine>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let LiveQuery {
         campaign,
@@ -85,10 +83,7 @@ pub async fn live(
         since,
         epoch,
     } = query.into_inner();
-    state
-        .access
-        .check_read(&req, token.as_deref())
-        .map_err(LiveError::from)?;
+    access.check_read(&req, token.as_deref())?;
     let kinds =
         LiveFilter::parse_kinds(kind.as_deref().unwrap_or_default()).map_err(|message| {
             LiveError::BadQuery {
@@ -110,12 +105,11 @@ pub async fn live(
     }
 
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let (frames, offset) = state.hub.subscribe(filter.clone());
-    let hub = state.hub.clone();
-    let hello = super::hello(state.engine(), &filter, |c| hub.offset(c));
+    let (frames, offset) = hub.subscribe(filter.clone());
+    let hello = hello(&engine, &filter, |c| hub.offset(c));
     let feed = Feed {
-        hub,
-        library: state.library.clone(),
+        hub: hub.into_inner(),
+        library: library.into_inner(),
         filter,
         resuming: resume.is_some(),
         epoch: offset.as_ref().map(|o| o.epoch.to_string()),

@@ -12,9 +12,9 @@ use serde_json::json;
 use viralglobe_protocol::{ArcEvent, LiveFilter, Place};
 
 use super::{SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, read};
-use crate::state::AppState;
+use crate::auth::Access;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Ndjson,
@@ -187,19 +187,20 @@ pub async fn export_route(
     req: HttpRequest,
     campaign: web::Path<String>,
     query: web::Query<ExportQuery>,
-    state: web::Data<AppState>,
+    access: web::Data<Access>,
+    library: web::Data<super::Library>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let campaign = campaign.into_inner();
     let query = query.into_inner();
     let filter = checked_filter(
         &req,
-        &state.access,
+        &access,
         &campaign,
         query.kind.as_deref(),
         query.token.as_deref(),
     )?;
     let format = query.format.unwrap_or(Format::Ndjson);
-    let library = state.library.clone();
+    let library = library.into_inner();
     let name = campaign.clone();
     let index = web::block(move || library.open(&name)).await??;
 

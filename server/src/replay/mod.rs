@@ -3,11 +3,11 @@
 //! open and extended as the recording grows, so a seek reads at most one checkpoint's worth of
 //! lines and a replay of a live campaign runs on into its new events.
 
-pub mod cursor;
+pub(crate) mod cursor;
 pub mod export;
-pub mod index;
-pub mod session;
-pub mod timeline;
+pub(crate) mod index;
+pub(crate) mod session;
+pub(crate) mod timeline;
 
 use std::{
     path::PathBuf,
@@ -16,7 +16,7 @@ use std::{
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
 use dashmap::DashMap;
-pub use index::ReplayIndex;
+pub(crate) use index::ReplayIndex;
 
 use viralglobe_protocol::LiveFilter;
 
@@ -50,13 +50,15 @@ impl ResponseError for ReplayError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
-            Self::Access(AccessError::OriginNotAllowed(_)) => StatusCode::FORBIDDEN,
-            Self::Access(_) => StatusCode::UNAUTHORIZED,
+            Self::Access(access) => access.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        json_error(self.status_code(), self)
+        match self {
+            Self::Access(access) => access.error_response(),
+            _ => json_error(self.status_code(), self),
+        }
     }
 }
 

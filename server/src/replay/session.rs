@@ -16,11 +16,11 @@ use super::{
     read, write,
 };
 use crate::{
-    live::{
-        self, Offset,
-        socket::{HEARTBEAT, Inbound, keep_alive, receive, send},
-    },
-    state::AppState,
+    auth::Access,
+    engine::Engine,
+    hello::hello,
+    hub::Offset,
+    ws::{HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
 /// How often the playhead moves; arcs due within one step go out in one frame.
@@ -60,13 +60,15 @@ pub async fn replay(
     body: web::Payload,
     campaign: web::Path<String>,
     query: web::Query<ReplayQuery>,
-    state: web::Data<AppState>,
+    access: web::Data<Access>,
+    library: web::Data<super::Library>,
+    engine: web::Data<Engine>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let campaign = campaign.into_inner();
     let query = query.into_inner();
     let filter = checked_filter(
         &req,
-        &state.access,
+        &access,
         &campaign,
         query.kind.as_deref(),
         query.token.as_deref(),
@@ -86,10 +88,10 @@ pub async fn replay(
 
     let resume = Resume::parse(query.since.as_deref(), query.epoch.as_deref())?;
 
-    let library = state.library.clone();
     let name = campaign.clone();
-    let index = web::block(move || library.open(&name)).await??;
-    let epoch = state.library.epoch(&campaign).unwrap_or_default();
+    let opener = library.clone().into_inner();
+    let index = web::block(move || opener.open(&name)).await??;
+    let epoch = library.epoch(&campaign).unwrap_or_default();
     let first = read(&index).span().map_or(0, |(first, _)| first);
     let from = from.unwrap_or(first);
     if to.is_some_and(|to| to < from) {
@@ -121,9 +123,7 @@ pub async fn replay(
         epoch: epoch.as_str().into(),
         seq: read(&index).arcs(),
     };
-    let mut first_messages = vec![live::hello(state.engine(), &filter, |_| {
-        Some(offset.clone())
-    })];
+    let mut first_messages = vec![hello(&engine, &filter, |_| Some(offset.clone()))];
     if reset {
         first_messages.push(ServerMessage::Reset {
             campaign: campaign.clone(),

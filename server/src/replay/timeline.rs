@@ -5,7 +5,6 @@ use serde::Deserialize;
 use viralglobe_protocol::{Timeline, TimelineBucket, Timestamp};
 
 use super::{ReplayError, ReplayIndex, read};
-use crate::state::AppState;
 
 const MINUTE_MS: i64 = 60_000;
 /// Buckets when the client does not say, and the most it may ask for.
@@ -20,7 +19,7 @@ pub struct TimelineQuery {
 pub async fn timeline(
     campaign: web::Path<String>,
     query: web::Query<TimelineQuery>,
-    state: web::Data<AppState>,
+    library: web::Data<super::Library>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let buckets = query.buckets.unwrap_or(DEFAULT_BUCKETS);
     if !(1..=MAX_BUCKETS).contains(&buckets) {
@@ -30,7 +29,7 @@ pub async fn timeline(
         }
         .into());
     }
-    let library = state.library.clone();
+    let library = library.into_inner();
     let timeline = web::block(move || {
         let index = library.open(&campaign)?;
         Ok::<_, ReplayError>(build(&read(&index), buckets))

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
 
-use crate::{error::json_error, state::AppState};
+use crate::{engine::Engine, error::json_error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
@@ -20,16 +20,16 @@ impl ResponseError for CampaignError {
     }
 }
 
-pub async fn list_campaigns(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "campaigns": state.engine().summaries() }))
+pub async fn list_campaigns(engine: web::Data<Engine>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "campaigns": engine.summaries() }))
 }
 
 pub async fn campaign_stats(
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    engine: web::Data<Engine>,
 ) -> Result<HttpResponse, CampaignError> {
     let id = id.into_inner();
-    match state.engine().stats(&id) {
+    match engine.stats(&id) {
         Some(stats) => Ok(HttpResponse::Ok().json(stats)),
         None => Err(CampaignError::NotFound(id)),
     }

@@ -2,19 +2,21 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::state::AppState;
+use metrics_exporter_prometheus::PrometheusHandle;
 
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+use crate::{engine::Engine, geo::GeoDb};
+
+pub async fn healthz(geo: web::Data<GeoDb>, engine: web::Data<Engine>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "geo_database": state.geo().description(),
-        "held_events": state.engine().held(),
+        "geo_database": geo.description(),
+        "held_events": engine.held(),
     }))
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(metrics: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(metrics.render())
 }

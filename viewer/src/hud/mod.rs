@@ -10,8 +10,6 @@ mod timeline;
 
 use bevy::prelude::*;
 
-pub use timeline::ActivityTimeline;
-
 pub const TEXT: Color = Color::srgb(0.91, 0.94, 1.0);
 pub const DIM_TEXT: Color = Color::srgb(0.55, 0.63, 0.74);
 pub const PANEL: Color = Color::srgba(0.02, 0.04, 0.08, 0.62);

@@ -98,7 +98,7 @@ fn count(
 fn show(
     mut fields: Query<(&Field, &mut Text)>,
     tally: Res<Tally>,
-    source: Res<Source>,
+    source: Res<State<Source>>,
     name: Res<CampaignName>,
     playback: Option<Res<Playback>>,
     latest: Res<LatestArcTime>,
@@ -122,7 +122,7 @@ fn show(
                 .map(campaign_time)
                 .unwrap_or_else(|| "waiting for the first arc".into()),
             Field::Status => status(
-                &source,
+                source.get(),
                 playback.as_deref(),
                 connection.as_deref(),
                 &health,

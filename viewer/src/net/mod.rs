@@ -86,7 +86,12 @@ pub fn channel() -> (SyncSender<NetEvent>, Inbox) {
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<LinkHealth>()
         .init_resource::<CampaignName>()
-        .add_systems(Update, drain.in_set(AppSystems::Feed))
+        .add_systems(
+            Update,
+            drain
+                .in_set(AppSystems::Feed)
+                .run_if(not(in_state(crate::Source::File))),
+        )
         .add_plugins(remote_replay::plugin);
 }
 
@@ -110,7 +115,7 @@ fn drain(
     mut name: ResMut<CampaignName>,
     mut last_seq: Local<LastSeq>,
     mut seeded: Local<Seeded>,
-    replaying: Option<Res<crate::replay::Playback>>,
+    source: Res<State<crate::Source>>,
     mut clocks: MessageWriter<remote_replay::ServerClock>,
 ) {
     let Some(inbox) = inbox else { return };
@@ -145,7 +150,7 @@ fn drain(
             }
             NetEvent::Resuming => seeded.0 = true,
             NetEvent::Timeline(timeline) => {
-                commands.insert_resource(crate::hud::ActivityTimeline::from(&timeline));
+                commands.insert_resource(crate::activity::ActivityTimeline::from(&timeline));
             }
             NetEvent::Server(message) => match message {
                 ServerMessage::Hello { campaigns, .. } => {
@@ -153,7 +158,7 @@ fn drain(
                         name.0.clone_from(&only.id);
                     }
                     // A replay's hello carries the campaign's totals, not where the replay is.
-                    if !seeded.0 && replaying.is_none() {
+                    if !seeded.0 && *source.get() == crate::Source::Live {
                         resets.write(FeedReset {
                             counts: Tally::of_summaries(&campaigns),
                         });

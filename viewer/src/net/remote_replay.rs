@@ -13,9 +13,9 @@ use viralglobe_protocol::{ReplayClock, ReplayControl};
 
 use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, position::Position, socket};
 use crate::{
-    AppSystems,
+    AppSystems, Source,
+    activity::ActivityTimeline,
     feed::FeedReset,
-    hud::ActivityTimeline,
     replay::{Playback, ReplayCommand, seek_target, step_speed},
 };
 
@@ -113,7 +113,7 @@ pub(super) fn plugin(app: &mut App) {
                 .chain()
                 .in_set(AppSystems::Feed),
         )
-            .run_if(resource_exists::<Controls>),
+            .run_if(in_state(Source::Served)),
     );
 }
 

@@ -36,7 +36,11 @@ impl FileReplay {
 }
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Update, play.in_set(AppSystems::Feed));
+    app.add_systems(
+        Update,
+        play.in_set(AppSystems::Feed)
+            .run_if(in_state(crate::Source::File)),
+    );
 }
 
 fn play(
@@ -118,7 +122,8 @@ mod tests {
     fn app(speed: f64) -> App {
         let mut app = headless_app();
         crate::configure_sets(&mut app);
-        app.add_message::<ReplayCommand>()
+        app.insert_state(crate::Source::File)
+            .add_message::<ReplayCommand>()
             .add_plugins(plugin)
             .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs(1)));
         let recording = Recording {

@@ -16,14 +16,14 @@ use std::{
 use serde::Serialize;
 use viralglobe_protocol::{CampaignStats, Timestamp};
 
-use super::cities::DemoCity;
-use crate::{
+use viralglobe_server::{
     engine::Engine,
     geo::GeoDb,
+    hub::Hub,
     ingest::{IngestReport, Pipeline},
-    live::Hub,
-    settings::FsyncPolicy,
 };
+
+use crate::cities::DemoCity;
 
 pub const CAMPAIGN: &str = "bones-brigade";
 
@@ -435,12 +435,7 @@ pub fn record(
     data_dir: &Path,
 ) -> anyhow::Result<(Vec<u8>, CampaignStats)> {
     let geo = Arc::new(GeoDb::open(Some(geo_db), 100_000)?);
-    let engine = Arc::new(Engine::open(
-        data_dir,
-        FsyncPolicy::Never,
-        1_000_000,
-        Hub::new(1),
-    )?);
+    let engine = Arc::new(Engine::open(data_dir, false, 1_000_000, Hub::new(1))?);
     let pipeline = Pipeline::new(engine.clone(), geo);
     for (batch_number, batch) in lines.chunks(10_000).enumerate() {
         let mut report = IngestReport::default();
@@ -458,7 +453,9 @@ pub fn record(
         .stats(CAMPAIGN)
         .ok_or_else(|| anyhow::anyhow!("no campaign recorded"))?;
     Ok((
-        std::fs::read(crate::recording::campaign_path(data_dir, CAMPAIGN))?,
+        std::fs::read(viralglobe_server::recording::campaign_path(
+            data_dir, CAMPAIGN,
+        ))?,
         stats,
     ))
 }

@@ -1,0 +1,32 @@
+//! The first message of every websocket, the live feed's and replays': the counters of the
+//! campaigns a filter selects, each with where its arc line stands.
+
+use viralglobe_protocol::{LiveFilter, PROTOCOL_VERSION, ServerMessage};
+
+use crate::{engine::Engine, hub::Offset};
+
+/// `hello` for `filter`, each campaign's epoch and last `seq` as `offset_of` tells them.
+pub fn hello(
+    engine: &Engine,
+    filter: &LiveFilter,
+    offset_of: impl Fn(&str) -> Option<Offset>,
+) -> ServerMessage {
+    let campaigns = engine
+        .summaries()
+        .into_iter()
+        .filter(|c| filter.wants_campaign(&c.id))
+        .map(|mut c| {
+            if let Some(offset) = offset_of(&c.id) {
+                c.epoch = Some(offset.epoch.to_string());
+                c.seq = offset.seq;
+            }
+            c
+        })
+        .collect();
+    ServerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        server: concat!("viralglobe-server/", env!("CARGO_PKG_VERSION")).into(),
+        filter: filter.clone(),
+        campaigns,
+    }
+}
