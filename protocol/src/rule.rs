@@ -13,7 +13,8 @@
 //! - a conversion: from the converter's place back to its share's.
 //!
 //! A share recorded while its parent had not arrived carries no `generation`: it draws nothing
-//! then, and its arc comes from the line that records its resolution, later in the log.
+//! then, and its arc comes from the line that records its resolution, later in the log. The facts
+//! of a share that later lines use (its place, channel, kind) are those of that resolving line.
 
 use std::collections::HashMap;
 
@@ -148,10 +149,12 @@ impl LogReader {
         Some(arc)
     }
 
-    /// Remembers the share a line describes, without numbering anything.
+    /// Remembers the share a line resolves, without numbering anything. A share's facts are those
+    /// of the line that resolves it (the line the server's share tree is built from); a line that
+    /// records a share still waiting for its parent tells nothing yet.
     pub fn learn(&mut self, record: &RecordedEvent) {
         if let InputEvent::Share(s) = &record.event
-            && !self.shares.contains_key(&s.id)
+            && record.generation.is_some()
         {
             let share = LoggedShare {
                 place: record.at.clone(),

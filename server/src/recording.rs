@@ -109,6 +109,102 @@ pub fn recorded_campaigns(data_dir: &Path) -> Result<Vec<String>, RecordingError
     Ok(ids)
 }
 
+/// One whole line of a recording.
+#[derive(Debug)]
+pub struct Line {
+    /// Byte offsets of the line's start and of the next line.
+    pub offset: u64,
+    pub end: u64,
+    /// 1-based, counted from where reading started.
+    pub number: u64,
+    /// The record, or why the line is not one.
+    pub record: Result<RecordedEvent, serde_json::Error>,
+}
+
+/// The whole lines of a recording, parsed: the one reader of recording files (the restart, the
+/// replay index and cursors, the demo player). It never returns an unterminated last line (one
+/// being written, or torn by a crash; [`Lines::torn`] says how long), nor anything at or past
+/// [`Lines::stop_at`]. The policy for a line that is not a record is the same everywhere: it is
+/// skipped; the restart, which reads every file first, logs it with its number.
+pub struct Lines<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    offset: u64,
+    number: u64,
+    stop: u64,
+    torn: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Lines from `reader`, which is positioned at byte `offset` of the file.
+    pub fn new(reader: R, offset: u64) -> Self {
+        Self {
+            reader,
+            buffer: Vec::new(),
+            offset,
+            number: 0,
+            stop: u64::MAX,
+            torn: 0,
+        }
+    }
+
+    /// Reads no line that starts at or after byte `stop`.
+    pub fn stop_at(&mut self, stop: u64) {
+        self.stop = stop;
+    }
+
+    /// Where the next line starts.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes of an unterminated last line, once reading has reached it.
+    pub fn torn(&self) -> u64 {
+        self.torn
+    }
+
+    /// The next record, skipping lines that are not records.
+    pub fn next_record(&mut self) -> io::Result<Option<RecordedEvent>> {
+        while let Some(line) = self.next().transpose()? {
+            if let Ok(record) = line.record {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl<R: BufRead> Iterator for Lines<R> {
+    type Item = io::Result<Line>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.offset >= self.stop {
+            return None;
+        }
+        self.buffer.clear();
+        let n = match self.reader.read_until(b'\n', &mut self.buffer) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        if n == 0 {
+            return None;
+        }
+        if self.buffer.last() != Some(&b'\n') {
+            self.torn = n as u64;
+            return None;
+        }
+        self.number += 1;
+        let offset = self.offset;
+        self.offset += n as u64;
+        Some(Ok(Line {
+            offset,
+            end: self.offset,
+            number: self.number,
+            record: serde_json::from_slice(&self.buffer),
+        }))
+    }
+}
+
 /// What reading one recording found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReadReport {
@@ -119,8 +215,9 @@ pub struct ReadReport {
     pub torn_bytes: u64,
 }
 
-/// Calls `each` for every record of the file at `path`, in order. A torn last line (no newline,
-/// as a crash mid-write leaves it) is cut from the file so that appends continue cleanly.
+/// Calls `each` for every record of the file at `path`, in order, and logs every line that is not
+/// one. A torn last line (no newline, as a crash mid-write leaves it) is cut from the file so that
+/// appends continue cleanly.
 pub fn read_records(
     path: &Path,
     mut each: impl FnMut(RecordedEvent),
@@ -131,43 +228,30 @@ pub fn read_records(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
         Err(e) => return Err(RecordingError::io("open", path)(e)),
     };
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::new();
-    let (mut good_end, mut line_no) = (0u64, 0u64);
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(RecordingError::io("read", path))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if line.last() != Some(&b'\n') {
-            report.torn_bytes = n as u64;
-            break;
-        }
-        good_end += n as u64;
-        match serde_json::from_slice::<RecordedEvent>(&line) {
+    let mut lines = Lines::new(BufReader::with_capacity(1 << 20, file), 0);
+    for line in lines.by_ref() {
+        let line = line.map_err(RecordingError::io("read", path))?;
+        match line.record {
             Ok(record) => {
                 report.records += 1;
                 each(record);
             }
             Err(e) => {
                 report.skipped += 1;
-                tracing::error!(path = %path.display(), line = line_no, error = %e,
+                tracing::error!(path = %path.display(), line = line.number, error = %e,
                     "skipping a recording line that does not parse");
             }
         }
     }
+    report.torn_bytes = lines.torn();
     if report.torn_bytes > 0 {
-        tracing::warn!(path = %path.display(), line = line_no, bytes = report.torn_bytes,
+        tracing::warn!(path = %path.display(), bytes = report.torn_bytes,
             "cutting a torn last line (an interrupted write) from the recording");
         let file = OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(RecordingError::io("open", path))?;
-        file.set_len(good_end)
+        file.set_len(lines.offset())
             .map_err(RecordingError::io("truncate", path))?;
     }
     Ok(report)

@@ -1,7 +1,7 @@
 //! Plays the embedded demo campaign into the live feed, in a loop.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::BufReader,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -10,7 +10,10 @@ use std::{
 use viralglobe_protocol::{RecordedEvent, rule::LogReader};
 
 use super::embedded;
-use crate::{hub::Hub, recording};
+use crate::{
+    hub::Hub,
+    recording::{self, Lines},
+};
 
 /// How fast the demo plays.
 #[derive(Debug, Clone, Copy)]
@@ -25,10 +28,8 @@ pub struct Pace {
 pub fn records() -> impl Iterator<Item = RecordedEvent> {
     let decoder = zstd::stream::read::Decoder::new(embedded::RECORDING)
         .expect("the embedded demo recording is zstd");
-    BufReader::new(decoder)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|line| serde_json::from_str(&line).ok())
+    let mut lines = Lines::new(BufReader::new(decoder), 0);
+    std::iter::from_fn(move || lines.next_record().ok().flatten())
 }
 
 /// The epoch of the embedded recording's arc line: a hash of its bytes, the same in every run

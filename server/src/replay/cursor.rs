@@ -2,16 +2,16 @@
 
 use std::{
     fs::File,
-    io::{self, BufRead, BufReader, Seek, SeekFrom},
+    io::{self, BufReader, Seek, SeekFrom},
 };
 
 use viralglobe_protocol::{ArcEvent, LiveFilter, RecordedEvent};
 
 use super::index::ReplayIndex;
+use crate::recording::Lines;
 
 pub struct Cursor {
-    reader: BufReader<File>,
-    offset: u64,
+    lines: Lines<BufReader<File>>,
     /// Latest timestamp read so far (the replay clock of the reading position).
     clock: i64,
     /// Arcs made so far from the campaign's start (filtered out or not).
@@ -69,9 +69,9 @@ impl Cursor {
     fn at(index: &ReplayIndex, checkpoint: super::index::Checkpoint) -> io::Result<Self> {
         let mut file = File::open(&index.path)?;
         file.seek(SeekFrom::Start(checkpoint.offset))?;
+        let reader = BufReader::with_capacity(256 * 1024, file);
         Ok(Self {
-            reader: BufReader::with_capacity(256 * 1024, file),
-            offset: checkpoint.offset,
+            lines: Lines::new(reader, checkpoint.offset),
             clock: checkpoint.clock_before,
             arcs: checkpoint.arcs_before,
             pending: None,
@@ -136,18 +136,7 @@ impl Cursor {
 
     /// The next record within the indexed part of the file.
     fn read(&mut self, index: &ReplayIndex) -> io::Result<Option<RecordedEvent>> {
-        let mut line = Vec::new();
-        while self.offset < index.indexed_bytes {
-            line.clear();
-            let n = self.reader.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.offset += n as u64;
-            if let Ok(record) = serde_json::from_slice(&line) {
-                return Ok(Some(record));
-            }
-        }
-        Ok(None)
+        self.lines.stop_at(index.indexed_bytes);
+        self.lines.next_record()
     }
 }

@@ -6,13 +6,15 @@
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::{self, BufRead, BufReader, Seek, SeekFrom},
+    io::{self, BufReader, Seek, SeekFrom},
     path::{Path, PathBuf},
 };
 
 use viralglobe_protocol::{
     ArcEvent, ArcKind, InputEvent, RecordedEvent, TimelineBucket, rule::LogReader,
 };
+
+use crate::recording::Lines;
 
 /// Records between two checkpoints: a seek parses at most this many lines.
 pub const CHECKPOINT_EVERY: u64 = 1_024;
@@ -69,22 +71,15 @@ impl ReplayIndex {
     pub fn extend(&mut self) -> io::Result<u64> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(self.indexed_bytes))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let (mut line, before) = (Vec::new(), self.records);
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 || line.last() != Some(&b'\n') {
-                break; // the end, or a line still being written
-            }
-            let offset = self.indexed_bytes;
-            self.indexed_bytes += n as u64;
-            let Ok(record) = serde_json::from_slice::<RecordedEvent>(&line) else {
-                continue; // the server logged it when it rebuilt its state
-            };
+        let reader = BufReader::with_capacity(1 << 20, file);
+        let mut lines = Lines::new(reader, self.indexed_bytes);
+        let before = self.records;
+        while let Some(line) = lines.next().transpose()? {
+            self.indexed_bytes = line.end;
+            let Ok(record) = line.record else { continue };
             if self.records.is_multiple_of(CHECKPOINT_EVERY) {
                 self.checkpoints.push(Checkpoint {
-                    offset,
+                    offset: line.offset,
                     clock_before: self.clock.unwrap_or(i64::MIN),
                     arcs_before: self.log.arcs(),
                 });
