@@ -13,16 +13,8 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
     let server = demo_server(dir.path());
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/page.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .args([
-            "--url",
-            &server.base,
-            "--campaign",
-            "bones-brigade",
-            "--out",
-        ])
+    let output = page_driver("page.mjs", &server.base)
+        .arg("--out")
         .arg(&screenshots)
         .output()
         .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)");
@@ -41,6 +33,18 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
         assert!(bytes > 10_000, "{shot}: {bytes} bytes");
     }
     println!("screenshots in {}", screenshots.display());
+}
+
+/// `node tests/browser/SCRIPT` driving the page of the server at `base`, on the demo's campaign.
+fn page_driver(script: &str, base: &str) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/browser")
+        .join(script);
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .args(["--url", base, "--campaign", "bones-brigade"]);
+    command
 }
 
 /// The page is served by the server itself; pages elsewhere may read the API when their origin is
@@ -116,19 +120,8 @@ async fn the_page_resumes_after_the_server_restarts() {
     first.extend((1..10).map(click));
     assert_eq!(server.post_ndjson(&first).await.0, 200);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/resume.mjs");
-    let mut node = Command::new("node")
-        .arg(script)
-        .args([
-            "--url",
-            &server.base,
-            "--campaign",
-            "bones-brigade",
-            "--at",
-            "10",
-            "--until",
-            "30",
-        ])
+    let mut node = page_driver("resume.mjs", &server.base)
+        .args(["--at", "10", "--until", "30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -3,15 +3,15 @@
 //!
 //! Feature folders, one plugin each: `globe` (Earth and atmosphere), `arcs` (arcs animated in a
 //! shader), `camera`, `hud`, `net` (live feed and served replays, off the render thread),
-//! `replay` (the playback clock, its keys, the file player), plus `export` (PNG frames). Sources
+//! `replay` (the playback clock, its keys, the file player), plus `frames` (PNG frames). Sources
 //! hand the rest arcs through the messages in `feed`. System order is set here, once.
 
 mod activity;
 mod arcs;
 mod camera;
 pub mod cli;
-mod export;
 mod feed;
+mod frames;
 mod geo;
 mod globe;
 mod hud;
@@ -81,11 +81,11 @@ impl Source {
 /// Timeline buckets for a file replay.
 const TIMELINE_BUCKETS: usize = 240;
 
-/// Builds the viewer for `cli` and runs it until the window closes or the export is done.
+/// Builds the viewer for `cli` and runs it until the window closes or the frames are written.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut app = App::new();
-    let exporting = cli.frames.is_some();
-    let window = (!exporting).then(|| Window {
+    let writing_frames = cli.frames.is_some();
+    let window = (!writing_frames).then(|| Window {
         title: "Viral Globe".into(),
         resolution: cli.size.into(),
         mode: if cli.fullscreen {
@@ -98,7 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let defaults = DefaultPlugins
         .set(WindowPlugin {
             primary_window: window,
-            exit_condition: if exporting {
+            exit_condition: if writing_frames {
                 ExitCondition::DontExit
             } else {
                 ExitCondition::OnPrimaryClosed
@@ -106,11 +106,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             ..default()
         })
         .set(RenderPlugin {
-            // An export must not skip frames while shaders compile.
-            synchronous_pipeline_compilation: exporting,
+            // Frames must not be skipped while shaders compile.
+            synchronous_pipeline_compilation: writing_frames,
             ..default()
         });
-    if exporting {
+    if writing_frames {
         app.add_plugins((
             defaults.disable::<WinitPlugin>(),
             ScheduleRunnerPlugin::run_loop(Duration::ZERO),
@@ -131,7 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     connect(&mut app, &cli)?;
     if let Some(dir) = &cli.frames {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        app.add_plugins(export::plugin(
+        app.add_plugins(frames::plugin(
             dir.clone(),
             cli.size,
             cli.fps,
@@ -148,7 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
     let token = cli.token.clone();
     if let Some(path) = &cli.replay {
-        let recording = replay::recording::Recording::load(path)?;
+        let recording = replay::arc_file::ArcFile::load(path)?;
         for problem in recording.skipped.iter().take(5) {
             warn!("{}: skipped {problem}", path.display());
         }
@@ -164,7 +164,7 @@ fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
         let (player, mut playback) =
             replay::FileReplay::start(recording, cli.from, cli.replay_speed());
         let counts_so_far = tally::Tally::of_arcs(&player.recording.arcs[..player.next]);
-        // An export starts the clock after its warm-up frames.
+        // Writing frames starts the clock after the warm-up frames.
         playback.playing = cli.frames.is_none();
         app.insert_state(Source::File)
             .insert_resource(net::CampaignName(name))

@@ -8,7 +8,7 @@ use actix_ws::Session;
 use viralglobe_protocol::{ArcEvent, LiveFilter, ServerMessage};
 
 use crate::{
-    replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read, write},
+    replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read},
     ws::send,
 };
 
@@ -48,20 +48,14 @@ pub(super) async fn send_recorded(
         let block = web::block(move || {
             let mut arcs: Vec<ArcEvent> = Vec::new();
             let before = cursor.arcs();
-            let advance = |cursor: &mut Cursor, arcs: &mut Vec<ArcEvent>| {
-                cursor.advance(&read(&index), i64::MAX, to, &filter, ARCS_PER_FRAME, arcs)
-            };
-            let mut progress = advance(&mut cursor, &mut arcs);
-            if matches!(progress, Ok(Progress::End)) && write(&index).extend()? > 0 {
-                progress = advance(&mut cursor, &mut arcs);
-            }
+            let progress =
+                cursor.advance_growing(&index, i64::MAX, to, &filter, ARCS_PER_FRAME, &mut arcs);
             let moved = cursor.arcs() > before;
-            Ok::<_, std::io::Error>((cursor, arcs, progress.map(|p| (p, moved))))
+            (cursor, arcs, progress.map(|p| (p, moved)))
         });
         let (moved_cursor, arcs, outcome) = block
             .await
-            .map_err(|e| read_error(std::io::Error::other(e.to_string())))?
-            .map_err(read_error)?;
+            .map_err(|e| read_error(std::io::Error::other(e.to_string())))?;
         cursor = moved_cursor;
         let (progress, moved) = outcome.map_err(read_error)?;
         if !arcs.is_empty() {

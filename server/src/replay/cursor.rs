@@ -7,7 +7,7 @@ use std::{
 
 use viralglobe_protocol::{ArcEvent, LiveFilter, RecordedEvent};
 
-use super::index::ReplayIndex;
+use super::{SharedIndex, index::ReplayIndex, read, write};
 use crate::recording::Lines;
 
 pub struct Cursor {
@@ -132,6 +132,25 @@ impl Cursor {
                 }
             }
         }
+    }
+
+    /// [`Cursor::advance`] in a recording that may be growing: at the end of what was indexed,
+    /// the index takes in what has been appended since, and reading goes on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn advance_growing(
+        &mut self,
+        index: &SharedIndex,
+        until: i64,
+        last_seq: u64,
+        filter: &LiveFilter,
+        limit: usize,
+        out: &mut Vec<ArcEvent>,
+    ) -> io::Result<Progress> {
+        let progress = self.advance(&read(index), until, last_seq, filter, limit, out)?;
+        if progress == Progress::End && write(index).extend()? > 0 {
+            return self.advance(&read(index), until, last_seq, filter, limit, out);
+        }
+        Ok(progress)
     }
 
     /// The next record within the indexed part of the file.

@@ -117,21 +117,19 @@ impl ReplayIndex {
 
     /// The last checkpoint from which reading reaches the arc after `seq`.
     pub fn checkpoint_for_seq(&self, seq: u64) -> Checkpoint {
-        let after = self.checkpoints.partition_point(|c| c.arcs_before <= seq);
-        self.checkpoints
-            .get(after.saturating_sub(1))
-            .copied()
-            .unwrap_or(Checkpoint {
-                offset: 0,
-                clock_before: i64::MIN,
-                arcs_before: 0,
-            })
+        self.last_checkpoint(|c| c.arcs_before <= seq)
     }
 
     /// The last checkpoint from which reading reaches campaign time `ts` without missing an event
     /// at or after it.
     pub fn checkpoint_for(&self, ts: i64) -> Checkpoint {
-        let after = self.checkpoints.partition_point(|c| c.clock_before < ts);
+        self.last_checkpoint(|c| c.clock_before < ts)
+    }
+
+    /// The last of the checkpoints that are `before` (which holds for a prefix of them), or the
+    /// start of the file.
+    fn last_checkpoint(&self, before: impl Fn(&Checkpoint) -> bool) -> Checkpoint {
+        let after = self.checkpoints.partition_point(before);
         self.checkpoints
             .get(after.saturating_sub(1))
             .copied()

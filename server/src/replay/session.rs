@@ -13,7 +13,7 @@ use viralglobe_protocol::{
 
 use super::{
     ReplayError, Resume, SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, parse_time,
-    read, write,
+    read,
 };
 use crate::{
     auth::Access,
@@ -214,29 +214,12 @@ impl Replay {
         let (index, filter) = (self.index.clone(), self.filter.clone());
         let (cursor, outcome) = web::block(move || {
             let mut arcs = Vec::new();
-            let mut progress = cursor.advance(
-                &read(&index),
-                until,
-                u64::MAX,
-                &filter,
-                ARCS_PER_STEP,
-                &mut arcs,
-            );
-            if matches!(progress, Ok(Progress::End)) && write(&index).extend()? > 0 {
-                progress = cursor.advance(
-                    &read(&index),
-                    until,
-                    u64::MAX,
-                    &filter,
-                    ARCS_PER_STEP,
-                    &mut arcs,
-                );
-            }
-            Ok::<_, std::io::Error>((cursor, progress.map(|p| (p, arcs))))
+            let progress =
+                cursor.advance_growing(&index, until, u64::MAX, &filter, ARCS_PER_STEP, &mut arcs);
+            (cursor, progress.map(|p| (p, arcs)))
         })
         .await
-        .map_err(|e| self.read_error(std::io::Error::other(e.to_string())))?
-        .map_err(|e| self.read_error(e))?;
+        .map_err(|e| self.read_error(std::io::Error::other(e.to_string())))?;
         let clock = cursor.clock();
         self.cursor = Some(cursor);
         let (progress, arcs) = outcome.map_err(|e| self.read_error(e))?;

@@ -1,24 +1,24 @@
-//! `--replay FILE`: plays a recording from disk, paced by the arcs' own times times the speed.
+//! `--replay FILE`: plays a file of arcs from disk, paced by the arcs' own times times the speed.
 
 use bevy::prelude::*;
 
-use super::{Playback, ReplayCommand, recording::Recording, seek_target, step_speed};
+use super::{Playback, ReplayCommand, arc_file::ArcFile, seek_target, step_speed};
 use crate::{
     AppSystems,
     feed::{FeedReset, NewArcs},
     tally::Tally,
 };
 
-/// The recording being played and the next arc to send.
+/// The file being played and the next arc to send.
 #[derive(Resource, Debug)]
 pub struct FileReplay {
-    pub recording: Recording,
+    pub recording: ArcFile,
     pub next: usize,
 }
 
 impl FileReplay {
     /// The replay of `recording`, starting at `from_ms` (the first arc when `None`).
-    pub fn start(recording: Recording, from_ms: Option<i64>, speed: f64) -> (Self, Playback) {
+    pub fn start(recording: ArcFile, from_ms: Option<i64>, speed: f64) -> (Self, Playback) {
         let (first, last) = recording.span();
         let ts = from_ms.unwrap_or(first).clamp(first, last);
         let playback = Playback {
@@ -126,7 +126,7 @@ mod tests {
             .add_message::<ReplayCommand>()
             .add_plugins(plugin)
             .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs(1)));
-        let recording = Recording {
+        let recording = ArcFile {
             arcs: (0..100).map(|seq| arc(seq, ArcKind::Click, 0)).collect(),
             skipped: vec![],
         };

@@ -1,9 +1,9 @@
 //! Replays: the playback clock every replay source shares, the commands that steer it (keys, the
 //! timeline), and the file player that runs a recording with no server.
 
+pub mod arc_file;
 mod file;
 mod keys;
-pub mod recording;
 
 use bevy::prelude::*;
 use viralglobe_protocol::replay::{MAX_SPEED, MIN_SPEED};

@@ -1,4 +1,4 @@
-//! Recordings on disk for `--replay FILE`: the server's NDJSON export of a campaign
+//! A file of arcs for `--replay FILE`: the server's NDJSON export of a campaign
 //! (`viralglobe-server export CAMPAIGN > FILE`), one arc per line. The viewer never geolocates:
 //! places come resolved in the file.
 
@@ -10,7 +10,7 @@ use std::{
 use viralglobe_protocol::ArcEvent;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
+pub enum ArcFileError {
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -23,42 +23,42 @@ pub enum RecordingError {
     },
 }
 
-/// A recording's arcs in campaign-time order, and the lines that could not be read.
+/// An export's arcs in campaign-time order, and the lines that could not be read.
 #[derive(Debug, Default)]
-pub struct Recording {
+pub struct ArcFile {
     pub arcs: Vec<ArcEvent>,
     /// `line N: problem` for each line skipped.
     pub skipped: Vec<String>,
 }
 
-impl Recording {
+impl ArcFile {
     /// Reads every arc of the file; a bad line is skipped and reported, the rest still play.
-    pub fn load(path: &Path) -> Result<Self, RecordingError> {
-        let io = |source| RecordingError::Io {
+    pub fn load(path: &Path) -> Result<Self, ArcFileError> {
+        let io = |source| ArcFileError::Io {
             path: path.to_owned(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let mut recording = Self::default();
-        for (index, line) in BufReader::new(file).lines().enumerate() {
+        let opened = std::fs::File::open(path).map_err(io)?;
+        let mut file = Self::default();
+        for (index, line) in BufReader::new(opened).lines().enumerate() {
             let line = line.map_err(io)?;
             if line.trim().is_empty() {
                 continue;
             }
             match serde_json::from_str::<ArcEvent>(&line) {
-                Ok(arc) => recording.arcs.push(arc),
-                Err(e) => recording.skipped.push(format!("line {}: {e}", index + 1)),
+                Ok(arc) => file.arcs.push(arc),
+                Err(e) => file.skipped.push(format!("line {}: {e}", index + 1)),
             }
         }
-        if recording.arcs.is_empty() {
-            return Err(RecordingError::Empty {
+        if file.arcs.is_empty() {
+            return Err(ArcFileError::Empty {
                 path: path.to_owned(),
-                first_problem: recording.skipped.first().cloned(),
+                first_problem: file.skipped.first().cloned(),
             });
         }
         // Exports are in acceptance order; late events play at their own time.
-        recording.arcs.sort_by_key(|arc| arc.ts);
-        Ok(recording)
+        file.arcs.sort_by_key(|arc| arc.ts);
+        Ok(file)
     }
 
     /// Campaign time of the first and last arc, in epoch milliseconds.
@@ -89,21 +89,18 @@ mod tests {
         let early = serde_json::to_string(&arc(2, ArcKind::Share, 1)).expect("json");
         std::fs::write(&path, format!("{late}\n{{\"seq\":1}}\n\n{early}\n")).expect("write");
 
-        let recording = Recording::load(&path).expect("loads");
-        assert_eq!(
-            recording.arcs.iter().map(|a| a.seq).collect::<Vec<_>>(),
-            [2, 9]
-        );
-        assert_eq!(recording.skipped.len(), 1);
+        let file = ArcFile::load(&path).expect("loads");
+        assert_eq!(file.arcs.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 9]);
+        assert_eq!(file.skipped.len(), 1);
         assert!(
-            recording.skipped[0].starts_with("line 2: missing field"),
+            file.skipped[0].starts_with("line 2: missing field"),
             "{:?}",
-            recording.skipped
+            file.skipped
         );
-        assert_eq!(recording.position(recording.arcs[1].ts.0), 1);
+        assert_eq!(file.position(file.arcs[1].ts.0), 1);
 
         std::fs::write(&path, "not json\n").expect("write");
-        let error = Recording::load(&path).expect_err("no arcs").to_string();
+        let error = ArcFile::load(&path).expect_err("no arcs").to_string();
         assert!(
             error.contains("no arcs") && error.contains("line 1"),
             "{error}"
