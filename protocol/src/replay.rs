@@ -56,7 +56,8 @@ pub struct ReplayClock {
     pub at_end: bool,
 }
 
-/// `GET /v1/campaigns/{id}/timeline?buckets=N`: activity per time bucket, for drawing a timeline.
+/// `GET /v1/campaigns/{id}/timeline?buckets=N`: a campaign's arcs per time bucket, for drawing a
+/// timeline (the arcs a replay of each bucket shows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     pub campaign: String,
@@ -68,7 +69,7 @@ pub struct Timeline {
     pub buckets: Vec<TimelineBucket>,
 }
 
-/// Events in one bucket, by kind.
+/// Arcs in one bucket, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineBucket {
     pub shares: u64,

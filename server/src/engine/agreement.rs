@@ -1,7 +1,8 @@
 //! Property: whatever the events (geo misses on every kind, orphans, children before parents,
 //! parents in other campaigns, duplicates, cycles, restarts in between), the arcs a live
 //! subscriber receives are the arcs every reader of the recording draws — export, replay from any
-//! point, resume from any `seq`, a forward read — field for field, `seq` for `seq`.
+//! point, resume from any `seq`, a forward read, the timeline's counts — field for field, `seq`
+//! for `seq`.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -14,7 +15,7 @@ use super::{Engine, Located};
 use crate::{
     hub::Hub,
     recording,
-    replay::{ReplayIndex, cursor::Cursor, export},
+    replay::{ReplayIndex, cursor::Cursor, export, timeline},
 };
 
 const CAMPAIGNS: [&str; 2] = ["a", "b"];
@@ -190,6 +191,16 @@ proptest! {
             prop_assert_eq!(&exported, &live, "export of {}", campaign);
             // A replay from a point in time, and a resume after every seq.
             let index = index.read().expect("index");
+            // The timeline counts the same arcs.
+            let mut counted = viralglobe_protocol::TimelineBucket::default();
+            for arc in &live {
+                counted.count(arc.kind, arc.goal.as_deref(), arc.value_cents.unwrap_or(0));
+            }
+            let mut timeline = viralglobe_protocol::TimelineBucket::default();
+            for bucket in timeline::build(&index, 7).buckets {
+                timeline += bucket;
+            }
+            prop_assert_eq!(timeline, counted, "timeline of {}", campaign);
             for since in 0..=live.len() as u64 {
                 let mut cursor = Cursor::seek_seq(&index, since).expect("seek");
                 let mut arcs = Vec::new();

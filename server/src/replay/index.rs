@@ -1,7 +1,7 @@
 //! The index of one campaign recording, built on first open and extended as the file grows: the
 //! shares (so the arc of any line can be drawn by the one rule without reading what came before),
 //! a checkpoint every [`CHECKPOINT_EVERY`] records (so a seek, by time or by `seq`, reads at most
-//! that many lines), and activity per minute (for timelines).
+//! that many lines), and arcs per minute (for timelines).
 
 use std::{
     collections::BTreeMap,
@@ -10,9 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use viralglobe_protocol::{
-    ArcEvent, ArcKind, InputEvent, RecordedEvent, TimelineBucket, rule::LogReader,
-};
+use viralglobe_protocol::{ArcEvent, RecordedEvent, TimelineBucket, rule::LogReader};
 
 use crate::recording::Lines;
 
@@ -94,15 +92,11 @@ impl ReplayIndex {
         self.records += 1;
         self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
         self.clock = Some(self.clock.map_or(ts, |c| c.max(ts)));
-        let bucket = self.minutes.entry(ts.div_euclid(MINUTE_MS)).or_default();
-        match &record.event {
-            InputEvent::Share(_) => bucket.count(ArcKind::Share, None, 0),
-            InputEvent::Click(_) => bucket.count(ArcKind::Click, None, 0),
-            InputEvent::Conversion(c) => {
-                bucket.count(ArcKind::Conversion, Some(&c.goal), c.value_cents);
-            }
+        // The timeline counts arcs, by the one rule: what a replay shows, minute by minute.
+        if let Some(arc) = self.log.next_arc(record) {
+            let bucket = self.minutes.entry(ts.div_euclid(MINUTE_MS)).or_default();
+            bucket.count(arc.kind, arc.goal.as_deref(), arc.value_cents.unwrap_or(0));
         }
-        self.log.next_arc(record);
     }
 
     /// Shares in the recording so far.
