@@ -123,13 +123,12 @@ async fn a_resumed_subscriber_ends_with_exactly_the_arcs_of_one_that_stayed() {
         "the same arcs after a restart"
     );
 
-    // The export says the same, seq for seq.
+    // The export says the same, seq for seq, in the same epoch.
     let export = reqwest::get(server.url(&format!("/v1/campaigns/{CAMPAIGN}/export")))
         .await
-        .expect("export")
-        .text()
-        .await
-        .expect("text");
+        .expect("export");
+    assert_eq!(export.headers()["x-viralglobe-epoch"], epoch.as_str());
+    let export = export.text().await.expect("text");
     let exported: Vec<ArcEvent> = export
         .lines()
         .map(|l| serde_json::from_str(l).expect("an arc"))

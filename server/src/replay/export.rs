@@ -200,6 +200,7 @@ pub async fn export_route(
         query.token.as_deref(),
     )?;
     let format = query.format.unwrap_or(Format::Ndjson);
+    let epoch = library.epoch(&campaign);
     let library = library.into_inner();
     let name = campaign.clone();
     let index = web::block(move || library.open(&name)).await??;
@@ -222,11 +223,14 @@ pub async fn export_route(
             .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
     });
     let file_name = format!("{campaign}.{}", format.extension());
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .insert_header((
-            "content-disposition",
-            format!("attachment; filename=\"{file_name}\""),
-        ))
-        .streaming(body))
+    let mut response = HttpResponse::Ok();
+    response.content_type(format.content_type()).insert_header((
+        "content-disposition",
+        format!("attachment; filename=\"{file_name}\""),
+    ));
+    // The epoch the arcs' `seq`s count in: a client can resume the live feed after the export.
+    if let Some(epoch) = epoch {
+        response.insert_header(("x-viralglobe-epoch", epoch));
+    }
+    Ok(response.streaming(body))
 }
