@@ -11,6 +11,15 @@ use bytestring::ByteString;
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a close frame may wait for room: a client that stopped reading never makes any.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Ends a session: a close frame if the client takes it soon, and the session is dropped either
+/// way, so the subscriber's queue and the task go whatever the client does.
+pub async fn close(session: Session) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(None)).await;
+}
+
 /// Sends one text frame; false when the client is gone or did not take it in time.
 pub async fn send(session: &mut Session, frame: impl Into<ByteString>) -> bool {
     matches!(

@@ -179,3 +179,59 @@ async fn slow_subscriber(server: &TestServer) -> Subscriber {
     assert!(matches!(first, Message::Text(_)));
     subscriber
 }
+
+/// Clients that open the live feed and then never read a byte (nor answer pings) are
+/// disconnected once a frame has waited too long for them, and take nothing with them: their
+/// queues go, and the server keeps serving everyone else.
+#[tokio::test]
+async fn subscribers_that_never_read_are_disconnected() {
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["demo", "--speed", "10000000", "--max-rate", "50000"])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path());
+    let server = TestServer::spawn(command);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let subscribers = || async {
+        let metrics = reqwest::get(server.url("/metrics")).await.expect("metrics");
+        let text = metrics.text().await.expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("viralglobe_live_subscribers "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    let stalled: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| {
+            let mut tcp = std::net::TcpStream::connect(&address).expect("connect");
+            write!(
+                tcp,
+                "GET /v1/live HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .expect("handshake");
+            tcp
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subscribers().await < 5.0 {
+        assert!(Instant::now() < deadline, "the five never registered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Their buffers fill within a second; a frame then waits 30 s at most, and the close 1 s.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    while subscribers().await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} never-reading subscribers still connected",
+            subscribers().await
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (mut fresh, _) = server.subscribe("").await;
+    assert!(!fresh.arcs(10, Duration::from_secs(5)).await.is_empty());
+    drop(stalled);
+}

@@ -100,3 +100,138 @@ async fn a_torn_last_line_is_cut_with_a_log_line_and_nothing_else_is_lost() {
             .expect("every line parses");
     }
 }
+
+/// A share of another campaign, as the `events` builders make them for `bones-brigade`.
+fn share_in(campaign: &str, id: &str, parent: Option<&str>, ip: &str, ts: i64) -> String {
+    let mut event: serde_json::Value =
+        serde_json::from_str(&share(id, parent, "facebook", ip, ts)).expect("a share");
+    event["campaign"] = json!(campaign);
+    event.to_string()
+}
+
+/// A restart follows what was recorded; it does not apply the live `--max-held` limit again. Nine
+/// children arrived before their parent in one campaign; later ten orphans filled the limit in
+/// another, which a restart reads first: all ten shares are still there afterwards.
+#[tokio::test]
+async fn a_restart_keeps_every_acknowledged_share_whatever_the_held_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--max-held", "10"]);
+    let mut early: Vec<String> = (1..=9)
+        .map(|i| {
+            share_in(
+                "b-late",
+                &format!("child{i}"),
+                Some("parent"),
+                BERLIN,
+                T0 + i,
+            )
+        })
+        .collect();
+    early.push(share_in("b-late", "parent", None, LOS_ANGELES, T0 + 10));
+    let (_, answer) = server.post_ndjson(&early).await;
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["held"].as_u64()),
+        (Some(10), Some(9))
+    );
+    let orphans: Vec<String> = (1..=10)
+        .map(|i| {
+            share_in(
+                "a-orphans",
+                &format!("orphan{i}"),
+                Some("nowhere"),
+                TOKYO,
+                T0 + 20 + i,
+            )
+        })
+        .collect();
+    let (_, answer) = server.post_ndjson(&orphans).await;
+    assert_eq!(answer["held"], 10);
+    let before = server.stats("b-late").await;
+    assert_eq!(before["totals"]["shares"], 10);
+    server.kill();
+
+    let server = TestServer::start_in(dir.path(), &["--max-held", "10"]);
+    // Every share, and the ten orphans still held (the server's held count is in each campaign's).
+    assert_eq!(server.stats("b-late").await, before);
+    assert_eq!(before["held"], 10);
+}
+
+/// A waiting share whose parent turns up in another campaign never joins that campaign, before
+/// or after a restart; re-sent without the wrong parent, it resolves, and the click that waited
+/// for it with it.
+#[tokio::test]
+async fn a_waiting_share_never_resolves_into_another_campaign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let (_, answer) = server
+        .post_ndjson(&[
+            share_in("b", "s2", Some("s1"), BERLIN, T0 + 1),
+            click("c1", "s2", TOKYO, T0 + 2),
+            share_in("a", "s1", None, LOS_ANGELES, T0 + 3),
+        ])
+        .await;
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["held"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let a = server.stats("a").await;
+    assert_eq!(
+        (
+            a["totals"]["shares"].as_u64(),
+            a["totals"]["clicks"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        a["held"], 1,
+        "the click still waits for a share s2 it can be credited to"
+    );
+    server.kill();
+
+    let server = TestServer::start_in(dir.path(), &[]);
+    assert_eq!(server.stats("a").await, a, "the same after a restart");
+    let (_, answer) = server
+        .post_ndjson(&[share_in("b", "s2", None, BERLIN, T0 + 4)])
+        .await;
+    assert_eq!(answer["accepted"], 1);
+    let b = server.stats("b").await;
+    assert_eq!(
+        (
+            b["totals"]["shares"].as_u64(),
+            b["totals"]["clicks"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(b["held"], 0);
+}
+
+/// When a recording cannot be written, ingest answers 503, and `/healthz` says so (with the
+/// reason) instead of "ok", so a load balancer or an operator notices.
+#[tokio::test]
+async fn healthz_says_when_ingest_has_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let (status, _) = server
+        .post_ndjson(&[share_in("fine", "s1", None, LOS_ANGELES, T0)])
+        .await;
+    assert_eq!(status, 200);
+    let (status, health) = server.get_json("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    // A directory where the new campaign's recording would go: it cannot be opened for writing.
+    std::fs::create_dir(dir.path().join("campaigns/broken.ndjson")).expect("mkdir");
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .body(share_in("broken", "s2", None, LOS_ANGELES, T0))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, health) = server.get_json("/healthz").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "ingest stopped");
+    let reason = health["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("broken.ndjson"), "{reason}");
+}

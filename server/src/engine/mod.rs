@@ -235,6 +235,11 @@ impl Engine {
             .map(|c| c.stats.to_wire(campaign, held))
     }
 
+    /// Why ingest stopped, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.get().map(String::as_str)
+    }
+
     pub fn held(&self) -> usize {
         self.lock().ledger.held()
     }

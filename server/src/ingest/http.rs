@@ -70,11 +70,8 @@ impl ResponseError for IngestError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotJson(_) | Self::Payload { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } | Self::LineTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Engine {
-                source: EngineError::Stopped(_),
-                ..
-            } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Engine { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            // Nothing in the batch from the failed line on was acknowledged: try again later.
+            Self::Engine { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -83,6 +80,9 @@ impl ResponseError for IngestError {
             return access.error_response();
         }
         let mut response = HttpResponse::build(self.status_code());
+        if let Self::Engine { .. } = self {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
         let mut body = serde_json::json!({ "error": self.to_string() });
         if let Some(report) = self.report() {
             body["report"] = serde_json::json!(report);

@@ -22,7 +22,7 @@ use crate::{
     hello::hello,
     hub::{Frame, Hub, Offset},
     replay::{Library, ReplayError, Resume},
-    ws::{HEARTBEAT, Inbound, keep_alive, receive, send},
+    ws::{self, HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
 #[derive(Debug, Deserialize)]
@@ -272,5 +272,5 @@ async fn run_session(
             _ = heartbeat.tick() => open = keep_alive(&mut session, last_heard).await,
         }
     }
-    let _ = session.close(None).await;
+    ws::close(session).await;
 }

@@ -20,7 +20,7 @@ use crate::{
     engine::Engine,
     hello::hello,
     hub::Offset,
-    ws::{HEARTBEAT, Inbound, keep_alive, receive, send},
+    ws::{self, HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
 /// How often the playhead moves; arcs due within one step go out in one frame.
@@ -354,5 +354,5 @@ async fn run_session(
             _ = heartbeat.tick() => open = keep_alive(&mut session, last_heard).await,
         }
     }
-    let _ = session.close(None).await;
+    ws::close(session).await;
 }

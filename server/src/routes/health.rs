@@ -6,9 +6,20 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{engine::Engine, geo::GeoDb};
 
+/// 200 while the server takes events; 503 with the reason once ingest has stopped, so a load
+/// balancer or an operator sees it.
 pub async fn healthz(geo: web::Data<GeoDb>, engine: web::Data<Engine>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
+    let (mut response, status, reason) = match engine.stopped() {
+        None => (HttpResponse::Ok(), "ok", None),
+        Some(reason) => (
+            HttpResponse::ServiceUnavailable(),
+            "ingest stopped",
+            Some(reason),
+        ),
+    };
+    response.json(serde_json::json!({
+        "status": status,
+        "reason": reason,
         "version": env!("CARGO_PKG_VERSION"),
         "geo_database": geo.description(),
         "held_events": engine.held(),
