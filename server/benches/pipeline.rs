@@ -86,7 +86,7 @@ fn bench_geo(rows: &mut Vec<Row>) {
 fn bench_pipeline(rows: &mut Vec<Row>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let geo = Arc::new(GeoDb::open(Some(&geo_path()), 1_000_000).expect("geo"));
-    let engine = Engine::open(dir.path(), false, 100_000, Hub::new(16)).expect("engine");
+    let engine = Engine::open(dir.path(), false, 100_000, 64, Hub::new(16)).expect("engine");
     let pipeline = Pipeline::new(Arc::new(engine), geo);
     let mut traffic = CampaignTraffic::new("pipeline", 11);
     let batches: Vec<Vec<u8>> = (0..300)

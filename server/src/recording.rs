@@ -23,9 +23,37 @@ pub enum RecordingError {
         path: PathBuf,
         source: io::Error,
     },
+    /// A recording (or its epoch) could not be opened, so nothing was written for the line: the
+    /// event can be tried again later (the process may be out of descriptors for a moment).
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
 }
 
 impl RecordingError {
+    fn open(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether nothing was written, so that the event may simply be tried again.
+    pub fn nothing_written(&self) -> bool {
+        matches!(self, Self::Open { .. })
+    }
+
+    /// The same failure, once something may already have been written before it.
+    pub fn after_writing(self) -> Self {
+        match self {
+            Self::Open { path, source } => Self::Io {
+                action: "open",
+                path,
+                source,
+            },
+            other => other,
+        }
+    }
+
     fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Self + 'a {
         move |source| Self::Io {
             action,
@@ -261,32 +289,38 @@ struct Log {
     path: PathBuf,
     writer: BufWriter<File>,
     dirty: bool,
+    /// When it was last appended to, in appends: the least recently used is closed first.
+    last_used: u64,
 }
 
 impl Log {
+    /// Opens for appending; nothing is written, so every failure is [`RecordingError::Open`].
     fn open(path: PathBuf, sync_files: &SyncFiles) -> Result<Self, RecordingError> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(RecordingError::io("create", dir))?;
+            fs::create_dir_all(dir).map_err(RecordingError::open(dir))?;
         }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(RecordingError::io("open", &path))?;
+            .map_err(RecordingError::open(&path))?;
         file.seek(SeekFrom::End(0))
-            .map_err(RecordingError::io("seek", &path))?;
-        let sync = file
-            .try_clone()
-            .map_err(RecordingError::io("open", &path))?;
-        sync_files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(sync);
+            .map_err(RecordingError::open(&path))?;
+        let sync = file.try_clone().map_err(RecordingError::open(&path))?;
+        lock(sync_files).insert(path.clone(), sync);
         Ok(Self {
             path,
             writer: BufWriter::with_capacity(256 * 1024, file),
             dirty: false,
+            last_used: 0,
         })
+    }
+
+    /// Writes out what is buffered and to disk, and lets the background fsync forget the file.
+    fn close(mut self, sync_files: &SyncFiles) -> Result<(), RecordingError> {
+        self.commit(true)?;
+        lock(sync_files).remove(&self.path);
+        Ok(())
     }
 
     fn append(&mut self, record: &RecordedEvent) -> Result<(), RecordingError> {
@@ -317,7 +351,11 @@ impl Log {
 }
 
 /// Handles on every open recording, for a background fsync that never takes the ingest lock.
-pub type SyncFiles = Arc<Mutex<Vec<File>>>;
+pub type SyncFiles = Arc<Mutex<HashMap<PathBuf, File>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Appends records to the campaign recordings and the held-event journal.
 pub struct Recorder {
@@ -325,6 +363,9 @@ pub struct Recorder {
     /// fsync every commit (before a batch is acknowledged).
     sync_each_commit: bool,
     campaigns: HashMap<Arc<str>, Log>,
+    /// Most campaign recordings open at once (each holds two descriptors).
+    max_open: usize,
+    appends: u64,
     journal: Option<Log>,
     sync_files: SyncFiles,
     /// Campaigns whose recording (and epoch) was created since the last call of
@@ -333,13 +374,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(data_dir: &Path, sync_each_commit: bool) -> Result<Self, RecordingError> {
+    pub fn new(
+        data_dir: &Path,
+        sync_each_commit: bool,
+        max_open: usize,
+    ) -> Result<Self, RecordingError> {
         let campaigns_dir = data_dir.join("campaigns");
         fs::create_dir_all(&campaigns_dir).map_err(RecordingError::io("create", &campaigns_dir))?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             sync_each_commit,
             campaigns: HashMap::new(),
+            max_open: max_open.max(1),
+            appends: 0,
             journal: None,
             sync_files: SyncFiles::default(),
             new_epochs: Vec::new(),
@@ -363,27 +410,23 @@ impl Recorder {
         self.sync_files.clone()
     }
 
-    /// Appends to the recording of `campaign`, or to the held-event journal when `None`.
+    /// Appends to the recording of `campaign`, or to the held-event journal when `None`. A
+    /// recording that is not open is opened, closing the least recently used one when
+    /// `max_open` are; failing to open it is [`RecordingError::Open`]: nothing was written.
     pub fn append(
         &mut self,
         campaign: Option<&Arc<str>>,
         record: &RecordedEvent,
     ) -> Result<(), RecordingError> {
+        self.appends += 1;
         let log = match campaign {
-            Some(id) => match self.campaigns.get_mut(id) {
-                Some(log) => log,
-                None => {
-                    let path = campaign_path(&self.data_dir, id);
-                    if !path.exists() {
-                        // The epoch first: a crash in between leaves an epoch that the recording,
-                        // when it is made, simply takes.
-                        let epoch = self.epoch(id)?;
-                        self.new_epochs.push((id.clone(), epoch));
-                    }
-                    let log = Log::open(path, &self.sync_files)?;
-                    self.campaigns.entry(id.clone()).or_insert(log)
+            Some(id) => {
+                if !self.campaigns.contains_key(id) {
+                    let log = self.open_campaign(id)?;
+                    self.campaigns.insert(id.clone(), log);
                 }
-            },
+                self.campaigns.get_mut(id).expect("opened above")
+            }
             None => match &mut self.journal {
                 Some(log) => log,
                 None => self
@@ -391,7 +434,37 @@ impl Recorder {
                     .insert(Log::open(journal_path(&self.data_dir), &self.sync_files)?),
             },
         };
+        log.last_used = self.appends;
         log.append(record)
+    }
+
+    fn open_campaign(&mut self, id: &Arc<str>) -> Result<Log, RecordingError> {
+        if self.campaigns.len() >= self.max_open {
+            let oldest = self
+                .campaigns
+                .iter()
+                .min_by_key(|(_, log)| log.last_used)
+                .map(|(id, _)| id.clone());
+            if let Some(log) = oldest.and_then(|id| self.campaigns.remove(&id)) {
+                log.close(&self.sync_files)?;
+            }
+        }
+        let path = campaign_path(&self.data_dir, id);
+        if !path.exists() {
+            // The epoch first: a crash in between leaves an epoch that the recording, when it is
+            // made, simply takes.
+            let epoch = match read_epoch(&self.data_dir, id) {
+                Some(epoch) => epoch,
+                None => create_epoch(&self.data_dir, id).map_err(|e| match e {
+                    RecordingError::Io { path, source, .. } => {
+                        RecordingError::Open { path, source }
+                    }
+                    other => other,
+                })?,
+            };
+            self.new_epochs.push((id.clone(), epoch));
+        }
+        Log::open(path, &self.sync_files)
     }
 
     /// Writes every buffered line out (and to disk under `--fsync always`).
@@ -431,14 +504,15 @@ impl Recorder {
         }
         fs::rename(&tmp, &path).map_err(RecordingError::io("rename", &path))?;
         self.journal = None;
+        lock(&self.sync_files).remove(&path);
         Ok(())
     }
 }
 
 /// fsyncs every open recording; used by the interval policy and at shutdown.
 pub fn sync_all(files: &SyncFiles) {
-    let files = files.lock().unwrap_or_else(|p| p.into_inner());
-    for file in files.iter() {
+    let files = lock(files);
+    for file in files.values() {
         if let Err(e) = file.sync_data() {
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
             tracing::error!(error = %e, "fsync of a recording failed");
@@ -466,7 +540,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_cut_and_appends_continue() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut rec = Recorder::new(dir.path(), false).expect("recorder");
+        let mut rec = Recorder::new(dir.path(), false, 8).expect("recorder");
         let campaign: Arc<str> = "c".into();
         rec.append(Some(&campaign), &record("a")).expect("append");
         rec.append(Some(&campaign), &record("b")).expect("append");
@@ -484,7 +558,7 @@ mod tests {
         assert!(report.torn_bytes > 0);
         assert_eq!(ids, [Some("a".to_owned()), Some("b".to_owned())]);
 
-        let mut rec = Recorder::new(dir.path(), false).expect("recorder");
+        let mut rec = Recorder::new(dir.path(), false, 8).expect("recorder");
         rec.append(Some(&campaign), &record("c")).expect("append");
         rec.commit().expect("commit");
         let report = read_records(&path, |_| {}).expect("read");

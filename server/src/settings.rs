@@ -162,6 +162,11 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_MAX_HELD", default_value_t = 100_000)]
     pub max_held: usize,
 
+    /// Most campaign recordings kept open at once (two descriptors each); the least recently
+    /// written is closed when another is needed.
+    #[arg(long, env = "VIRALGLOBE_MAX_OPEN_RECORDINGS", default_value_t = 64)]
+    pub max_open_recordings: usize,
+
     /// Live feed batching tick, in milliseconds: arcs resolved within one tick go out in one frame.
     #[arg(long, env = "VIRALGLOBE_TICK_MS", default_value_t = 10)]
     pub tick_ms: u64,

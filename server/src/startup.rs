@@ -117,6 +117,7 @@ fn open_engine(settings: &Settings, hub: Arc<Hub>) -> anyhow::Result<Engine> {
         &settings.data_dir,
         settings.fsync == FsyncPolicy::Always,
         settings.max_held,
+        settings.max_open_recordings,
         hub,
     )
     .with_context(|| {

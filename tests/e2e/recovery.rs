@@ -205,8 +205,9 @@ async fn a_waiting_share_never_resolves_into_another_campaign() {
     assert_eq!(b["held"], 0);
 }
 
-/// When a recording cannot be written, ingest answers 503, and `/healthz` says so (with the
-/// reason) instead of "ok", so a load balancer or an operator notices.
+/// When a recording cannot be written, ingest answers 503 and stops until a restart, and
+/// `/healthz` says so (with the reason) instead of "ok", so a load balancer or an operator
+/// notices.
 #[tokio::test]
 async fn healthz_says_when_ingest_has_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -218,8 +219,10 @@ async fn healthz_says_when_ingest_has_stopped() {
     let (status, health) = server.get_json("/healthz").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
 
-    // A directory where the new campaign's recording would go: it cannot be opened for writing.
-    std::fs::create_dir(dir.path().join("campaigns/broken.ndjson")).expect("mkdir");
+    // A recording whose writes fail (the device is full) after it opened: what was decided may
+    // be ahead of the disk, so ingest stops until a restart.
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("campaigns/broken.ndjson"))
+        .expect("symlink");
     let response = reqwest::Client::new()
         .post(server.url("/v1/events"))
         .header("content-type", "application/x-ndjson")
@@ -234,4 +237,81 @@ async fn healthz_says_when_ingest_has_stopped() {
     assert_eq!(health["status"], "ingest stopped");
     let reason = health["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("broken.ndjson"), "{reason}");
+}
+
+/// Under `ulimit -n 256`, 400 campaigns come and go: a recording not written lately is closed,
+/// so descriptors stay bounded and every campaign, old or new, takes events. Before, every
+/// campaign kept two descriptors for ever, and the 120th or so stopped ingest for good.
+#[tokio::test]
+async fn hundreds_of_campaigns_fit_in_a_low_descriptor_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -n 256 && exec "$0" "$@""#])
+        .arg(env!("CARGO_BIN_EXE_viralglobe-server"))
+        .args(["--listen", "127.0.0.1:0", "--max-open-recordings", "32"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--geoip")
+        .arg(crate::support::geolite2_city());
+    let server = TestServer::spawn(command);
+    for i in 0..400 {
+        let (status, answer) = server
+            .post_ndjson(&[share_in(
+                &format!("c{i}"),
+                &format!("s{i}"),
+                None,
+                LOS_ANGELES,
+                T0,
+            )])
+            .await;
+        assert_eq!(status, 200, "campaign {i}: {answer}");
+    }
+    let (status, _) = server
+        .post_ndjson(&[share_in("c0", "again", None, LOS_ANGELES, T0)])
+        .await;
+    assert_eq!(status, 200, "an old campaign's recording opens again");
+    assert_eq!(server.stats("c0").await["totals"]["shares"], 2);
+    let (status, health) = server.get_json("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+}
+
+/// A recording that cannot be opened refuses only the events that need it, with a 503 and
+/// `Retry-After`; what came before them in the request is acknowledged, other campaigns go on,
+/// and once the cause is gone the same events are taken. Nothing stops.
+#[tokio::test]
+async fn a_recording_that_cannot_be_opened_refuses_only_its_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let blocker = dir.path().join("campaigns/blocked.ndjson");
+    std::fs::create_dir_all(&blocker).expect("a directory where the recording would go");
+    let (status, answer) = server
+        .post_ndjson(&[
+            share_in("fine", "s1", None, LOS_ANGELES, T0),
+            share_in("blocked", "s2", None, LOS_ANGELES, T0),
+            share_in("fine", "s3", None, LOS_ANGELES, T0),
+        ])
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(
+        answer["report"]["accepted"], 1,
+        "the line before it is acknowledged: {answer}"
+    );
+    let (status, _) = server
+        .post_ndjson(&[share_in("fine", "s3", None, LOS_ANGELES, T0)])
+        .await;
+    assert_eq!(status, 200, "other campaigns go on");
+    let (status, health) = server.get_json("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    std::fs::remove_dir(&blocker).expect("the cause goes");
+    let (status, answer) = server
+        .post_ndjson(&[share_in("blocked", "s2", None, LOS_ANGELES, T0)])
+        .await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    assert_eq!(server.stats("fine").await["totals"]["shares"], 2);
 }

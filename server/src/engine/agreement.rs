@@ -112,7 +112,7 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
     let mut received: BTreeMap<String, Vec<ArcEvent>> = BTreeMap::new();
     let open = || {
         let hub = Hub::new(1 << 16);
-        let engine = Engine::open(dir, false, 4, hub.clone()).expect("engine");
+        let engine = Engine::open(dir, false, 4, 1, hub.clone()).expect("engine");
         let (rx, _) = hub.subscribe(LiveFilter::default());
         (hub, engine, rx)
     };

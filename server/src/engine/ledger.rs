@@ -252,10 +252,13 @@ impl Ledger {
             let Some(node) = self.shares.get(&id).map(|n| n.clone()) else {
                 continue;
             };
+            // What waited was taken out of memory above: a failure from here on may leave
+            // memory ahead of the recordings, so it is never one to simply try again.
             for action in self.held_actions.remove(&id).unwrap_or_default() {
                 self.held_action_count -= 1;
                 let line = action_line(action.event, &node, &action.place, Some(action.hold));
-                self.write(line, action.place, sink)?;
+                self.write(line, action.place, sink)
+                    .map_err(RecordingError::after_writing)?;
             }
             for child_id in self.waiting_children.remove(&id).unwrap_or_default() {
                 let Some(child) = self.pending_shares.get(&child_id) else {
@@ -272,7 +275,8 @@ impl Ledger {
                 let (event, place) = (child.event.clone(), child.place.clone());
                 let resolved_as = Some((node.generation + 1, node.root.to_string()));
                 let line = share_line(event, &node.campaign, &place, resolved_as);
-                self.write(line, place, sink)?;
+                self.write(line, place, sink)
+                    .map_err(RecordingError::after_writing)?;
                 resolved.push(child_id);
             }
         }

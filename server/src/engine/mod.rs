@@ -35,6 +35,14 @@ pub enum EngineError {
     /// restart rebuilds the state from what was written.
     #[error("ingest is stopped after a recording failure ({0}); restart the server")]
     Stopped(String),
+    /// A recording could not be opened (no descriptor left, say): the events before the one that
+    /// needed it were applied and written (`applied`), that one and the rest were not. Ingest
+    /// goes on; they can be sent again.
+    #[error("the recordings cannot take this event now ({reason}); send it again later")]
+    Unavailable {
+        reason: String,
+        applied: Vec<Outcome>,
+    },
 }
 
 /// An event with the place it happened, if known.
@@ -70,12 +78,13 @@ impl Engine {
         data_dir: &Path,
         sync_each_commit: bool,
         max_held: usize,
+        max_open_recordings: usize,
         hub: Arc<Hub>,
     ) -> Result<Self, EngineError> {
         let started = Instant::now();
         let shares = Arc::new(ShareTree::new());
         let mut ledger = Ledger::new(shares.clone(), max_held);
-        let mut recorder = Recorder::new(data_dir, sync_each_commit)?;
+        let mut recorder = Recorder::new(data_dir, sync_each_commit, max_open_recordings)?;
         let mut records = 0;
         let campaigns = recording::recorded_campaigns(data_dir)?;
         for campaign in &campaigns {
@@ -136,21 +145,29 @@ impl Engine {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut labels = Vec::with_capacity(batch.len());
         let mut arcs = Vec::new();
+        let mut unavailable = None;
         let mut state = self.lock();
         let State { ledger, recorder } = &mut *state;
-        let written = batch
-            .into_iter()
-            .try_for_each(|located| {
-                labels.push(type_label(&located.event));
-                let mut sink = Sink {
-                    recorder,
-                    arcs: Some(&mut arcs),
-                };
-                outcomes.push(ledger.apply(located.event, located.place, &mut sink)?);
-                Ok(())
-            })
-            .and_then(|()| recorder.commit());
-        if let Err(e) = written {
+        let mut written = Ok(());
+        for located in batch {
+            labels.push(type_label(&located.event));
+            let mut sink = Sink {
+                recorder,
+                arcs: Some(&mut arcs),
+            };
+            match ledger.apply(located.event, located.place, &mut sink) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) if e.nothing_written() => {
+                    unavailable = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    written = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = written.and_then(|()| recorder.commit()) {
             let _ = self.stopped.set(e.to_string());
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
             tracing::error!(error = %e, "recording failed: ingest stops until a restart");
@@ -183,6 +200,14 @@ impl Engine {
                         .increment(1);
                 }
             }
+        }
+        if let Some(e) = unavailable {
+            metrics::counter!("viralglobe_recording_errors_total").increment(1);
+            tracing::warn!(error = %e, applied = outcomes.len(), "a recording cannot be opened: the rest of the batch is refused, ingest goes on");
+            return Err(EngineError::Unavailable {
+                reason: e.to_string(),
+                applied: outcomes,
+            });
         }
         Ok(outcomes)
     }

@@ -93,7 +93,19 @@ impl Pipeline {
         if batch.is_empty() {
             return Ok(());
         }
-        for (number, outcome) in numbers.into_iter().zip(self.engine.apply(batch)?) {
+        let (outcomes, unavailable) = match self.engine.apply(batch) {
+            Ok(outcomes) => (outcomes, None),
+            // What was applied is acknowledged; the rest is refused and can be sent again.
+            Err(EngineError::Unavailable { reason, applied }) => (
+                applied,
+                Some(EngineError::Unavailable {
+                    reason,
+                    applied: Vec::new(),
+                }),
+            ),
+            Err(e) => return Err(e),
+        };
+        for (number, outcome) in numbers.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Accepted => report.accepted += 1,
                 Outcome::Held => {
@@ -104,7 +116,7 @@ impl Pipeline {
                 Outcome::Rejected(error) => report.reject(number, error),
             }
         }
-        Ok(())
+        unavailable.map_or(Ok(()), Err)
     }
 
     /// An explicit position wins over the address; no location is counted by reason.
