@@ -336,12 +336,39 @@ impl Origin {
     }
 }
 
+/// Earliest and latest event times accepted: 2000-01-01 and 2100-01-01 (epoch milliseconds). A
+/// time outside is a producer's bug (seconds for milliseconds, say), not a campaign.
+pub const EARLIEST_TS: i64 = 946_684_800_000;
+pub const LATEST_TS: i64 = 4_102_444_800_000;
+/// Largest `value_cents` of one conversion ($10 billion) and `reach` of one share (100 billion):
+/// above, a value is a mistake, and sums of them must not overflow.
+pub const MAX_VALUE_CENTS: u64 = 1_000_000_000_000;
+pub const MAX_REACH: u64 = 100_000_000_000;
+
 impl Fields {
     fn build(self) -> Result<InputEvent, InputError> {
         let ty = self.ty.ok_or_else(|| {
             InputError::field("type", "missing, expected share, click or conversion")
         })?;
         let ts = self.ts.ok_or_else(|| InputError::field("ts", "missing"))?;
+        if !(EARLIEST_TS..LATEST_TS).contains(&ts.0) {
+            return Err(InputError::field(
+                "ts",
+                format!(
+                    "{} is not between 2000-01-01 and 2100-01-01 (epoch milliseconds or RFC 3339)",
+                    ts.0
+                ),
+            ));
+        }
+        if self.value_cents.is_some_and(|v| v > MAX_VALUE_CENTS) {
+            return Err(InputError::field(
+                "value_cents",
+                format!("at most {MAX_VALUE_CENTS} (ten billion dollars)"),
+            ));
+        }
+        if self.reach.is_some_and(|r| r > MAX_REACH) {
+            return Err(InputError::field("reach", format!("at most {MAX_REACH}")));
+        }
         self.origin.check()?;
         if let Some(id) = &self.id {
             check_id(id, "id")?;
@@ -430,27 +457,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = err(r#"{"type":"click","ip":"1.2.3.4","ts":1}"#);
+        let e = err(r#"{"type":"click","ip":"1.2.3.4","ts":1350406800000}"#);
         assert_eq!(e.field, Some("share"));
         let e = err(
-            r#"{"type":"share","id":"s","campaign":"c","channel":"fb","sharer":"x","reach":"lots","ts":1}"#,
+            r#"{"type":"share","id":"s","campaign":"c","channel":"fb","sharer":"x","reach":"lots","ts":1350406800000}"#,
         );
         assert_eq!(e.field, Some("reach"), "{e}");
-        let e = err(r#"{"type":"click","share":"s","ip":"999.1.1.1","ts":1}"#);
+        let e = err(r#"{"type":"click","share":"s","ip":"999.1.1.1","ts":1350406800000}"#);
         assert_eq!(e.field, Some("ip"), "{e}");
         let e = err(r#"{"type":"click","share":"s","ts":"last tuesday"}"#);
         assert_eq!(e.field, Some("ts"), "{e}");
-        let e = err(r#"{"type":"clack","share":"s","ts":1}"#);
+        let e = err(r#"{"type":"clack","share":"s","ts":1350406800000}"#);
         assert_eq!(e.field, Some("type"), "{e}");
         let e = err(
-            r#"{"type":"share","id":"s","campaign":"../etc","channel":"fb","sharer":"x","ts":1}"#,
+            r#"{"type":"share","id":"s","campaign":"../etc","channel":"fb","sharer":"x","ts":1350406800000}"#,
         );
         assert_eq!(e.field, Some("campaign"), "{e}");
         let e = err(
-            r#"{"type":"share","id":"s","parent":"s","campaign":"c","channel":"fb","sharer":"x","ts":1}"#,
+            r#"{"type":"share","id":"s","parent":"s","campaign":"c","channel":"fb","sharer":"x","ts":1350406800000}"#,
         );
         assert_eq!(e.field, Some("parent"), "{e}");
-        let e = err(r#"{"type":"click","share":"s","lat":91,"lon":0,"ts":1}"#);
+        let e = err(r#"{"type":"click","share":"s","lat":91,"lon":0,"ts":1350406800000}"#);
         assert_eq!(e.field, Some("lat"), "{e}");
     }
 
@@ -459,7 +486,7 @@ mod tests {
         let e = err(r#"{"type":"click","share":"s","#);
         assert_eq!(e.field, None);
         assert!(e.message.contains("column"), "{e}");
-        let e = err(r#"{"type":"click","share":"s","ts":1} trailing"#);
+        let e = err(r#"{"type":"click","share":"s","ts":1350406800000} trailing"#);
         assert!(e.message.contains("trailing"), "{e}");
     }
 

@@ -88,7 +88,7 @@ impl TimelineBucket {
             ArcKind::Share => self.shares += 1,
             ArcKind::Click => self.clicks += 1,
             ArcKind::Conversion => {
-                self.revenue_cents += value_cents;
+                self.revenue_cents = self.revenue_cents.saturating_add(value_cents);
                 match goal {
                     Some("signup") => self.signups += 1,
                     Some("purchase") => self.purchases += 1,
@@ -106,6 +106,6 @@ impl std::ops::AddAssign for TimelineBucket {
         self.signups += other.signups;
         self.purchases += other.purchases;
         self.other_conversions += other.other_conversions;
-        self.revenue_cents += other.revenue_cents;
+        self.revenue_cents = self.revenue_cents.saturating_add(other.revenue_cents);
     }
 }

@@ -207,12 +207,10 @@ mod tests {
         }
     }
 
-    const ROOT: &str =
-        r#"{"type":"share","id":"s1","campaign":"c","channel":"facebook","sharer":"a","ts":1}"#;
-    const CHILD: &str = r#"{"type":"share","id":"s2","parent":"s1","campaign":"c","channel":"twitter","sharer":"b","ts":2}"#;
-    const CLICK: &str = r#"{"type":"click","share":"s1","ts":3}"#;
-    const BUY: &str =
-        r#"{"type":"conversion","share":"s2","goal":"purchase","value_cents":99,"ts":4}"#;
+    const ROOT: &str = r#"{"type":"share","id":"s1","campaign":"c","channel":"facebook","sharer":"a","ts":1350406800001}"#;
+    const CHILD: &str = r#"{"type":"share","id":"s2","parent":"s1","campaign":"c","channel":"twitter","sharer":"b","ts":1350406800002}"#;
+    const CLICK: &str = r#"{"type":"click","share":"s1","ts":1350406800003}"#;
+    const BUY: &str = r#"{"type":"conversion","share":"s2","goal":"purchase","value_cents":99,"ts":1350406800004}"#;
 
     #[test]
     fn every_end_must_be_placed_and_the_line_resolved() {

@@ -6,6 +6,7 @@ use actix_web::{
         StatusCode,
         header::{self, HeaderValue},
     },
+    web,
 };
 use subtle::ConstantTimeEq;
 
@@ -116,6 +117,15 @@ impl Access {
 
     /// Live feeds accept the read token as `?token=` (browsers cannot set websocket headers) or
     /// as a bearer token, and check the Origin of browser connections against the allowlist.
+    /// [`Access::check_read`] with the `token` of the request's own query string.
+    pub fn check_read_request(&self, req: &HttpRequest) -> Result<(), AccessError> {
+        let query =
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .map(web::Query::into_inner)
+                .unwrap_or_default();
+        self.check_read(req, query.get("token").map(String::as_str))
+    }
+
     pub fn check_read(
         &self,
         req: &HttpRequest,

@@ -526,7 +526,7 @@ mod tests {
     use viralglobe_protocol::InputEvent;
 
     fn record(id: &str) -> RecordedEvent {
-        let line = format!(r#"{{"type":"click","id":"{id}","share":"s1","ts":1}}"#);
+        let line = format!(r#"{{"type":"click","id":"{id}","share":"s1","ts":1350406800000}}"#);
         RecordedEvent {
             event: InputEvent::parse(line.as_bytes()).expect("click"),
             campaign: Some("c".into()),

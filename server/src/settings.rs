@@ -132,8 +132,9 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_INGEST_TOKEN", hide_env_values = true)]
     pub ingest_token: Option<String>,
 
-    /// Token that live-feed subscribers must pass as `?token=` (browsers cannot set websocket
-    /// headers) or as a bearer token.
+    /// Token that readers must pass as `?token=` (browsers cannot set websocket headers) or as a
+    /// bearer token: the live feed, replays, exports, the read API (`/v1/campaigns…`) and
+    /// `/metrics`. `/healthz` stays open.
     #[arg(long, env = "VIRALGLOBE_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
 

@@ -80,3 +80,55 @@ async fn without_a_token_ingest_is_refused_off_loopback() {
             .is_some_and(|e| e.contains("--ingest-token"))
     );
 }
+
+/// With a read token, the read API (counters, revenue, timelines) and `/metrics` want it too, as a
+/// `token` query parameter or a bearer token; `/healthz` stays open for load balancers.
+#[tokio::test]
+async fn the_read_api_checks_the_read_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--read-token", "viewer"]);
+    let (status, _) = server
+        .post_ndjson(&[crate::support::events::share(
+            "s1",
+            None,
+            "facebook",
+            crate::support::ips::LOS_ANGELES,
+            1_350_406_800_000,
+        )])
+        .await;
+    assert_eq!(status, 200);
+    let client = reqwest::Client::new();
+    for path in [
+        "/v1/campaigns",
+        "/v1/campaigns/bones-brigade/stats",
+        "/v1/campaigns/bones-brigade/timeline",
+        "/metrics",
+    ] {
+        let refused = client.get(server.url(path)).send().await.expect("GET");
+        assert_eq!(refused.status().as_u16(), 401, "{path}");
+        assert_eq!(refused.headers()["www-authenticate"], "Bearer", "{path}");
+        let with_query = client
+            .get(server.url(&format!("{path}?token=viewer")))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(with_query.status().as_u16(), 200, "{path}?token=");
+        let with_bearer = client
+            .get(server.url(path))
+            .bearer_auth("viewer")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(
+            with_bearer.status().as_u16(),
+            200,
+            "{path} with a bearer token"
+        );
+    }
+    let health = client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(health.status().as_u16(), 200);
+}

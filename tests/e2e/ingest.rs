@@ -195,12 +195,12 @@ async fn bad_lines_are_rejected_by_number_and_field_and_valid_ones_land() {
     let body = [
         share("s1", None, "facebook", LOS_ANGELES, T0),
         r#"{"type":"click" "share":"s1"}"#.to_owned(),
-        r#"{"type":"click","ip":"1.21.128.10","ts":1}"#.to_owned(),
-        r#"{"type":"click","share":"s1","ip":"300.1.1.1","ts":1}"#.to_owned(),
+        r#"{"type":"click","ip":"1.21.128.10","ts":1350406800000}"#.to_owned(),
+        r#"{"type":"click","share":"s1","ip":"300.1.1.1","ts":1350406800000}"#.to_owned(),
         click("c1", "s1", TOKYO, T0 + 1),
         "   ".to_owned(),
-        r#"{"type":"like","share":"s1","ts":1}"#.to_owned(),
-        r#"{"type":"conversion","share":"s1","goal":"purchase","value_cents":-5,"ts":1}"#
+        r#"{"type":"like","share":"s1","ts":1350406800000}"#.to_owned(),
+        r#"{"type":"conversion","share":"s1","goal":"purchase","value_cents":-5,"ts":1350406800000}"#
             .to_owned(),
     ]
     .join("\n");
@@ -348,4 +348,48 @@ impl TestServer {
         let (_, health) = self.get_json("/healthz").await;
         health["held_events"].as_u64().expect("held_events")
     }
+}
+
+/// Times and values no campaign has are refused by line and field, and nothing downstream
+/// overflows: not the statistics, not the timeline.
+#[tokio::test]
+async fn impossible_times_and_values_are_refused_by_field() {
+    let (server, _dir) = server(&[]);
+    let conversion = |id: &str, cents: &str, ts: &str| {
+        format!(
+            r#"{{"type":"conversion","id":"{id}","share":"s1","goal":"purchase","value_cents":{cents},"ip":"{SYDNEY}","ts":{ts}}}"#
+        )
+    };
+    let body = [
+        share("s1", None, "facebook", LOS_ANGELES, T0),
+        conversion("v1", "1999", "9223372036854775807"),
+        conversion("v2", "1999", "1"),
+        conversion("v3", "18446744073709551615", "1350406800001"),
+        conversion("v4", "18446744073709551615", "1350406800002"),
+        conversion("v5", "1999", "1350406800003"),
+    ];
+    let (status, report) = server.post_ndjson(&body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 2, "{report}");
+    let fields: Vec<(u64, &str)> = report["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap_or(0),
+                r["field"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [(2, "ts"), (3, "ts"), (4, "value_cents"), (5, "value_cents")]
+    );
+    let stats = server.stats("bones-brigade").await;
+    assert_eq!(stats["totals"]["revenue_cents"], 1999);
+    let (status, timeline) = server
+        .get_json("/v1/campaigns/bones-brigade/timeline")
+        .await;
+    assert_eq!(status, 200, "{timeline}");
 }

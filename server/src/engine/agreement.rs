@@ -118,7 +118,7 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
     };
     let (mut hub, mut engine, mut rx) = open();
     let mut batch = Vec::new();
-    for (ts, op) in (1_000..).zip(ops.iter().chain([&Op::Commit])) {
+    for (ts, op) in (1_350_406_800_000i64..).zip(ops.iter().chain([&Op::Commit])) {
         if let Some(located) = event(op, ts) {
             batch.push(located);
             continue;

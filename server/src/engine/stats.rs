@@ -85,7 +85,7 @@ impl CampaignStatsAccumulator {
         let reach = node.reach.unwrap_or(0);
         self.each_slice(node, |c| {
             c.shares += 1;
-            c.reach += reach;
+            c.reach = c.reach.saturating_add(reach);
         });
     }
 
@@ -100,11 +100,11 @@ impl CampaignStatsAccumulator {
     pub(super) fn conversion(&mut self, node: &ShareNode, goal: &Arc<str>, value_cents: u64) {
         self.each_slice(node, |c| {
             c.conversions += 1;
-            c.revenue_cents += value_cents;
+            c.revenue_cents = c.revenue_cents.saturating_add(value_cents);
         });
         let tally = self.by_goal.entry(goal.clone()).or_default();
         tally.conversions += 1;
-        tally.value_cents += value_cents;
+        tally.value_cents = tally.value_cents.saturating_add(value_cents);
     }
 
     pub(super) fn summary(&self, id: &str) -> CampaignSummary {

@@ -17,10 +17,13 @@ pub struct TimelineQuery {
 }
 
 pub async fn timeline(
+    req: actix_web::HttpRequest,
+    access: web::Data<crate::auth::Access>,
     campaign: web::Path<String>,
     query: web::Query<TimelineQuery>,
     library: web::Data<super::Library>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    access.check_read_request(&req)?;
     let buckets = query.buckets.unwrap_or(DEFAULT_BUCKETS);
     if !(1..=MAX_BUCKETS).contains(&buckets) {
         return Err(ReplayError::BadQuery {

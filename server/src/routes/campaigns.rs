@@ -1,8 +1,12 @@
 //! `GET /v1/campaigns` and `GET /v1/campaigns/{id}/stats`.
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 
-use crate::{engine::Engine, error::json_error};
+use crate::{
+    auth::{Access, AccessError},
+    engine::Engine,
+    error::json_error,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
@@ -20,17 +24,26 @@ impl ResponseError for CampaignError {
     }
 }
 
-pub async fn list_campaigns(engine: web::Data<Engine>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "campaigns": engine.summaries() }))
+/// Counters and revenue are the read token's to see, like the live feed.
+pub async fn list_campaigns(
+    req: HttpRequest,
+    access: web::Data<Access>,
+    engine: web::Data<Engine>,
+) -> Result<HttpResponse, AccessError> {
+    access.check_read_request(&req)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "campaigns": engine.summaries() })))
 }
 
 pub async fn campaign_stats(
+    req: HttpRequest,
+    access: web::Data<Access>,
     id: web::Path<String>,
     engine: web::Data<Engine>,
-) -> Result<HttpResponse, CampaignError> {
+) -> Result<HttpResponse, actix_web::Error> {
+    access.check_read_request(&req)?;
     let id = id.into_inner();
     match engine.stats(&id) {
         Some(stats) => Ok(HttpResponse::Ok().json(stats)),
-        None => Err(CampaignError::NotFound(id)),
+        None => Err(CampaignError::NotFound(id).into()),
     }
 }

@@ -1,10 +1,14 @@
 //! `GET /healthz` and `GET /metrics`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::{engine::Engine, geo::GeoDb};
+use crate::{
+    auth::{Access, AccessError},
+    engine::Engine,
+    geo::GeoDb,
+};
 
 /// 200 while the server takes events; 503 with the reason once ingest has stopped, so a load
 /// balancer or an operator sees it.
@@ -26,8 +30,14 @@ pub async fn healthz(geo: web::Data<GeoDb>, engine: web::Data<Engine>) -> HttpRe
     }))
 }
 
-pub async fn metrics(metrics: web::Data<PrometheusHandle>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Behind the read token too, when there is one (a scraper sends it as a bearer token).
+pub async fn metrics(
+    req: HttpRequest,
+    access: web::Data<Access>,
+    metrics: web::Data<PrometheusHandle>,
+) -> Result<HttpResponse, AccessError> {
+    access.check_read_request(&req)?;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics.render())
+        .body(metrics.render()))
 }
