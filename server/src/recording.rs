@@ -94,6 +94,11 @@ pub fn new_epoch() -> String {
     format!("{millis:x}-{:08x}", random.finish() as u32)
 }
 
+/// fsyncs a directory, so that a file created or renamed in it survives a power cut.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// Writes a new epoch for `campaign`, durably (the file, then its directory).
 fn create_epoch(data_dir: &Path, campaign: &str) -> Result<String, RecordingError> {
     let path = epoch_path(data_dir, campaign);
@@ -105,9 +110,7 @@ fn create_epoch(data_dir: &Path, campaign: &str) -> Result<String, RecordingErro
         .map_err(RecordingError::io("write", &tmp))?;
     fs::rename(&tmp, &path).map_err(RecordingError::io("rename", &path))?;
     if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(RecordingError::io("fsync", dir))?;
+        sync_dir(dir).map_err(RecordingError::io("fsync", dir))?;
     }
     Ok(epoch)
 }
@@ -296,14 +299,19 @@ struct Log {
 impl Log {
     /// Opens for appending; nothing is written, so every failure is [`RecordingError::Open`].
     fn open(path: PathBuf, sync_files: &SyncFiles) -> Result<Self, RecordingError> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(RecordingError::open(dir))?;
-        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(RecordingError::open(dir))?;
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(RecordingError::open(&path))?;
+        if created {
+            // The new file's directory entry, so that what is acknowledged in it can be found
+            // after a power cut.
+            sync_dir(dir).map_err(RecordingError::open(dir))?;
+        }
         file.seek(SeekFrom::End(0))
             .map_err(RecordingError::open(&path))?;
         let sync = file.try_clone().map_err(RecordingError::open(&path))?;
@@ -503,6 +511,7 @@ impl Recorder {
             file.sync_all().map_err(RecordingError::io("fsync", &tmp))?;
         }
         fs::rename(&tmp, &path).map_err(RecordingError::io("rename", &path))?;
+        sync_dir(&self.data_dir).map_err(RecordingError::io("fsync", &self.data_dir))?;
         self.journal = None;
         lock(&self.sync_files).remove(&path);
         Ok(())

@@ -315,3 +315,35 @@ async fn a_recording_that_cannot_be_opened_refuses_only_its_events() {
     );
     assert_eq!(server.stats("fine").await["totals"]["shares"], 2);
 }
+
+/// A restart with no room to write what it needs (here the held-event journal it rewrites: the
+/// disk is full) still starts: it serves what it has — statistics, replays — while ingest answers
+/// 503 and `/healthz` says why. Before, the server would not start at all.
+#[tokio::test]
+async fn a_restart_without_room_to_write_still_serves_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let (status, _) = server
+        .post_ndjson(&[
+            share("s1", None, "facebook", LOS_ANGELES, T0),
+            click("c1", "s1", TOKYO, T0 + 1),
+            click("c9", "s5", SYDNEY, T0 + 2),
+        ])
+        .await;
+    assert_eq!(status, 200);
+    let before = server.stats("bones-brigade").await;
+    assert_eq!(before["held"], 1);
+    server.kill();
+
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("held.ndjson.tmp")).expect("symlink");
+    let server = TestServer::start_in(dir.path(), &[]);
+    assert_eq!(server.stats("bones-brigade").await, before);
+    let (status, _) = server
+        .post_ndjson(&[click("c2", "s1", TOKYO, T0 + 3)])
+        .await;
+    assert_eq!(status, 503);
+    let (status, health) = server.get_json("/healthz").await;
+    assert_eq!(status, 503, "{health}");
+    let reason = health["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("while restarting"), "{reason}");
+}

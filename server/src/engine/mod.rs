@@ -99,14 +99,30 @@ impl Engine {
             let place = r.at.clone().map(Arc::new);
             ledger.follow_journal(r, place);
         })?;
-        let still_held = ledger.finish_rebuild(&mut Sink {
-            recorder: &mut recorder,
-            arcs: None,
-        })?;
-        recorder.commit()?;
-        recorder.rewrite_journal(&still_held)?;
+        // What a restart writes (resolutions a crash left undone, the journal without what has
+        // resolved) needs disk space. Without it the server still starts and serves what it has;
+        // ingest waits, answering 503, until a restart with room.
+        let stopped = OnceLock::new();
+        let written = ledger
+            .finish_rebuild(&mut Sink {
+                recorder: &mut recorder,
+                arcs: None,
+            })
+            .and_then(|still_held| {
+                recorder.commit()?;
+                recorder.rewrite_journal(&still_held)
+            });
+        if let Err(e) = written {
+            tracing::error!(error = %e, "cannot write what the restart needs: serving reads, ingest stopped");
+            metrics::counter!("viralglobe_recording_errors_total").increment(1);
+            let _ = stopped.set(format!("{e} (while restarting)"));
+        }
         for campaign in &campaigns {
-            let epoch = recorder.epoch(campaign)?;
+            let epoch = recorder.epoch(campaign).unwrap_or_else(|e| {
+                // A recording from before epochs, and no room to write one: this run's own.
+                tracing::warn!(campaign, error = %e, "cannot write the campaign's epoch");
+                recording::new_epoch()
+            });
             let seq = ledger.campaigns.get(campaign.as_str()).map_or(0, |c| c.seq);
             hub.open_campaign(campaign, epoch, seq);
         }
@@ -125,7 +141,7 @@ impl Engine {
             state: Mutex::new(State { ledger, recorder }),
             hub,
             sync_files,
-            stopped: OnceLock::new(),
+            stopped,
         })
     }
 
