@@ -168,6 +168,10 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_MAX_OPEN_RECORDINGS", default_value_t = 64)]
     pub max_open_recordings: usize,
 
+    /// Most exports streaming at once (each holds a thread); more are answered 503.
+    #[arg(long, env = "VIRALGLOBE_MAX_EXPORTS", default_value_t = 16)]
+    pub max_exports: usize,
+
     /// Live feed batching tick, in milliseconds: arcs resolved within one tick go out in one frame.
     #[arg(long, env = "VIRALGLOBE_TICK_MS", default_value_t = 10)]
     pub tick_ms: u64,

@@ -69,6 +69,7 @@ impl Application {
             library: web::Data::from(library),
             access: web::Data::new(access),
             metrics: web::Data::new(metrics),
+            exports: web::Data::from(replay::export::Exports::new(settings.max_exports)),
             limits: web::Data::new(IngestLimits {
                 max_body_bytes: settings.max_body_bytes,
                 max_line_bytes: settings.max_line_bytes,
@@ -151,6 +152,7 @@ struct Parts {
     access: web::Data<Access>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
     limits: web::Data<IngestLimits>,
+    exports: web::Data<replay::export::Exports>,
 }
 
 /// The HTTP server and its routes.
@@ -170,6 +172,7 @@ fn http_server(
             .app_data(parts.access.clone())
             .app_data(parts.metrics.clone())
             .app_data(parts.limits.clone())
+            .app_data(parts.exports.clone())
             .wrap_fn(move |req, service| {
                 // Browser pages elsewhere may read the API (GET; tokens go in the query).
                 let allow = (req.method() == Method::GET)

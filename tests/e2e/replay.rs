@@ -383,3 +383,52 @@ async fn seeking_in_a_million_event_recording_answers_within_50_ms() {
         "median seek {median:?}: {latencies:?}"
     );
 }
+
+/// Exports whose clients never read are bounded: at most `--max-exports` stream at once (more are
+/// answered 503 with `Retry-After`), and one whose client takes nothing for 30 s ends, giving its
+/// place back. Before, each held a thread and its buffers for ever.
+#[tokio::test]
+async fn stalled_exports_are_bounded_and_end() {
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--max-exports", "2"]);
+    server
+        .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    for batch in 0..6 {
+        let clicks: Vec<String> = (0..10_000)
+            .map(|i| click(&format!("c{batch}-{i}"), "s1", TOKYO, T0 + i))
+            .collect();
+        assert_eq!(server.post_ndjson(&clicks).await.0, 200);
+    }
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let stalled: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut tcp = std::net::TcpStream::connect(&address).expect("connect");
+            write!(
+                tcp,
+                "GET /v1/campaigns/bones-brigade/export HTTP/1.1\r\nHost: {address}\r\n\r\n"
+            )
+            .expect("request");
+            tcp
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let export_url = server.url("/v1/campaigns/bones-brigade/export");
+    let third = reqwest::get(&export_url).await.expect("GET");
+    assert_eq!(third.status().as_u16(), 503);
+    assert!(third.headers().contains_key("retry-after"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lines = loop {
+        let response = reqwest::get(&export_url).await.expect("GET");
+        if response.status().as_u16() == 200 {
+            break response.text().await.expect("text").lines().count();
+        }
+        assert!(Instant::now() < deadline, "the stalled exports never ended");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(lines, 60_001, "a whole export once a place is free");
+    drop(stalled);
+}

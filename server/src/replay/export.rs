@@ -3,12 +3,20 @@
 //! GIS). Streamed a chunk at a time, so a campaign of any size exports in constant memory.
 //! Visitors' IP addresses stay in the recordings: an export carries places, never addresses.
 
-use std::io;
+use std::{
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc::error::TrySendError;
 use viralglobe_protocol::{ArcEvent, LiveFilter, Place};
 
 use super::{SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, read};
@@ -182,6 +190,64 @@ pub struct ExportQuery {
     token: Option<String>,
 }
 
+/// Exports running at once: each holds a thread and a chunk or two of buffers, so there are at
+/// most `max` of them, and one whose client takes nothing for [`STALL_TIMEOUT`] ends.
+pub struct Exports {
+    running: AtomicUsize,
+    max: usize,
+}
+
+/// A running export's place among them, given back when it ends.
+struct ExportSlot(Arc<Exports>);
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Exports {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            running: AtomicUsize::new(0),
+            max: max.max(1),
+        })
+    }
+
+    fn start(self: &Arc<Self>) -> Option<ExportSlot> {
+        let taken = self
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        taken.ok().map(|_| ExportSlot(self.clone()))
+    }
+}
+
+/// How long an export waits for its client to take a chunk before it gives up.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hands `chunk` to the response, waiting while its queue is full, at most [`STALL_TIMEOUT`];
+/// false when the client is gone or took nothing for that long.
+fn hand_over(tx: &tokio::sync::mpsc::Sender<Bytes>, chunk: String) -> bool {
+    let mut chunk = Bytes::from(chunk);
+    let started = Instant::now();
+    loop {
+        match tx.try_send(chunk) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(back)) if started.elapsed() < STALL_TIMEOUT => {
+                chunk = back;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TrySendError::Full(_)) => {
+                tracing::info!("export client took nothing for {STALL_TIMEOUT:?}; export ended");
+                return false;
+            }
+        }
+    }
+}
+
 /// `GET /v1/campaigns/{id}/export?format=ndjson|csv|geojson&kind=…`
 pub async fn export_route(
     req: HttpRequest,
@@ -189,6 +255,7 @@ pub async fn export_route(
     query: web::Query<ExportQuery>,
     access: web::Data<Access>,
     library: web::Data<super::Library>,
+    exports: web::Data<Exports>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let campaign = campaign.into_inner();
     let query = query.into_inner();
@@ -205,13 +272,19 @@ pub async fn export_route(
     let name = campaign.clone();
     let index = web::block(move || library.open(&name)).await??;
 
+    let Some(slot) = exports.into_inner().start() else {
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "10"))
+            .json(serde_json::json!({
+                "error": "too many exports are running; try again shortly"
+            })));
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     std::thread::Builder::new()
         .name("export".into())
         .spawn(move || {
-            let sent = export(&index, format, &filter, |chunk| {
-                tx.blocking_send(Bytes::from(chunk)).is_ok()
-            });
+            let _slot = slot;
+            let sent = export(&index, format, &filter, |chunk| hand_over(&tx, chunk));
             if let Err(error) = sent {
                 tracing::error!(%error, "export stopped");
             }
