@@ -76,6 +76,8 @@ pub(super) struct Ledger {
     pending_shares: HashMap<Box<str>, PendingShare>,
     /// Parent id → ids of pending shares waiting for it.
     waiting_children: HashMap<Box<str>, Vec<Box<str>>>,
+    /// Waiting share → a waiting ancestor in its chain (a union-find forest of the chains).
+    chain_links: HashMap<Box<str>, Box<str>>,
     /// Share id → clicks and conversions waiting for it.
     held_actions: HashMap<Box<str>, Vec<HeldAction>>,
     held_action_count: usize,
@@ -114,6 +116,7 @@ impl Ledger {
             seen_conversions: HashSet::new(),
             pending_shares: HashMap::new(),
             waiting_children: HashMap::new(),
+            chain_links: HashMap::new(),
             held_actions: HashMap::new(),
             held_action_count: 0,
             max_held,
@@ -204,6 +207,7 @@ impl Ledger {
         }
         let id: Box<str> = share.id.as_str().into();
         self.write(share_line(share, &campaign, &place, None), place, sink)?;
+        self.link_waiting(&id, &parent_id, &campaign);
         self.waiting_children
             .entry(parent_id.into())
             .or_default()
@@ -211,37 +215,83 @@ impl Ledger {
         Ok(Outcome::Held)
     }
 
-    /// Why a share whose parent has not arrived cannot wait for it: an ancestor waiting in another
-    /// campaign, or a chain of waiting ancestors that leads back to the share (a cycle).
+    /// Why a share whose parent has not arrived cannot wait for it: a waiting parent in another
+    /// campaign, or a chain of waiting ancestors that leads back to the share (a cycle). A chain
+    /// is all of one campaign (each link was checked), and it waits for one missing share: the
+    /// parent of its top, found through [`Ledger::chain_top`] in near-constant time.
     fn check_pending_chain(
-        &self,
+        &mut self,
         share: &ShareEvent,
         campaign: &str,
         parent_id: &str,
     ) -> Option<InputError> {
-        let mut ancestor = parent_id;
-        let mut chain = vec![share.id.as_str(), parent_id];
-        while let Some(pending) = self.pending_shares.get(ancestor) {
-            if *pending.campaign != *campaign {
-                return Some(rejected(
-                    "parent",
-                    format!(
-                        "share `{ancestor}` belongs to campaign `{}`",
-                        pending.campaign
-                    ),
-                ));
-            }
-            let next = pending.event.parent.as_deref()?;
-            chain.push(next);
-            if next == share.id {
-                return Some(rejected(
-                    "parent",
-                    format!("would make a cycle: {}", chain.join(" → ")),
-                ));
-            }
-            ancestor = next;
+        let parent = self.pending_shares.get(parent_id)?;
+        if *parent.campaign != *campaign {
+            return Some(rejected(
+                "parent",
+                format!(
+                    "share `{parent_id}` belongs to campaign `{}`",
+                    parent.campaign
+                ),
+            ));
         }
-        None
+        let top = self.chain_top(parent_id);
+        let waits_for = self
+            .pending_shares
+            .get(&*top)
+            .and_then(|t| t.event.parent.as_deref())?;
+        if waits_for == share.id {
+            return Some(rejected(
+                "parent",
+                format!(
+                    "would make a cycle: {} → {parent_id} → … → {top} → {}",
+                    share.id, share.id
+                ),
+            ));
+        }
+        // A chain's top is not linked further up only when its parent is missing or waits in
+        // another campaign.
+        let other = self.pending_shares.get(waits_for)?;
+        Some(rejected(
+            "parent",
+            format!(
+                "share `{waits_for}` belongs to campaign `{}`",
+                other.campaign
+            ),
+        ))
+    }
+
+    /// The top of the chain of waiting shares that `id` (waiting) belongs to: the waiting ancestor
+    /// whose own parent has not arrived. Links are compressed as they are followed.
+    fn chain_top(&mut self, id: &str) -> Box<str> {
+        let mut path = Vec::new();
+        let mut at: Box<str> = id.into();
+        while let Some(next) = self.chain_links.get(&at) {
+            if !self.pending_shares.contains_key(next) {
+                break;
+            }
+            path.push(at);
+            at = next.clone();
+        }
+        for below in path {
+            self.chain_links.insert(below, at.clone());
+        }
+        at
+    }
+
+    /// A share starts waiting: it joins its waiting parent's chain, and the chains of its campaign
+    /// that waited for it (their tops had it as parent) join its own. A chain stays within one
+    /// campaign.
+    fn link_waiting(&mut self, id: &str, parent_id: &str, campaign: &str) {
+        let same = |p: &PendingShare| *p.campaign == *campaign;
+        if self.pending_shares.get(parent_id).is_some_and(same) {
+            self.chain_links.insert(id.into(), parent_id.into());
+        }
+        for child in self.waiting_children.get(id).into_iter().flatten() {
+            if self.pending_shares.get(child).is_some_and(same) {
+                self.chain_links.insert(child.clone(), id.into());
+            }
+        }
     }
 
     /// Resolves everything that waited for the share `id`, which has just resolved: its pending
@@ -270,6 +320,7 @@ impl Ledger {
                     tracing::warn!(share = %child_id, parent = %id, "a waiting share's parent arrived in another campaign; it stays unresolved");
                     metrics::counter!("viralglobe_unresolvable_shares_total").increment(1);
                     self.pending_shares.remove(&child_id);
+                    self.chain_links.remove(&child_id);
                     continue;
                 }
                 let (event, place) = (child.event.clone(), child.place.clone());
@@ -370,6 +421,7 @@ impl Ledger {
                     return None;
                 };
                 self.pending_shares.remove(share.id.as_str());
+                self.chain_links.remove(share.id.as_str());
                 let node = ShareNode {
                     campaign: campaign.clone(),
                     generation,
@@ -459,6 +511,10 @@ impl Ledger {
             .collect();
         parents.sort();
         for (parent, child) in parents {
+            let campaign = |id: &str| self.pending_shares.get(id).map(|p| p.campaign.clone());
+            if campaign(&parent).is_some() && campaign(&parent) == campaign(&child) {
+                self.chain_links.insert(child.clone(), parent.clone());
+            }
             self.waiting_children.entry(parent).or_default().push(child);
         }
         let mut ready: Vec<Box<str>> = self
