@@ -22,6 +22,8 @@ use crate::Timestamp;
 pub const MAX_ID_LEN: usize = 256;
 /// Longest accepted campaign id; campaign ids also name recording files.
 pub const MAX_CAMPAIGN_LEN: usize = 64;
+/// Longest `city` or `country` a producer may name.
+pub const MAX_PLACE_NAME_LEN: usize = 128;
 
 /// One event from a producer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -372,6 +374,22 @@ impl Fields {
         self.origin.check()?;
         if let Some(id) = &self.id {
             check_id(id, "id")?;
+        }
+        for (value, field) in [(&self.sharer_kind, "sharer_kind"), (&self.tool, "tool")] {
+            if let Some(value) = value {
+                check_id(value, field)?;
+            }
+        }
+        for (value, field) in [
+            (&self.origin.city, "city"),
+            (&self.origin.country, "country"),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_PLACE_NAME_LEN) {
+                return Err(InputError::field(
+                    field,
+                    format!("longer than {MAX_PLACE_NAME_LEN} bytes"),
+                ));
+            }
         }
         Ok(match ty {
             EventType::Share => {

@@ -457,3 +457,63 @@ async fn a_long_chain_of_waiting_shares_stays_fast() {
     assert_eq!(stats["totals"]["shares"], 40_001);
     assert_eq!(stats["summary"]["max_generation"], 40_000);
 }
+
+/// Producers cannot blow the statistics up: over-long kinds, tools and place names are refused
+/// by field, and a breakdown keeps at most 256 distinct values, counting the rest under
+/// "(other)" — 3,000 distinct sharer kinds used to make a 181 MB stats answer.
+#[tokio::test]
+async fn strings_and_their_variety_are_bounded() {
+    let (server, _dir) = server(&[]);
+    let long = "k".repeat(300);
+    let with = |field: &str, value: &str| {
+        let mut event: Value =
+            serde_json::from_str(&share("x", None, "facebook", LOS_ANGELES, T0)).expect("share");
+        event[field] = json!(value);
+        event.to_string()
+    };
+    let (_, report) = server
+        .post_ndjson(&[
+            with("sharer_kind", &long),
+            with("tool", &long),
+            with("city", &long),
+        ])
+        .await;
+    let fields: Vec<&str> = report["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| r["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, ["sharer_kind", "tool", "city"], "{report}");
+
+    let shares: Vec<String> = (0..3_000)
+        .map(|i| {
+            let mut event: Value = serde_json::from_str(&share(
+                &format!("s{i}"),
+                None,
+                &format!("channel-{i}"),
+                LOS_ANGELES,
+                T0,
+            ))
+            .expect("share");
+            event["sharer_kind"] = json!(format!("kind-{i}-{}", "k".repeat(200)));
+            event.to_string()
+        })
+        .collect();
+    assert_eq!(server.post_ndjson(&shares).await.1["accepted"], 3_000);
+    let response = reqwest::get(server.url("/v1/campaigns/bones-brigade/stats"))
+        .await
+        .expect("stats");
+    let body = response.text().await.expect("text");
+    assert!(body.len() < 1_000_000, "a {} byte answer", body.len());
+    let stats: Value = serde_json::from_str(&body).expect("JSON");
+    let kinds = stats["by_sharer_kind"].as_object().expect("kinds");
+    assert_eq!(kinds.len(), 257);
+    assert_eq!(
+        stats["by_channel"].as_object().expect("channels").len(),
+        257
+    );
+    let other_shares = kinds["(other)"]["shares"].as_u64().unwrap_or(0);
+    assert_eq!(other_shares, 3_000 - 256, "nothing miscounted");
+    assert_eq!(stats["totals"]["shares"], 3_000);
+}

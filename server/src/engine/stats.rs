@@ -32,6 +32,22 @@ impl Counts {
 }
 
 const UNKNOWN_KIND: &str = "unknown";
+/// Distinct values one breakdown keeps (channels, sharer kinds, goals); any further value counts
+/// under [`OTHER`], so the statistics stay small whatever producers send.
+pub(crate) const MAX_SLICES: usize = 256;
+pub(crate) const OTHER: &str = "(other)";
+
+/// `map`'s entry for `key`, or for `other` once the map holds [`MAX_SLICES`] other keys.
+fn slice<K: Eq + std::hash::Hash, V: Default>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    other: impl FnOnce() -> K,
+) -> &mut V {
+    if map.len() >= MAX_SLICES && !map.contains_key(&key) {
+        return map.entry(other()).or_default();
+    }
+    map.entry(key).or_default()
+}
 
 #[derive(Debug, Default)]
 pub(super) struct CampaignStatsAccumulator {
@@ -46,6 +62,7 @@ pub(super) struct CampaignStatsAccumulator {
     first_ts: Option<Timestamp>,
     last_ts: Option<Timestamp>,
     unknown_kind: Option<Arc<str>>,
+    other: Option<Arc<str>>,
 }
 
 impl CampaignStatsAccumulator {
@@ -58,18 +75,24 @@ impl CampaignStatsAccumulator {
                 .get_or_insert_with(|| UNKNOWN_KIND.into())
                 .clone(),
         };
+        let other = self.other.get_or_insert_with(|| OTHER.into()).clone();
         f(&mut self.totals);
-        f(self.by_channel.entry(node.channel.clone()).or_default());
-        f(self.by_sharer_kind.entry(kind.clone()).or_default());
+        f(slice(&mut self.by_channel, node.channel.clone(), || {
+            other.clone()
+        }));
+        f(slice(&mut self.by_sharer_kind, kind.clone(), || {
+            other.clone()
+        }));
         let generation = node.generation as usize;
         if self.by_generation.len() <= generation {
             self.by_generation.resize(generation + 1, Counts::default());
         }
         f(&mut self.by_generation[generation]);
-        f(self
-            .by_kind_channel
-            .entry((kind, node.channel.clone()))
-            .or_default());
+        f(slice(
+            &mut self.by_kind_channel,
+            (kind, node.channel.clone()),
+            || (other.clone(), other.clone()),
+        ));
     }
 
     pub(super) fn saw(&mut self, ts: Timestamp, located: bool) {
@@ -102,7 +125,8 @@ impl CampaignStatsAccumulator {
             c.conversions += 1;
             c.revenue_cents = c.revenue_cents.saturating_add(value_cents);
         });
-        let tally = self.by_goal.entry(goal.clone()).or_default();
+        let other = self.other.get_or_insert_with(|| OTHER.into()).clone();
+        let tally = slice(&mut self.by_goal, goal.clone(), || other);
         tally.conversions += 1;
         tally.value_cents = tally.value_cents.saturating_add(value_cents);
     }
