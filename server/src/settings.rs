@@ -55,13 +55,17 @@ pub enum Command {
         )]
         server: String,
         /// Events per second.
-        #[arg(long, default_value_t = 200.0)]
+        #[arg(long, env = "VIRALGLOBE_SIMULATE_RATE", default_value_t = 200.0)]
         rate: f64,
         /// Seconds to run; without it, runs until interrupted.
-        #[arg(long)]
+        #[arg(long, env = "VIRALGLOBE_SIMULATE_DURATION")]
         duration: Option<f64>,
         /// The campaign the events belong to.
-        #[arg(long, default_value = "bones-brigade-live")]
+        #[arg(
+            long,
+            env = "VIRALGLOBE_SIMULATE_CAMPAIGN",
+            default_value = "bones-brigade-live"
+        )]
         campaign: String,
         /// The server's ingest token, if it has one.
         #[arg(long, env = "VIRALGLOBE_INGEST_TOKEN", hide_env_values = true)]
@@ -73,15 +77,20 @@ pub enum Command {
         #[arg(required_unless_present = "demo")]
         campaign: Option<String>,
         /// Export the embedded demo campaign (unpacked into the data directory first).
-        #[arg(long)]
+        #[arg(long, env = "VIRALGLOBE_EXPORT_DEMO")]
         demo: bool,
-        #[arg(long, value_enum, default_value = "ndjson")]
+        #[arg(
+            long,
+            env = "VIRALGLOBE_EXPORT_FORMAT",
+            value_enum,
+            default_value = "ndjson"
+        )]
         format: ExportFormat,
         /// Directory of the campaign recordings.
         #[arg(long, env = "VIRALGLOBE_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
         /// Write here instead of stdout.
-        #[arg(long)]
+        #[arg(long, env = "VIRALGLOBE_EXPORT_OUT")]
         out: Option<PathBuf>,
     },
 }

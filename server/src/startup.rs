@@ -190,35 +190,57 @@ fn http_server(
                     Ok(response)
                 }
             })
-            .route("/", web::get().to(routes::index))
-            .route("/app.js", web::get().to(routes::app_js))
-            .route("/style.css", web::get().to(routes::style_css))
+            .app_data(routes::query_errors())
+            .app_data(routes::path_errors())
+            .service(routes::resource("/").get(routes::index).head(routes::index))
             .service(
-                web::resource("/world.json")
+                routes::resource("/app.js")
+                    .get(routes::app_js)
+                    .head(routes::app_js),
+            )
+            .service(
+                routes::resource("/style.css")
+                    .get(routes::style_css)
+                    .head(routes::style_css),
+            )
+            .service(
+                routes::resource("/world.json")
                     .wrap(middleware::Compress::default())
-                    .get(routes::world_json),
+                    .get(routes::world_json)
+                    .head(routes::world_json),
             )
-            .route("/v1/events", web::post().to(ingest::post_events))
-            .route("/v1/live", web::get().to(live::live))
-            .route("/v1/campaigns", web::get().to(routes::list_campaigns))
-            .route(
-                "/v1/campaigns/{id}/stats",
-                web::get().to(routes::campaign_stats),
+            .service(routes::resource("/v1/events").post(ingest::post_events))
+            .service(routes::resource("/v1/live").get(live::live))
+            .service(
+                routes::resource("/v1/campaigns")
+                    .get(routes::list_campaigns)
+                    .head(routes::list_campaigns),
             )
-            .route(
-                "/v1/campaigns/{id}/replay",
-                web::get().to(replay::session::replay),
+            .service(
+                routes::resource("/v1/campaigns/{id}/stats")
+                    .get(routes::campaign_stats)
+                    .head(routes::campaign_stats),
             )
-            .route(
-                "/v1/campaigns/{id}/timeline",
-                web::get().to(replay::timeline::timeline),
+            .service(routes::resource("/v1/campaigns/{id}/replay").get(replay::session::replay))
+            .service(
+                routes::resource("/v1/campaigns/{id}/timeline")
+                    .get(replay::timeline::timeline)
+                    .head(replay::timeline::timeline),
             )
-            .route(
-                "/v1/campaigns/{id}/export",
-                web::get().to(replay::export::export_route),
+            .service(
+                routes::resource("/v1/campaigns/{id}/export").get(replay::export::export_route),
             )
-            .route("/healthz", web::get().to(routes::healthz))
-            .route("/metrics", web::get().to(routes::metrics))
+            .service(
+                routes::resource("/healthz")
+                    .get(routes::healthz)
+                    .head(routes::healthz),
+            )
+            .service(
+                routes::resource("/metrics")
+                    .get(routes::metrics)
+                    .head(routes::metrics),
+            )
+            .default_service(web::to(routes::not_found))
     })
     .shutdown_timeout(3);
     if let Some(workers) = workers {

@@ -7,3 +7,49 @@ mod page;
 pub use campaigns::{campaign_stats, list_campaigns};
 pub use health::{healthz, metrics};
 pub use page::{app_js, index, style_css, world_json};
+
+use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
+
+use crate::error::json_error;
+
+/// A route's resource: a method it does not serve is answered 405, in JSON like every error.
+pub fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let message = format!("{} is not served on {}", req.method(), req.path());
+    json_error(StatusCode::METHOD_NOT_ALLOWED, &message)
+}
+
+/// Any other path: 404, in JSON.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    json_error(
+        StatusCode::NOT_FOUND,
+        &format!("no such path: {}", req.path()),
+    )
+}
+
+/// Query parameters that do not parse: 400 in JSON, naming the problem.
+pub fn query_errors() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _| {
+        let message = format!("query: {error}");
+        actix_web::error::InternalError::from_response(
+            error,
+            json_error(StatusCode::BAD_REQUEST, &message),
+        )
+        .into()
+    })
+}
+
+/// Path segments that do not parse: 400 in JSON.
+pub fn path_errors() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|error, _| {
+        let message = format!("path: {error}");
+        actix_web::error::InternalError::from_response(
+            error,
+            json_error(StatusCode::BAD_REQUEST, &message),
+        )
+        .into()
+    })
+}
