@@ -164,6 +164,11 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_MAX_BODY_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Most bytes of `application/json` bodies held at once, all requests together (a JSON array
+    /// is read whole before it is applied; NDJSON is applied as it streams). Beyond: 503.
+    #[arg(long, env = "VIRALGLOBE_MAX_JSON_BYTES_IN_FLIGHT", default_value_t = 256 * 1024 * 1024)]
+    pub max_json_bytes_in_flight: usize,
+
     /// Largest single NDJSON line, in bytes.
     #[arg(long, env = "VIRALGLOBE_MAX_LINE_BYTES", default_value_t = 64 * 1024)]
     pub max_line_bytes: usize,

@@ -73,6 +73,8 @@ impl Application {
             limits: web::Data::new(IngestLimits {
                 max_body_bytes: settings.max_body_bytes,
                 max_line_bytes: settings.max_line_bytes,
+                max_json_bytes_in_flight: settings.max_json_bytes_in_flight,
+                json_bytes_in_flight: Default::default(),
             }),
         };
         actix_web::rt::spawn(hub.run(settings.tick()));

@@ -517,3 +517,54 @@ async fn strings_and_their_variety_are_bounded() {
     assert_eq!(other_shares, 3_000 - 256, "nothing miscounted");
     assert_eq!(stats["totals"]["shares"], 3_000);
 }
+
+/// A JSON array is read whole before it is applied, so all the JSON bodies being read share a
+/// bounded budget (`--max-json-bytes-in-flight`): one more than it holds gets 503 with
+/// `Retry-After`, and goes in once the others are done. NDJSON streams and is never held whole.
+/// Before, six 256 MB bodies held 1.5 GB.
+#[tokio::test]
+async fn json_bodies_share_a_bounded_budget() {
+    let (server, _dir) = server(&["--max-json-bytes-in-flight", "1000000"]);
+    server
+        .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    let clicks = |prefix: &str| -> String {
+        (0..8_000)
+            .map(|i| click(&format!("{prefix}{i}"), "s1", TOKYO, T0 + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let client = reqwest::Client::new();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let first = {
+        let request = client
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(tokio_stream(rx)));
+        tokio::spawn(request.send())
+    };
+    let opening = format!("[{}", clicks("a"));
+    assert!(opening.len() > 500_000);
+    tx.send(Ok(opening)).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let second_body = format!("[{}]", clicks("b"));
+    let post_second = || {
+        client
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/json")
+            .body(second_body.clone())
+            .send()
+    };
+    let refused = post_second().await.expect("POST");
+    assert_eq!(refused.status().as_u16(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+
+    tx.send(Ok("]".to_owned())).await.expect("send");
+    drop(tx);
+    let first = first.await.expect("join").expect("response");
+    let report: Value = first.json().await.expect("JSON");
+    assert_eq!(report["accepted"], 8_000, "{report}");
+    let second = post_second().await.expect("POST");
+    assert_eq!(second.status().as_u16(), 200, "the budget came back");
+}

@@ -5,6 +5,8 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
@@ -32,6 +34,11 @@ pub enum IngestError {
         limit: usize,
         report: Box<IngestReport>,
     },
+    #[error(
+        "{limit} bytes of JSON bodies are being read already (--max-json-bytes-in-flight): try \
+         again shortly, or send NDJSON, which is applied as it streams"
+    )]
+    JsonBudget { limit: usize },
     #[error("line {line} is longer than {limit} bytes (--max-line-bytes)")]
     LineTooLarge {
         line: u64,
@@ -71,7 +78,7 @@ impl ResponseError for IngestError {
             Self::NotJson(_) | Self::Payload { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } | Self::LineTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // Nothing in the batch from the failed line on was acknowledged: try again later.
-            Self::Engine { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine { .. } | Self::JsonBudget { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -80,7 +87,7 @@ impl ResponseError for IngestError {
             return access.error_response();
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Engine { .. } = self {
+        if let Self::Engine { .. } | Self::JsonBudget { .. } = self {
             response.insert_header((header::RETRY_AFTER, "5"));
         }
         let mut body = serde_json::json!({ "error": self.to_string() });
@@ -119,11 +126,42 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, IngestError> {
     }
 }
 
-/// What one request may bring.
-#[derive(Debug, Clone, Copy)]
+/// What one request may bring, and what all JSON bodies together may hold in memory (an NDJSON
+/// body is applied as it streams; a JSON array is read whole first).
+#[derive(Debug)]
 pub struct IngestLimits {
     pub max_body_bytes: usize,
     pub max_line_bytes: usize,
+    pub max_json_bytes_in_flight: usize,
+    pub json_bytes_in_flight: AtomicUsize,
+}
+
+/// JSON body bytes one request has taken from the shared budget, given back when it is done.
+struct JsonBytes<'a> {
+    limits: &'a IngestLimits,
+    taken: usize,
+}
+
+impl JsonBytes<'_> {
+    fn take(&mut self, bytes: usize) -> Result<(), IngestError> {
+        let limit = self.limits.max_json_bytes_in_flight;
+        self.limits
+            .json_bytes_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n + bytes <= limit).then_some(n + bytes)
+            })
+            .map_err(|_| IngestError::JsonBudget { limit })?;
+        self.taken += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for JsonBytes<'_> {
+    fn drop(&mut self) {
+        self.limits
+            .json_bytes_in_flight
+            .fetch_sub(self.taken, Ordering::AcqRel);
+    }
 }
 
 /// One request's way in.
@@ -131,6 +169,7 @@ struct Ingest<'a> {
     pipeline: &'a Pipeline,
     max_body_bytes: usize,
     max_line_bytes: usize,
+    limits: &'a IngestLimits,
 }
 
 pub async fn post_events(
@@ -145,6 +184,7 @@ pub async fn post_events(
         pipeline: &pipeline,
         max_body_bytes: limits.max_body_bytes,
         max_line_bytes: limits.max_line_bytes,
+        limits: &limits,
     };
     let format = body_format(&req)?;
     let mut report = IngestReport::default();
@@ -245,6 +285,10 @@ async fn read_json(
     report: &mut IngestReport,
 ) -> Result<(), IngestError> {
     let mut body = BytesMut::new();
+    let mut held = JsonBytes {
+        limits: state.limits,
+        taken: 0,
+    };
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| IngestError::Payload {
             error: e.to_string(),
@@ -256,6 +300,7 @@ async fn read_json(
                 report: Box::new(report.clone()),
             });
         }
+        held.take(chunk.len())?;
         body.extend_from_slice(&chunk);
     }
     let trimmed = body.trim_ascii_start();
