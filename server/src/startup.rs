@@ -82,7 +82,8 @@ impl Application {
             spawn_fsync_timer(engine.sync_files(), settings.fsync_interval());
         }
         if let Some(source) = settings.follow.clone() {
-            ingest::follow(source, pipeline).context("cannot start following")?;
+            ingest::follow(source, pipeline, &settings.data_dir)
+                .context("cannot start following")?;
         }
         let server = http_server(parts, listener, settings.workers)?;
         // Tests and the bench read the address at the end of this line.

@@ -58,3 +58,49 @@ async fn the_ingest_command_follows_a_file_as_it_grows_and_rotates() {
     writeln!(file, "{}", click("c3", "s1", BERLIN, T0 + 3)).expect("write");
     wait_for_clicks(&server, 3).await;
 }
+
+/// A restarted server goes on following where it was left: events without ids, which nothing
+/// could tell apart, are not counted twice, and lines appended while it was down come in.
+#[tokio::test]
+async fn a_restart_goes_on_following_where_it_was_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("events.ndjson");
+    let mut file = std::fs::File::create(&log).expect("create");
+    writeln!(file, "{}", share("s1", None, "facebook", LOS_ANGELES, T0)).expect("write");
+    let idless = |n: i64| {
+        format!(
+            r#"{{"type":"click","share":"s1","ip":"{TOKYO}","ts":{}}}"#,
+            T0 + n
+        )
+    };
+    for n in 1..=3 {
+        writeln!(file, "{}", idless(n)).expect("write");
+    }
+    let start = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+        command
+            .arg("ingest")
+            .arg(&log)
+            .args(["--listen", "127.0.0.1:0", "--fsync", "always", "--geoip"])
+            .arg(geolite2_city())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        TestServer::spawn(command)
+    };
+    let server = start();
+    wait_for_clicks(&server, 3).await;
+    // Give the follower a moment to note where it is, then stop as a crash would.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+
+    writeln!(file, "{}", idless(4)).expect("write");
+    let server = start();
+    wait_for_clicks(&server, 4).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (_, stats) = server.get_json("/v1/campaigns/bones-brigade/stats").await;
+    assert_eq!(
+        stats["totals"]["clicks"], 4,
+        "nothing counted twice: {stats}"
+    );
+    assert_eq!(stats["totals"]["shares"], 1);
+}
