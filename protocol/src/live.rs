@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ArcEvent, ArcKind, CampaignSummary, ReplayClock};
 
 /// Which arcs a subscriber wants.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LiveFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,

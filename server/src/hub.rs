@@ -268,18 +268,24 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent]) {
             json: serde_json::to_vec(arc).expect("arcs serialize"),
         })
         .collect();
-    // Subscribers mostly share a handful of filters: one frame per distinct filter.
-    let mut frames: Vec<(LiveFilter, Option<(Frame, u64)>)> = Vec::new();
+    // A subscriber to one campaign looks only at that campaign's arcs, and subscribers mostly
+    // share a handful of filters: one frame per distinct filter, found by hashing.
+    let all: Vec<&Encoded<'_>> = encoded.iter().collect();
+    let mut by_campaign: HashMap<&str, Vec<&Encoded<'_>>> = HashMap::new();
+    for e in &encoded {
+        by_campaign.entry(e.campaign).or_default().push(e);
+    }
+    let mut frames: HashMap<LiveFilter, Option<(Frame, u64)>> = HashMap::new();
     let mut dropped = 0;
     for sub in subscribers.iter_mut() {
-        let i = match frames.iter().position(|(f, _)| *f == sub.filter) {
-            Some(i) => i,
-            None => {
-                frames.push((sub.filter.clone(), build_frame(&encoded, &sub.filter)));
-                frames.len() - 1
-            }
-        };
-        let Some((frame, count)) = &frames[i].1 else {
+        if !frames.contains_key(&sub.filter) {
+            let arcs = match sub.filter.campaign.as_deref() {
+                Some(campaign) => by_campaign.get(campaign).map_or(&[][..], Vec::as_slice),
+                None => &all,
+            };
+            frames.insert(sub.filter.clone(), build_frame(arcs, &sub.filter));
+        }
+        let Some((frame, count)) = &frames[&sub.filter] else {
             continue;
         };
         let sent = sub.try_send_lagged() && sub.tx.try_send(frame.clone()).is_ok();
@@ -294,7 +300,7 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent]) {
 }
 
 /// `{"type":"arc",…}` for one arc, `{"type":"arcs","arcs":[…]}` for several, nothing for none.
-fn build_frame(encoded: &[Encoded<'_>], filter: &LiveFilter) -> Option<(Frame, u64)> {
+fn build_frame(encoded: &[&Encoded<'_>], filter: &LiveFilter) -> Option<(Frame, u64)> {
     let wanted = || {
         encoded
             .iter()
