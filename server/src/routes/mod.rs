@@ -32,24 +32,25 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// Query parameters that do not parse: 400 in JSON, naming the problem.
 pub fn query_errors() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|error, _| {
-        let message = format!("query: {error}");
-        actix_web::error::InternalError::from_response(
-            error,
-            json_error(StatusCode::BAD_REQUEST, &message),
-        )
-        .into()
-    })
+    web::QueryConfig::default().error_handler(bad_request("query"))
 }
 
 /// Path segments that do not parse: 400 in JSON.
 pub fn path_errors() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|error, _| {
-        let message = format!("path: {error}");
+    web::PathConfig::default().error_handler(bad_request("path"))
+}
+
+/// An extractor's error as a JSON 400 that says which part of the request was wrong.
+fn bad_request<E>(part: &'static str) -> impl Fn(E, &HttpRequest) -> actix_web::Error
+where
+    E: std::fmt::Debug + std::fmt::Display + 'static,
+{
+    move |error, _| {
+        let message = format!("{part}: {error}");
         actix_web::error::InternalError::from_response(
             error,
             json_error(StatusCode::BAD_REQUEST, &message),
         )
         .into()
-    })
+    }
 }
