@@ -1,9 +1,21 @@
 //! The first message of every websocket, the live feed's and replays': the counters of the
 //! campaigns a filter selects, each with where its arc line stands.
 
-use viralglobe_protocol::{LiveFilter, PROTOCOL_VERSION, ServerMessage};
+use viralglobe_protocol::{CampaignSummary, LiveFilter, PROTOCOL_VERSION, ServerMessage};
 
 use crate::{engine::Engine, hub::Offset};
+
+/// A campaign's counters with where its arc line stands (its epoch and last `seq`).
+pub fn with_offset(
+    mut summary: CampaignSummary,
+    offset_of: impl Fn(&str) -> Option<Offset>,
+) -> CampaignSummary {
+    if let Some(offset) = offset_of(&summary.id) {
+        summary.epoch = Some(offset.epoch.to_string());
+        summary.seq = offset.seq;
+    }
+    summary
+}
 
 /// `hello` for `filter`, each campaign's epoch and last `seq` as `offset_of` tells them.
 pub fn hello(
@@ -15,13 +27,7 @@ pub fn hello(
         .summaries()
         .into_iter()
         .filter(|c| filter.wants_campaign(&c.id))
-        .map(|mut c| {
-            if let Some(offset) = offset_of(&c.id) {
-                c.epoch = Some(offset.epoch.to_string());
-                c.seq = offset.seq;
-            }
-            c
-        })
+        .map(|c| with_offset(c, &offset_of))
         .collect();
     ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,

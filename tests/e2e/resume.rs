@@ -150,6 +150,11 @@ async fn a_stale_epoch_gets_reset_and_the_whole_line() {
     let (_, hello) = server.subscribe(&format!("?campaign={CAMPAIGN}")).await;
     let (epoch, seq) = epoch_of(&hello);
     assert_eq!(seq, 5);
+    // The read API says the same as `hello`.
+    let (_, list) = server.get_json("/v1/campaigns").await;
+    assert_eq!(list["campaigns"][0]["epoch"], epoch.as_str());
+    assert_eq!(list["campaigns"][0]["seq"], 5);
+    assert_eq!(server.stats(CAMPAIGN).await["summary"]["seq"], 5);
 
     let stale = format!("?campaign={CAMPAIGN}&since=3&epoch=gone-1234");
     let (mut client, _) = server.subscribe(&stale).await;

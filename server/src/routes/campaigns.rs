@@ -6,6 +6,8 @@ use crate::{
     auth::{Access, AccessError},
     engine::Engine,
     error::json_error,
+    hello::with_offset,
+    hub::Hub,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +31,15 @@ pub async fn list_campaigns(
     req: HttpRequest,
     access: web::Data<Access>,
     engine: web::Data<Engine>,
+    hub: web::Data<Hub>,
 ) -> Result<HttpResponse, AccessError> {
     access.check_read_request(&req)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "campaigns": engine.summaries() })))
+    let campaigns: Vec<_> = engine
+        .summaries()
+        .into_iter()
+        .map(|c| with_offset(c, |id| hub.offset(id)))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "campaigns": campaigns })))
 }
 
 pub async fn campaign_stats(
@@ -39,11 +47,15 @@ pub async fn campaign_stats(
     access: web::Data<Access>,
     id: web::Path<String>,
     engine: web::Data<Engine>,
+    hub: web::Data<Hub>,
 ) -> Result<HttpResponse, actix_web::Error> {
     access.check_read_request(&req)?;
     let id = id.into_inner();
     match engine.stats(&id) {
-        Some(stats) => Ok(HttpResponse::Ok().json(stats)),
+        Some(mut stats) => {
+            stats.summary = with_offset(stats.summary, |id| hub.offset(id));
+            Ok(HttpResponse::Ok().json(stats))
+        }
         None => Err(CampaignError::NotFound(id).into()),
     }
 }
