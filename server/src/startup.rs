@@ -176,6 +176,23 @@ fn http_server(
             .app_data(parts.metrics.clone())
             .app_data(parts.limits.clone())
             .app_data(parts.exports.clone())
+            .wrap_fn(|req, service| {
+                // One line at debug and a duration per request, by the route that served it.
+                let (method, path) = (req.method().clone(), req.path().to_owned());
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let started = std::time::Instant::now();
+                let response = service.call(req);
+                async move {
+                    let response = response.await?;
+                    let status = response.status().as_u16();
+                    let elapsed = started.elapsed();
+                    metrics::histogram!("viralglobe_http_request_seconds",
+                        "route" => route, "status" => status.to_string())
+                    .record(elapsed);
+                    tracing::debug!(%method, path, status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request");
+                    Ok(response)
+                }
+            })
             .wrap_fn(move |req, service| {
                 // Browser pages elsewhere may read the API (GET; tokens go in the query).
                 let allow = (req.method() == Method::GET)

@@ -31,9 +31,28 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Only fails if another recorder is installed; then ours still renders what it gets.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            start_at_zero();
             handle
         })
         .clone()
+}
+
+/// Every series a dashboard or an alert looks for exists from the start, at 0, rather than
+/// appearing with its first event; `viralglobe_build_info` says which build is running.
+fn start_at_zero() {
+    metrics::gauge!("viralglobe_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for kind in ["share", "click", "conversion"] {
+        metrics::counter!("viralglobe_events_ingested_total", "type" => kind).absolute(0);
+        metrics::counter!("viralglobe_events_duplicate_total", "type" => kind).absolute(0);
+        metrics::counter!("viralglobe_arcs_total", "kind" => kind).absolute(0);
+    }
+    for reason in ["invalid", "unresolvable"] {
+        metrics::counter!("viralglobe_events_rejected_total", "reason" => reason).absolute(0);
+    }
+    metrics::gauge!("viralglobe_held_events").set(0.0);
+    metrics::gauge!("viralglobe_live_subscribers").set(0.0);
+    metrics::counter!("viralglobe_live_dropped_arcs_total").absolute(0);
+    metrics::counter!("viralglobe_recording_errors_total").absolute(0);
 }
 
 fn describe() {
@@ -71,5 +90,13 @@ fn describe() {
     describe_counter!(
         "viralglobe_recording_errors_total",
         "Failed writes to recordings"
+    );
+    describe_gauge!(
+        "viralglobe_build_info",
+        "1, labelled with the running version"
+    );
+    describe_histogram!(
+        "viralglobe_http_request_seconds",
+        "Time to answer an HTTP request (to the upgrade, for websockets), by route and status"
     );
 }

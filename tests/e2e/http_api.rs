@@ -71,3 +71,52 @@ async fn flags_can_come_from_the_environment() {
     assert!(csv.starts_with("seq,kind,"), "{csv}");
     assert_eq!(csv.lines().count(), 3, "a header and two arcs: {csv}");
 }
+
+/// A fresh server's metrics already hold every series at 0 and say which build runs; requests
+/// are timed by the route that served them (unknown paths pooled, so they cannot add series).
+#[tokio::test]
+async fn metrics_exist_from_the_start_and_time_requests_by_route() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let metrics = || async {
+        reqwest::get(server.url("/metrics"))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("text")
+    };
+    let fresh = metrics().await;
+    for series in [
+        r#"viralglobe_events_ingested_total{type="click"} 0"#,
+        r#"viralglobe_arcs_total{kind="conversion"} 0"#,
+        "viralglobe_recording_errors_total 0",
+        "viralglobe_live_subscribers 0",
+    ] {
+        assert!(fresh.contains(series), "missing `{series}`:\n{fresh}");
+    }
+    assert!(fresh.contains(&format!(
+        r#"viralglobe_build_info{{version="{}"}} 1"#,
+        env!("CARGO_PKG_VERSION")
+    )));
+    for path in [
+        "/v1/campaigns/a/stats",
+        "/v1/campaigns/b/stats",
+        "/nope/1",
+        "/nope/2",
+    ] {
+        reqwest::get(server.url(path)).await.expect("GET");
+    }
+    let after = metrics().await;
+    assert!(
+        after.contains(
+            r#"viralglobe_http_request_seconds_count{route="/v1/campaigns/{id}/stats",status="404"} 2"#
+        ),
+        "{after}"
+    );
+    assert!(
+        after
+            .contains(r#"viralglobe_http_request_seconds_count{route="unmatched",status="404"} 2"#),
+        "{after}"
+    );
+}
