@@ -37,58 +37,48 @@ pub fn related_share(record: &RecordedEvent) -> Option<&str> {
     }
 }
 
-/// The arc `record` draws, numbered `seq`, given the facts of its [`related_share`]; `None` when it
-/// draws none (unresolved, an end with no known place, or a related share the log does not know).
-pub fn arc_of<F: ShareFacts + ?Sized>(
-    record: &RecordedEvent,
-    related: Option<&F>,
-    seq: u64,
-) -> Option<ArcEvent> {
+/// Where an arc of a line runs, and the share facts it carries: borrowed, nothing built.
+struct Ends<'a> {
+    campaign: &'a str,
+    generation: u32,
+    root: &'a str,
+    kind: ArcKind,
+    share: &'a str,
+    channel: &'a str,
+    sharer_kind: Option<&'a str>,
+    from: Option<&'a Place>,
+    to: &'a Place,
+}
+
+/// The rule itself: the ends of the arc `record` draws, or `None` when it draws none.
+fn ends<'a, F: ShareFacts + ?Sized>(
+    record: &'a RecordedEvent,
+    related: Option<&'a F>,
+) -> Option<Ends<'a>> {
     let campaign = record.campaign.as_deref()?;
     let (generation, root) = (record.generation?, record.root.as_deref()?);
     let here = record.at.as_ref();
-    let (kind, share, goal, value_cents, channel, sharer_kind, from, to) = match &record.event {
+    let (kind, share, channel, sharer_kind, from, to) = match &record.event {
         InputEvent::Share(s) => {
             let from = match s.parent {
                 None => None,
                 Some(_) => Some(related?.place()?),
             };
             let kind = s.sharer_kind.as_deref();
-            (
-                ArcKind::Share,
-                &s.id,
-                None,
-                None,
-                &*s.channel,
-                kind,
-                from,
-                here?,
-            )
+            (ArcKind::Share, &*s.id, &*s.channel, kind, from, here?)
         }
         InputEvent::Click(c) => {
             let share = related?;
-            let (channel, kind) = (share.channel(), share.sharer_kind());
             let from = Some(share.place()?);
-            (
-                ArcKind::Click,
-                &c.share,
-                None,
-                None,
-                channel,
-                kind,
-                from,
-                here?,
-            )
+            let (channel, kind) = (share.channel(), share.sharer_kind());
+            (ArcKind::Click, &*c.share, channel, kind, from, here?)
         }
         InputEvent::Conversion(c) => {
             let share = related?;
             let (channel, kind) = (share.channel(), share.sharer_kind());
-            let (goal, value) = (Some(c.goal.clone()), Some(c.value_cents));
             (
                 ArcKind::Conversion,
-                &c.share,
-                goal,
-                value,
+                &*c.share,
                 channel,
                 kind,
                 Some(here?),
@@ -96,20 +86,50 @@ pub fn arc_of<F: ShareFacts + ?Sized>(
             )
         }
     };
+    Some(Ends {
+        campaign,
+        generation,
+        root,
+        kind,
+        share,
+        channel,
+        sharer_kind,
+        from,
+        to,
+    })
+}
+
+/// Whether `record` draws an arc, by the same rule as [`arc_of`], without building it.
+pub fn draws<F: ShareFacts + ?Sized>(record: &RecordedEvent, related: Option<&F>) -> bool {
+    ends(record, related).is_some()
+}
+
+/// The arc `record` draws, numbered `seq`, given the facts of its [`related_share`]; `None` when it
+/// draws none (unresolved, an end with no known place, or a related share the log does not know).
+pub fn arc_of<F: ShareFacts + ?Sized>(
+    record: &RecordedEvent,
+    related: Option<&F>,
+    seq: u64,
+) -> Option<ArcEvent> {
+    let ends = ends(record, related)?;
+    let (goal, value_cents) = match &record.event {
+        InputEvent::Conversion(c) => (Some(c.goal.clone()), Some(c.value_cents)),
+        _ => (None, None),
+    };
     Some(ArcEvent {
         seq,
-        kind,
+        kind: ends.kind,
         goal,
-        campaign: campaign.to_owned(),
-        share: share.clone(),
-        root: root.to_owned(),
-        generation,
-        channel: channel.to_owned(),
-        sharer_kind: sharer_kind.map(str::to_owned),
+        campaign: ends.campaign.to_owned(),
+        share: ends.share.to_owned(),
+        root: ends.root.to_owned(),
+        generation: ends.generation,
+        channel: ends.channel.to_owned(),
+        sharer_kind: ends.sharer_kind.map(str::to_owned),
         value_cents,
         ts: record.event.ts(),
-        from: from.cloned(),
-        to: to.clone(),
+        from: ends.from.cloned(),
+        to: ends.to.clone(),
     })
 }
 
@@ -163,6 +183,22 @@ impl LogReader {
             };
             self.shares.insert(s.id.clone(), share);
         }
+    }
+
+    /// Takes the next line of the log; whether it draws an arc (numbered, not built).
+    pub fn next_draws(&mut self, record: &RecordedEvent) -> bool {
+        self.learn(record);
+        let drawn = self.draws(record);
+        self.arcs += u64::from(drawn);
+        drawn
+    }
+
+    /// Whether `record` draws an arc, by the facts learnt so far.
+    pub fn draws(&self, record: &RecordedEvent) -> bool {
+        draws(
+            record,
+            related_share(record).and_then(|id| self.shares.get(id)),
+        )
     }
 
     /// The arc `record` draws as arc number `seq`, by the facts learnt so far.

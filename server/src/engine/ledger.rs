@@ -83,8 +83,10 @@ pub(super) struct Ledger {
     held_action_count: usize,
     max_held: usize,
     next_hold: u64,
-    /// Journal entries already resolved into a campaign recording (filled during a restart).
-    resolved_holds: HashSet<u64>,
+    /// Journal entries already resolved into a campaign recording: filled while a restart
+    /// follows the campaign lines, read when it follows the journal, then dropped (`None`), so
+    /// live operation keeps nothing per resolved hold.
+    resolved_holds: Option<HashSet<u64>>,
 }
 
 fn rejected(field: &'static str, message: impl Into<String>) -> InputError {
@@ -121,7 +123,7 @@ impl Ledger {
             held_action_count: 0,
             max_held,
             next_hold: 1,
-            resolved_holds: HashSet::new(),
+            resolved_holds: Some(HashSet::new()),
         }
     }
 
@@ -448,7 +450,9 @@ impl Ledger {
                     self.seen(action).insert(id.into());
                 }
                 if let Some(hold) = line.hold {
-                    self.resolved_holds.insert(hold);
+                    if let Some(resolved) = &mut self.resolved_holds {
+                        resolved.insert(hold);
+                    }
                     self.next_hold = self.next_hold.max(hold + 1);
                 }
                 let node = self.shares.get(share_of(action)).map(|n| n.clone())?;
@@ -475,7 +479,11 @@ impl Ledger {
     /// Returns false for an entry already resolved into a campaign recording.
     pub fn follow_journal(&mut self, line: RecordedEvent, place: Option<Arc<Place>>) -> bool {
         let Some(hold) = line.hold else { return false };
-        if self.resolved_holds.contains(&hold) || matches!(line.event, InputEvent::Share(_)) {
+        let resolved = self
+            .resolved_holds
+            .as_ref()
+            .is_some_and(|r| r.contains(&hold));
+        if resolved || matches!(line.event, InputEvent::Share(_)) {
             return false;
         }
         self.next_hold = self.next_hold.max(hold + 1);
@@ -503,7 +511,7 @@ impl Ledger {
         &mut self,
         sink: &mut Sink<'_>,
     ) -> Result<Vec<RecordedEvent>, RecordingError> {
-        self.resolved_holds = HashSet::new();
+        self.resolved_holds = None;
         let mut parents: Vec<(Box<str>, Box<str>)> = self
             .pending_shares
             .iter()

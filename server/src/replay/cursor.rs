@@ -43,7 +43,7 @@ impl Cursor {
                 break;
             }
             cursor.clock = cursor.clock.max(ts_of);
-            if index.arc_of(&record, 0).is_some() {
+            if index.draws(&record) {
                 cursor.arcs += 1;
             }
         }
@@ -55,7 +55,7 @@ impl Cursor {
         let checkpoint = index.checkpoint_for_seq(since);
         let mut cursor = Self::at(index, checkpoint)?;
         while let Some(record) = cursor.read(index)? {
-            let draws = index.arc_of(&record, 0).is_some();
+            let draws = index.draws(&record);
             if draws && cursor.arcs >= since {
                 cursor.pending = Some(record);
                 break;

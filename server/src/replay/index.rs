@@ -10,7 +10,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use viralglobe_protocol::{ArcEvent, RecordedEvent, TimelineBucket, rule::LogReader};
+use viralglobe_protocol::{
+    ArcEvent, ArcKind, InputEvent, RecordedEvent, TimelineBucket, rule::LogReader,
+};
 
 use crate::recording::Lines;
 
@@ -93,9 +95,15 @@ impl ReplayIndex {
         self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
         self.clock = Some(self.clock.map_or(ts, |c| c.max(ts)));
         // The timeline counts arcs, by the one rule: what a replay shows, minute by minute.
-        if let Some(arc) = self.log.next_arc(record) {
+        if self.log.next_draws(record) {
             let bucket = self.minutes.entry(ts.div_euclid(MINUTE_MS)).or_default();
-            bucket.count(arc.kind, arc.goal.as_deref(), arc.value_cents.unwrap_or(0));
+            match &record.event {
+                InputEvent::Share(_) => bucket.count(ArcKind::Share, None, 0),
+                InputEvent::Click(_) => bucket.count(ArcKind::Click, None, 0),
+                InputEvent::Conversion(c) => {
+                    bucket.count(ArcKind::Conversion, Some(&c.goal), c.value_cents);
+                }
+            }
         }
     }
 
@@ -147,6 +155,11 @@ impl ReplayIndex {
                     ..to.div_euclid(MINUTE_MS).max(from.div_euclid(MINUTE_MS)) + 1,
             )
             .map(|(minute, bucket)| (minute * MINUTE_MS, bucket))
+    }
+
+    /// Whether a record of this recording draws an arc, by the one rule (nothing built).
+    pub fn draws(&self, record: &RecordedEvent) -> bool {
+        self.log.draws(record)
     }
 
     /// The arc a record of this recording draws as arc number `seq`, by the one rule.
