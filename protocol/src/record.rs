@@ -28,4 +28,10 @@ pub struct RecordedEvent {
     /// number of that journal entry, so that a restart does not apply it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<u64>,
+    /// Set on a line that gives up an event that was waiting: a share (in its campaign's
+    /// recording, unresolved) whose wait expired or whose parent arrived in another campaign, or
+    /// a held click or conversion (in the journal, with its `hold`) whose wait expired. It draws
+    /// nothing; readers skip it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub given_up: bool,
 }

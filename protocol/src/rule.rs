@@ -240,6 +240,7 @@ mod tests {
             generation: resolved.map(|(g, _)| g),
             root: resolved.map(|(_, r)| r.to_owned()),
             hold: None,
+            given_up: false,
         }
     }
 

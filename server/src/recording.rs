@@ -1,6 +1,7 @@
 //! Durable recordings: one append-only NDJSON file per campaign under `<data-dir>/campaigns/`,
 //! plus `<data-dir>/held.ndjson`, the journal of clicks and conversions whose share has not
-//! arrived yet (they have no campaign until it does).
+//! arrived yet (they have no campaign until it does), and `<data-dir>/held-expired.ndjson`, those
+//! of them that waited too long and were given up (moved there from the journal at a restart).
 //!
 //! Lines are buffered while a batch is applied and written out by [`Recorder::commit`] before the
 //! batch is acknowledged; the fsync policy decides when they reach the disk.
@@ -117,6 +118,25 @@ fn create_epoch(data_dir: &Path, campaign: &str) -> Result<String, RecordingErro
 
 fn journal_path(data_dir: &Path) -> PathBuf {
     data_dir.join("held.ndjson")
+}
+
+fn expired_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("held-expired.ndjson")
+}
+
+/// Writes `records` to `file` (at `path`), one line each, and to disk.
+fn write_synced(file: File, records: &[RecordedEvent], path: &Path) -> Result<(), RecordingError> {
+    let mut out = BufWriter::new(file);
+    for record in records {
+        serde_json::to_writer(&mut out, record)
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(RecordingError::io("write", path))?;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| RecordingError::io("write", path)(e.into_error()))?;
+    file.sync_all().map_err(RecordingError::io("fsync", path))
 }
 
 /// The campaigns that have a recording under `data_dir`, sorted.
@@ -492,24 +512,32 @@ impl Recorder {
         read_records(&journal_path(&self.data_dir), each)
     }
 
-    /// Replaces the journal with just `still_held`, so it does not grow across restarts.
-    pub fn rewrite_journal(&mut self, still_held: &[RecordedEvent]) -> Result<(), RecordingError> {
+    /// Replaces the journal with just `still_held`, so it does not grow across restarts; the
+    /// entries given up since the last restart (`expired`) move to the file of expired events
+    /// first. (A crash between the two leaves them in both, and the next restart writes them to
+    /// the file of expired events again.)
+    pub fn rewrite_journal(
+        &mut self,
+        still_held: &[RecordedEvent],
+        expired: &[RecordedEvent],
+    ) -> Result<(), RecordingError> {
+        if !expired.is_empty() {
+            let path = expired_path(&self.data_dir);
+            let created = !path.exists();
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(RecordingError::io("open", &path))?;
+            write_synced(file, expired, &path)?;
+            if created {
+                sync_dir(&self.data_dir).map_err(RecordingError::io("fsync", &self.data_dir))?;
+            }
+        }
         let path = journal_path(&self.data_dir);
         let tmp = path.with_extension("ndjson.tmp");
-        {
-            let file = File::create(&tmp).map_err(RecordingError::io("create", &tmp))?;
-            let mut out = BufWriter::new(file);
-            for record in still_held {
-                serde_json::to_writer(&mut out, record)
-                    .map_err(io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(RecordingError::io("write", &tmp))?;
-            }
-            let file = out
-                .into_inner()
-                .map_err(|e| RecordingError::io("write", &tmp)(e.into_error()))?;
-            file.sync_all().map_err(RecordingError::io("fsync", &tmp))?;
-        }
+        let file = File::create(&tmp).map_err(RecordingError::io("create", &tmp))?;
+        write_synced(file, still_held, &tmp)?;
         fs::rename(&tmp, &path).map_err(RecordingError::io("rename", &path))?;
         sync_dir(&self.data_dir).map_err(RecordingError::io("fsync", &self.data_dir))?;
         self.journal = None;
@@ -543,6 +571,7 @@ mod tests {
             generation: Some(0),
             root: Some("s1".into()),
             hold: None,
+            given_up: false,
         }
     }
 

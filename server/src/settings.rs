@@ -177,6 +177,18 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_MAX_HELD", default_value_t = 100_000)]
     pub max_held: usize,
 
+    /// Most shares of one campaign waiting for their parent share (held clicks and conversions
+    /// name no campaign: only --max-held bounds them).
+    #[arg(long, env = "VIRALGLOBE_MAX_HELD_PER_CAMPAIGN", default_value_t = 25_000)]
+    pub max_held_per_campaign: usize,
+
+    /// Seconds an event may wait for its share or parent share before it is given up (counted
+    /// from when this process started holding it; 0: never). A given-up share stays in its
+    /// recording, unresolved; a click or conversion moves to held-expired.ndjson at the next
+    /// restart.
+    #[arg(long, env = "VIRALGLOBE_HELD_EXPIRY_SECS", default_value_t = 3600)]
+    pub held_expiry_secs: u64,
+
     /// Most campaign recordings kept open at once (two descriptors each); the least recently
     /// written is closed when another is needed.
     #[arg(long, env = "VIRALGLOBE_MAX_OPEN_RECORDINGS", default_value_t = 64)]
@@ -210,6 +222,11 @@ pub struct Settings {
 impl Settings {
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms.max(1))
+    }
+
+    /// How long an event may wait for its share; `None`: for ever.
+    pub fn held_expiry(&self) -> Option<Duration> {
+        (self.held_expiry_secs > 0).then(|| Duration::from_secs(self.held_expiry_secs))
     }
 
     pub fn fsync_interval(&self) -> Duration {

@@ -17,7 +17,7 @@ use anyhow::Context;
 use crate::{
     auth::Access,
     demo::{self, embedded, player::Pace},
-    engine::Engine,
+    engine::{Engine, HeldLimits},
     geo::GeoDb,
     hub::Hub,
     ingest::{self, IngestLimits, Pipeline},
@@ -81,6 +81,9 @@ impl Application {
         if settings.fsync == FsyncPolicy::Interval {
             spawn_fsync_timer(engine.sync_files(), settings.fsync_interval());
         }
+        if let Some(max_age) = settings.held_expiry() {
+            spawn_expiry_timer(engine.clone(), max_age);
+        }
         if let Some(source) = settings.follow.clone() {
             ingest::follow(source, pipeline, &settings.data_dir)
                 .context("cannot start following")?;
@@ -120,7 +123,10 @@ fn open_engine(settings: &Settings, hub: Arc<Hub>) -> anyhow::Result<Engine> {
     Engine::open(
         &settings.data_dir,
         settings.fsync == FsyncPolicy::Always,
-        settings.max_held,
+        HeldLimits {
+            max: settings.max_held,
+            max_per_campaign: settings.max_held_per_campaign,
+        },
         settings.max_open_recordings,
         hub,
     )
@@ -140,6 +146,24 @@ fn spawn_fsync_timer(files: recording::SyncFiles, every: std::time::Duration) {
             interval.tick().await;
             let files = files.clone();
             let _ = tokio::task::spawn_blocking(move || recording::sync_all(&files)).await;
+        }
+    });
+}
+
+/// Gives up held events that waited longer than `max_age`, checking a few times per `max_age`.
+fn spawn_expiry_timer(engine: Arc<Engine>, max_age: std::time::Duration) {
+    let every = (max_age / 8).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(30),
+    );
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let engine = engine.clone();
+            // Failures are logged and counted there; the next round tries again.
+            let _ = tokio::task::spawn_blocking(move || engine.expire_held(max_age)).await;
         }
     });
 }

@@ -50,6 +50,9 @@ fn start_at_zero() {
         metrics::counter!("viralglobe_events_rejected_total", "reason" => reason).absolute(0);
     }
     metrics::gauge!("viralglobe_held_events").set(0.0);
+    for kind in ["share", "click_or_conversion"] {
+        metrics::counter!("viralglobe_held_expired_total", "type" => kind).absolute(0);
+    }
     metrics::gauge!("viralglobe_live_subscribers").set(0.0);
     metrics::counter!("viralglobe_live_dropped_arcs_total").absolute(0);
     metrics::counter!("viralglobe_recording_errors_total").absolute(0);
@@ -76,6 +79,10 @@ fn describe() {
     describe_gauge!(
         "viralglobe_held_events",
         "Events waiting for their share or parent share"
+    );
+    describe_counter!(
+        "viralglobe_held_expired_total",
+        "Held events given up after waiting longer than --held-expiry-secs, by type"
     );
     describe_counter!("viralglobe_arcs_total", "Arcs resolved, by kind");
     describe_gauge!("viralglobe_live_subscribers", "Open live-feed websockets");

@@ -5,6 +5,7 @@ mod access;
 mod browser;
 mod demo;
 mod follow;
+mod held;
 mod http_api;
 mod ingest;
 mod live;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use viralglobe_protocol::{CampaignStats, Timestamp};
 
 use viralglobe_server::{
-    engine::Engine,
+    engine::{Engine, HeldLimits},
     geo::GeoDb,
     hub::Hub,
     ingest::{IngestReport, Pipeline},
@@ -435,7 +435,16 @@ pub fn record(
     data_dir: &Path,
 ) -> anyhow::Result<(Vec<u8>, CampaignStats)> {
     let geo = Arc::new(GeoDb::open(Some(geo_db), 100_000)?);
-    let engine = Arc::new(Engine::open(data_dir, false, 1_000_000, 16, Hub::new(1))?);
+    let engine = Arc::new(Engine::open(
+        data_dir,
+        false,
+        HeldLimits {
+            max: 1_000_000,
+            max_per_campaign: 1_000_000,
+        },
+        16,
+        Hub::new(1),
+    )?);
     let pipeline = Pipeline::new(engine.clone(), geo);
     for (batch_number, batch) in lines.chunks(10_000).enumerate() {
         let mut report = IngestReport::default();

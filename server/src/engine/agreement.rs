@@ -1,5 +1,6 @@
 //! Property: whatever the events (geo misses on every kind, orphans, children before parents,
-//! parents in other campaigns, duplicates, cycles, restarts in between), the arcs a live
+//! parents in other campaigns, duplicates, cycles, expiry of what waits, restarts in between),
+//! a restart reaches the same counters and held events, and the arcs a live
 //! subscriber receives are the arcs every reader of the recording draws — export, replay from any
 //! point, resume from any `seq`, a forward read, the timeline's counts — field for field, `seq`
 //! for `seq`.
@@ -11,7 +12,7 @@ use viralglobe_protocol::{
     ArcEvent, InputEvent, LiveFilter, Place, ServerMessage, rule::LogReader,
 };
 
-use super::{Engine, Located};
+use super::{Engine, HeldLimits, Located};
 use crate::{
     hub::Hub,
     recording,
@@ -42,6 +43,8 @@ enum Op {
     Commit,
     /// The process stops after the last batch and starts again from its recordings.
     Restart,
+    /// Everything waiting for its share or parent share is given up.
+    Expire,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, share, located)| Op::Purchase { id, share, located }),
         2 => Just(Op::Commit),
         1 => Just(Op::Restart),
+        1 => Just(Op::Expire),
     ]
 }
 
@@ -100,7 +104,7 @@ fn event(op: &Op, ts: i64) -> Option<Located> {
             );
             (json, place(share + 40, *located))
         }
-        Op::Commit | Op::Restart => return None,
+        Op::Commit | Op::Restart | Op::Expire => return None,
     };
     let event = InputEvent::parse(json.as_bytes()).expect("a valid event");
     Some(Located { event, place: at })
@@ -112,7 +116,11 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
     let mut received: BTreeMap<String, Vec<ArcEvent>> = BTreeMap::new();
     let open = || {
         let hub = Hub::new(1 << 16);
-        let engine = Engine::open(dir, false, 4, 1, hub.clone()).expect("engine");
+        let held = HeldLimits {
+            max: 4,
+            max_per_campaign: 2,
+        };
+        let engine = Engine::open(dir, false, held, 1, hub.clone()).expect("engine");
         let (rx, _) = hub.subscribe(LiveFilter::default());
         (hub, engine, rx)
     };
@@ -124,6 +132,11 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
             continue;
         }
         engine.apply(std::mem::take(&mut batch)).expect("applied");
+        if matches!(op, Op::Expire) {
+            engine
+                .expire_held(std::time::Duration::ZERO)
+                .expect("expired");
+        }
         hub.tick();
         while let Ok(frame) = rx.try_recv() {
             let arcs = match serde_json::from_str(&frame.text).expect("a message") {
@@ -142,12 +155,18 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
         }
         if matches!(op, Op::Restart) {
             let before: Vec<_> = CAMPAIGNS.iter().map(|c| hub.offset(c)).collect();
+            let counted = (engine.summaries(), engine.held());
             drop(engine);
             (hub, engine, rx) = open();
             let after: Vec<_> = CAMPAIGNS.iter().map(|c| hub.offset(c)).collect();
             assert_eq!(
                 before, after,
                 "a restart continues every campaign's arc line"
+            );
+            assert_eq!(
+                counted,
+                (engine.summaries(), engine.held()),
+                "a restart reaches the same counters and held events"
             );
         }
     }

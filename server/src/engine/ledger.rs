@@ -11,8 +11,9 @@
 //! draws the same arcs with the same rule.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
+    time::Instant,
 };
 
 use viralglobe_protocol::{
@@ -50,6 +51,8 @@ struct PendingShare {
     event: ShareEvent,
     place: Option<Arc<Place>>,
     campaign: Arc<str>,
+    /// Tells this wait from an earlier one of a share with the same id that expired.
+    ticket: u64,
 }
 
 /// A click or conversion in the held-event journal, waiting for its share.
@@ -57,6 +60,40 @@ struct HeldAction {
     hold: u64,
     event: InputEvent,
     place: Option<Arc<Place>>,
+    /// Whether holding it put its id among those seen: giving it up takes the id out again, so
+    /// that it can be sent again once its share is there.
+    counted_id: bool,
+}
+
+/// Something that waits, in the queue of waits by age.
+enum Waiting {
+    Share { id: Box<str>, ticket: u64 },
+    Action { share: Box<str>, hold: u64 },
+}
+
+/// How many events may wait, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldLimits {
+    /// All waiting events together.
+    pub max: usize,
+    /// Shares of one campaign waiting for their parent (a waiting click or conversion names no
+    /// campaign: only `max` bounds those).
+    pub max_per_campaign: usize,
+}
+
+/// What a restart found in the journal besides what still waits: the entries given up since the
+/// last restart, which move to the file of expired events.
+#[derive(Default)]
+pub(super) struct Rebuilt {
+    pub still_held: Vec<RecordedEvent>,
+    pub expired: Vec<RecordedEvent>,
+}
+
+/// The events given up by one [`Ledger::expire`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub shares: u64,
+    pub actions: u64,
 }
 
 #[derive(Default)]
@@ -74,6 +111,8 @@ pub(super) struct Ledger {
     seen_conversions: HashSet<Box<str>>,
     /// Shares whose parent has not arrived, by id.
     pending_shares: HashMap<Box<str>, PendingShare>,
+    /// How many of them each campaign has.
+    pending_by_campaign: HashMap<Arc<str>, usize>,
     /// Parent id → ids of pending shares waiting for it.
     waiting_children: HashMap<Box<str>, Vec<Box<str>>>,
     /// Waiting share → a waiting ancestor in its chain (a union-find forest of the chains).
@@ -81,12 +120,25 @@ pub(super) struct Ledger {
     /// Share id → clicks and conversions waiting for it.
     held_actions: HashMap<Box<str>, Vec<HeldAction>>,
     held_action_count: usize,
-    max_held: usize,
+    limits: HeldLimits,
     next_hold: u64,
-    /// Journal entries already resolved into a campaign recording: filled while a restart
-    /// follows the campaign lines, read when it follows the journal, then dropped (`None`), so
-    /// live operation keeps nothing per resolved hold.
-    resolved_holds: Option<HashSet<u64>>,
+    /// Every wait, oldest first, for [`Ledger::expire`]; entries whose wait ended are skipped
+    /// there and dropped when they outnumber the waits.
+    waiting_since: VecDeque<(Instant, Waiting)>,
+    next_ticket: u64,
+    /// Only while a restart follows the recordings.
+    rebuild: Option<Rebuild>,
+}
+
+/// What a restart keeps while it follows the recorded lines, then drops, so live operation keeps
+/// nothing per resolved or expired hold.
+#[derive(Default)]
+struct Rebuild {
+    /// Journal entries already resolved into a campaign recording: filled from the campaign
+    /// lines, read when following the journal.
+    resolved_holds: HashSet<u64>,
+    /// Journal entries given up since the last restart.
+    expired: Vec<RecordedEvent>,
 }
 
 fn rejected(field: &'static str, message: impl Into<String>) -> InputError {
@@ -109,7 +161,7 @@ impl ShareFacts for ShareNode {
 }
 
 impl Ledger {
-    pub fn new(shares: Arc<ShareTree>, max_held: usize) -> Self {
+    pub fn new(shares: Arc<ShareTree>, limits: HeldLimits) -> Self {
         Self {
             shares,
             campaigns: HashMap::new(),
@@ -117,13 +169,16 @@ impl Ledger {
             seen_clicks: HashSet::new(),
             seen_conversions: HashSet::new(),
             pending_shares: HashMap::new(),
+            pending_by_campaign: HashMap::new(),
             waiting_children: HashMap::new(),
             chain_links: HashMap::new(),
             held_actions: HashMap::new(),
             held_action_count: 0,
-            max_held,
+            limits,
             next_hold: 1,
-            resolved_holds: Some(HashSet::new()),
+            waiting_since: VecDeque::new(),
+            next_ticket: 0,
+            rebuild: Some(Rebuild::default()),
         }
     }
 
@@ -200,11 +255,22 @@ impl Ledger {
         if let Some(error) = self.check_pending_chain(&share, &campaign, &parent_id) {
             return Ok(Outcome::Rejected(error));
         }
-        if self.held() >= self.max_held {
+        if self.held() >= self.limits.max {
             return Ok(Outcome::Rejected(held_limit(
                 "parent",
                 &parent_id,
-                self.max_held,
+                self.limits.max,
+            )));
+        }
+        let waiting_here = self.pending_by_campaign.get(&campaign).copied();
+        if waiting_here.unwrap_or(0) >= self.limits.max_per_campaign {
+            return Ok(Outcome::Rejected(rejected(
+                "parent",
+                format!(
+                    "share `{parent_id}` has not arrived and {} shares of campaign `{campaign}` \
+                     already wait (--max-held-per-campaign)",
+                    self.limits.max_per_campaign
+                ),
             )));
         }
         let id: Box<str> = share.id.as_str().into();
@@ -316,13 +382,18 @@ impl Ledger {
                 let Some(child) = self.pending_shares.get(&child_id) else {
                     continue;
                 };
+                if child.event.parent.as_deref() != Some(&*id) {
+                    // It expired, and a share with its id waits again, for another parent.
+                    continue;
+                }
                 if child.campaign != node.campaign {
                     // Its parent arrived in another campaign: it can never resolve. It stays in
-                    // its campaign's recording as an unresolved share.
+                    // its campaign's recording as an unresolved share, given up.
                     tracing::warn!(share = %child_id, parent = %id, "a waiting share's parent arrived in another campaign; it stays unresolved");
                     metrics::counter!("viralglobe_unresolvable_shares_total").increment(1);
-                    self.pending_shares.remove(&child_id);
-                    self.chain_links.remove(&child_id);
+                    let (line, place) = (give_up_share(child), child.place.clone());
+                    self.write(line, place, sink)
+                        .map_err(RecordingError::after_writing)?;
                     continue;
                 }
                 let (event, place) = (child.event.clone(), child.place.clone());
@@ -351,11 +422,11 @@ impl Ledger {
             self.write(action_line(event, &node, &place, None), place, sink)?;
             return Ok(Outcome::Accepted);
         }
-        if self.held() >= self.max_held {
+        if self.held() >= self.limits.max {
             return Ok(Outcome::Rejected(held_limit(
                 "share",
                 share_of(&event),
-                self.max_held,
+                self.limits.max,
             )));
         }
         let line = RecordedEvent {
@@ -365,6 +436,7 @@ impl Ledger {
             generation: None,
             root: None,
             hold: Some(self.next_hold),
+            given_up: false,
         };
         self.write(line, place, sink)?;
         Ok(Outcome::Held)
@@ -412,18 +484,22 @@ impl Ledger {
         match &line.event {
             InputEvent::Share(share) => {
                 let Some((generation, root)) = line.generation.zip(line.root.as_deref()) else {
-                    self.pending_shares.insert(
-                        share.id.as_str().into(),
-                        PendingShare {
-                            event: share.clone(),
-                            place,
-                            campaign,
-                        },
-                    );
+                    // A share id waits in one campaign at a time, but once given up it may wait
+                    // again in another. A restart follows campaign after campaign, so a wait of
+                    // an earlier campaign that is still on after all its lines is the current
+                    // one; a later campaign's wait for the same id ends further down its lines.
+                    let elsewhere = self
+                        .pending_shares
+                        .get(share.id.as_str())
+                        .map(|p| p.campaign != campaign);
+                    match (line.given_up, elsewhere) {
+                        (true, Some(false)) => self.stop_waiting(&share.id),
+                        (false, None | Some(false)) => self.start_waiting(share, place, campaign),
+                        _ => {}
+                    }
                     return None;
                 };
-                self.pending_shares.remove(share.id.as_str());
-                self.chain_links.remove(share.id.as_str());
+                self.stop_waiting(&share.id);
                 let node = ShareNode {
                     campaign: campaign.clone(),
                     generation,
@@ -450,8 +526,8 @@ impl Ledger {
                     self.seen(action).insert(id.into());
                 }
                 if let Some(hold) = line.hold {
-                    if let Some(resolved) = &mut self.resolved_holds {
-                        resolved.insert(hold);
+                    if let Some(rebuild) = &mut self.rebuild {
+                        rebuild.resolved_holds.insert(hold);
                     }
                     self.next_hold = self.next_hold.max(hold + 1);
                 }
@@ -477,21 +553,39 @@ impl Ledger {
 
     /// Applies one line of the held-event journal: a click or conversion waiting for its share.
     /// Returns false for an entry already resolved into a campaign recording.
+    /// Returns false for an entry already resolved into a campaign recording, or given up.
     pub fn follow_journal(&mut self, line: RecordedEvent, place: Option<Arc<Place>>) -> bool {
         let Some(hold) = line.hold else { return false };
         let resolved = self
-            .resolved_holds
+            .rebuild
             .as_ref()
-            .is_some_and(|r| r.contains(&hold));
+            .is_some_and(|r| r.resolved_holds.contains(&hold));
         if resolved || matches!(line.event, InputEvent::Share(_)) {
             return false;
         }
         self.next_hold = self.next_hold.max(hold + 1);
-        if let Some(id) = line.event.id() {
-            let id = id.into();
-            self.seen(&line.event).insert(id);
-        }
         let share: Box<str> = share_of(&line.event).into();
+        if line.given_up {
+            self.give_up_action(&share, hold);
+            if let Some(rebuild) = &mut self.rebuild {
+                rebuild.expired.push(RecordedEvent {
+                    given_up: false,
+                    ..line
+                });
+            }
+            return false;
+        }
+        let counted_id = match line.event.id() {
+            Some(id) => self.seen(&line.event).insert(id.into()),
+            None => false,
+        };
+        self.waiting_since.push_back((
+            Instant::now(),
+            Waiting::Action {
+                share: share.clone(),
+                hold,
+            },
+        ));
         self.held_actions
             .entry(share)
             .or_default()
@@ -499,19 +593,142 @@ impl Ledger {
                 hold,
                 event: line.event,
                 place,
+                counted_id,
             });
         self.held_action_count += 1;
         true
     }
 
+    /// A share starts waiting for its parent.
+    fn start_waiting(&mut self, share: &ShareEvent, place: Option<Arc<Place>>, campaign: Arc<str>) {
+        self.next_ticket += 1;
+        let (id, ticket): (Box<str>, u64) = (share.id.as_str().into(), self.next_ticket);
+        self.waiting_since.push_back((
+            Instant::now(),
+            Waiting::Share {
+                id: id.clone(),
+                ticket,
+            },
+        ));
+        *self.pending_by_campaign.entry(campaign.clone()).or_default() += 1;
+        let pending = PendingShare {
+            event: share.clone(),
+            place,
+            campaign,
+            ticket,
+        };
+        if let Some(replaced) = self.pending_shares.insert(id, pending) {
+            self.uncount_pending(&replaced.campaign);
+        }
+    }
+
+    /// A share stops waiting: resolved, never resolvable, or given up.
+    fn stop_waiting(&mut self, id: &str) {
+        self.chain_links.remove(id);
+        if let Some(pending) = self.pending_shares.remove(id) {
+            self.uncount_pending(&pending.campaign);
+        }
+    }
+
+    fn uncount_pending(&mut self, campaign: &str) {
+        if let Some(count) = self.pending_by_campaign.get_mut(campaign) {
+            *count -= 1;
+            if *count == 0 {
+                self.pending_by_campaign.remove(campaign);
+            }
+        }
+    }
+
+    /// Drops the held click or conversion `hold`, waiting for `share`; its id may come again.
+    fn give_up_action(&mut self, share: &str, hold: u64) {
+        let Some(list) = self.held_actions.get_mut(share) else {
+            return;
+        };
+        let Some(at) = list.iter().position(|a| a.hold == hold) else {
+            return;
+        };
+        let action = list.remove(at);
+        if list.is_empty() {
+            self.held_actions.remove(share);
+        }
+        self.held_action_count -= 1;
+        if action.counted_id
+            && let Some(id) = action.event.id()
+        {
+            self.seen(&action.event).remove(id);
+        }
+    }
+
+    // ---- Expiry ----
+
+    /// Gives up everything that started waiting at or before `cutoff`: writes the line that says
+    /// so (a waiting share's in its campaign, a held click's or conversion's in the journal), then
+    /// follows it. The events stay on disk; a restart follows the same lines.
+    pub fn expire(
+        &mut self,
+        cutoff: Instant,
+        sink: &mut Sink<'_>,
+    ) -> Result<Expired, RecordingError> {
+        let mut expired = Expired::default();
+        while let Some((since, _)) = self.waiting_since.front()
+            && *since <= cutoff
+        {
+            let Some((since, waiting)) = self.waiting_since.pop_front() else {
+                break;
+            };
+            let Some((line, place)) = self.expiry_line(&waiting) else {
+                continue;
+            };
+            if let Err(e) = self.write(line, place, sink) {
+                self.waiting_since.push_front((since, waiting));
+                return Err(e);
+            }
+            match waiting {
+                Waiting::Share { .. } => expired.shares += 1,
+                Waiting::Action { .. } => expired.actions += 1,
+            }
+        }
+        if self.waiting_since.len() > 2 * self.held() + 1024 {
+            // Most entries are waits that ended: keep only the others.
+            let mut queue = std::mem::take(&mut self.waiting_since);
+            queue.retain(|(_, w)| self.expiry_line(w).is_some());
+            self.waiting_since = queue;
+        }
+        Ok(expired)
+    }
+
+    /// The line that gives up `waiting`, if it still waits.
+    fn expiry_line(&self, waiting: &Waiting) -> Option<(RecordedEvent, Option<Arc<Place>>)> {
+        match waiting {
+            Waiting::Share { id, ticket } => {
+                let pending = self.pending_shares.get(id).filter(|p| p.ticket == *ticket)?;
+                Some((give_up_share(pending), pending.place.clone()))
+            }
+            Waiting::Action { share, hold } => {
+                let action = self
+                    .held_actions
+                    .get(share)?
+                    .iter()
+                    .find(|a| a.hold == *hold)?;
+                let line = RecordedEvent {
+                    event: action.event.clone(),
+                    campaign: None,
+                    at: action.place.as_deref().cloned(),
+                    generation: None,
+                    root: None,
+                    hold: Some(*hold),
+                    given_up: true,
+                };
+                Some((line, action.place.clone()))
+            }
+        }
+    }
+
     /// After a restart has followed every recorded line: links the shares still waiting to their
     /// parents, and resolves what a crash left unresolved though its share had arrived (the
     /// resolution lines are written now). Returns the journal entries still waiting.
-    pub fn finish_rebuild(
-        &mut self,
-        sink: &mut Sink<'_>,
-    ) -> Result<Vec<RecordedEvent>, RecordingError> {
-        self.resolved_holds = None;
+    pub fn finish_rebuild(&mut self, sink: &mut Sink<'_>) -> Result<Rebuilt, RecordingError> {
+        let expired = self.rebuild.take().map(|r| r.expired).unwrap_or_default();
         let mut parents: Vec<(Box<str>, Box<str>)> = self
             .pending_shares
             .iter()
@@ -548,10 +765,14 @@ impl Ledger {
                 generation: None,
                 root: None,
                 hold: Some(a.hold),
+                given_up: false,
             })
             .collect();
         still_held.sort_by_key(|r| r.hold);
-        Ok(still_held)
+        Ok(Rebuilt {
+            still_held,
+            expired,
+        })
     }
 }
 
@@ -578,6 +799,20 @@ fn share_line(
         generation,
         root,
         hold: None,
+        given_up: false,
+    }
+}
+
+/// The line that gives up a waiting share.
+fn give_up_share(pending: &PendingShare) -> RecordedEvent {
+    RecordedEvent {
+        event: InputEvent::Share(pending.event.clone()),
+        campaign: Some(pending.campaign.to_string()),
+        at: pending.place.as_deref().cloned(),
+        generation: None,
+        root: None,
+        hold: None,
+        given_up: true,
     }
 }
 
@@ -595,6 +830,7 @@ fn action_line(
         generation: Some(node.generation),
         root: Some(node.root.to_string()),
         hold,
+        given_up: false,
     }
 }
 

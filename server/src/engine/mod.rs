@@ -14,10 +14,10 @@ mod tree;
 use std::{
     path::Path,
     sync::{Arc, Mutex, MutexGuard, OnceLock},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-pub use ledger::Outcome;
+pub use ledger::{Expired, HeldLimits, Outcome};
 use tree::ShareTree;
 use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent};
 
@@ -77,13 +77,13 @@ impl Engine {
     pub fn open(
         data_dir: &Path,
         sync_each_commit: bool,
-        max_held: usize,
+        held: HeldLimits,
         max_open_recordings: usize,
         hub: Arc<Hub>,
     ) -> Result<Self, EngineError> {
         let started = Instant::now();
         let shares = Arc::new(ShareTree::new());
-        let mut ledger = Ledger::new(shares.clone(), max_held);
+        let mut ledger = Ledger::new(shares.clone(), held);
         let mut recorder = Recorder::new(data_dir, sync_each_commit, max_open_recordings)?;
         let mut records = 0;
         let campaigns = recording::recorded_campaigns(data_dir)?;
@@ -108,9 +108,9 @@ impl Engine {
                 recorder: &mut recorder,
                 arcs: None,
             })
-            .and_then(|still_held| {
+            .and_then(|rebuilt| {
                 recorder.commit()?;
-                recorder.rewrite_journal(&still_held)
+                recorder.rewrite_journal(&rebuilt.still_held, &rebuilt.expired)
             });
         if let Err(e) = written {
             tracing::error!(error = %e, "cannot write what the restart needs: serving reads, ingest stopped");
@@ -226,6 +226,57 @@ impl Engine {
             });
         }
         Ok(outcomes)
+    }
+
+    /// Gives up the events that have waited longer than `max_age` for their share or parent
+    /// share, writing the lines that say so.
+    pub fn expire_held(&self, max_age: Duration) -> Result<Expired, EngineError> {
+        if let Some(reason) = self.stopped.get() {
+            return Err(EngineError::Stopped(reason.clone()));
+        }
+        let Some(cutoff) = Instant::now().checked_sub(max_age) else {
+            return Ok(Expired::default());
+        };
+        let mut state = self.lock();
+        let State { ledger, recorder } = &mut *state;
+        let mut sink = Sink {
+            recorder,
+            arcs: None,
+        };
+        let expired = ledger.expire(cutoff, &mut sink);
+        let held = ledger.held();
+        // What was given up before a failure is written out too.
+        let written = recorder.commit().and(expired);
+        drop(state);
+        metrics::gauge!("viralglobe_held_events").set(held as f64);
+        match written {
+            Ok(expired) => {
+                metrics::counter!("viralglobe_held_expired_total", "type" => "share")
+                    .increment(expired.shares);
+                metrics::counter!("viralglobe_held_expired_total", "type" => "click_or_conversion")
+                    .increment(expired.actions);
+                if expired != Expired::default() {
+                    tracing::warn!(
+                        shares = expired.shares,
+                        clicks_and_conversions = expired.actions,
+                        max_age_s = max_age.as_secs(),
+                        "gave up events whose share or parent share did not arrive in time"
+                    );
+                }
+                Ok(expired)
+            }
+            Err(e) if e.nothing_written() => {
+                metrics::counter!("viralglobe_recording_errors_total").increment(1);
+                tracing::warn!(error = %e, "a recording cannot be opened: expiry waits for the next round");
+                Err(e.into())
+            }
+            Err(e) => {
+                let _ = self.stopped.set(e.to_string());
+                metrics::counter!("viralglobe_recording_errors_total").increment(1);
+                tracing::error!(error = %e, "recording failed: ingest stops until a restart");
+                Err(e.into())
+            }
+        }
     }
 
     /// Writes everything out and to disk (at shutdown).
