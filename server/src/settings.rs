@@ -179,7 +179,11 @@ pub struct Settings {
 
     /// Most shares of one campaign waiting for their parent share (held clicks and conversions
     /// name no campaign: only --max-held bounds them).
-    #[arg(long, env = "VIRALGLOBE_MAX_HELD_PER_CAMPAIGN", default_value_t = 25_000)]
+    #[arg(
+        long,
+        env = "VIRALGLOBE_MAX_HELD_PER_CAMPAIGN",
+        default_value_t = 25_000
+    )]
     pub max_held_per_campaign: usize,
 
     /// Seconds an event may wait for its share or parent share before it is given up (counted

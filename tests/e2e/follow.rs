@@ -104,3 +104,74 @@ async fn a_restart_goes_on_following_where_it_was_left() {
     );
     assert_eq!(stats["totals"]["shares"], 1);
 }
+
+/// Lines the server cannot take for a moment (a recording that cannot be opened: 503) are sent
+/// again until they go in: none lost, none counted twice (these clicks have no ids).
+#[tokio::test]
+async fn followed_lines_refused_for_a_moment_are_sent_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let blocker = data.join("campaigns/blocked.ndjson");
+    let log = dir.path().join("events.ndjson");
+    let mut file = std::fs::File::create(&log).expect("create");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .arg("ingest")
+        .arg(&log)
+        .args(["--listen", "127.0.0.1:0", "--geoip"])
+        .arg(geolite2_city())
+        .arg("--data-dir")
+        .arg(&data);
+    let server = TestServer::spawn(command);
+    std::fs::create_dir_all(&blocker).expect("a directory where the recording would go");
+    let in_campaign = |campaign: &str, line: String| {
+        let mut event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        event["campaign"] = campaign.into();
+        event.to_string()
+    };
+    let idless = |share: &str, n: i64| {
+        format!(
+            r#"{{"type":"click","share":"{share}","ip":"{TOKYO}","ts":{}}}"#,
+            T0 + n
+        )
+    };
+    for line in [
+        share("s1", None, "facebook", LOS_ANGELES, T0),
+        idless("s1", 1),
+        in_campaign("blocked", share("s2", None, "facebook", BERLIN, T0 + 2)),
+        idless("s2", 3),
+        idless("s1", 4),
+    ] {
+        writeln!(file, "{line}").expect("write");
+    }
+    wait_for_clicks(&server, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        server.stats("bones-brigade").await["totals"]["clicks"],
+        1,
+        "the lines from the refused one on wait"
+    );
+
+    std::fs::remove_dir(&blocker).expect("the cause goes");
+    wait_for_clicks(&server, 2).await;
+    let blocked = server.stats("blocked").await;
+    assert_eq!(
+        (
+            blocked["totals"]["shares"].as_u64(),
+            blocked["totals"]["clicks"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{blocked}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        server.stats("bones-brigade").await["totals"]["clicks"],
+        2,
+        "nothing counted twice"
+    );
+    assert!(
+        server.log().contains("will be sent again"),
+        "{}",
+        server.log()
+    );
+}

@@ -69,16 +69,16 @@ async fn one_campaign_cannot_fill_the_held_limit_for_every_other() {
 #[tokio::test]
 async fn held_events_expire_are_reported_and_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = TestServer::start_in(
-        dir.path(),
-        &["--max-held", "10", "--held-expiry-secs", "1"],
-    );
+    let server = TestServer::start_in(dir.path(), &["--max-held", "10", "--held-expiry-secs", "1"]);
     let mut lines = vec![share("kid", Some("gone"), "twitter", TOKYO, T0)];
     lines.extend((0..9).map(|i| click(&format!("c{i}"), "late", SYDNEY, T0 + 1 + i)));
     lines.push(click("c-full", "other", SYDNEY, T0 + 20));
     let (_, answer) = server.post_ndjson(&lines).await;
     assert_eq!(answer["held"], 10, "{answer}");
-    assert_eq!(answer["rejected"][0]["line"], 11, "the limit is full: {answer}");
+    assert_eq!(
+        answer["rejected"][0]["line"], 11,
+        "the limit is full: {answer}"
+    );
 
     let started = Instant::now();
     loop {
@@ -95,11 +95,7 @@ async fn held_events_expire_are_reported_and_kept() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        server.log().contains("gave up events"),
-        "{}",
-        server.log()
-    );
+    assert!(server.log().contains("gave up events"), "{}", server.log());
 
     // Room again; what expired does not come back when its share arrives; re-sent, it counts.
     let (_, answer) = server

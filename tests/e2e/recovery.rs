@@ -297,6 +297,10 @@ async fn a_recording_that_cannot_be_opened_refuses_only_its_events() {
         answer["report"]["accepted"], 1,
         "the line before it is acknowledged: {answer}"
     );
+    assert_eq!(
+        answer["report"]["not_acknowledged_from"], 2,
+        "the answer says where to send again from: {answer}"
+    );
     let (status, _) = server
         .post_ndjson(&[share_in("fine", "s3", None, LOS_ANGELES, T0)])
         .await;

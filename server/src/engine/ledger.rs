@@ -610,7 +610,10 @@ impl Ledger {
                 ticket,
             },
         ));
-        *self.pending_by_campaign.entry(campaign.clone()).or_default() += 1;
+        *self
+            .pending_by_campaign
+            .entry(campaign.clone())
+            .or_default() += 1;
         let pending = PendingShare {
             event: share.clone(),
             place,
@@ -701,7 +704,10 @@ impl Ledger {
     fn expiry_line(&self, waiting: &Waiting) -> Option<(RecordedEvent, Option<Arc<Place>>)> {
         match waiting {
             Waiting::Share { id, ticket } => {
-                let pending = self.pending_shares.get(id).filter(|p| p.ticket == *ticket)?;
+                let pending = self
+                    .pending_shares
+                    .get(id)
+                    .filter(|p| p.ticket == *ticket)?;
                 Some((give_up_share(pending), pending.place.clone()))
             }
             Waiting::Action { share, hold } => {

@@ -5,7 +5,8 @@
 //! the last batch applied) is kept in `<data-dir>/follow.json`, so a restart goes on from there
 //! instead of ingesting the whole file again. A crash between a batch's recording and that note
 //! can apply the batch twice: events with ids are then duplicates, events without are counted
-//! again.
+//! again. Lines the server refuses for a moment (no recording could take them) are kept and
+//! sent again, backing off, before anything after them; the note never passes them.
 
 use std::{
     fs::File,
@@ -65,7 +66,14 @@ pub fn follow(
     thread::Builder::new().name("follow".into()).spawn(move || {
         if source.as_os_str() == "-" {
             let mut reader = Lines::new(io::stdin().lock());
-            while reader.pump(&pipeline, "stdin").unwrap_or(false) {}
+            let mut backoff = Backoff::new();
+            loop {
+                match reader.pump(&pipeline, "stdin") {
+                    Ok(Pumped::More) => backoff = Backoff::new(),
+                    Ok(Pumped::Refused) => backoff.wait(),
+                    Ok(Pumped::CaughtUp) | Err(_) => break,
+                }
+            }
             tracing::info!("stdin ended; still serving");
         } else {
             tail(&source, &pipeline, &bookmark);
@@ -79,7 +87,29 @@ struct Lines<R> {
     partial: Vec<u8>,
     next_line: u64,
     /// Bytes of the whole lines read so far, from the start of the file.
-    offset: u64,
+    read: u64,
+    /// Lines read but refused by a 503 (no recording could take them): sent again first.
+    refused: Vec<Line>,
+    /// Where the lines acknowledged so far end: the offset and the next line's number.
+    acknowledged: (u64, u64),
+}
+
+/// One line, with its number and the offset just after it.
+struct Line {
+    number: u64,
+    text: Vec<u8>,
+    end: u64,
+}
+
+/// What one [`Lines::pump`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Pumped {
+    /// A whole batch went in; more may be there right away.
+    More,
+    /// Everything there is went in.
+    CaughtUp,
+    /// The server could not take some lines now; they are kept and sent again.
+    Refused,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -88,13 +118,21 @@ impl<R: BufRead> Lines<R> {
             reader,
             partial: Vec::new(),
             next_line: 1,
-            offset: 0,
+            read: 0,
+            refused: Vec::new(),
+            acknowledged: (0, 1),
         }
     }
 
-    /// Ingests up to one batch. Returns whether more may be there right away.
-    fn pump(&mut self, pipeline: &Pipeline, name: &str) -> io::Result<bool> {
-        let mut lines: Vec<(u64, Vec<u8>)> = Vec::new();
+    /// Goes on from `offset`, where line `next_line` begins.
+    fn start_at(&mut self, offset: u64, next_line: u64) {
+        (self.read, self.next_line) = (offset, next_line);
+        self.acknowledged = (offset, next_line);
+    }
+
+    /// Ingests up to one batch: the refused lines first, then new ones.
+    fn pump(&mut self, pipeline: &Pipeline, name: &str) -> io::Result<Pumped> {
+        let mut lines = std::mem::take(&mut self.refused);
         let mut more = true;
         while lines.len() < BATCH_LINES {
             if self.reader.read_until(b'\n', &mut self.partial)? == 0 {
@@ -102,34 +140,72 @@ impl<R: BufRead> Lines<R> {
                 break;
             }
             if self.partial.last() == Some(&b'\n') {
-                self.offset += self.partial.len() as u64;
-                let mut line = std::mem::take(&mut self.partial);
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+                self.read += self.partial.len() as u64;
+                let mut text = std::mem::take(&mut self.partial);
+                text.pop();
+                if text.last() == Some(&b'\r') {
+                    text.pop();
                 }
-                lines.push((self.next_line, line));
+                lines.push(Line {
+                    number: self.next_line,
+                    text,
+                    end: self.read,
+                });
                 self.next_line += 1;
             }
         }
-        if !lines.is_empty() {
-            let mut report = IngestReport::default();
-            let numbered = lines.iter().map(|(n, l)| (*n, l.as_slice()));
-            if let Err(e) = pipeline.ingest(numbered, &mut report) {
-                tracing::error!(source = name, error = %e, "ingest from followed file failed");
-                return Ok(false);
-            }
-            for rejected in &report.rejected {
-                tracing::warn!(source = name, line = rejected.line, field = rejected.field,
-                    error = %rejected.error, "rejected line");
-            }
-            tracing::debug!(
-                source = name,
-                accepted = report.accepted,
-                "followed lines ingested"
-            );
+        if lines.is_empty() {
+            return Ok(Pumped::CaughtUp);
         }
-        Ok(more)
+        let mut report = IngestReport::default();
+        let numbered = lines.iter().map(|l| (l.number, l.text.as_slice()));
+        let result = pipeline.ingest(numbered, &mut report);
+        for rejected in &report.rejected {
+            tracing::warn!(source = name, line = rejected.line, field = rejected.field,
+                error = %rejected.error, "rejected line");
+        }
+        tracing::debug!(
+            source = name,
+            accepted = report.accepted,
+            "followed lines ingested"
+        );
+        let refused_from = match result {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(source = name, line = report.not_acknowledged_from, error = %e,
+                    "the server cannot take followed lines now; they will be sent again");
+                report.not_acknowledged_from
+            }
+        };
+        let split = refused_from.map_or(lines.len(), |from| {
+            lines
+                .iter()
+                .position(|l| l.number >= from)
+                .unwrap_or(lines.len())
+        });
+        if let Some(last) = split.checked_sub(1).map(|i| &lines[i]) {
+            self.acknowledged = (last.end, last.number + 1);
+        }
+        self.refused = lines.split_off(split);
+        Ok(match (self.refused.is_empty(), more) {
+            (false, _) => Pumped::Refused,
+            (true, true) => Pumped::More,
+            (true, false) => Pumped::CaughtUp,
+        })
+    }
+}
+
+/// Waits before lines refused by the server are sent again: doubling, up to 30 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(POLL)
+    }
+
+    fn wait(&mut self) {
+        thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -163,26 +239,34 @@ fn tail(path: &Path, pipeline: &Pipeline, bookmark: &Bookmark) {
             && noted.offset <= len
             && lines.reader.seek(SeekFrom::Start(noted.offset)).is_ok()
         {
-            (lines.offset, lines.next_line) = (noted.offset, noted.next_line);
+            lines.start_at(noted.offset, noted.next_line);
             tracing::info!(source = %name, line = noted.next_line, "following from where it was left");
         } else {
             tracing::info!(source = %name, "following");
         }
         let mut position = 0u64;
+        let mut backoff = Backoff::new();
         loop {
-            let noted = lines.offset;
+            let noted = lines.acknowledged;
             let pumped = lines.pump(pipeline, &name);
-            if lines.offset != noted {
+            if lines.acknowledged != noted {
                 bookmark.write(Position {
                     device,
                     inode,
-                    offset: lines.offset,
-                    next_line: lines.next_line,
+                    offset: lines.acknowledged.0,
+                    next_line: lines.acknowledged.1,
                 });
             }
             match pumped {
-                Ok(true) => continue,
-                Ok(false) => {}
+                Ok(Pumped::More) => {
+                    backoff = Backoff::new();
+                    continue;
+                }
+                Ok(Pumped::Refused) => {
+                    backoff.wait();
+                    continue;
+                }
+                Ok(Pumped::CaughtUp) => backoff = Backoff::new(),
                 Err(e) => {
                     tracing::error!(source = %name, error = %e, "reading followed file failed");
                     break;
@@ -202,7 +286,13 @@ fn tail(path: &Path, pipeline: &Pipeline, bookmark: &Bookmark) {
                 _ => {
                     tracing::info!(source = %name, "file was rotated or truncated; reopening");
                     // Drain what the old file still holds before switching.
-                    while let Ok(true) = lines.pump(pipeline, &name) {}
+                    loop {
+                        match lines.pump(pipeline, &name) {
+                            Ok(Pumped::More) => {}
+                            Ok(Pumped::Refused) => backoff.wait(),
+                            Ok(Pumped::CaughtUp) | Err(_) => break,
+                        }
+                    }
                     break;
                 }
             }

@@ -39,6 +39,10 @@ pub struct IngestReport {
     pub duplicates: u64,
     pub rejected_count: u64,
     pub rejected: Vec<RejectedLine>,
+    /// When the server could not take the whole batch (a 503): the first line it did not
+    /// acknowledge. Send it and the lines after it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_acknowledged_from: Option<u64>,
 }
 
 impl IngestReport {
@@ -96,14 +100,18 @@ impl Pipeline {
         let (outcomes, unavailable) = match self.engine.apply(batch) {
             Ok(outcomes) => (outcomes, None),
             // What was applied is acknowledged; the rest is refused and can be sent again.
-            Err(EngineError::Unavailable { reason, applied }) => (
-                applied,
-                Some(EngineError::Unavailable {
+            Err(EngineError::Unavailable { reason, applied }) => {
+                report.not_acknowledged_from = numbers.get(applied.len()).copied();
+                let rest = EngineError::Unavailable {
                     reason,
                     applied: Vec::new(),
-                }),
-            ),
-            Err(e) => return Err(e),
+                };
+                (applied, Some(rest))
+            }
+            Err(e) => {
+                report.not_acknowledged_from = numbers.first().copied();
+                return Err(e);
+            }
         };
         for (number, outcome) in numbers.into_iter().zip(outcomes) {
             match outcome {
