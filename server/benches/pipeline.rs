@@ -16,7 +16,7 @@ use viralglobe_bench::{
 };
 
 use viralglobe_server::{
-    engine::Engine,
+    engine::{Engine, HeldLimits},
     geo::GeoDb,
     hub::Hub,
     ingest::{IngestReport, Pipeline},
@@ -87,7 +87,11 @@ fn bench_geo(rows: &mut Vec<Row>) {
 fn bench_pipeline(rows: &mut Vec<Row>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let geo = Arc::new(GeoDb::open(Some(&geo_path()), 1_000_000).expect("geo"));
-    let engine = Engine::open(dir.path(), false, 100_000, 64, Hub::new(16)).expect("engine");
+    let held = HeldLimits {
+        max: 100_000,
+        max_per_campaign: 100_000,
+    };
+    let engine = Engine::open(dir.path(), false, held, 64, Hub::new(16)).expect("engine");
     let pipeline = Pipeline::new(Arc::new(engine), geo);
     let mut traffic = CampaignTraffic::new("pipeline", 11);
     let batches: Vec<Vec<u8>> = (0..300)

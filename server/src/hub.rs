@@ -13,7 +13,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytestring::ByteString;
@@ -36,6 +36,8 @@ pub struct Frame {
     pub seqs: Option<(u64, u64)>,
     /// True for a `reset`: the campaign's arc line started over.
     pub reset: bool,
+    /// When the oldest arc in it was published (for other messages: when it was made).
+    pub published: Instant,
 }
 
 impl Frame {
@@ -44,6 +46,7 @@ impl Frame {
             text: text.into(),
             seqs: None,
             reset: false,
+            published: Instant::now(),
         }
     }
 }
@@ -82,6 +85,8 @@ enum Item {
 #[derive(Default)]
 struct Pending {
     items: Vec<Item>,
+    /// When the first of `items` was published.
+    since: Option<Instant>,
     offsets: HashMap<String, Offset>,
 }
 
@@ -89,6 +94,8 @@ pub struct Hub {
     pending: Mutex<Pending>,
     subscribers: Mutex<Vec<Subscriber>>,
     queue_capacity: usize,
+    /// Frames waiting in each subscriber's queue when a tick offers it more.
+    queue_depth: metrics::Histogram,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,6 +115,7 @@ impl Hub {
             pending: Mutex::new(Pending::default()),
             subscribers: Mutex::new(Vec::new()),
             queue_capacity: queue_capacity.max(1),
+            queue_depth: metrics::histogram!("viralglobe_live_queue_depth"),
         })
     }
 
@@ -133,6 +141,7 @@ impl Hub {
             seq: 0,
         };
         pending.offsets.insert(campaign.to_owned(), offset);
+        pending.since.get_or_insert_with(Instant::now);
         pending.items.push(Item::Reset {
             campaign: campaign.to_owned(),
             epoch,
@@ -150,7 +159,12 @@ impl Hub {
             return;
         }
         let mut pending = lock(&self.pending);
-        let Pending { items, offsets } = &mut *pending;
+        let Pending {
+            items,
+            since,
+            offsets,
+        } = &mut *pending;
+        since.get_or_insert_with(Instant::now);
         let mut last: Option<(&str, u64)> = None;
         let mut note = |campaign: &str, seq: u64| match offsets.get_mut(campaign) {
             Some(offset) => offset.seq = seq,
@@ -192,7 +206,11 @@ impl Hub {
 
     /// Sends out every arc published since the last tick, and overdue lag notices.
     pub fn tick(&self) {
-        let items = std::mem::take(&mut lock(&self.pending).items);
+        let (items, published) = {
+            let mut pending = lock(&self.pending);
+            let since = pending.since.take().unwrap_or_else(Instant::now);
+            (std::mem::take(&mut pending.items), since)
+        };
         let mut subscribers = lock(&self.subscribers);
         if items.is_empty() {
             // A subscriber that lost arcs hears about it as soon as its queue has room.
@@ -209,17 +227,21 @@ impl Hub {
         if subscribers.is_empty() {
             return;
         }
+        for sub in subscribers.iter() {
+            let queued = self.queue_capacity - sub.tx.capacity();
+            self.queue_depth.record(queued as f64);
+        }
         let mut arcs = Vec::new();
         for item in items {
             match item {
                 Item::Arc(arc) => arcs.push(arc),
                 Item::Reset { campaign, epoch } => {
-                    send_arcs(&mut subscribers, &std::mem::take(&mut arcs));
+                    send_arcs(&mut subscribers, &std::mem::take(&mut arcs), published);
                     send_reset(&mut subscribers, campaign, &epoch);
                 }
             }
         }
-        send_arcs(&mut subscribers, &arcs);
+        send_arcs(&mut subscribers, &arcs, published);
     }
 
     /// Ticks until the process ends.
@@ -247,6 +269,7 @@ fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
             text: text.clone(),
             seqs: None,
             reset: true,
+            published: Instant::now(),
         };
         // A subscriber too slow to take it is told it lagged; its next arcs show the new line.
         if sub.tx.try_send(frame).is_err() && !sub.tx.is_closed() {
@@ -255,7 +278,7 @@ fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
     }
 }
 
-fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent]) {
+fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Instant) {
     if arcs.is_empty() {
         return;
     }
@@ -283,7 +306,10 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent]) {
                 Some(campaign) => by_campaign.get(campaign).map_or(&[][..], Vec::as_slice),
                 None => &all,
             };
-            frames.insert(sub.filter.clone(), build_frame(arcs, &sub.filter));
+            frames.insert(
+                sub.filter.clone(),
+                build_frame(arcs, &sub.filter, published),
+            );
         }
         let Some((frame, count)) = &frames[&sub.filter] else {
             continue;
@@ -300,7 +326,11 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent]) {
 }
 
 /// `{"type":"arc",…}` for one arc, `{"type":"arcs","arcs":[…]}` for several, nothing for none.
-fn build_frame(encoded: &[&Encoded<'_>], filter: &LiveFilter) -> Option<(Frame, u64)> {
+fn build_frame(
+    encoded: &[&Encoded<'_>],
+    filter: &LiveFilter,
+    published: Instant,
+) -> Option<(Frame, u64)> {
     let wanted = || {
         encoded
             .iter()
@@ -329,6 +359,7 @@ fn build_frame(encoded: &[&Encoded<'_>], filter: &LiveFilter) -> Option<(Frame, 
         text: text.into(),
         seqs: Some((first, last)),
         reset: false,
+        published,
     };
     Some((frame, count))
 }

@@ -4,15 +4,16 @@ use anyhow::Context;
 use clap::Parser;
 use viralglobe_server::{
     demo, replay,
-    settings::{Cli, Command, ExportFormat},
+    settings::{Cli, Command, ExportFormat, LogFormat},
     startup::Application,
     telemetry,
 };
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_logging();
-    match Cli::parse().command() {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format == LogFormat::Json);
+    match cli.command() {
         Command::Serve(settings) => Application::build(settings)?.run_until_stopped().await?,
         Command::Ingest {
             source,

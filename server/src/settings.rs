@@ -17,6 +17,22 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub settings: Settings,
+    /// How log lines are written to stderr: `text`, or `json` (one object per line, for log
+    /// collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "VIRALGLOBE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

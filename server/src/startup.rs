@@ -78,6 +78,7 @@ impl Application {
             }),
         };
         actix_web::rt::spawn(hub.run(settings.tick()));
+        telemetry::spawn_upkeep(parts.metrics.get_ref().clone());
         if settings.fsync == FsyncPolicy::Interval {
             spawn_fsync_timer(engine.sync_files(), settings.fsync_interval());
         }

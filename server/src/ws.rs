@@ -1,8 +1,12 @@
 //! Websocket plumbing shared by the live feed and replays: sending with a deadline, answering
 //! pings, and closing on clients that went silent.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
+use actix_web::HttpRequest;
 use actix_ws::{Message, ProtocolError, Session};
 use bytestring::ByteString;
 
@@ -51,4 +55,59 @@ pub async fn receive(
 /// On each heartbeat: pings, or gives up on a client silent for longer than [`CLIENT_TIMEOUT`].
 pub async fn keep_alive(session: &mut Session, last_heard: Instant) -> bool {
     last_heard.elapsed() < CLIENT_TIMEOUT && session.ping(b"").await.is_ok()
+}
+
+/// Why a websocket session ended, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed the connection (or it broke).
+    ClientClosed,
+    /// Nothing heard from the client, not even a pong, for [`CLIENT_TIMEOUT`].
+    ClientSilent,
+    /// A frame could not be sent: the client is gone, or did not take it in time.
+    SendFailed,
+    /// The server is shutting down.
+    ServerStopping,
+    /// The recording could not be read.
+    ReadFailed,
+}
+
+impl Ended {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientClosed => "client closed",
+            Self::ClientSilent => "client silent",
+            Self::SendFailed => "send failed or timed out",
+            Self::ServerStopping => "server stopping",
+            Self::ReadFailed => "recording unreadable",
+        }
+    }
+}
+
+/// The span of one websocket session (`live` or `replay`): a number of its own, the peer and the
+/// campaign, so that its connect and close lines (at debug) and any error can be told apart.
+pub fn session_span(
+    kind: &'static str,
+    req: &HttpRequest,
+    campaign: Option<&str>,
+) -> tracing::Span {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info_span!(
+        "session",
+        kind,
+        id,
+        peer,
+        campaign = campaign.unwrap_or("*")
+    )
+}
+
+/// The close line of a session: why, and after how long.
+pub fn log_end(ended: Ended, started: Instant) {
+    tracing::debug!(
+        reason = ended.as_str(),
+        duration_s = started.elapsed().as_secs_f64(),
+        "websocket closed"
+    );
 }

@@ -1,9 +1,13 @@
 //! The HTTP surface as an operator meets it: every error in JSON, HEAD where GET is, 405 for a
 //! method a path does not serve, and the environment standing in for any flag.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
 
 use crate::support::{TestServer, events::*, ips::*};
+
+const T0: i64 = 1_350_406_800_000;
 
 #[tokio::test]
 async fn every_error_is_json_and_methods_are_answered_properly() {
@@ -119,4 +123,77 @@ async fn metrics_exist_from_the_start_and_time_requests_by_route() {
             .contains(r#"viralglobe_http_request_seconds_count{route="unmatched",status="404"} 2"#),
         "{after}"
     );
+}
+
+/// With `--log-format json` at debug, a live session logs its connect and close, with the reason,
+/// inside a span naming its kind, id, peer and campaign; `/metrics` has the process's own figures
+/// and the fan-out's delivery time and queue depth.
+#[tokio::test]
+async fn sessions_log_why_they_closed_and_metrics_cover_process_and_fan_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--geoip")
+        .arg(crate::support::geolite2_city())
+        .env("RUST_LOG", "info,viralglobe_server=debug");
+    let server = TestServer::spawn(command);
+    let (mut subscriber, _) = server.subscribe("?campaign=bones-brigade").await;
+    let (status, _) = server
+        .post_ndjson(&[
+            share("s1", None, "facebook", LOS_ANGELES, T0),
+            click("c1", "s1", TOKYO, T0 + 1),
+        ])
+        .await;
+    assert_eq!(status, 200);
+    subscriber.arcs(1, Duration::from_secs(5)).await;
+    subscriber.ws.close(None).await.expect("close");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let closed = loop {
+        let log = server.log();
+        let closed = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "websocket closed");
+        if let Some(closed) = closed {
+            break closed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no close line:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(closed["reason"], "client closed", "{closed}");
+    assert_eq!(closed["span"]["kind"], "live", "{closed}");
+    assert_eq!(closed["span"]["campaign"], "bones-brigade", "{closed}");
+    assert!(
+        closed["span"]["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{closed}"
+    );
+    assert!(server.log().contains(r#""message":"websocket connected""#));
+
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("viralglobe_live_delivery_seconds_count") >= 1.0);
+    assert!(value("viralglobe_live_queue_depth_count") >= 1.0);
 }

@@ -53,8 +53,10 @@ impl TestServer {
     }
 
     pub fn spawn(mut command: Command) -> Self {
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
         command
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -66,7 +68,10 @@ impl TestServer {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
-                    let _ = tx.send(line[at + "listening on http://".len()..].trim().to_owned());
+                    // Text or JSON logs: the address ends at a space or the closing quote.
+                    let rest = &line[at + "listening on http://".len()..];
+                    let end = rest.find([' ', '"']).unwrap_or(rest.len());
+                    let _ = tx.send(rest[..end].to_owned());
                 }
                 let mut log = sink.lock().expect("log lock");
                 log.push_str(&line);

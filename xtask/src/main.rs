@@ -35,7 +35,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    viralglobe_server::telemetry::init_logging();
+    viralglobe_server::telemetry::init_logging(false);
     match Cli::parse().command {
         Command::DemoCities { geoip, out } => {
             let cities = xtask::cities::extract(&geoip)?;

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web}
 use actix_ws::Session;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use viralglobe_protocol::{LiveFilter, ServerMessage};
 
 use super::catch_up;
@@ -22,7 +23,7 @@ use crate::{
     hello::hello,
     hub::{Frame, Hub, Offset},
     replay::{Library, ReplayError, Resume},
-    ws::{self, HEARTBEAT, Inbound, keep_alive, receive, send},
+    ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +105,7 @@ pub async fn live(
         .into());
     }
 
+    let span = ws::session_span("live", &req, filter.campaign.as_deref());
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let (frames, offset) = hub.subscribe(filter.clone());
     let hello = hello(&engine, &filter, |c| hub.offset(c));
@@ -115,10 +117,10 @@ pub async fn live(
         epoch: offset.as_ref().map(|o| o.epoch.to_string()),
         floor: 0,
         sent: 0,
+        delivery: metrics::histogram!("viralglobe_live_delivery_seconds"),
     };
-    actix_web::rt::spawn(run_session(
-        session, stream, frames, hello, feed, resume, offset,
-    ));
+    let session = run_session(session, stream, frames, hello, feed, resume, offset);
+    actix_web::rt::spawn(session.instrument(span));
     Ok(response)
 }
 
@@ -134,6 +136,8 @@ struct Feed {
     floor: u64,
     /// The last `seq` sent.
     sent: u64,
+    /// From an arc's publication to its frame's hand-over to the socket.
+    delivery: metrics::Histogram,
 }
 
 impl Feed {
@@ -246,31 +250,68 @@ async fn run_session(
     resume: Option<Resume>,
     offset: Option<Offset>,
 ) {
+    let started = Instant::now();
+    tracing::debug!(resuming = feed.resuming, "websocket connected");
+    let ended = serve(
+        &mut session,
+        stream,
+        &mut frames,
+        hello,
+        &mut feed,
+        resume,
+        offset,
+    )
+    .await;
+    ws::log_end(ended, started);
+    ws::close(session).await;
+}
+
+async fn serve(
+    session: &mut Session,
+    stream: actix_ws::MessageStream,
+    frames: &mut mpsc::Receiver<Frame>,
+    hello: ServerMessage,
+    feed: &mut Feed,
+    resume: Option<Resume>,
+    offset: Option<Offset>,
+) -> Ended {
     let mut stream = stream.max_frame_size(64 * 1024);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = Instant::now();
-    let mut open = send(&mut session, encode(&hello)).await;
-    if let (true, Some(resume), Some(offset)) = (open, resume, offset) {
-        open = feed.resume(&mut session, resume, offset).await;
+    if !send(session, encode(&hello)).await {
+        return Ended::SendFailed;
     }
-    while open {
+    if let (Some(resume), Some(offset)) = (resume, offset)
+        && !feed.resume(session, resume, offset).await
+    {
+        return Ended::SendFailed;
+    }
+    loop {
         tokio::select! {
-            frame = frames.recv() => {
-                open = match frame {
-                    Some(frame) => feed.forward(&mut session, frame).await,
-                    None => false,
-                };
-            }
+            frame = frames.recv() => match frame {
+                Some(frame) => {
+                    let published = frame.seqs.map(|_| frame.published);
+                    if !feed.forward(session, frame).await {
+                        return Ended::SendFailed;
+                    }
+                    if let Some(published) = published {
+                        feed.delivery.record(published.elapsed());
+                    }
+                }
+                None => return Ended::ServerStopping,
+            },
             msg = stream.recv() => {
                 last_heard = Instant::now();
                 // Subscribers have nothing to say; their text is ignored.
-                open = match receive(&mut session, msg).await {
-                    Inbound::Text(_) => true,
-                    Inbound::Handled(open) => open,
-                };
+                if let Inbound::Handled(false) = receive(session, msg).await {
+                    return Ended::ClientClosed;
+                }
             }
-            _ = heartbeat.tick() => open = keep_alive(&mut session, last_heard).await,
+            _ = heartbeat.tick() => {
+                if !keep_alive(session, last_heard).await {
+                    return Ended::ClientSilent;
+                }
+            }
         }
     }
-    ws::close(session).await;
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::Session;
 use serde::Deserialize;
+use tracing::Instrument;
 use viralglobe_protocol::{
     ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp,
     replay::{MAX_SPEED, MIN_SPEED},
@@ -20,7 +21,7 @@ use crate::{
     engine::Engine,
     hello::hello,
     hub::Offset,
-    ws::{self, HEARTBEAT, Inbound, keep_alive, receive, send},
+    ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
 /// How often the playhead moves; arcs due within one step go out in one frame.
@@ -130,6 +131,7 @@ pub async fn replay(
             epoch,
         });
     }
+    let span = ws::session_span("replay", &req, Some(&campaign));
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let replay = Replay {
         campaign,
@@ -146,7 +148,7 @@ pub async fn replay(
         at_end: false,
         sent_until: start,
     };
-    actix_web::rt::spawn(run_session(session, stream, replay, first_messages));
+    actix_web::rt::spawn(run_session(session, stream, replay, first_messages).instrument(span));
     Ok(response)
 }
 
@@ -309,50 +311,76 @@ async fn run_session(
     mut replay: Replay,
     first: Vec<ServerMessage>,
 ) {
+    let started = Instant::now();
+    tracing::debug!("websocket connected");
+    let ended = serve(&mut session, stream, &mut replay, first).await;
+    ws::log_end(ended, started);
+    ws::close(session).await;
+}
+
+async fn serve(
+    session: &mut Session,
+    stream: actix_ws::MessageStream,
+    replay: &mut Replay,
+    first: Vec<ServerMessage>,
+) -> Ended {
     let mut stream = stream.max_frame_size(64 * 1024);
     let mut step = tokio::time::interval(STEP);
     step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut clock = tokio::time::interval(CLOCK_EVERY);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = Instant::now();
-    let mut open = true;
     for message in &first {
-        open = open && send(&mut session, encode(message)).await;
+        if !send(session, encode(message)).await {
+            return Ended::SendFailed;
+        }
     }
-    while open {
+    loop {
         tokio::select! {
             _ = step.tick() => {
                 match replay.step().await {
                     Ok(arcs) => {
                         for chunk in arcs.chunks(ARCS_PER_FRAME) {
                             let frame = ServerMessage::Arcs { arcs: chunk.to_vec() };
-                            open = open && send(&mut session, encode(&frame)).await;
+                            if !send(session, encode(&frame)).await {
+                                return Ended::SendFailed;
+                            }
                         }
                     }
                     Err(error) => {
                         tracing::error!(%error, "replay stopped");
                         let message = ServerMessage::Error { message: error.to_string() };
-                        let _ = send(&mut session, encode(&message)).await;
-                        open = false;
+                        let _ = send(session, encode(&message)).await;
+                        return Ended::ReadFailed;
                     }
                 }
             }
-            _ = clock.tick() => open = send(&mut session, encode(&replay.clock())).await,
+            _ = clock.tick() => {
+                if !send(session, encode(&replay.clock())).await {
+                    return Ended::SendFailed;
+                }
+            }
             msg = stream.recv() => {
                 last_heard = Instant::now();
-                open = match receive(&mut session, msg).await {
+                match receive(session, msg).await {
                     Inbound::Text(text) => {
                         let answer = match replay.control(&text).await {
                             Ok(()) => replay.clock(),
                             Err(message) => ServerMessage::Error { message },
                         };
-                        send(&mut session, encode(&answer)).await
+                        if !send(session, encode(&answer)).await {
+                            return Ended::SendFailed;
+                        }
                     }
-                    Inbound::Handled(open) => open,
-                };
+                    Inbound::Handled(true) => {}
+                    Inbound::Handled(false) => return Ended::ClientClosed,
+                }
             }
-            _ = heartbeat.tick() => open = keep_alive(&mut session, last_heard).await,
+            _ = heartbeat.tick() => {
+                if !keep_alive(session, last_heard).await {
+                    return Ended::ClientSilent;
+                }
+            }
         }
     }
-    ws::close(session).await;
 }

@@ -37,6 +37,7 @@ pub async fn metrics(
     metrics: web::Data<PrometheusHandle>,
 ) -> Result<HttpResponse, AccessError> {
     access.check_read_request(&req)?;
+    crate::telemetry::process::update();
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render()))

@@ -1,18 +1,26 @@
 //! Logs (tracing, to stderr) and metrics (Prometheus text at /metrics).
 
-use std::{io::IsTerminal, sync::OnceLock};
+pub mod process;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::{io::IsTerminal, sync::OnceLock, time::Duration};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
-pub fn init_logging() {
+/// Logs go to stderr, as text or one JSON object per line (with the span fields: a websocket
+/// session's id, peer and campaign); `RUST_LOG` filters them (default `info`).
+pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 /// The process-wide metrics recorder, installed on first use.
@@ -26,6 +34,13 @@ pub fn metrics_handle() -> PrometheusHandle {
                     0.25, 0.5, 1.0,
                 ])
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    Matcher::Full("viralglobe_live_queue_depth".into()),
+                    &[
+                        0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+                    ],
+                )
+                .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
             // Only fails if another recorder is installed; then ours still renders what it gets.
@@ -35,6 +50,18 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Histograms keep their samples until they are folded in: done here every few seconds, so
+/// memory stays flat whether or not anyone scrapes `/metrics`.
+pub fn spawn_upkeep(handle: PrometheusHandle) {
+    actix_web::rt::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            interval.tick().await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 /// Every series a dashboard or an alert looks for exists from the start, at 0, rather than
@@ -102,6 +129,24 @@ fn describe() {
         "viralglobe_build_info",
         "1, labelled with the running version"
     );
+    describe_histogram!(
+        "viralglobe_live_delivery_seconds",
+        "From an arc's publication to its frame's hand-over to a live subscriber's socket"
+    );
+    describe_histogram!(
+        "viralglobe_live_queue_depth",
+        "Frames waiting in a live subscriber's queue when a tick offers it more"
+    );
+    describe_gauge!("process_resident_memory_bytes", "Resident memory");
+    describe_gauge!("process_virtual_memory_bytes", "Virtual memory");
+    describe_gauge!("process_cpu_seconds_total", "CPU time, user and system");
+    describe_gauge!("process_threads", "Threads");
+    describe_gauge!("process_open_fds", "Open file descriptors");
+    describe_gauge!(
+        "process_max_fds",
+        "Most file descriptors the process may open"
+    );
+    describe_gauge!("process_start_time_seconds", "Start time, Unix seconds");
     describe_histogram!(
         "viralglobe_http_request_seconds",
         "Time to answer an HTTP request (to the upgrade, for websockets), by route and status"
