@@ -15,6 +15,8 @@
 //! clients ignore messages whose `type` they do not know.
 
 pub mod arc;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod input;
 pub mod live;
 pub mod record;

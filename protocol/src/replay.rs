@@ -38,6 +38,35 @@ pub enum ReplayControl {
 pub const MIN_SPEED: f64 = 0.001;
 pub const MAX_SPEED: f64 = 10_000_000.0;
 
+impl ReplayControl {
+    /// Parses one control message from a client and checks its values; the error says what was
+    /// expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let control: Self = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "control message: {e}; expected {{\"type\":\"pause\"}}, {{\"type\":\"play\"}}, \
+                 {{\"type\":\"speed\",\"speed\":N}}, {{\"type\":\"seek\",\"ts\":T}} or \
+                 {{\"type\":\"loop\",\"enabled\":B}}"
+            )
+        })?;
+        if let Self::Speed { speed } = control {
+            check_speed(speed)?;
+        }
+        Ok(control)
+    }
+}
+
+/// `speed` if it is a replay speed the server plays at.
+pub fn check_speed(speed: f64) -> Result<f64, String> {
+    if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
+        Ok(speed)
+    } else {
+        Err(format!(
+            "speed must be from {MIN_SPEED} to {MAX_SPEED}, not {speed}"
+        ))
+    }
+}
+
 /// Where a replay stands: enough to draw its timeline and playhead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplayClock {

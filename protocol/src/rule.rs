@@ -173,8 +173,11 @@ impl LogReader {
     /// of the line that resolves it (the line the server's share tree is built from); a line that
     /// records a share still waiting for its parent tells nothing yet.
     pub fn learn(&mut self, record: &RecordedEvent) {
+        // Resolved means a campaign, `generation` and `root`, as in `ends` and the server's tree.
         if let InputEvent::Share(s) = &record.event
+            && record.campaign.is_some()
             && record.generation.is_some()
+            && record.root.is_some()
         {
             let share = LoggedShare {
                 place: record.at.clone(),

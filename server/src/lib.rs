@@ -5,6 +5,8 @@ pub(crate) mod auth;
 pub mod demo;
 pub mod engine;
 pub(crate) mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 pub(crate) mod hello;
 pub mod hub;

@@ -9,6 +9,7 @@ mod held;
 mod http_api;
 mod ingest;
 mod live;
+mod readme;
 mod recovery;
 mod replay;
 mod resume;

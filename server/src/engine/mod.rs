@@ -71,6 +71,29 @@ fn type_label(event: &InputEvent) -> &'static str {
     }
 }
 
+/// Follows `records` as a restart follows a recording, in memory; returns each campaign's last
+/// `seq`. For the fuzz target of the recording reader.
+pub fn follow_in_memory(records: &[RecordedEvent]) -> Vec<(String, u64)> {
+    let limits = HeldLimits {
+        max: usize::MAX,
+        max_per_campaign: usize::MAX,
+    };
+    let mut ledger = Ledger::new(Arc::new(ShareTree::new()), limits);
+    for record in records {
+        let place = record.at.clone().map(Arc::new);
+        if record.campaign.is_some() {
+            ledger.follow(record, place);
+        } else {
+            ledger.follow_journal(record.clone(), place);
+        }
+    }
+    ledger
+        .campaigns
+        .iter()
+        .map(|(id, c)| (id.to_string(), c.seq))
+        .collect()
+}
+
 impl Engine {
     /// Opens the recordings under `data_dir` and rebuilds the state they describe by following
     /// every recorded line, then tells the hub where each campaign's arc line stands.

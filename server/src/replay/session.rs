@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 use viralglobe_protocol::{
     ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp,
-    replay::{MAX_SPEED, MIN_SPEED},
+    replay::check_speed,
 };
 
 use super::{
@@ -46,15 +46,6 @@ pub struct ReplayQuery {
     epoch: Option<String>,
 }
 
-fn check_speed(speed: f64) -> Result<f64, String> {
-    if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
-        Ok(speed)
-    } else {
-        Err(format!(
-            "speed must be from {MIN_SPEED} to {MAX_SPEED}, not {speed}"
-        ))
-    }
-}
 
 pub async fn replay(
     req: HttpRequest,
@@ -271,14 +262,7 @@ impl Replay {
 
     /// Follows one control message; an error names what was wrong with it.
     async fn control(&mut self, text: &str) -> Result<(), String> {
-        let control: ReplayControl = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "control message: {e}; expected {{\"type\":\"pause\"}}, {{\"type\":\"play\"}}, \
-                 {{\"type\":\"speed\",\"speed\":N}}, {{\"type\":\"seek\",\"ts\":T}} or \
-                 {{\"type\":\"loop\",\"enabled\":B}}"
-            )
-        })?;
-        match control {
+        match ReplayControl::parse(text)? {
             ReplayControl::Pause => {
                 // Pause where the arcs stopped, not where the wall clock got to since the last
                 // step: nothing more is due, so the clock holds still.
@@ -290,7 +274,6 @@ impl Replay {
                 self.playing = true;
             }
             ReplayControl::Speed { speed } => {
-                let speed = check_speed(speed)?;
                 self.rebase(self.playhead());
                 self.speed = speed;
             }

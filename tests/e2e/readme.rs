@@ -1,0 +1,65 @@
+//! The README's examples, run as written.
+
+use std::{process::Command, time::Duration};
+
+use viralglobe_protocol::ArcKind;
+
+use crate::support::TestServer;
+
+/// The shell block of README's section `heading`.
+fn readme_block(heading: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find(heading).expect("the section")..];
+    let start = section.find("```sh\n").expect("a shell block") + "```sh\n".len();
+    section[start..][..section[start..].find("\n```").expect("its end")].to_owned()
+}
+
+/// "Sending events": against a server with no geo database, the curl command is acknowledged
+/// and draws the four arcs the README describes; sent again, it is four duplicates.
+#[tokio::test]
+async fn the_sending_events_example_draws_what_the_readme_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path());
+    let server = TestServer::spawn(command);
+    let (mut subscriber, _) = server.subscribe("?campaign=my-launch").await;
+    let script = readme_block("## Sending events").replace("http://127.0.0.1:8080", &server.base);
+    let run = || {
+        let output = Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("a JSON answer")
+    };
+    let answer = run();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected_count"].as_u64()),
+        (Some(4), Some(0)),
+        "{answer}"
+    );
+    let arcs = subscriber.arcs(4, Duration::from_secs(5)).await;
+    let drawn: Vec<(ArcKind, Option<&str>, &str, u32)> = arcs
+        .iter()
+        .map(|a| {
+            let from = a.from.as_ref().and_then(|p| p.city.as_deref());
+            (a.kind, from, a.to.city.as_deref().unwrap_or(""), a.generation)
+        })
+        .collect();
+    assert_eq!(
+        drawn,
+        [
+            (ArcKind::Share, None, "Los Angeles", 0),
+            (ArcKind::Share, Some("Los Angeles"), "Berlin", 1),
+            (ArcKind::Click, Some("Los Angeles"), "Tokyo", 0),
+            (ArcKind::Conversion, Some("Sydney"), "Berlin", 1),
+        ]
+    );
+    let stats = server.stats("my-launch").await;
+    assert_eq!(stats["totals"]["shares"], 2);
+    assert_eq!(stats["totals"]["clicks"], 1);
+    assert_eq!(stats["totals"]["revenue_cents"], 1499);
+    assert_eq!(run()["duplicates"], 4, "sent again: duplicates");
+}
