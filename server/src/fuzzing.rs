@@ -21,7 +21,11 @@ pub fn recording(data: &[u8]) {
         end = line.end;
         records.extend(line.record.ok());
     }
-    assert_eq!(end + lines.torn(), data.len() as u64, "every byte accounted for");
+    assert_eq!(
+        end + lines.torn(),
+        data.len() as u64,
+        "every byte accounted for"
+    );
     let mut log = LogReader::default();
     let seqs: Vec<u64> = records
         .iter()
@@ -34,7 +38,10 @@ pub fn recording(data: &[u8]) {
     if let Some(first) = campaigns.next()
         && campaigns.all(|c| c == first)
     {
-        let seq = followed.iter().find(|(c, _)| c == first).map_or(0, |(_, s)| *s);
+        let seq = followed
+            .iter()
+            .find(|(c, _)| c == first)
+            .map_or(0, |(_, s)| *s);
         assert_eq!(seq, seqs.len() as u64, "the restart and the rule agree");
     }
 }

@@ -100,11 +100,20 @@ fn export(
         ExportFormat::Csv => replay::export::Format::Csv,
         ExportFormat::Geojson => replay::export::Format::Geojson,
     };
-    replay::export::export(&index, format, &filter, |chunk| {
+    // On a terminal, a bar on stderr; hidden when stderr is not one.
+    let bar = indicatif::ProgressBar::new(replay::read(&index).arcs()).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} exporting {msg} {wide_bar} {human_pos}/{human_len} arcs, {eta} left",
+        )?,
+    );
+    bar.set_message(campaign.clone());
+    replay::export::export(&index, format, &filter, |chunk, reached| {
+        bar.set_position(reached);
         result = writer.write_all(chunk.as_bytes());
         result.is_ok()
     })?;
     result?;
     writer.flush()?;
+    bar.finish_and_clear();
     Ok(())
 }

@@ -74,6 +74,38 @@ async fn flags_can_come_from_the_environment() {
     let csv = String::from_utf8(output.stdout).expect("UTF-8");
     assert!(csv.starts_with("seq,kind,"), "{csv}");
     assert_eq!(csv.lines().count(), 3, "a header and two arcs: {csv}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("exporting"),
+        "no bar off a terminal: {stderr}"
+    );
+
+    // On a terminal (`script` gives it one), export shows its progress.
+    let out = dir.path().join("arcs.csv");
+    let command = format!(
+        "{} export bones-brigade --out {}",
+        env!("CARGO_BIN_EXE_viralglobe-server"),
+        out.display()
+    );
+    let typescript = dir.path().join("typescript");
+    let status = Command::new("script")
+        .args(["-qec", &command])
+        .arg(&typescript)
+        .env("VIRALGLOBE_DATA_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script (util-linux) runs");
+    assert!(status.success());
+    let shown =
+        String::from_utf8_lossy(&std::fs::read(&typescript).expect("typescript")).into_owned();
+    assert!(
+        shown.contains("exporting bones-brigade") && shown.contains("2/2 arcs"),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("out").lines().count(),
+        2
+    );
 }
 
 /// A fresh server's metrics already hold every series at 0 and say which build runs; requests

@@ -36,7 +36,10 @@ async fn the_sending_events_example_draws_what_the_readme_says() {
     };
     let answer = run();
     assert_eq!(
-        (answer["accepted"].as_u64(), answer["rejected_count"].as_u64()),
+        (
+            answer["accepted"].as_u64(),
+            answer["rejected_count"].as_u64()
+        ),
         (Some(4), Some(0)),
         "{answer}"
     );
@@ -45,7 +48,12 @@ async fn the_sending_events_example_draws_what_the_readme_says() {
         .iter()
         .map(|a| {
             let from = a.from.as_ref().and_then(|p| p.city.as_deref());
-            (a.kind, from, a.to.city.as_deref().unwrap_or(""), a.generation)
+            (
+                a.kind,
+                from,
+                a.to.city.as_deref().unwrap_or(""),
+                a.generation,
+            )
         })
         .collect();
     assert_eq!(

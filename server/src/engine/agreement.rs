@@ -202,7 +202,7 @@ proptest! {
             // The export.
             let index = Arc::new(std::sync::RwLock::new(ReplayIndex::build(campaign, &path).expect("index")));
             let mut text = String::new();
-            export::export(&index, export::Format::Ndjson, &LiveFilter::default(), |chunk| {
+            export::export(&index, export::Format::Ndjson, &LiveFilter::default(), |chunk, _| {
                 text.push_str(&chunk);
                 true
             }).expect("export");

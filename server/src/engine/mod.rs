@@ -110,13 +110,24 @@ impl Engine {
         let mut recorder = Recorder::new(data_dir, sync_each_commit, max_open_recordings)?;
         let mut records = 0;
         let campaigns = recording::recorded_campaigns(data_dir)?;
-        for campaign in &campaigns {
+        let mut noted = Instant::now();
+        for (done, campaign) in campaigns.iter().enumerate() {
             let path = recording::campaign_path(data_dir, campaign);
             let report = recording::read_records(&path, |r| {
                 let place = r.at.clone().map(Arc::new);
                 ledger.follow(&r, place);
             })?;
             records += report.records;
+            // A large data directory takes a while: say how far it got, every few seconds.
+            if noted.elapsed() > Duration::from_secs(5) {
+                noted = Instant::now();
+                tracing::info!(
+                    records,
+                    campaigns = done + 1,
+                    of = campaigns.len(),
+                    "rebuilding state from recordings"
+                );
+            }
         }
         recorder.read_journal(|r| {
             let place = r.at.clone().map(Arc::new);

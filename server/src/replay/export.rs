@@ -53,13 +53,14 @@ value_cents,ts,from_lat,from_lon,from_city,from_country,to_lat,to_lon,to_city,to
 /// Arcs per chunk written or sent.
 const CHUNK: usize = 2_000;
 
-/// Writes every arc of the campaign (that `filter` wants) to `sink`, a chunk at a time; stops early
-/// when `sink` returns false (the client went away). Blocking.
+/// Writes every arc of the campaign (that `filter` wants) to `sink`, a chunk at a time, with the
+/// `seq` the export has reached; stops early when `sink` returns false (the client went away).
+/// Blocking.
 pub fn export(
     index: &SharedIndex,
     format: Format,
     filter: &LiveFilter,
-    mut sink: impl FnMut(String) -> bool,
+    mut sink: impl FnMut(String, u64) -> bool,
 ) -> io::Result<()> {
     let mut cursor = Cursor::seek(&read(index), i64::MIN)?;
     let mut text = match format {
@@ -67,7 +68,7 @@ pub fn export(
         Format::Csv => CSV_HEADER.to_owned(),
         Format::Geojson => r#"{"type":"FeatureCollection","features":["#.to_owned(),
     };
-    let (mut arcs, mut first) = (Vec::with_capacity(CHUNK), true);
+    let (mut arcs, mut first, mut reached) = (Vec::with_capacity(CHUNK), true, 0);
     loop {
         arcs.clear();
         let progress =
@@ -84,17 +85,18 @@ pub fn export(
                 }
             }
         }
+        reached = arcs.last().map_or(reached, |a| a.seq);
         if progress == Progress::End {
             break;
         }
-        if !sink(std::mem::take(&mut text)) {
+        if !sink(std::mem::take(&mut text), reached) {
             return Ok(());
         }
     }
     if format == Format::Geojson {
         text.push_str("]}\n");
     }
-    sink(text);
+    sink(text, reached);
     Ok(())
 }
 
@@ -284,7 +286,7 @@ pub async fn export_route(
         .name("export".into())
         .spawn(move || {
             let _slot = slot;
-            let sent = export(&index, format, &filter, |chunk| hand_over(&tx, chunk));
+            let sent = export(&index, format, &filter, |chunk, _| hand_over(&tx, chunk));
             if let Err(error) = sent {
                 tracing::error!(%error, "export stopped");
             }

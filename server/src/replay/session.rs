@@ -8,8 +8,7 @@ use actix_ws::Session;
 use serde::Deserialize;
 use tracing::Instrument;
 use viralglobe_protocol::{
-    ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp,
-    replay::check_speed,
+    ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp, replay::check_speed,
 };
 
 use super::{
@@ -45,7 +44,6 @@ pub struct ReplayQuery {
     since: Option<String>,
     epoch: Option<String>,
 }
-
 
 pub async fn replay(
     req: HttpRequest,
