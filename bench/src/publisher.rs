@@ -11,16 +11,15 @@ use crate::{
     workload::{CampaignTraffic, now_ms},
 };
 
-/// Posts `rate` events a second to `campaign` for `span`; returns the events acknowledged.
+/// Posts `rate` events a second of `traffic` for `span`; returns the events acknowledged.
 /// A late step sends what fell due, so the offered rate holds even when a post is slow.
 pub async fn publish(
     address: &str,
-    campaign: &str,
+    mut traffic: CampaignTraffic,
     rate: f64,
     span: Duration,
 ) -> anyhow::Result<u64> {
     let mut connection = Connection::open(address).await?;
-    let mut traffic = CampaignTraffic::new(campaign, 42);
     let mut step = tokio::time::interval(Duration::from_millis(10));
     step.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let started = Instant::now();

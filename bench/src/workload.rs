@@ -58,6 +58,8 @@ pub struct CampaignTraffic {
     campaign: String,
     shares: u64,
     events: u64,
+    /// With a bound: no more shares after this many, and clicks and conversions without ids.
+    bound: Option<u64>,
 }
 
 impl CampaignTraffic {
@@ -70,29 +72,48 @@ impl CampaignTraffic {
             campaign: campaign.to_owned(),
             shares: 0,
             events: 0,
+            bound: None,
+        }
+    }
+
+    /// Traffic that leaves the server's state bounded: `shares` shares first, then only clicks
+    /// and conversions, with no ids to remember.
+    pub fn bounded(campaign: &str, seed: u64, shares: u64) -> Self {
+        Self {
+            bound: Some(shares),
+            ..Self::new(campaign, seed)
         }
     }
 
     /// Appends the next event, stamped `ts`.
     pub fn write_event(&mut self, ts: i64, out: &mut Vec<u8>) {
         let roll = self.rng.below(100);
+        let sharing = self.bound.is_none_or(|bound| self.shares < bound);
+        let bounded = self.bound.is_some();
+        let id = |prefix: char, n: u64, c: &str| match bounded {
+            true => String::new(),
+            false => format!(r#""id":"{c}{prefix}{n}","#),
+        };
         match roll {
             _ if self.shares == 0 => self.write_share(ts, out),
-            0..2 => self.write_share(ts, out),
+            _ if sharing && bounded => self.write_share(ts, out),
+            0..2 if sharing => self.write_share(ts, out),
             2..7 => {
                 let (n, ip, share) = self.next_ids();
                 let c = &self.campaign;
+                let id = id('v', n, c);
                 let _ = writeln!(
                     out,
-                    r#"{{"type":"conversion","id":"{c}v{n}","share":"{c}s{share}","goal":"purchase","value_cents":1499,"ip":"{ip}","ts":{ts}}}"#
+                    r#"{{"type":"conversion",{id}"share":"{c}s{share}","goal":"purchase","value_cents":1499,"ip":"{ip}","ts":{ts}}}"#
                 );
             }
             _ => {
                 let (n, ip, share) = self.next_ids();
                 let c = &self.campaign;
+                let id = id('c', n, c);
                 let _ = writeln!(
                     out,
-                    r#"{{"type":"click","id":"{c}c{n}","share":"{c}s{share}","ip":"{ip}","ts":{ts}}}"#
+                    r#"{{"type":"click",{id}"share":"{c}s{share}","ip":"{ip}","ts":{ts}}}"#
                 );
             }
         }

@@ -351,3 +351,84 @@ async fn a_restart_without_room_to_write_still_serves_reads() {
     let reason = health["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("while restarting"), "{reason}");
 }
+
+/// A new recording's directory entry, and the journal's rename at a restart, reach the disk: the
+/// server fsyncs the directory after each (seen in the system calls it makes, under strace), so
+/// that a power cut cannot lose a file whose lines were acknowledged.
+#[tokio::test]
+async fn new_files_and_renames_are_made_durable_in_their_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let traced = |trace: &std::path::Path| {
+        let mut command = std::process::Command::new("strace");
+        command
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=openat,fsync,rename,renameat,renameat2",
+                "-o",
+            ])
+            .arg(trace)
+            .arg(env!("CARGO_BIN_EXE_viralglobe-server"))
+            .args(["--listen", "127.0.0.1:0", "--fsync", "always", "--data-dir"])
+            .arg(&data)
+            .arg("--geoip")
+            .arg(crate::support::geolite2_city());
+        TestServer::spawn(command)
+    };
+    let first = dir.path().join("first.trace");
+    let server = traced(&first);
+    let (status, _) = server
+        .post_ndjson(&[
+            share_in("fresh", "s1", None, LOS_ANGELES, T0),
+            click("c9", "nowhere", TOKYO, T0 + 1),
+        ])
+        .await;
+    assert_eq!(status, 200);
+    server.kill();
+    let campaigns = data.join("campaigns");
+    let trace = std::fs::read_to_string(&first).expect("trace");
+    assert!(
+        fsyncs_after(&trace, "fresh.ndjson", &campaigns),
+        "no fsync of {} after creating the recording:\n{trace}",
+        campaigns.display()
+    );
+    assert!(
+        fsyncs_after(&trace, "held.ndjson", &data),
+        "no fsync of {} after creating the journal:\n{trace}",
+        data.display()
+    );
+
+    let second = dir.path().join("second.trace");
+    let server = traced(&second);
+    server.kill();
+    let trace = std::fs::read_to_string(&second).expect("trace");
+    assert!(
+        fsyncs_after(&trace, "held.ndjson.tmp", &data),
+        "no fsync of {} after renaming the rewritten journal:\n{trace}",
+        data.display()
+    );
+}
+
+/// Whether, after the first system call naming `file`, the process opened `dir` and fsynced that
+/// descriptor (strace -f output: `pid call(args) = result`).
+fn fsyncs_after(trace: &str, file: &str, dir: &std::path::Path) -> bool {
+    let opened = format!("\"{}\"", dir.display());
+    let mut lines = trace.lines().skip_while(|l| !l.contains(file));
+    let mut fds = Vec::new();
+    lines.any(|line| {
+        if line.contains("openat(") && line.contains(&opened) {
+            if let Some(fd) = line
+                .rsplit("= ")
+                .next()
+                .and_then(|r| r.trim().parse::<i32>().ok())
+            {
+                fds.push(fd);
+            }
+            return false;
+        }
+        fds.iter()
+            .any(|fd| line.contains(&format!("fsync({fd})")) && line.ends_with("= 0"))
+    })
+}

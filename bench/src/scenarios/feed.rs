@@ -11,6 +11,7 @@ use crate::{
     report::{Row, count},
     server::Process,
     subscribers::Crowd,
+    workload::CampaignTraffic,
 };
 
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -54,8 +55,9 @@ async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> 
     let crowd = Crowd::connect(&url, load.subscribers - load.stalled, load.stalled).await?;
     let address = server.address.clone();
     let rate = load.events_per_s;
+    let traffic = CampaignTraffic::new(campaign, 42);
     let publisher =
-        tokio::spawn(async move { publish(&address, campaign, rate, WARM_UP + span).await });
+        tokio::spawn(async move { publish(&address, traffic, rate, WARM_UP + span).await });
     tokio::time::sleep(WARM_UP).await;
 
     let tally = crowd.tally.clone();

@@ -4,6 +4,7 @@ mod feed;
 mod ingest;
 mod memory;
 mod seek;
+mod soak;
 
 use std::time::Duration;
 
@@ -35,6 +36,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if wanted(Figure::Seek) {
         for row in seek::replay_seek(cli).await? {
+            row.print();
+        }
+    }
+    // Minutes long: only when asked for by name.
+    if cli.only.contains(&Figure::Soak) {
+        for row in soak::soak(cli).await? {
             row.print();
         }
     }
