@@ -8,13 +8,15 @@
 //! - [`live`]: the messages of a live-feed websocket;
 //! - [`replay`]: replay control messages, the replay clock, and the timeline;
 //! - [`rule`]: the one rule from a recorded event to an arc, which every reader of a log applies;
-//! - [`stats`]: the read API's campaign summaries and statistics.
+//! - [`stats`]: the read API's campaign summaries and statistics;
+//! - [`attribution`]: root credit by cascade, virality by generation, delays and places.
 //!
 //! Changes follow [`PROTOCOL_VERSION`]: adding an optional field is compatible; renaming,
 //! removing or changing the meaning of a field bumps the version. So is adding a message type:
 //! clients ignore messages whose `type` they do not know.
 
 pub mod arc;
+pub mod attribution;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;

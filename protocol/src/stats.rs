@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{
+    Timestamp,
+    attribution::{Delays, Places, Virality},
+};
 
 /// A campaign's headline counters, as listed by `GET /v1/campaigns` and sent in `hello`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,4 +89,10 @@ pub struct CampaignStats {
     pub by_sharer_kind_channel: BTreeMap<String, BTreeMap<String, Tally>>,
     /// Clicks and conversions still waiting for their share, and shares for their parent.
     pub held: u64,
+    #[serde(default)]
+    pub virality: Virality,
+    #[serde(default)]
+    pub delays: Delays,
+    #[serde(default)]
+    pub places: Places,
 }

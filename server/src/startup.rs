@@ -266,6 +266,11 @@ fn http_server(
                     .get(routes::campaign_stats)
                     .head(routes::campaign_stats),
             )
+            .service(
+                routes::resource("/v1/campaigns/{id}/cascades")
+                    .get(routes::campaign_cascades)
+                    .head(routes::campaign_cascades),
+            )
             .service(routes::resource("/v1/campaigns/{id}/replay").get(replay::session::replay))
             .service(
                 routes::resource("/v1/campaigns/{id}/timeline")

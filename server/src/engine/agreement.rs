@@ -1,6 +1,6 @@
 //! Property: whatever the events (geo misses on every kind, orphans, children before parents,
 //! parents in other campaigns, duplicates, cycles, expiry of what waits, restarts in between),
-//! a restart reaches the same counters and held events, and the arcs a live
+//! a restart reaches the same statistics, cascades and held events, and the arcs a live
 //! subscriber receives are the arcs every reader of the recording draws — export, replay from any
 //! point, resume from any `seq`, a forward read, the timeline's counts — field for field, `seq`
 //! for `seq`.
@@ -155,7 +155,14 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
         }
         if matches!(op, Op::Restart) {
             let before: Vec<_> = CAMPAIGNS.iter().map(|c| hub.offset(c)).collect();
-            let counted = (engine.summaries(), engine.held());
+            let figures = |engine: &Engine| {
+                let per_campaign: Vec<_> = CAMPAIGNS
+                    .iter()
+                    .map(|c| (engine.stats(c), engine.cascades(c, 256)))
+                    .collect();
+                (engine.summaries(), engine.held(), per_campaign)
+            };
+            let counted = figures(&engine);
             drop(engine);
             (hub, engine, rx) = open();
             let after: Vec<_> = CAMPAIGNS.iter().map(|c| hub.offset(c)).collect();
@@ -165,8 +172,8 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
             );
             assert_eq!(
                 counted,
-                (engine.summaries(), engine.held()),
-                "a restart reaches the same counters and held events"
+                figures(&engine),
+                "a restart reaches the same statistics, cascades and held events"
             );
         }
     }

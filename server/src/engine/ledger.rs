@@ -22,6 +22,7 @@ use viralglobe_protocol::{
 };
 
 use super::{
+    attribution::AttributionAccumulator,
     stats::CampaignStatsAccumulator,
     tree::{ShareNode, ShareTree},
 };
@@ -101,6 +102,7 @@ pub(super) struct CampaignLedger {
     /// The last arc's `seq`.
     pub seq: u64,
     pub stats: CampaignStatsAccumulator,
+    pub attribution: AttributionAccumulator,
 }
 
 pub(super) struct Ledger {
@@ -508,6 +510,7 @@ impl Ledger {
                     channel: self.intern(&share.channel),
                     sharer_kind: share.sharer_kind.as_deref().map(|k| self.intern(k)),
                     reach: share.reach,
+                    ts: share.ts,
                 };
                 let parent = share
                     .parent
@@ -516,6 +519,7 @@ impl Ledger {
                 let ledger = self.campaigns.entry(campaign).or_default();
                 ledger.stats.saw(share.ts, node.place.is_some());
                 ledger.stats.share(&node);
+                ledger.attribution.share(&node);
                 let arc = rule::arc_of(line, parent.as_ref(), ledger.seq + 1);
                 ledger.seq += u64::from(arc.is_some());
                 self.shares.insert(share.id.as_str().into(), node);
@@ -541,8 +545,17 @@ impl Ledger {
                 match (action, &goal) {
                     (InputEvent::Conversion(c), Some(goal)) => {
                         ledger.stats.conversion(&node, goal, c.value_cents);
+                        let at = place.as_deref();
+                        ledger
+                            .attribution
+                            .conversion(&node, at, c.ts, c.value_cents);
                     }
-                    _ => ledger.stats.click(&node),
+                    _ => {
+                        ledger.stats.click(&node);
+                        ledger
+                            .attribution
+                            .click(&node, place.as_deref(), action.ts());
+                    }
                 }
                 let arc = rule::arc_of(line, Some(&node), ledger.seq + 1);
                 ledger.seq += u64::from(arc.is_some());

@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod agreement;
+mod attribution;
 mod ledger;
 mod stats;
 mod tree;
@@ -19,7 +20,9 @@ use std::{
 
 pub use ledger::{Expired, HeldLimits, Outcome};
 use tree::ShareTree;
-use viralglobe_protocol::{CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent};
+use viralglobe_protocol::{
+    CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent, attribution::Cascades,
+};
 
 use self::ledger::{Ledger, Sink};
 use crate::{
@@ -354,11 +357,22 @@ impl Engine {
     pub fn stats(&self, campaign: &str) -> Option<CampaignStats> {
         let state = self.lock();
         let held = state.ledger.held() as u64;
-        state
-            .ledger
-            .campaigns
-            .get(campaign)
-            .map(|c| c.stats.to_wire(campaign, held))
+        let c = state.ledger.campaigns.get(campaign)?;
+        let mut stats = c.stats.to_wire(campaign, held);
+        stats.virality = attribution::virality(&stats.by_generation);
+        stats.delays = c.attribution.delays();
+        stats.places = c.attribution.places();
+        Some(stats)
+    }
+
+    /// The campaign's `limit` top cascades.
+    pub fn cascades(&self, campaign: &str, limit: usize) -> Option<Cascades> {
+        let state = self.lock();
+        let c = state.ledger.campaigns.get(campaign)?;
+        Some(Cascades {
+            campaign: campaign.to_owned(),
+            cascades: c.attribution.cascades(limit),
+        })
     }
 
     /// Why ingest stopped, if it did.

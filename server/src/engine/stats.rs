@@ -7,17 +7,26 @@ use viralglobe_protocol::{CampaignStats, CampaignSummary, GoalTally, Tally, Time
 use super::tree::ShareNode;
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    shares: u64,
-    clicks: u64,
-    conversions: u64,
-    revenue_cents: u64,
-    reach: u64,
-    reach_clicks: u64,
+pub(super) struct Counts {
+    pub shares: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub revenue_cents: u64,
+    pub reach: u64,
+    pub reach_clicks: u64,
 }
 
 impl Counts {
-    fn to_wire(self) -> Tally {
+    pub fn add(&mut self, other: &Counts) {
+        self.shares += other.shares;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+        self.revenue_cents = self.revenue_cents.saturating_add(other.revenue_cents);
+        self.reach = self.reach.saturating_add(other.reach);
+        self.reach_clicks += other.reach_clicks;
+    }
+
+    pub fn to_wire(self) -> Tally {
         Tally {
             shares: self.shares,
             clicks: self.clicks,
@@ -38,7 +47,7 @@ pub(crate) const MAX_SLICES: usize = 256;
 pub(crate) const OTHER: &str = "(other)";
 
 /// `map`'s entry for `key`, or for `other` once the map holds [`MAX_SLICES`] other keys.
-fn slice<K: Eq + std::hash::Hash, V: Default>(
+pub(super) fn slice<K: Eq + std::hash::Hash, V: Default>(
     map: &mut HashMap<K, V>,
     key: K,
     other: impl FnOnce() -> K,
@@ -176,6 +185,7 @@ impl CampaignStatsAccumulator {
                 .collect(),
             by_sharer_kind_channel: by_kind_channel,
             held,
+            ..CampaignStats::default()
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use viralglobe_protocol::Place;
+use viralglobe_protocol::{Place, Timestamp};
 
 /// A resolved share. Strings that repeat across shares (campaign, channel, kind, root) are
 /// shared `Arc<str>`s and places are shared with the geo cache, to keep a node small.
@@ -16,6 +16,8 @@ pub struct ShareNode {
     pub channel: Arc<str>,
     pub sharer_kind: Option<Arc<str>>,
     pub reach: Option<u64>,
+    /// When it was shared: delays to its clicks and conversions count from here.
+    pub ts: Timestamp,
 }
 
 /// Share ids are global: clicks and conversions name only the share, not its campaign.

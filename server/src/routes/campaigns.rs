@@ -1,4 +1,4 @@
-//! `GET /v1/campaigns` and `GET /v1/campaigns/{id}/stats`.
+//! `GET /v1/campaigns`, `GET /v1/campaigns/{id}/stats` and `GET /v1/campaigns/{id}/cascades`.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 
@@ -14,11 +14,16 @@ use crate::{
 pub enum CampaignError {
     #[error("no campaign `{0}`")]
     NotFound(String),
+    #[error("query parameter `limit`: {0}")]
+    BadLimit(String),
 }
 
 impl ResponseError for CampaignError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::NOT_FOUND
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadLimit(_) => StatusCode::BAD_REQUEST,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -56,6 +61,42 @@ pub async fn campaign_stats(
             stats.summary = with_offset(stats.summary, |id| hub.offset(id));
             Ok(HttpResponse::Ok().json(stats))
         }
+        None => Err(CampaignError::NotFound(id).into()),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CascadesQuery {
+    limit: Option<String>,
+}
+
+/// Most cascades listed at once, and by default.
+const MAX_CASCADES: usize = 256;
+const DEFAULT_CASCADES: usize = 10;
+
+/// The campaign's top cascades: each root share with the clicks, conversions and revenue of its
+/// whole cascade, generation by generation.
+pub async fn campaign_cascades(
+    req: HttpRequest,
+    access: web::Data<Access>,
+    id: web::Path<String>,
+    query: web::Query<CascadesQuery>,
+    engine: web::Data<Engine>,
+) -> Result<HttpResponse, actix_web::Error> {
+    access.check_read_request(&req)?;
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_CASCADES,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CASCADES).contains(n))
+            .ok_or_else(|| {
+                CampaignError::BadLimit(format!("a number from 1 to {MAX_CASCADES}, not `{text}`"))
+            })?,
+    };
+    let id = id.into_inner();
+    match engine.cascades(&id, limit) {
+        Some(cascades) => Ok(HttpResponse::Ok().json(cascades)),
         None => Err(CampaignError::NotFound(id).into()),
     }
 }

@@ -4,7 +4,7 @@ mod campaigns;
 mod health;
 mod page;
 
-pub use campaigns::{campaign_stats, list_campaigns};
+pub use campaigns::{campaign_cascades, campaign_stats, list_campaigns};
 pub use health::{healthz, metrics};
 pub use page::{app_js, index, style_css, world_json};
 
