@@ -5,7 +5,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use viralglobe_protocol::{ArcKind, CampaignStats, InputEvent, Timeline, TimelineBucket};
+use viralglobe_protocol::{
+    ArcKind, CampaignStats, InputEvent, Timeline, TimelineBucket, attribution::Cascades,
+};
 use viralglobe_server::demo;
 
 use crate::support::TestServer;
@@ -45,19 +47,16 @@ async fn the_demo_feed_shows_every_kind_from_several_generations_within_5_second
     assert!(generations.len() >= 3, "generations seen: {generations:?}");
 }
 
-/// The published table of the launch, row by row, from the stats API of the demo server.
-#[tokio::test]
-async fn the_demo_campaign_reproduces_the_published_figures() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = demo_server(dir.path());
+/// The demo campaign's statistics once it has loaded (clicks stop changing between two looks).
+async fn loaded_stats(server: &TestServer) -> CampaignStats {
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut last_clicks = None;
-    let stats: CampaignStats = loop {
+    loop {
         let (status, stats) = server.get_json("/v1/campaigns/bones-brigade/stats").await;
         if status == 200 {
             let stats: CampaignStats = serde_json::from_value(stats).expect("stats");
             if last_clicks == Some(stats.totals.clicks) {
-                break stats;
+                return stats;
             }
             last_clicks = Some(stats.totals.clicks);
         }
@@ -66,12 +65,241 @@ async fn the_demo_campaign_reproduces_the_published_figures() {
             "the demo campaign never finished loading"
         );
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-    };
+    }
+}
+
+/// The published table of the launch, row by row, from the stats API of the demo server.
+#[tokio::test]
+async fn the_demo_campaign_reproduces_the_published_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = demo_server(dir.path());
+    let stats = loaded_stats(&server).await;
     let figures = xtask::figures::published(&stats);
     let table: Vec<String> = figures.iter().map(ToString::to_string).collect();
     assert!(figures.iter().all(|f| f.holds()), "\n{}", table.join("\n"));
     assert_eq!(stats.held, 0);
     assert!(stats.summary.max_generation >= 5, "{:?}", stats.summary);
+}
+
+/// The cascades of the demo from the API: every root share (the cast's nine posts), ranked by
+/// the revenue of its whole cascade, each cascade adding up over its generations, all of them
+/// adding up to the campaign; and the virality figures in the statistics.
+#[tokio::test]
+async fn the_demo_cascades_credit_every_conversion_to_a_root_by_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = demo_server(dir.path());
+    let stats = loaded_stats(&server).await;
+    let (status, answer) = server
+        .get_json("/v1/campaigns/bones-brigade/cascades?limit=256")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let cascades: Cascades = serde_json::from_value(answer).expect("cascades");
+    assert_eq!(cascades.cascades.len(), 9, "one per cast post");
+    let revenue: Vec<u64> = cascades
+        .cascades
+        .iter()
+        .map(|c| c.totals.revenue_cents)
+        .collect();
+    assert!(revenue.windows(2).all(|w| w[0] >= w[1]), "{revenue:?}");
+    for cascade in &cascades.cascades {
+        let sum = |f: fn(&viralglobe_protocol::Tally) -> u64| -> u64 {
+            cascade.by_generation.values().map(f).sum()
+        };
+        assert_eq!(sum(|t| t.clicks), cascade.totals.clicks);
+        assert_eq!(sum(|t| t.revenue_cents), cascade.totals.revenue_cents);
+        assert_eq!(cascade.by_generation[&0].shares, 1, "the root itself");
+        assert_eq!(cascade.sharer_kind.as_deref(), Some("cast"));
+    }
+    let all = |f: fn(&viralglobe_protocol::Tally) -> u64| -> u64 {
+        cascades.cascades.iter().map(|c| f(&c.totals)).sum()
+    };
+    assert_eq!(all(|t| t.shares), stats.totals.shares);
+    assert_eq!(all(|t| t.clicks), stats.totals.clicks);
+    assert_eq!(all(|t| t.revenue_cents), stats.totals.revenue_cents);
+    let top = &cascades.cascades[0];
+    assert_eq!(
+        top.channel, "twitter",
+        "Tony Hawk's tweets bring the most: {top:?}"
+    );
+    assert!(top.depth >= 5, "{top:?}");
+
+    let virality = &stats.virality;
+    assert_eq!(virality.depth, stats.summary.max_generation);
+    let shares = |g: u32| virality.by_generation[&g].tally.shares as f64;
+    let k0 = virality.by_generation[&0].k_factor.expect("k of the roots");
+    assert!((k0 - shares(1) / shares(0)).abs() < 1e-9);
+    assert!(k0 > 10.0, "each cast post spawns many fan shares: {k0}");
+    let clicks = &stats.delays.all.share_to_click;
+    assert_eq!(clicks.count, stats.totals.clicks);
+    let (p50, p90) = (clicks.p50_s.expect("p50"), clicks.p90_s.expect("p90"));
+    assert!(
+        p50 > 3_600.0 && p50 < p90,
+        "visits come hours after a share: {p50} {p90}"
+    );
+    let top_country = &stats.places.all.countries_by_clicks[0];
+    assert_eq!(top_country.name, "US", "{top_country:?}");
+}
+
+/// Every published figure, and the title's "6-figure sales", computed straight from the
+/// committed recording's lines as plain JSON: not through the server's statistics.
+#[test]
+fn the_recording_itself_holds_every_published_figure() {
+    use serde_json::Value;
+    use std::collections::HashMap;
+
+    #[derive(Default, Clone, Copy)]
+    struct Sums {
+        shares: f64,
+        clicks: f64,
+        revenue: f64,
+        reach: f64,
+        reach_clicks: f64,
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-data/bones-brigade.ndjson.zst");
+    let raw = zstd::decode_all(std::fs::File::open(path).expect("the recording")).expect("zstd");
+    // A share's facts: its sharer kind, channel and reach; credit goes to the share a click or
+    // conversion names.
+    let mut facts: HashMap<String, (String, String, Option<f64>)> = HashMap::new();
+    let mut by: HashMap<(String, String), Sums> = HashMap::new();
+    let mut signups = 0;
+    for line in raw.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let line: Value = serde_json::from_slice(line).expect("a JSON line");
+        assert!(line["generation"].is_u64(), "every line resolved: {line}");
+        let event = &line["event"];
+        let share = match event["type"].as_str() {
+            Some("share") => event["id"].as_str(),
+            _ => event["share"].as_str(),
+        }
+        .expect("a share id")
+        .to_owned();
+        if event["type"] == "share" {
+            let kind = event["sharer_kind"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned();
+            let channel = event["channel"].as_str().expect("channel").to_owned();
+            facts.insert(share.clone(), (kind, channel, event["reach"].as_f64()));
+        }
+        let (kind, channel, reach) = facts[&share].clone();
+        let sums = by.entry((kind, channel)).or_default();
+        match event["type"].as_str() {
+            Some("share") => {
+                sums.shares += 1.0;
+                sums.reach += reach.unwrap_or(0.0);
+            }
+            Some("click") => {
+                sums.clicks += 1.0;
+                sums.reach_clicks += f64::from(u8::from(reach.is_some()));
+            }
+            _ => {
+                sums.revenue += event["value_cents"].as_f64().expect("value") / 100.0;
+                signups += u32::from(event["goal"] == "signup");
+            }
+        }
+    }
+    let sum = |kind: Option<&str>, channel: Option<&str>| {
+        by.iter()
+            .filter(|((k, c), _)| kind.is_none_or(|x| x == k) && channel.is_none_or(|x| x == c))
+            .fold(Sums::default(), |a, (_, s)| Sums {
+                shares: a.shares + s.shares,
+                clicks: a.clicks + s.clicks,
+                revenue: a.revenue + s.revenue,
+                reach: a.reach + s.reach,
+                reach_clicks: a.reach_clicks + s.reach_clicks,
+            })
+    };
+    let vpv = |s: Sums| s.revenue / s.clicks;
+    let (all, cast, fans) = (
+        sum(None, None),
+        sum(Some("cast"), None),
+        sum(Some("fan"), None),
+    );
+    let (cast_fb, cast_tw) = (
+        sum(Some("cast"), Some("facebook")),
+        sum(Some("cast"), Some("twitter")),
+    );
+    let (fan_fb, fan_tw) = (
+        sum(Some("fan"), Some("facebook")),
+        sum(Some("fan"), Some("twitter")),
+    );
+    let twitter = sum(None, Some("twitter"));
+    let within = |name: &str, measured: f64, published: f64, tolerance: f64| {
+        assert!(
+            (measured - published).abs() <= tolerance,
+            "{name}: published {published}, the recording says {measured:.3}"
+        );
+    };
+    within("value per visit, all sharing", vpv(all), 1.59, 0.05);
+    within("value per visit, cast", vpv(cast), 2.11, 0.05);
+    within("value per visit, fans", vpv(fans), 1.21, 0.05);
+    within(
+        "fans' shares to Facebook %",
+        100.0 * fan_fb.shares / fans.shares,
+        87.8,
+        1.0,
+    );
+    within(
+        "fans' shares to Twitter %",
+        100.0 * fan_tw.shares / fans.shares,
+        12.2,
+        1.0,
+    );
+    within("fans' value per visit, Facebook", vpv(fan_fb), 1.29, 0.05);
+    within("fans' value per visit, Twitter", vpv(fan_tw), 0.60, 0.05);
+    let even = cast_fb.shares / cast_tw.shares;
+    assert!(
+        (0.67..=1.5).contains(&even),
+        "cast's shares Facebook per Twitter: {even}"
+    );
+    within(
+        "cast's revenue from Twitter %",
+        100.0 * cast_tw.revenue / cast.revenue,
+        82.0,
+        1.0,
+    );
+    within(
+        "cast's revenue from Facebook %",
+        100.0 * cast_fb.revenue / cast.revenue,
+        18.0,
+        1.0,
+    );
+    within("cast's value per visit, Facebook", vpv(cast_fb), 1.93, 0.05);
+    within("cast's value per visit, Twitter", vpv(cast_tw), 2.07, 0.05);
+    within(
+        "cast's eCTR Facebook %",
+        100.0 * cast_fb.reach_clicks / cast_fb.reach,
+        1.10,
+        0.1,
+    );
+    within(
+        "cast's eCTR Twitter %",
+        100.0 * cast_tw.reach_clicks / cast_tw.reach,
+        2.82,
+        0.1,
+    );
+    let per_share = |s: Sums| s.clicks / s.shares;
+    assert!(
+        per_share(cast_tw) > 2.0 * per_share(cast_fb),
+        "cast's visits per share"
+    );
+    within(
+        "Twitter's part of traffic %",
+        100.0 * twitter.clicks / all.clicks,
+        40.3,
+        1.0,
+    );
+    within(
+        "Twitter's part of revenue %",
+        100.0 * twitter.revenue / all.revenue,
+        47.3,
+        1.0,
+    );
+    assert!(
+        (100_000.0..1_000_000.0).contains(&all.revenue),
+        "6-figure sales: ${:.2}",
+        all.revenue
+    );
+    assert!(signups > 46_000, "sign-ups: {signups}");
 }
 
 #[test]

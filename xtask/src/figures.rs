@@ -71,7 +71,8 @@ pub fn published(stats: &CampaignStats) -> Vec<Figure> {
     let (fan_fb, fan_tw) = (slice("fan", "facebook"), slice("fan", "twitter"));
     let (cast_fb, cast_tw) = (slice("cast", "facebook"), slice("cast", "twitter"));
     let twitter = stats.by_channel.get("twitter").unwrap_or(&empty);
-    let cast_fb_tw_revenue = (cast_fb.revenue_cents + cast_tw.revenue_cents) as f64;
+    // Published as Twitter 82.0% / Facebook 18.0% of the cast's share-driven revenue: all of it.
+    let cast_revenue = cast.revenue_cents as f64;
     let figure = |name, published, measured, check| Figure {
         name,
         published,
@@ -130,13 +131,13 @@ pub fn published(stats: &CampaignStats) -> Vec<Figure> {
         figure(
             "cast's share-driven revenue from Twitter (%)",
             82.0,
-            pct(cast_tw.revenue_cents as f64, cast_fb_tw_revenue),
+            pct(cast_tw.revenue_cents as f64, cast_revenue),
             POINT,
         ),
         figure(
             "cast's share-driven revenue from Facebook (%)",
             18.0,
-            pct(cast_fb.revenue_cents as f64, cast_fb_tw_revenue),
+            pct(cast_fb.revenue_cents as f64, cast_revenue),
             POINT,
         ),
         figure(
@@ -173,6 +174,12 @@ pub fn published(stats: &CampaignStats) -> Vec<Figure> {
                 stats.totals.revenue_cents as f64,
             ),
             POINT,
+        ),
+        figure(
+            "share-driven sales, 6 figures ($)",
+            100_000.0,
+            stats.totals.revenue_cents as f64 / 100.0,
+            Check::Between(100_000.0, 999_999.99),
         ),
         figure(
             "mailing-list sign-ups (more than 46,000)",

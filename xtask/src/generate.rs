@@ -2,10 +2,14 @@
 //! the published figures (`../shared/reference/bones-brigade-figures.md` in the team's material).
 //!
 //! What is fixed by the figures: the cast's clicks per fan/follower (eCTR) per channel, every
-//! value per visit, the fans' channel split. What follows from them: with Tony Hawk's real reach,
-//! 82% of the cast's revenue from Twitter at $2.07 vs $1.93 a visit means ~4.25 Twitter visits per
-//! Facebook visit; the cast's $2.11 overall, above both, means a small, rich third channel (the
-//! film's own mailing list); $1.59 over all sharing means fans bring ~1.37 visits per cast visit.
+//! value per visit, the fans' channel split, and the title's "6-figure sales" (share-driven
+//! revenue under $1,000,000). What follows from them: with Tony Hawk's real reach, 82% of the
+//! cast's revenue from Twitter (of the cast's Facebook and Twitter, all its shares) means about
+//! 4.25 Twitter visits per Facebook visit, so the rest of the cast is small on Facebook; Twitter's
+//! 40.3% of all traffic then fixes the fans' visits (about 1.4 per cast visit), and $1.59 a visit
+//! keeps the revenue just under a million. The cast's $2.11 a visit cannot be above both its
+//! Facebook $1.93 and Twitter $2.07 with no third channel: the generator aims at $1.96 and $2.10,
+//! which gives the cast $2.07 — each within the $0.05 the figures are checked to.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -32,8 +36,8 @@ pub const CAMPAIGN: &str = "bones-brigade";
 pub struct CastPost {
     pub sharer: &'static str,
     pub channel: &'static str,
-    /// Fans or followers on that channel; `None` for the mailing list.
-    pub reach: Option<u64>,
+    /// Fans or followers on that channel.
+    pub reach: u64,
     pub city: &'static str,
     /// Campaign hours after the first post.
     pub hour: u32,
@@ -56,8 +60,6 @@ pub struct Params {
     pub cast_posts: Vec<CastPost>,
     /// Clicks per fan or follower of a cast post, by channel (published).
     pub cast_ectr: BTreeMap<&'static str, f64>,
-    /// Clicks a cast mailing-list post brings (assumed).
-    pub mailing_list_clicks: u64,
     /// Chance that a visitor re-shares, making a fan share one generation deeper (assumed).
     pub reshare_probability: f64,
     /// Fans' shares going to Facebook; the rest go to Twitter (published).
@@ -66,9 +68,9 @@ pub struct Params {
     pub fan_mean_clicks: BTreeMap<&'static str, f64>,
     /// Mailing-list sign-ups over the campaign (published: "more than 46,000").
     pub signups: u64,
-    /// Value per visit targets by sharer kind and channel, in dollars (published; `email` derived).
+    /// Value per visit targets by sharer kind and channel, in dollars (published; the cast's
+    /// within $0.05 of it, see above).
     pub value_per_visit: BTreeMap<String, f64>,
-    pub cast_value_per_visit: f64,
     pub prices: Vec<Price>,
 }
 
@@ -86,41 +88,31 @@ impl Params {
             campaign: CAMPAIGN,
             start: Timestamp::parse_rfc3339("2012-10-16T17:00:00Z").expect("valid"),
             days: 60,
+            // Tony Hawk's reach is real; the others' is our estimate, small on Facebook (see
+            // above): 4 posts on Facebook, 5 on Twitter.
             cast_posts: vec![
-                // The first event: Tony Hawk's Facebook post, in Los Angeles (real reach).
-                post("tonyhawk", "facebook", Some(4_200_000), "Los Angeles", 0),
-                post("tonyhawk", "twitter", Some(3_300_000), "Los Angeles", 2),
-                post("bonesbrigade", "twitter", Some(353_000), "Los Angeles", 20),
-                post("stevecaballero", "facebook", Some(250_000), "San Jose", 30),
-                post("stevecaballero", "twitter", Some(450_000), "San Jose", 32),
-                post("rodneymullen", "twitter", Some(550_000), "Los Angeles", 70),
-                post("rodneymullen", "facebook", Some(200_000), "Los Angeles", 74),
-                post("bonesbrigade", "email", None, "Los Angeles", 170),
-                post(
-                    "lancemountain",
-                    "facebook",
-                    Some(150_000),
-                    "Los Angeles",
-                    340,
-                ),
-                post("tonyhawk", "twitter", Some(3_300_000), "San Diego", 500),
-                post("bonesbrigade", "email", None, "Los Angeles", 720),
+                // The first event: Tony Hawk's Facebook post, in Los Angeles.
+                post("tonyhawk", "facebook", 4_200_000, "Los Angeles", 0),
+                post("tonyhawk", "twitter", 3_300_000, "Los Angeles", 2),
+                post("bonesbrigade", "twitter", 250_000, "Los Angeles", 20),
+                post("stevecaballero", "facebook", 40_000, "San Jose", 30),
+                post("stevecaballero", "twitter", 150_000, "San Jose", 32),
+                post("rodneymullen", "twitter", 125_000, "Los Angeles", 70),
+                post("rodneymullen", "facebook", 30_000, "Los Angeles", 74),
+                post("lancemountain", "facebook", 25_000, "Los Angeles", 340),
+                post("tonyhawk", "twitter", 3_300_000, "San Diego", 500),
             ],
             cast_ectr: BTreeMap::from([("facebook", 0.0110), ("twitter", 0.0282)]),
-            mailing_list_clicks: 2_400,
-            reshare_probability: 0.0240,
+            reshare_probability: 0.0250,
             fan_facebook_share: 0.878,
             fan_mean_clicks: BTreeMap::from([("facebook", 24.0), ("twitter", 22.6)]),
             signups: 46_600,
             value_per_visit: BTreeMap::from([
-                ("cast/facebook".into(), 1.93),
-                ("cast/twitter".into(), 2.07),
+                ("cast/facebook".into(), 1.96),
+                ("cast/twitter".into(), 2.10),
                 ("fan/facebook".into(), 1.29),
                 ("fan/twitter".into(), 0.60),
             ]),
-            // Published $2.11; aiming $0.03 low leaves room for Twitter's 47.3% of revenue,
-            // which the published per-channel values per visit only just allow.
-            cast_value_per_visit: 2.08,
             prices: vec![
                 Price {
                     product: "digital",
@@ -254,10 +246,8 @@ pub fn events(params: &Params, cities: &[DemoCity]) -> Vec<String> {
     let mut planned: Vec<u64> = Vec::new();
     for post in &params.cast_posts {
         let city = city_index.get(post.city).copied().unwrap_or(0);
-        let clicks = match (post.reach, params.cast_ectr.get(post.channel)) {
-            (Some(reach), Some(ectr)) => (reach as f64 * ectr).round() as u64,
-            _ => params.mailing_list_clicks,
-        };
+        let ectr = params.cast_ectr.get(post.channel).copied().unwrap_or(0.0);
+        let clicks = (post.reach as f64 * ectr).round() as u64;
         shares.push(Share {
             id: format!("s{}", shares.len() + 1),
             parent: None,
@@ -265,7 +255,7 @@ pub fn events(params: &Params, cities: &[DemoCity]) -> Vec<String> {
             channel: post.channel,
             cast: true,
             sharer: post.sharer.to_owned(),
-            reach: post.reach,
+            reach: Some(post.reach),
             city,
             ip: next_ip(&mut rng, city),
         });
@@ -388,20 +378,7 @@ pub fn events(params: &Params, cities: &[DemoCity]) -> Vec<String> {
         let key = format!("{}/{}", if s.cast { "cast" } else { "fan" }, s.channel);
         slices.entry(key).or_default().push(i);
     }
-    let mut targets = params.value_per_visit.clone();
-    let cast_visits: usize = ["cast/facebook", "cast/twitter", "cast/email"]
-        .iter()
-        .map(|k| slices.get(*k).map_or(0, Vec::len))
-        .sum();
-    let cast_known: f64 = ["cast/facebook", "cast/twitter"]
-        .iter()
-        .map(|k| targets[*k] * slices.get(*k).map_or(0, Vec::len) as f64)
-        .sum();
-    let email_visits = slices.get("cast/email").map_or(0, Vec::len).max(1) as f64;
-    targets.insert(
-        "cast/email".into(),
-        (params.cast_value_per_visit * cast_visits as f64 - cast_known) / email_visits,
-    );
+    let targets = &params.value_per_visit;
     let total_weight: f64 = params.prices.iter().map(|p| p.weight).sum();
     let mut keys: Vec<&String> = slices.keys().collect();
     keys.sort();
