@@ -21,6 +21,8 @@ const state = {
   framesDrawn: 0,
   counters: { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 },
   clock: null,
+  // The headline attribution figures shown (see showAttribution).
+  attribution: null,
   lastError: null,
   // Where the feed stands in the campaign's arc line: a reconnect resumes after `seq` of `epoch`.
   position: { epoch: null, seq: 0 },
@@ -211,6 +213,32 @@ function frame(now) {
   requestAnimationFrame(frame);
 }
 
+// ---- attribution: what the campaign's sharing brought, from the stats API ---------------------
+
+const duration = (s) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : s < 172800 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} days`);
+
+// The headline figures: the top cascade (a root share and everything its generations brought),
+// child shares per campaign post, how soon visits follow a share, the top country by clicks.
+async function showAttribution() {
+  const campaign = encodeURIComponent(state.campaign);
+  const [stats, cascades] = await Promise.all([
+    getJson(`/v1/campaigns/${campaign}/stats`),
+    getJson(`/v1/campaigns/${campaign}/cascades?limit=1`),
+  ]).catch(() => [null, null]);
+  const top = cascades?.cascades?.[0];
+  const k = stats?.virality?.by_generation?.[0]?.k_factor;
+  const delay = stats?.delays?.all?.share_to_click?.p50_s;
+  const country = stats?.places?.all?.countries_by_clicks?.[0];
+  state.attribution = { top: top ?? null, kFactor: k ?? null, clickDelayS: delay ?? null, country: country ?? null };
+  $("top-cascade").textContent = top
+    ? `${top.channel} post: $${number(top.totals.revenue_cents / 100)}, ${top.depth} generations`
+    : "—";
+  $("k-factor").textContent = k == null ? "—" : k.toFixed(1);
+  $("click-delay").textContent = delay == null ? "—" : duration(delay);
+  $("top-country").textContent = country ? `${country.name} (${number(country.clicks)} clicks)` : "—";
+  $("attribution").hidden = !top;
+}
+
 // ---- counters, clock and timeline -------------------------------------------------------------
 
 const number = (n) => Math.round(n).toLocaleString("en-US");
@@ -299,6 +327,7 @@ async function connect(resume = false) {
   }
   const campaign = encodeURIComponent(state.campaign);
   $("replay").hidden = state.mode !== "replay";
+  showAttribution();
   let url;
   if (resume && state.mode === "live" && state.position.epoch) {
     state.resumes++;
@@ -391,6 +420,8 @@ async function start() {
     send({ type: "seek", ts: Math.round(from + (Number(e.target.value) / 1000) * (to - from)) });
   });
   requestAnimationFrame(frame);
+  // A live campaign's attribution moves as it grows.
+  setInterval(() => state.mode === "live" && showAttribution(), 15_000);
   await connect();
 }
 

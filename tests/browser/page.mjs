@@ -52,6 +52,17 @@ try {
   check(report.live.pixels.land > 10_000, "no land drawn");
   check(report.live.pixels.click > 0, "no click arcs drawn");
   check(report.live.clicksShown !== "0", "the click counter shows 0");
+  // What sharing brought: the top cascade, child shares per post, how soon visits come.
+  await waitFor(() => window.viralGlobe.attribution?.top, null, "the attribution panel");
+  report.live.attribution = {
+    topCascade: await page.textContent("[data-testid=top-cascade]"),
+    kFactor: await page.textContent("[data-testid=k-factor]"),
+    clickDelay: await page.textContent("[data-testid=click-delay]"),
+    topCountry: await page.textContent("[data-testid=top-country]"),
+  };
+  check(/post: \$[\d,]+, \d+ generations/.test(report.live.attribution.topCascade), `top cascade shows ${report.live.attribution.topCascade}`);
+  check(report.live.attribution.kFactor !== "—", "no k-factor shown");
+  check(report.live.attribution.topCountry.startsWith("US"), `top country ${report.live.attribution.topCountry}`);
   await page.screenshot({ path: `${args.out}/live.png` });
 
   // Replay: pause, speed up, seek from the page's own controls.
