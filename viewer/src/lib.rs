@@ -8,6 +8,7 @@
 
 mod activity;
 mod arcs;
+mod attribution;
 mod camera;
 pub mod cli;
 mod feed;

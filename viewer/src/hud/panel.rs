@@ -1,4 +1,5 @@
-//! The text panels: campaign, clock and source state; counters and value per visit.
+//! The text panels: campaign, clock and source state; counters, value per visit and what sharing
+//! brought.
 
 use bevy::prelude::*;
 
@@ -6,6 +7,7 @@ use super::{DIM_TEXT, PANEL, TEXT, campaign_time, font, grouped};
 use crate::{
     AppSystems, Source,
     arcs::ArcsInFlight,
+    attribution::Attribution,
     feed::{FeedReset, NewArcs},
     net::{CampaignName, ConnectionState, LinkHealth},
     replay::Playback,
@@ -19,6 +21,7 @@ pub enum Field {
     Status,
     Counters,
     ValuePerVisit,
+    Attribution,
 }
 
 /// Campaign time of the latest arc, for the live clock.
@@ -28,6 +31,7 @@ pub struct LatestArcTime(pub Option<i64>);
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Tally>()
         .init_resource::<LatestArcTime>()
+        .init_resource::<Attribution>()
         .add_systems(Startup, spawn)
         .add_systems(Update, count.in_set(AppSystems::Apply))
         .add_systems(Update, show.in_set(AppSystems::Present));
@@ -75,6 +79,10 @@ fn spawn(mut commands: Commands) {
                 line(Field::ValuePerVisit, 1.6, DIM_TEXT),
                 TextLayout::justify(Justify::Right)
             ),
+            (
+                line(Field::Attribution, 1.6, DIM_TEXT),
+                TextLayout::justify(Justify::Right)
+            ),
         ],
     ));
 }
@@ -105,6 +113,7 @@ fn show(
     connection: Option<Res<ConnectionState>>,
     health: Res<LinkHealth>,
     in_flight: Res<ArcsInFlight>,
+    attribution: Res<Attribution>,
 ) {
     for (field, mut text) in &mut fields {
         let value = match field {
@@ -130,6 +139,7 @@ fn show(
             ),
             Field::Counters => counters(&tally),
             Field::ValuePerVisit => value_per_visit(&tally),
+            Field::Attribution => attribution.headline(),
         };
         if text.0 != value {
             text.0 = value;

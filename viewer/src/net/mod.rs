@@ -143,6 +143,7 @@ fn drain(
             }
             NetEvent::Stats(stats) => {
                 seeded.0 = true;
+                commands.insert_resource(crate::attribution::Attribution::of_stats(&stats));
                 name.0.clone_from(&stats.summary.id);
                 resets.write(FeedReset {
                     counts: Tally::of_stats(&stats),
