@@ -1,6 +1,6 @@
 //! The globe viewer as a presenter runs it: the real `viralglobe-viewer` binary rendering with
-//! software Vulkan (Mesa's lavapipe) to PNG frames, on a recording exported by the real server, on
-//! the demo server's live feed and on a replay the server plays. Assertions are on the pixels.
+//! software Vulkan (Mesa's lavapipe) to PNG frames, on the committed demo recording, on its own
+//! demo, on the demo server's live feed and on a replay the server plays. Assertions are on the pixels.
 //! Frames are kept under the cargo target directory's `tmp/viewer/`.
 
 use std::{
@@ -102,21 +102,13 @@ fn frame(dir: &Path, n: u32) -> Frame {
     Frame::read(&dir.join(format!("frame-{n:05}.png")))
 }
 
-/// The demo's kickoff exported to frames from a recording on disk, no server running: the globe
-/// is drawn, arcs of both directions show in their colours, and arcs move between frames.
+/// The demo's kickoff exported to frames straight from the committed recording (the server's
+/// recording format, zstd-compressed), no server running: the globe is drawn, arcs of both
+/// directions show in their colours, and arcs move between frames.
 #[test]
 fn the_viewer_exports_the_demo_kickoff_from_a_recording() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let recording = dir.path().join("bones-brigade.ndjson");
-    let status = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
-        .args(["export", "--demo", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--out")
-        .arg(&recording)
-        .status()
-        .expect("export runs");
-    assert!(status.success());
-
+    let recording =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-data/bones-brigade.ndjson.zst");
     let frames = frames_dir("kickoff");
     let recording = recording.to_str().expect("utf-8 path");
     let args = [
@@ -166,6 +158,47 @@ fn the_viewer_exports_the_demo_kickoff_from_a_recording() {
         moved > 640 * 360 / 50,
         "frames 10 and 30 differ where arcs moved: {moved} pixels"
     );
+}
+
+/// `--demo` plays the demo built into the viewer, with no file and no server.
+#[test]
+fn the_viewer_plays_its_own_demo() {
+    let frames = frames_dir("demo");
+    let args = [
+        "--demo",
+        "--size",
+        "320x180",
+        "--fps",
+        "5",
+        "--duration",
+        "1",
+    ];
+    run_viewer(&args, &frames);
+    let last = frame(&frames, 5);
+    assert!(
+        last.count(outgoing) > 100,
+        "arcs of the demo's kickoff are drawn"
+    );
+}
+
+/// A mistake on the command line is one line with its cause, not a backtrace, even with
+/// RUST_BACKTRACE set.
+#[test]
+fn a_missing_file_is_one_line_without_a_backtrace() {
+    let output = Command::new(viewer())
+        .args(["--replay", "/nonexistent/campaign.ndjson", "--frames"])
+        .arg(frames_dir("missing"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the viewer runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot read /nonexistent/campaign.ndjson")
+            && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
 /// The live feed of the demo server and a replay the server plays both reach the globe.

@@ -16,12 +16,16 @@ use viralglobe_protocol::Timestamp;
 )]
 pub struct Cli {
     /// The server's live feed (the default: ws://127.0.0.1:8080).
-    #[arg(long, value_name = "ws://HOST:PORT", conflicts_with_all = ["replay", "replay_from"])]
+    #[arg(long, value_name = "ws://HOST:PORT", conflicts_with_all = ["replay", "replay_from", "demo"])]
     pub live: Option<String>,
-    /// Replay a recording from disk, no server needed: the NDJSON that
-    /// `viralglobe-server export CAMPAIGN` writes.
-    #[arg(long, value_name = "FILE", conflicts_with = "replay_from")]
+    /// Replay a file from disk, no server needed: a campaign recording (the server's
+    /// `data/campaigns/ID.ndjson`, or `demo-data/bones-brigade.ndjson.zst`) or the NDJSON that
+    /// `viralglobe-server export ID` writes; plain or zstd-compressed; `-` for standard input.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["replay_from", "demo"])]
     pub replay: Option<PathBuf>,
+    /// Play the demo campaign (the Bones Brigade launch built into the viewer), no server needed.
+    #[arg(long, conflicts_with = "replay_from")]
+    pub demo: bool,
     /// Replay a recorded campaign served by the server (needs --campaign).
     #[arg(long, value_name = "ws://HOST:PORT", requires = "campaign")]
     pub replay_from: Option<String>,

@@ -22,7 +22,7 @@ mod tally;
 #[cfg(test)]
 mod test_support;
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use bevy::{
@@ -84,6 +84,8 @@ const TIMELINE_BUCKETS: usize = 240;
 
 /// Builds the viewer for `cli` and runs it until the window closes or the frames are written.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // A file to play is read first: a mistake is said before any window or GPU is set up.
+    let file = open_file(&cli)?;
     let mut app = App::new();
     let writing_frames = cli.frames.is_some();
     let window = (!writing_frames).then(|| Window {
@@ -129,7 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         net::plugin,
         replay::plugin,
     ));
-    connect(&mut app, &cli)?;
+    connect(&mut app, &cli, file)?;
     if let Some(dir) = &cli.frames {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         app.add_plugins(frames::plugin(
@@ -145,11 +147,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Starts the source the command line asks for.
-fn connect(app: &mut App, cli: &Cli) -> anyhow::Result<()> {
+/// The arcs of `--replay FILE` or `--demo`, and the name to report problems under.
+fn open_file(cli: &Cli) -> anyhow::Result<Option<(replay::arc_file::ArcFile, PathBuf)>> {
+    Ok(match (&cli.replay, cli.demo) {
+        (Some(path), _) => Some((replay::arc_file::ArcFile::load(path)?, path.clone())),
+        (None, true) => {
+            let name = PathBuf::from("the demo");
+            let demo = replay::arc_file::ArcFile::read(replay::DEMO_RECORDING, &name)?;
+            Some((demo, name))
+        }
+        (None, false) => None,
+    })
+}
+
+/// Starts the source the command line asks for: the file already read, or the network.
+fn connect(
+    app: &mut App,
+    cli: &Cli,
+    file: Option<(replay::arc_file::ArcFile, PathBuf)>,
+) -> anyhow::Result<()> {
     let token = cli.token.clone();
-    if let Some(path) = &cli.replay {
-        let recording = replay::arc_file::ArcFile::load(path)?;
+    if let Some((recording, path)) = file {
         for problem in recording.skipped.iter().take(5) {
             warn!("{}: skipped {problem}", path.display());
         }

@@ -1,5 +1,10 @@
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    viralglobe_viewer::run(viralglobe_viewer::Cli::parse())
+/// A user's mistake (a missing file, a bad URL) is said in one line with its causes, never as a
+/// backtrace, whatever RUST_BACKTRACE says.
+fn main() {
+    if let Err(error) = viralglobe_viewer::run(viralglobe_viewer::Cli::parse()) {
+        eprintln!("viralglobe-viewer: {error:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,13 +1,18 @@
-//! A file of arcs for `--replay FILE`: the server's NDJSON export of a campaign
-//! (`viralglobe-server export CAMPAIGN > FILE`), one arc per line. The viewer never geolocates:
-//! places come resolved in the file.
+//! What `--replay FILE` plays: the server's NDJSON export of a campaign (one arc per line), or a
+//! campaign recording itself (the server's `data/campaigns/<id>.ndjson`, or the demo's), whose
+//! lines become arcs by the one rule, as the server's own replays draw them. Either may be
+//! zstd-compressed; `-` reads standard input. The file is read as a stream, line by line; only the
+//! arcs are kept. The viewer never geolocates: places come resolved in the file.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
-use viralglobe_protocol::ArcEvent;
+use viralglobe_protocol::{ArcEvent, RecordedEvent, rule::LogReader};
+
+/// How a zstd frame begins.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArcFileError {
@@ -32,21 +37,50 @@ pub struct ArcFile {
 }
 
 impl ArcFile {
-    /// Reads every arc of the file; a bad line is skipped and reported, the rest still play.
+    /// Reads every arc of the file (`-`: standard input); a bad line is skipped and reported,
+    /// the rest still play.
     pub fn load(path: &Path) -> Result<Self, ArcFileError> {
         let io = |source| ArcFileError::Io {
             path: path.to_owned(),
             source,
         };
-        let opened = std::fs::File::open(path).map_err(io)?;
+        let input: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::fs::File::open(path).map_err(io)?)
+        };
+        Self::read(input, path)
+    }
+
+    /// Reads the arcs of `input`, plain or zstd-compressed, named `path` in errors.
+    pub fn read(input: impl Read, path: &Path) -> Result<Self, ArcFileError> {
+        let io = |source| ArcFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut input = BufReader::with_capacity(1 << 20, input);
+        let compressed = input.fill_buf().map_err(io)?.starts_with(&ZSTD_MAGIC);
+        let lines: Box<dyn BufRead> = if compressed {
+            let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(io)?;
+            Box::new(BufReader::with_capacity(1 << 20, decoder))
+        } else {
+            Box::new(input)
+        };
         let mut file = Self::default();
-        for (index, line) in BufReader::new(opened).lines().enumerate() {
+        let mut log = LogReader::default();
+        for (index, line) in lines.lines().enumerate() {
             let line = line.map_err(io)?;
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<ArcEvent>(&line) {
-                Ok(arc) => file.arcs.push(arc),
+            // A recording's line holds the event; an export's is the arc itself.
+            let parsed = if line.starts_with(r#"{"event":"#) {
+                serde_json::from_str::<RecordedEvent>(&line).map(|r| log.next_arc(&r))
+            } else {
+                serde_json::from_str::<ArcEvent>(&line).map(Some)
+            };
+            match parsed {
+                Ok(arc) => file.arcs.extend(arc),
                 Err(e) => file.skipped.push(format!("line {}: {e}", index + 1)),
             }
         }
@@ -106,5 +140,44 @@ mod tests {
             "{error}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The demo's recording, zstd-compressed as committed: its lines become the arcs the server's
+    /// replay draws, starting with Tony Hawk's post in Los Angeles; the same bytes uncompressed
+    /// give the same arcs.
+    #[test]
+    fn a_compressed_recording_plays_as_its_arcs() {
+        let compressed = crate::replay::DEMO_RECORDING;
+        let file = ArcFile::read(compressed, Path::new("demo")).expect("the demo plays");
+        assert!(
+            file.skipped.is_empty(),
+            "{:?}",
+            &file.skipped[..3.min(file.skipped.len())]
+        );
+        assert!(file.arcs.len() > 500_000, "{} arcs", file.arcs.len());
+        let first = &file.arcs[0];
+        assert_eq!(
+            (first.kind, first.to.city.as_deref(), first.seq),
+            (ArcKind::Share, Some("Los Angeles"), 1)
+        );
+        let kinds: std::collections::BTreeSet<_> = file.arcs.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds.len(), 3);
+
+        let plain = zstd::decode_all(compressed).expect("zstd");
+        let head: Vec<u8> = plain
+            .split_inclusive(|&b| b == b'\n')
+            .take(5_000)
+            .flatten()
+            .copied()
+            .collect();
+        let from_plain = ArcFile::read(head.as_slice(), Path::new("head")).expect("plays");
+        let seqs = |f: &ArcFile| {
+            let mut seqs: Vec<u64> = f.arcs.iter().map(|a| a.seq).collect();
+            seqs.sort_unstable();
+            seqs
+        };
+        let mut first_arcs = seqs(&file);
+        first_arcs.truncate(from_plain.arcs.len());
+        assert_eq!(seqs(&from_plain), first_arcs);
     }
 }

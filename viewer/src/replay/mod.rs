@@ -10,6 +10,9 @@ use viralglobe_protocol::replay::{MAX_SPEED, MIN_SPEED};
 
 pub use file::FileReplay;
 
+/// The demo campaign's recording, the one the server embeds: `--demo` plays it with no server.
+pub const DEMO_RECORDING: &[u8] = include_bytes!("../../../demo-data/bones-brigade.ndjson.zst");
+
 /// Where a replay stands. Present only when the source is a replay.
 #[derive(Resource, Debug, Clone, PartialEq)]
 pub struct Playback {
