@@ -401,7 +401,8 @@ async fn impossible_times_and_values_are_refused_by_field() {
 #[tokio::test]
 async fn a_long_chain_of_waiting_shares_stays_fast() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = TestServer::start_in(dir.path(), &[]);
+    // More than one campaign may keep waiting by default (25,000).
+    let server = TestServer::start_in(dir.path(), &["--max-held-per-campaign", "40000"]);
     let started = std::time::Instant::now();
     for batch in 0..40 {
         let lines: Vec<String> = (batch * 1_000..(batch + 1) * 1_000)

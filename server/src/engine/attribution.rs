@@ -236,13 +236,7 @@ impl AttributionAccumulator {
 
     pub(super) fn click(&mut self, node: &ShareNode, place: Option<&Place>, ts: Timestamp) {
         self.cascade(node).at(node.generation).clicks += 1;
-        let delay = ts.0.saturating_sub(node.ts.0);
-        self.delays.click.record(delay);
-        let other = self.other();
-        let by_channel = slice(&mut self.delays_by_channel, node.channel.clone(), || {
-            other.clone()
-        });
-        by_channel.click.record(delay);
+        self.delay(node, ts, |d| &mut d.click);
         self.place(node, place, |c| c.clicks += 1);
     }
 
@@ -256,16 +250,25 @@ impl AttributionAccumulator {
         let counts = self.cascade(node).at(node.generation);
         counts.conversions += 1;
         counts.revenue_cents = counts.revenue_cents.saturating_add(value_cents);
-        let delay = ts.0.saturating_sub(node.ts.0);
-        self.delays.conversion.record(delay);
-        let other = self.other();
-        let by_channel = slice(&mut self.delays_by_channel, node.channel.clone(), || {
-            other.clone()
-        });
-        by_channel.conversion.record(delay);
+        self.delay(node, ts, |d| &mut d.conversion);
         self.place(node, place, |c| {
             c.revenue_cents = c.revenue_cents.saturating_add(value_cents);
         });
+    }
+
+    /// Records the delay from `node`'s share to `ts` in the histogram `which` picks, overall and
+    /// for the share's channel.
+    fn delay(
+        &mut self,
+        node: &ShareNode,
+        ts: Timestamp,
+        which: impl Fn(&mut DelayCounts) -> &mut DelayHistogram,
+    ) {
+        let delay = ts.0.saturating_sub(node.ts.0);
+        which(&mut self.delays).record(delay);
+        let other = self.other();
+        let by_channel = slice(&mut self.delays_by_channel, node.channel.clone(), || other);
+        which(by_channel).record(delay);
     }
 
     fn place(&mut self, node: &ShareNode, place: Option<&Place>, f: impl Fn(&mut PlaceCounts)) {
