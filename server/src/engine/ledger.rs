@@ -592,15 +592,8 @@ impl Ledger {
             Some(id) => self.seen(&line.event).insert(id.into()),
             None => false,
         };
-        self.waiting_since.push_back((
-            Instant::now(),
-            Waiting::Action {
-                share: share.clone(),
-                hold,
-            },
-        ));
         self.held_actions
-            .entry(share)
+            .entry(share.clone())
             .or_default()
             .push(HeldAction {
                 hold,
@@ -609,6 +602,7 @@ impl Ledger {
                 counted_id,
             });
         self.held_action_count += 1;
+        self.queue_wait(Waiting::Action { share, hold });
         true
     }
 
@@ -616,13 +610,6 @@ impl Ledger {
     fn start_waiting(&mut self, share: &ShareEvent, place: Option<Arc<Place>>, campaign: Arc<str>) {
         self.next_ticket += 1;
         let (id, ticket): (Box<str>, u64) = (share.id.as_str().into(), self.next_ticket);
-        self.waiting_since.push_back((
-            Instant::now(),
-            Waiting::Share {
-                id: id.clone(),
-                ticket,
-            },
-        ));
         *self
             .pending_by_campaign
             .entry(campaign.clone())
@@ -633,9 +620,10 @@ impl Ledger {
             campaign,
             ticket,
         };
-        if let Some(replaced) = self.pending_shares.insert(id, pending) {
+        if let Some(replaced) = self.pending_shares.insert(id.clone(), pending) {
             self.uncount_pending(&replaced.campaign);
         }
+        self.queue_wait(Waiting::Share { id, ticket });
     }
 
     /// A share stops waiting: resolved, never resolvable, or given up.
@@ -704,13 +692,19 @@ impl Ledger {
                 Waiting::Action { .. } => expired.actions += 1,
             }
         }
+        Ok(expired)
+    }
+
+    /// Queues a wait for [`Ledger::expire`]. Waits that ended stay queued until they reach the
+    /// front; once they outnumber the live ones, they are dropped, so the queue stays within
+    /// twice the held events (whether or not anything expires).
+    fn queue_wait(&mut self, waiting: Waiting) {
+        self.waiting_since.push_back((Instant::now(), waiting));
         if self.waiting_since.len() > 2 * self.held() + 1024 {
-            // Most entries are waits that ended: keep only the others.
             let mut queue = std::mem::take(&mut self.waiting_since);
             queue.retain(|(_, w)| self.expiry_line(w).is_some());
             self.waiting_since = queue;
         }
-        Ok(expired)
     }
 
     /// The line that gives up `waiting`, if it still waits.
@@ -858,4 +852,50 @@ fn held_limit(field: &'static str, missing: &str, max: usize) -> InputError {
         field,
         format!("share `{missing}` has not arrived and {max} events already wait (--max-held)"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share_line(id: usize, resolved: bool) -> RecordedEvent {
+        let json = format!(
+            r#"{{"type":"share","id":"s{id}","campaign":"c","channel":"x","sharer":"a","parent":"p{id}","ts":1350406800000}}"#
+        );
+        RecordedEvent {
+            event: InputEvent::parse(json.as_bytes()).expect("a share"),
+            campaign: Some("c".into()),
+            at: None,
+            generation: resolved.then_some(1),
+            root: resolved.then(|| "r".into()),
+            hold: None,
+            given_up: false,
+        }
+    }
+
+    /// Waits that end (here every share resolves right after it waited) do not pile up in the
+    /// expiry queue, whether or not anything ever expires.
+    #[test]
+    fn the_expiry_queue_stays_within_twice_the_waits() {
+        let limits = HeldLimits {
+            max: usize::MAX,
+            max_per_campaign: usize::MAX,
+        };
+        let mut ledger = Ledger::new(Arc::new(ShareTree::new()), limits);
+        for id in 0..50_000 {
+            ledger.follow(&share_line(id, false), None);
+            ledger.follow(&share_line(id, true), None);
+        }
+        assert_eq!(ledger.held(), 0);
+        assert!(
+            ledger.waiting_since.len() <= 1_025,
+            "{} queued",
+            ledger.waiting_since.len()
+        );
+        for id in 50_000..52_000 {
+            ledger.follow(&share_line(id, false), None);
+        }
+        assert_eq!(ledger.held(), 2_000);
+        assert!(ledger.waiting_since.len() <= 2 * 2_000 + 1_025);
+    }
 }
