@@ -210,7 +210,9 @@ fn the_viewer_draws_the_live_feed_and_a_served_replay() {
     let size = ["--size", "480x270", "--fps", "10", "--duration", "2"];
 
     let live = frames_dir("live");
-    let mut args = vec!["--live", ws.as_str(), "--campaign", "bones-brigade"];
+    // Two addresses, as for a cluster: nothing listens at the first, the viewer moves on.
+    let urls = format!("ws://127.0.0.1:9,{ws}");
+    let mut args = vec!["--live", urls.as_str(), "--campaign", "bones-brigade"];
     args.extend(size);
     run_viewer(&args, &live);
     let last = frame(&live, 20);

@@ -15,9 +15,15 @@ use viralglobe_protocol::Timestamp;
                   F follow · P presenter view · H help"
 )]
 pub struct Cli {
-    /// The server's live feed (the default: ws://127.0.0.1:8080).
-    #[arg(long, value_name = "ws://HOST:PORT", conflicts_with_all = ["replay", "replay_from", "demo"])]
-    pub live: Option<String>,
+    /// The server's live feed (the default: ws://127.0.0.1:8080); several, comma-separated or
+    /// repeated (the nodes of a cluster), are tried in turn when a connection is lost.
+    #[arg(
+        long,
+        value_name = "ws://HOST:PORT",
+        value_delimiter = ',',
+        conflicts_with_all = ["replay", "replay_from", "demo"]
+    )]
+    pub live: Vec<String>,
     /// Replay a file from disk, no server needed: a campaign recording (the server's
     /// `data/campaigns/ID.ndjson`, or `demo-data/bones-brigade.ndjson.zst`) or the NDJSON that
     /// `viralglobe-server export ID` writes; plain or zstd-compressed; `-` for standard input.

@@ -206,10 +206,16 @@ fn connect(
             .insert_resource(controls)
             .insert_resource(net::ConnectionState::Connecting);
     } else {
-        let url = cli.live.as_deref().unwrap_or("ws://127.0.0.1:8080");
-        let endpoint = net::Endpoint::parse(url, token)?;
+        let urls = match cli.live.as_slice() {
+            [] => vec!["ws://127.0.0.1:8080".to_owned()],
+            urls => urls.to_vec(),
+        };
+        let endpoints = urls
+            .iter()
+            .map(|url| net::Endpoint::parse(url, token.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let (sender, inbox) = net::channel();
-        net::spawn_live(endpoint, cli.campaign.clone(), sender);
+        net::spawn_live(endpoints, cli.campaign.clone(), sender);
         app.insert_state(Source::Live)
             .insert_resource(net::CampaignName(cli.campaign.clone().unwrap_or_default()))
             .insert_resource(inbox)

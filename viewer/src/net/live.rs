@@ -1,19 +1,28 @@
-//! `--live ws://host:port`: the server's live feed on a thread of its own, reconnecting with
-//! backoff. With a campaign, its counters are fetched first so the HUD starts from the totals,
-//! and a reconnect resumes after the last arc received (`since`, `epoch`): nothing missed, nothing
-//! counted twice.
+//! `--live ws://host:port[,ws://…]`: the server's live feed on a thread of its own, reconnecting
+//! with backoff. With a campaign, its counters are fetched first so the HUD starts from the
+//! totals, and a reconnect resumes after the last arc received (`since`, `epoch`): nothing missed,
+//! nothing counted twice. With several addresses (the nodes of a cluster), a lost connection moves
+//! to the next one at once; only after every one failed in turn does it wait.
 
 use std::sync::mpsc::SyncSender;
 
 use super::{ConnectionState, Endpoint, NetEvent, backoff::Backoff, position::Position, socket};
 
-pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSender<NetEvent>) {
+pub fn spawn_live(
+    endpoints: Vec<Endpoint>,
+    campaign: Option<String>,
+    events: SyncSender<NetEvent>,
+) {
     let mut position = Position::live(campaign.clone());
     let spawned = std::thread::Builder::new()
         .name("live feed".into())
         .spawn(move || {
             let mut backoff = Backoff::default();
+            let (mut next, mut failed_in_a_row) = (0, 0);
             loop {
+                let Some(endpoint) = endpoints.get(next % endpoints.len().max(1)) else {
+                    return;
+                };
                 if events
                     .send(NetEvent::State(ConnectionState::Connecting))
                     .is_err()
@@ -37,6 +46,7 @@ pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSend
                 }
                 let connected = || {
                     backoff.reset();
+                    failed_in_a_row = 0;
                     let _ = events.send(NetEvent::State(ConnectionState::Connected));
                 };
                 let mut query: Vec<(&str, String)> =
@@ -53,6 +63,11 @@ pub fn spawn_live(endpoint: Endpoint, campaign: Option<String>, events: SyncSend
                 ) {
                     socket::Ended::AppGone => return,
                     socket::Ended::Lost(error) => {
+                        (next, failed_in_a_row) = (next + 1, failed_in_a_row + 1);
+                        if failed_in_a_row % endpoints.len() != 0 {
+                            bevy::log::warn!("live feed: {error}; trying the next address");
+                            continue;
+                        }
                         let retry_in = backoff.next_wait();
                         bevy::log::warn!("live feed: {error}; retrying in {retry_in:?}");
                         let state = ConnectionState::Retrying { error, retry_in };

@@ -281,7 +281,7 @@ mod tests {
         let (mut app, sender) = app();
         // Nothing listens on port 9 of loopback (discard is not served here).
         let endpoint = Endpoint::parse("ws://127.0.0.1:9", None).expect("valid");
-        spawn_live(endpoint, None, sender);
+        spawn_live(vec![endpoint], None, sender);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             app.update();
@@ -368,8 +368,10 @@ mod tests {
             vec![hello(10), arcs(11..=13)],
             vec![hello(15), arcs(14..=15)],
         ]);
+        // A first address where nothing listens: the thread moves on to the next at once.
+        let dead = Endpoint::parse("ws://127.0.0.1:9", None).expect("valid");
         let endpoint = Endpoint::parse(&url, None).expect("valid");
-        spawn_live(endpoint, Some("test".into()), sender);
+        spawn_live(vec![dead, endpoint], Some("test".into()), sender);
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while app.world().resource::<Heard>().arcs.len() < 5 && std::time::Instant::now() < deadline
         {
