@@ -147,9 +147,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The arcs of `--replay FILE` or `--demo`, and the name to report problems under.
+/// Where the viewer looks for a server when given no source.
+const DEFAULT_SERVER: &str = "127.0.0.1:8080";
+
+/// Whether, given no source at all, the viewer plays its demo: when nothing answers at the
+/// default address (`answers` says).
+fn plays_demo_for_lack_of_a_server(cli: &Cli, answers: impl FnOnce(&str) -> bool) -> bool {
+    let no_source = cli.live.is_empty() && cli.replay.is_none() && cli.replay_from.is_none();
+    cli.demo || (no_source && !answers(DEFAULT_SERVER))
+}
+
+fn server_answers(address: &str) -> bool {
+    address.parse().is_ok_and(|address| {
+        std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_ok()
+    })
+}
+
+/// The arcs of `--replay FILE` or `--demo` (also played when no source is given and no server
+/// answers), and the name to report problems under.
 fn open_file(cli: &Cli) -> anyhow::Result<Option<(replay::arc_file::ArcFile, PathBuf)>> {
-    Ok(match (&cli.replay, cli.demo) {
+    let demo = plays_demo_for_lack_of_a_server(cli, server_answers);
+    if demo && !cli.demo {
+        // Before the app (and its log) exists: straight to stderr.
+        eprintln!(
+            "viralglobe-viewer: no server answers at {DEFAULT_SERVER}: playing the demo built in. \
+             For a live globe, start one (`viralglobe-server demo`) or name one with --live."
+        );
+    }
+    Ok(match (&cli.replay, demo) {
         (Some(path), _) => Some((replay::arc_file::ArcFile::load(path)?, path.clone())),
         (None, true) => {
             let name = PathBuf::from("the demo");
@@ -207,7 +232,7 @@ fn connect(
             .insert_resource(net::ConnectionState::Connecting);
     } else {
         let urls = match cli.live.as_slice() {
-            [] => vec!["ws://127.0.0.1:8080".to_owned()],
+            [] => vec![format!("ws://{DEFAULT_SERVER}")],
             urls => urls.to_vec(),
         };
         let endpoints = urls
@@ -256,5 +281,27 @@ pub mod bench {
 
     pub fn in_flight(app: &App) -> usize {
         app.world().resource::<crate::arcs::ArcsInFlight>().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn with_no_source_and_no_server_the_demo_plays() {
+        let parse = |args: &[&str]| Cli::parse_from([&["viralglobe-viewer"], args].concat());
+        let none = parse(&[]);
+        assert!(plays_demo_for_lack_of_a_server(&none, |_| false));
+        assert!(!plays_demo_for_lack_of_a_server(&none, |_| true));
+        let live = parse(&["--live", "ws://h:1"]);
+        assert!(!plays_demo_for_lack_of_a_server(&live, |_| panic!(
+            "no probe when told"
+        )));
+        assert!(plays_demo_for_lack_of_a_server(&parse(&["--demo"]), |_| {
+            true
+        }));
     }
 }
