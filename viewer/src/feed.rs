@@ -18,6 +18,12 @@ pub struct FeedReset {
     pub counts: Tally,
 }
 
+/// Campaign time of the latest arc received: the live campaign clock.
+#[derive(Resource, Debug, Default)]
+pub struct LatestArcTime(pub Option<i64>);
+
 pub(super) fn plugin(app: &mut App) {
-    app.add_message::<NewArcs>().add_message::<FeedReset>();
+    app.add_message::<NewArcs>()
+        .add_message::<FeedReset>()
+        .init_resource::<LatestArcTime>();
 }

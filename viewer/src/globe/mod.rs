@@ -1,6 +1,8 @@
-//! The globe: the Earth as a textured sphere and its atmosphere, on a deep-space background.
+//! The globe: the Earth as a textured sphere, its night side by the campaign clock, and its
+//! atmosphere, on a deep-space background.
 
 mod atmosphere;
+mod daylight;
 pub mod map;
 
 use bevy::{
@@ -11,14 +13,23 @@ use bevy::{
 
 use crate::geo::to_unit;
 use atmosphere::{AtmosphereMaterial, SHELL_RADIUS};
+use daylight::{NightMaterial, NightShell};
 
 pub const SPACE: Color = Color::srgb(0.004, 0.008, 0.02);
 
 pub(super) fn plugin(app: &mut App) {
     embedded_asset!(app, "atmosphere.wgsl");
-    app.add_plugins(MaterialPlugin::<AtmosphereMaterial>::default())
-        .insert_resource(ClearColor(SPACE))
-        .add_systems(Startup, spawn);
+    embedded_asset!(app, "night.wgsl");
+    app.add_plugins((
+        MaterialPlugin::<AtmosphereMaterial>::default(),
+        MaterialPlugin::<NightMaterial>::default(),
+    ))
+    .insert_resource(ClearColor(SPACE))
+    .add_systems(Startup, spawn)
+    .add_systems(
+        Update,
+        daylight::follow_the_sun.in_set(crate::AppSystems::Present),
+    );
 }
 
 fn spawn(
@@ -27,6 +38,7 @@ fn spawn(
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
     mut atmospheres: ResMut<Assets<AtmosphereMaterial>>,
+    mut nights: ResMut<Assets<NightMaterial>>,
 ) {
     let surface = images.add(map::Raster::world().into_image());
     commands.spawn((
@@ -38,6 +50,13 @@ fn spawn(
             unlit: true,
             ..default()
         })),
+    ));
+    let night = nights.add(NightMaterial::default());
+    commands.insert_resource(NightShell(night.clone()));
+    commands.spawn((
+        Name::new("night side"),
+        Mesh3d(meshes.add(sphere(daylight::SHELL_RADIUS, 192, 96))),
+        MeshMaterial3d(night),
     ));
     commands.spawn((
         Name::new("atmosphere"),

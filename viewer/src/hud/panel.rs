@@ -8,7 +8,7 @@ use crate::{
     AppSystems, Source,
     arcs::ArcsInFlight,
     attribution::Attribution,
-    feed::{FeedReset, NewArcs},
+    feed::{FeedReset, LatestArcTime, NewArcs},
     net::{CampaignName, ConnectionState, LinkHealth},
     replay::Playback,
     tally::Tally,
@@ -24,13 +24,8 @@ pub enum Field {
     Attribution,
 }
 
-/// Campaign time of the latest arc, for the live clock.
-#[derive(Resource, Debug, Default)]
-pub struct LatestArcTime(pub Option<i64>);
-
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Tally>()
-        .init_resource::<LatestArcTime>()
         .init_resource::<Attribution>()
         .add_systems(Startup, spawn)
         .add_systems(Update, count.in_set(AppSystems::Apply))
