@@ -1,5 +1,6 @@
 //! Place names where the action is: the busiest destinations of the last few seconds that face the
-//! camera.
+//! camera, placed so that no two overlap (beside their city on either side, or above or below it;
+//! a name that fits nowhere is left out rather than drawn over another).
 
 use std::collections::HashMap;
 
@@ -8,8 +9,12 @@ use bevy::prelude::*;
 use super::{TEXT, font};
 use crate::{AppSystems, feed::NewArcs, geo::to_unit};
 
-/// Names shown at once.
+/// Names shown at once, at most.
 const LABELS: usize = 6;
+/// Cities considered for them, busiest first.
+const CANDIDATES: usize = 16;
+/// The labels' font size, in hundredths of the window's smaller side.
+const FONT_VMIN: f32 = 1.7;
 /// Seconds over which a city's activity fades by e (at 1/e after this long).
 const MEMORY_SECS: f32 = 8.0;
 
@@ -59,7 +64,7 @@ fn spawn(mut commands: Commands) {
         commands.spawn((
             PlaceLabel,
             Text::new(""),
-            font(1.7),
+            font(FONT_VMIN),
             TextColor(TEXT.with_alpha(0.85)),
             Node {
                 position_type: PositionType::Absolute,
@@ -98,23 +103,105 @@ fn place(
     let eye = camera_at.translation();
     // A point faces the camera when it is on the near side of the globe, away from the rim.
     let facing = |at: Vec3| at.dot((eye - at).normalize_or_zero()) > 0.3;
-    let busiest = activity.busiest(LABELS, facing);
+    let anchors: Vec<(&str, Vec2)> = activity
+        .busiest(CANDIDATES, facing)
+        .into_iter()
+        .filter_map(|(name, at)| Some((name, camera.world_to_viewport(camera_at, at * 1.01).ok()?)))
+        .collect();
+    let font_px = camera
+        .logical_viewport_size()
+        .map_or(12.0, |size| size.min_element() * FONT_VMIN / 100.0);
+    let placed = place_without_overlap(&anchors, font_px, LABELS);
     for (i, (mut text, mut node, mut visibility)) in labels.iter_mut().enumerate() {
-        let spot = busiest.get(i).and_then(|(name, at)| {
-            Some((name, camera.world_to_viewport(camera_at, *at * 1.01).ok()?))
-        });
-        match spot {
-            Some((name, xy)) => {
+        match placed.get(i) {
+            Some((name, rect)) => {
                 if text.0 != *name {
                     text.0 = (*name).to_owned();
                 }
-                node.left = Val::Px(xy.x + 6.0);
-                node.top = Val::Px(xy.y - 8.0);
+                node.left = Val::Px(rect.min.x);
+                node.top = Val::Px(rect.min.y);
                 visibility.set_if_neq(Visibility::Inherited);
             }
             None => {
                 visibility.set_if_neq(Visibility::Hidden);
             }
         }
+    }
+}
+
+/// Boxes for as many of `anchors` (busiest first) as fit, at most `max`: each name's box, sized
+/// from its length, goes right of its city, else left, above or below, wherever it overlaps no
+/// box placed before it (nor any city dot of a placed name).
+fn place_without_overlap<'a>(
+    anchors: &[(&'a str, Vec2)],
+    font_px: f32,
+    max: usize,
+) -> Vec<(&'a str, Rect)> {
+    let mut placed: Vec<(&str, Rect)> = Vec::new();
+    for &(name, at) in anchors {
+        if placed.len() == max {
+            break;
+        }
+        let size = Vec2::new(name.chars().count() as f32 * font_px * 0.62, font_px * 1.3);
+        let gap = font_px * 0.4;
+        let spots = [
+            Vec2::new(at.x + gap, at.y - size.y / 2.0),
+            Vec2::new(at.x - gap - size.x, at.y - size.y / 2.0),
+            // Above and below, clear of names beside the same point.
+            Vec2::new(at.x - size.x / 2.0, at.y - size.y * 1.5 - gap),
+            Vec2::new(at.x - size.x / 2.0, at.y + size.y / 2.0 + gap),
+        ];
+        let free = |rect: &Rect| {
+            placed
+                .iter()
+                .all(|(_, other)| rect.intersect(*other).is_empty())
+        };
+        if let Some(rect) = spots
+            .into_iter()
+            .map(|min| Rect::from_corners(min, min + size))
+            .find(free)
+        {
+            placed.push((name, rect));
+        }
+    }
+    placed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy frame: the West Coast's cities crowd each other (Los Angeles and San Diego, Seattle
+    /// and Portland, San Francisco and San Jose a few pixels apart). No two labels overlap, the
+    /// busiest is always shown, and crowding leaves names out rather than piling them up.
+    #[test]
+    fn labels_in_a_busy_frame_never_overlap() {
+        let anchors = [
+            ("Los Angeles", Vec2::new(300.0, 400.0)),
+            ("San Diego", Vec2::new(306.0, 410.0)),
+            ("San Francisco", Vec2::new(280.0, 330.0)),
+            ("San Jose", Vec2::new(285.0, 338.0)),
+            ("Seattle", Vec2::new(290.0, 200.0)),
+            ("Portland", Vec2::new(288.0, 214.0)),
+            ("Las Vegas", Vec2::new(330.0, 380.0)),
+            ("Phoenix", Vec2::new(360.0, 420.0)),
+            ("Sacramento", Vec2::new(290.0, 322.0)),
+            ("Denver", Vec2::new(420.0, 330.0)),
+        ];
+        let placed = place_without_overlap(&anchors, 16.0, 6);
+        assert_eq!(placed[0].0, "Los Angeles");
+        assert_eq!(placed.len(), 6, "{placed:?}");
+        for (i, (a, ra)) in placed.iter().enumerate() {
+            for (b, rb) in &placed[i + 1..] {
+                assert!(ra.intersect(*rb).is_empty(), "{a} overlaps {b}");
+            }
+        }
+        // Everything on one spot: one name on each side of it, then no room.
+        let pile: Vec<(&str, Vec2)> = (0..8).map(|_| ("Here", Vec2::new(100.0, 100.0))).collect();
+        assert_eq!(
+            place_without_overlap(&pile, 16.0, 6).len(),
+            4,
+            "four sides, then no room"
+        );
     }
 }
