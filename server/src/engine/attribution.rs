@@ -141,13 +141,10 @@ struct PlaceBook {
 
 impl PlaceBook {
     fn count(&mut self, place: &Place, other: &Arc<str>, f: impl Fn(&mut PlaceCounts)) {
-        let country: Arc<str> = place.country.as_deref().unwrap_or(OTHER).into();
-        f(slice(&mut self.countries, country.clone(), || {
-            other.clone()
-        }));
+        let country = place.country.as_deref().unwrap_or(OTHER);
+        f(named(&mut self.countries, country, other));
         if let Some(city) = place.city.as_deref() {
-            let cities = slice(&mut self.cities, country, || other.clone());
-            f(slice(cities, city.into(), || other.clone()));
+            f(named(named(&mut self.cities, country, other), city, other));
         }
     }
 
@@ -181,6 +178,24 @@ impl PlaceBook {
             cities_by_revenue: top(&cities, |p| p.revenue_cents),
         }
     }
+}
+
+/// `map`'s entry for `name`, its key allocated only the first time (this runs for every click);
+/// past [`MAX_SLICES`] names, the entry of `other`, like every breakdown.
+fn named<'m, V: Default>(
+    map: &'m mut HashMap<Arc<str>, V>,
+    name: &str,
+    other: &Arc<str>,
+) -> &'m mut V {
+    if !map.contains_key(name) {
+        let key = if map.len() >= MAX_SLICES {
+            other.clone()
+        } else {
+            name.into()
+        };
+        return map.entry(key).or_default();
+    }
+    map.get_mut(name).expect("present, as just checked")
 }
 
 /// The first [`TOP_PLACES`] by `key` (ties by name), leaving out those at 0.
