@@ -92,7 +92,7 @@ fn bench_pipeline(rows: &mut Vec<Row>) {
         max_per_campaign: 100_000,
     };
     let engine = Engine::open(dir.path(), false, held, 64, Hub::new(16)).expect("engine");
-    let pipeline = Pipeline::new(Arc::new(engine), geo);
+    let pipeline = Pipeline::new(Arc::new(engine), geo, None);
     let mut traffic = CampaignTraffic::new("pipeline", 11);
     let batches: Vec<Vec<u8>> = (0..300)
         .map(|_| traffic.batch(1_000, launch_time))

@@ -2,6 +2,7 @@
 //! `ARCHITECTURE.md` at the repository root has the map.
 
 pub(crate) mod auth;
+pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub(crate) mod error;

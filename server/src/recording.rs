@@ -101,10 +101,14 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes a new epoch for `campaign`, durably (the file, then its directory).
-fn create_epoch(data_dir: &Path, campaign: &str) -> Result<String, RecordingError> {
+fn create_epoch(
+    data_dir: &Path,
+    campaign: &str,
+    given: Option<&str>,
+) -> Result<String, RecordingError> {
     let path = epoch_path(data_dir, campaign);
     let tmp = path.with_extension("epoch.tmp");
-    let epoch = new_epoch();
+    let epoch = given.map_or_else(new_epoch, str::to_owned);
     let mut file = File::create(&tmp).map_err(RecordingError::io("create", &tmp))?;
     file.write_all(format!("{epoch}\n").as_bytes())
         .and_then(|()| file.sync_all())
@@ -399,6 +403,8 @@ pub struct Recorder {
     /// Campaigns whose recording (and epoch) was created since the last call of
     /// [`Recorder::take_new_epochs`].
     new_epochs: Vec<(Arc<str>, String)>,
+    /// The epoch every new campaign gets, instead of one made for it (cluster mode).
+    new_campaign_epoch: Option<String>,
 }
 
 impl Recorder {
@@ -418,6 +424,7 @@ impl Recorder {
             journal: None,
             sync_files: SyncFiles::default(),
             new_epochs: Vec::new(),
+            new_campaign_epoch: None,
         })
     }
 
@@ -425,8 +432,12 @@ impl Recorder {
     pub fn epoch(&self, campaign: &str) -> Result<String, RecordingError> {
         match read_epoch(&self.data_dir, campaign) {
             Some(epoch) => Ok(epoch),
-            None => create_epoch(&self.data_dir, campaign),
+            None => create_epoch(&self.data_dir, campaign, self.new_campaign_epoch.as_deref()),
         }
+    }
+
+    pub fn set_new_campaign_epoch(&mut self, epoch: String) {
+        self.new_campaign_epoch = Some(epoch);
     }
 
     /// The campaigns recorded for the first time since the last call, with their new epochs.
@@ -483,12 +494,13 @@ impl Recorder {
             // made, simply takes.
             let epoch = match read_epoch(&self.data_dir, id) {
                 Some(epoch) => epoch,
-                None => create_epoch(&self.data_dir, id).map_err(|e| match e {
-                    RecordingError::Io { path, source, .. } => {
-                        RecordingError::Open { path, source }
-                    }
-                    other => other,
-                })?,
+                None => create_epoch(&self.data_dir, id, self.new_campaign_epoch.as_deref())
+                    .map_err(|e| match e {
+                        RecordingError::Io { path, source, .. } => {
+                            RecordingError::Open { path, source }
+                        }
+                        other => other,
+                    })?,
             };
             self.new_epochs.push((id.clone(), epoch));
         }

@@ -237,6 +237,16 @@ pub struct Settings {
     /// Ingest the NDJSON lines of this file (or `-` for stdin) as it grows.
     #[arg(long, env = "VIRALGLOBE_FOLLOW")]
     pub follow: Option<PathBuf>,
+
+    /// Cluster mode: keep the log of accepted events in this Redis (`redis://[:password@]host:port`),
+    /// shared by every node started with it. Each node follows the whole log and mirrors it under
+    /// DATA_DIR/redis-mirror (rebuilt from the log at every start).
+    #[arg(long, env = "VIRALGLOBE_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// With --redis: acknowledge a batch only once this many replicas have it (Redis `WAIT`).
+    #[arg(long, env = "VIRALGLOBE_REDIS_WAIT", default_value_t = 0)]
+    pub redis_wait: u32,
 }
 
 impl Settings {
@@ -247,6 +257,15 @@ impl Settings {
     /// How long an event may wait for its share; `None`: for ever.
     pub fn held_expiry(&self) -> Option<Duration> {
         (self.held_expiry_secs > 0).then(|| Duration::from_secs(self.held_expiry_secs))
+    }
+
+    /// Cluster mode's settings, with `--redis`.
+    pub fn cluster(&self) -> Option<crate::cluster::ClusterOptions> {
+        Some(crate::cluster::ClusterOptions {
+            url: self.redis.clone()?,
+            wait_replicas: self.redis_wait,
+            held_expiry: self.held_expiry(),
+        })
     }
 
     pub fn fsync_interval(&self) -> Duration {

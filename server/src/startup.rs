@@ -16,6 +16,7 @@ use anyhow::Context;
 
 use crate::{
     auth::Access,
+    cluster::{self, Cluster},
     demo::{self, embedded, player::Pace},
     engine::{Engine, HeldLimits},
     geo::GeoDb,
@@ -41,16 +42,33 @@ impl Application {
 
     /// With `demo`, the embedded demo campaign is loaded and played into the live feed, and the
     /// embedded demo database locates events unless `--geoip` names another.
-    pub fn build_with(settings: Settings, demo: Option<Pace>) -> anyhow::Result<Self> {
+    pub fn build_with(mut settings: Settings, demo: Option<Pace>) -> anyhow::Result<Self> {
         let metrics = telemetry::metrics_handle();
+        let cluster = settings.cluster();
+        if cluster.is_some() && demo.is_some() {
+            anyhow::bail!("the demo plays on one node: run it without --redis");
+        }
         // The port first: a server that cannot listen says so before rebuilding any state.
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
         let geo = Arc::new(open_geo(&settings, demo.is_some())?);
         let hub = Hub::new(settings.subscriber_queue);
-        let engine = Arc::new(open_engine(&settings, hub.clone())?);
-        let pipeline = Pipeline::new(engine.clone(), geo.clone());
+        // A file follower's bookmark stays in the data directory, outside the log's mirror.
+        let follow_bookmark_dir = settings.data_dir.clone();
+        let (engine, log) = match &cluster {
+            None => (Arc::new(open_engine(&settings, hub.clone())?), None),
+            Some(options) => {
+                settings.data_dir = cluster::mirror_dir(&settings.data_dir);
+                cluster::clear_mirror(&settings.data_dir)?;
+                let epoch = cluster::deployment_epoch(options)?;
+                let engine = Arc::new(open_engine(&settings, hub.clone())?);
+                engine.set_new_campaign_epoch(epoch);
+                let log = Cluster::start(options, engine.clone())?;
+                (engine, Some(log))
+            }
+        };
+        let pipeline = Pipeline::new(engine.clone(), geo.clone(), log.clone());
         let library = Library::new(settings.data_dir.clone());
         if let Some(pace) = demo {
             demo::start(pace, &hub, &engine, &library, &settings.data_dir)?;
@@ -63,6 +81,7 @@ impl Application {
         );
         let parts = Parts {
             pipeline: web::Data::new(pipeline.clone()),
+            cluster: web::Data::new(log.clone()),
             engine: web::Data::from(engine.clone()),
             geo: web::Data::from(geo),
             hub: web::Data::from(hub.clone()),
@@ -82,11 +101,14 @@ impl Application {
         if settings.fsync == FsyncPolicy::Interval {
             spawn_fsync_timer(engine.sync_files(), settings.fsync_interval());
         }
-        if let Some(max_age) = settings.held_expiry() {
+        // In cluster mode the log's follower gives up held events, by the log's clock.
+        if let Some(max_age) = settings.held_expiry()
+            && log.is_none()
+        {
             spawn_expiry_timer(engine.clone(), max_age);
         }
         if let Some(source) = settings.follow.clone() {
-            ingest::follow(source, pipeline, &settings.data_dir)
+            ingest::follow(source, pipeline, &follow_bookmark_dir)
                 .context("cannot start following")?;
         }
         let server = http_server(parts, listener, settings.workers)?;
@@ -173,6 +195,7 @@ fn spawn_expiry_timer(engine: Arc<Engine>, max_age: std::time::Duration) {
 #[derive(Clone)]
 struct Parts {
     pipeline: web::Data<Pipeline>,
+    cluster: web::Data<Option<Arc<Cluster>>>,
     engine: web::Data<Engine>,
     geo: web::Data<GeoDb>,
     hub: web::Data<Hub>,
@@ -193,6 +216,7 @@ fn http_server(
         let access = parts.access.clone();
         App::new()
             .app_data(parts.pipeline.clone())
+            .app_data(parts.cluster.clone())
             .app_data(parts.engine.clone())
             .app_data(parts.geo.clone())
             .app_data(parts.hub.clone())

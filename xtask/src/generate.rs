@@ -422,7 +422,7 @@ pub fn record(
         16,
         Hub::new(1),
     )?);
-    let pipeline = Pipeline::new(engine.clone(), geo);
+    let pipeline = Pipeline::new(engine.clone(), geo, None);
     for (batch_number, batch) in lines.chunks(10_000).enumerate() {
         let mut report = IngestReport::default();
         let first = (batch_number * 10_000) as u64 + 1;

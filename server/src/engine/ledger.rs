@@ -13,7 +13,6 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
-    time::Instant,
 };
 
 use viralglobe_protocol::{
@@ -126,7 +125,10 @@ pub(super) struct Ledger {
     next_hold: u64,
     /// Every wait, oldest first, for [`Ledger::expire`]; entries whose wait ended are skipped
     /// there and dropped when they outnumber the waits.
-    waiting_since: VecDeque<(Instant, Waiting)>,
+    waiting_since: VecDeque<(u64, Waiting)>,
+    /// The clock waits are stamped with, in milliseconds: set by the engine before each batch
+    /// (its own monotonic clock, or in cluster mode the log entry's time, the same on every node).
+    pub now_ms: u64,
     next_ticket: u64,
     /// Only while a restart follows the recordings.
     rebuild: Option<Rebuild>,
@@ -179,6 +181,7 @@ impl Ledger {
             limits,
             next_hold: 1,
             waiting_since: VecDeque::new(),
+            now_ms: 0,
             next_ticket: 0,
             rebuild: Some(Rebuild::default()),
         }
@@ -670,12 +673,12 @@ impl Ledger {
     /// follows it. The events stay on disk; a restart follows the same lines.
     pub fn expire(
         &mut self,
-        cutoff: Instant,
+        cutoff_ms: u64,
         sink: &mut Sink<'_>,
     ) -> Result<Expired, RecordingError> {
         let mut expired = Expired::default();
         while let Some((since, _)) = self.waiting_since.front()
-            && *since <= cutoff
+            && *since <= cutoff_ms
         {
             let Some((since, waiting)) = self.waiting_since.pop_front() else {
                 break;
@@ -699,7 +702,7 @@ impl Ledger {
     /// front; once they outnumber the live ones, they are dropped, so the queue stays within
     /// twice the held events (whether or not anything expires).
     fn queue_wait(&mut self, waiting: Waiting) {
-        self.waiting_since.push_back((Instant::now(), waiting));
+        self.waiting_since.push_back((self.now_ms, waiting));
         if self.waiting_since.len() > 2 * self.held() + 1024 {
             let mut queue = std::mem::take(&mut self.waiting_since);
             queue.retain(|(_, w)| self.expiry_line(w).is_some());

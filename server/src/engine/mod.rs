@@ -41,6 +41,10 @@ pub enum EngineError {
     /// A recording could not be opened (no descriptor left, say): the events before the one that
     /// needed it were applied and written (`applied`), that one and the rest were not. Ingest
     /// goes on; they can be sent again.
+    /// Cluster mode: the log (Redis) did not take the batch, or its outcome is not known here.
+    /// Nothing in it was acknowledged; it can be sent again.
+    #[error("the log cannot take this batch now: {0}; send it again later")]
+    Log(String),
     #[error("the recordings cannot take this event now ({reason}); send it again later")]
     Unavailable {
         reason: String,
@@ -64,6 +68,8 @@ pub struct Engine {
     hub: Arc<Hub>,
     sync_files: SyncFiles,
     stopped: OnceLock<String>,
+    /// The local clock of held events' waits (cluster mode uses the log's instead).
+    opened: Instant,
 }
 
 fn type_label(event: &InputEvent) -> &'static str {
@@ -179,6 +185,7 @@ impl Engine {
             hub,
             sync_files,
             stopped,
+            opened: Instant::now(),
         })
     }
 
@@ -188,9 +195,26 @@ impl Engine {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Milliseconds since the engine opened: the clock of waits outside cluster mode.
+    fn local_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    /// Every new campaign's epoch will be `epoch` (cluster mode: the deployment's, so that every
+    /// node numbers the same arc line). Call before anything is applied.
+    pub fn set_new_campaign_epoch(&self, epoch: String) {
+        self.lock().recorder.set_new_campaign_epoch(epoch);
+    }
+
     /// Applies a batch in order and writes it out; returns one outcome per event. The batch is
     /// durable (per the fsync policy) when this returns `Ok`.
     pub fn apply(&self, batch: Vec<Located>) -> Result<Vec<Outcome>, EngineError> {
+        self.apply_at(batch, self.local_ms())
+    }
+
+    /// [`Engine::apply`] with waits that begin stamped `now_ms` (cluster mode: the log entry's
+    /// time, so that every node gives up the same events at the same entry).
+    pub fn apply_at(&self, batch: Vec<Located>, now_ms: u64) -> Result<Vec<Outcome>, EngineError> {
         if let Some(reason) = self.stopped.get() {
             return Err(EngineError::Stopped(reason.clone()));
         }
@@ -201,6 +225,7 @@ impl Engine {
         let mut unavailable = None;
         let mut state = self.lock();
         let State { ledger, recorder } = &mut *state;
+        ledger.now_ms = ledger.now_ms.max(now_ms);
         let mut written = Ok(());
         for located in batch {
             labels.push(type_label(&located.event));
@@ -268,10 +293,15 @@ impl Engine {
     /// Gives up the events that have waited longer than `max_age` for their share or parent
     /// share, writing the lines that say so.
     pub fn expire_held(&self, max_age: Duration) -> Result<Expired, EngineError> {
+        self.expire_held_at(self.local_ms(), max_age)
+    }
+
+    /// [`Engine::expire_held`] by a clock of the caller's (cluster mode: the log's).
+    pub fn expire_held_at(&self, now_ms: u64, max_age: Duration) -> Result<Expired, EngineError> {
         if let Some(reason) = self.stopped.get() {
             return Err(EngineError::Stopped(reason.clone()));
         }
-        let Some(cutoff) = Instant::now().checked_sub(max_age) else {
+        let Some(cutoff) = now_ms.checked_sub(max_age.as_millis() as u64) else {
             return Ok(Expired::default());
         };
         let mut state = self.lock();

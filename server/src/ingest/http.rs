@@ -231,7 +231,7 @@ async fn read_ndjson(
         buffer.extend_from_slice(&chunk);
         if let Some(last_newline) = buffer.iter().rposition(|&b| b == b'\n') {
             let complete = buffer.split_to(last_newline + 1).freeze();
-            ingest_lines(state, &complete, &mut next_line, report)?;
+            ingest_lines(state, &complete, &mut next_line, report).await?;
         }
         if buffer.len() > state.max_line_bytes {
             return Err(IngestError::LineTooLarge {
@@ -242,12 +242,12 @@ async fn read_ndjson(
         }
     }
     if !buffer.is_empty() {
-        ingest_lines(state, &buffer.freeze(), &mut next_line, report)?;
+        ingest_lines(state, &buffer.freeze(), &mut next_line, report).await?;
     }
     Ok(())
 }
 
-fn ingest_lines(
+async fn ingest_lines(
     state: &Ingest<'_>,
     text: &Bytes,
     next_line: &mut u64,
@@ -267,7 +267,8 @@ fn ingest_lines(
     let fitting = &lines[..oversize.unwrap_or(lines.len())];
     state
         .pipeline
-        .ingest(fitting.iter().copied(), report)
+        .ingest_async(fitting.iter().copied(), report)
+        .await
         .map_err(engine_failed(report))?;
     if let Some(index) = oversize {
         return Err(IngestError::LineTooLarge {
@@ -312,6 +313,7 @@ async fn read_json(
     let lines = (1u64..).zip(elements.iter().map(|raw| raw.get().as_bytes()));
     state
         .pipeline
-        .ingest(lines, report)
+        .ingest_async(lines, report)
+        .await
         .map_err(engine_failed(report))
 }

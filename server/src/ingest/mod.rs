@@ -12,6 +12,7 @@ use serde::Serialize;
 use viralglobe_protocol::{InputError, InputEvent, Place};
 
 use crate::{
+    cluster::Cluster,
     engine::{Engine, EngineError, Located, Outcome},
     geo::GeoDb,
 };
@@ -58,23 +59,63 @@ impl IngestReport {
     }
 }
 
+/// Parsed and located events, with their line numbers, ready for the engine or the log.
+struct Prepared {
+    batch: Vec<Located>,
+    numbers: Vec<u64>,
+}
+
 #[derive(Clone)]
 pub struct Pipeline {
     engine: Arc<Engine>,
     geo: Arc<GeoDb>,
+    /// Cluster mode: batches go to the log, and the engine applies them from there.
+    log: Option<Arc<Cluster>>,
 }
 
 impl Pipeline {
-    pub fn new(engine: Arc<Engine>, geo: Arc<GeoDb>) -> Self {
-        Self { engine, geo }
+    pub fn new(engine: Arc<Engine>, geo: Arc<GeoDb>, log: Option<Arc<Cluster>>) -> Self {
+        Self { engine, geo, log }
     }
 
-    /// Parses, locates and applies numbered lines as one batch. Blank lines are skipped.
+    /// Parses, locates and applies numbered lines as one batch. Blank lines are skipped. Blocks
+    /// in cluster mode until the batch is in the log and applied: for threads (the follower).
     pub fn ingest<'a>(
         &self,
         lines: impl IntoIterator<Item = (u64, &'a [u8])>,
         report: &mut IngestReport,
     ) -> Result<(), EngineError> {
+        let Some(prepared) = self.prepare(lines, report) else {
+            return Ok(());
+        };
+        let applied = match &self.log {
+            None => self.engine.apply(prepared.batch),
+            Some(log) => log.append_blocking(prepared.batch),
+        };
+        settle(applied, prepared.numbers, report)
+    }
+
+    /// [`Pipeline::ingest`] for request handlers: waits for the log without blocking a worker.
+    pub async fn ingest_async<'a>(
+        &self,
+        lines: impl IntoIterator<Item = (u64, &'a [u8])>,
+        report: &mut IngestReport,
+    ) -> Result<(), EngineError> {
+        let Some(prepared) = self.prepare(lines, report) else {
+            return Ok(());
+        };
+        let applied = match &self.log {
+            None => self.engine.apply(prepared.batch),
+            Some(log) => log.append(prepared.batch).await,
+        };
+        settle(applied, prepared.numbers, report)
+    }
+
+    fn prepare<'a>(
+        &self,
+        lines: impl IntoIterator<Item = (u64, &'a [u8])>,
+        report: &mut IngestReport,
+    ) -> Option<Prepared> {
         let mut batch = Vec::new();
         let mut numbers = Vec::new();
         for (number, line) in lines {
@@ -94,37 +135,7 @@ impl Pipeline {
                 }
             }
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let (outcomes, unavailable) = match self.engine.apply(batch) {
-            Ok(outcomes) => (outcomes, None),
-            // What was applied is acknowledged; the rest is refused and can be sent again.
-            Err(EngineError::Unavailable { reason, applied }) => {
-                report.not_acknowledged_from = numbers.get(applied.len()).copied();
-                let rest = EngineError::Unavailable {
-                    reason,
-                    applied: Vec::new(),
-                };
-                (applied, Some(rest))
-            }
-            Err(e) => {
-                report.not_acknowledged_from = numbers.first().copied();
-                return Err(e);
-            }
-        };
-        for (number, outcome) in numbers.into_iter().zip(outcomes) {
-            match outcome {
-                Outcome::Accepted => report.accepted += 1,
-                Outcome::Held => {
-                    report.accepted += 1;
-                    report.held += 1;
-                }
-                Outcome::Duplicate => report.duplicates += 1,
-                Outcome::Rejected(error) => report.reject(number, error),
-            }
-        }
-        unavailable.map_or(Ok(()), Err)
+        (!batch.is_empty()).then_some(Prepared { batch, numbers })
     }
 
     /// An explicit position wins over the address; no location is counted by reason.
@@ -148,4 +159,40 @@ impl Pipeline {
         metrics::counter!("viralglobe_geo_misses_total", "reason" => reason).increment(1);
         None
     }
+}
+
+/// Counts each event's outcome into the report; what was not acknowledged is named by line.
+fn settle(
+    applied: Result<Vec<Outcome>, EngineError>,
+    numbers: Vec<u64>,
+    report: &mut IngestReport,
+) -> Result<(), EngineError> {
+    let (outcomes, unavailable) = match applied {
+        Ok(outcomes) => (outcomes, None),
+        // What was applied is acknowledged; the rest is refused and can be sent again.
+        Err(EngineError::Unavailable { reason, applied }) => {
+            report.not_acknowledged_from = numbers.get(applied.len()).copied();
+            let rest = EngineError::Unavailable {
+                reason,
+                applied: Vec::new(),
+            };
+            (applied, Some(rest))
+        }
+        Err(e) => {
+            report.not_acknowledged_from = numbers.first().copied();
+            return Err(e);
+        }
+    };
+    for (number, outcome) in numbers.into_iter().zip(outcomes) {
+        match outcome {
+            Outcome::Accepted => report.accepted += 1,
+            Outcome::Held => {
+                report.accepted += 1;
+                report.held += 1;
+            }
+            Outcome::Duplicate => report.duplicates += 1,
+            Outcome::Rejected(error) => report.reject(number, error),
+        }
+    }
+    unavailable.map_or(Ok(()), Err)
 }

@@ -4,30 +4,43 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use std::sync::Arc;
+
 use crate::{
     auth::{Access, AccessError},
+    cluster::Cluster,
     engine::Engine,
     geo::GeoDb,
 };
 
-/// 200 while the server takes events; 503 with the reason once ingest has stopped, so a load
-/// balancer or an operator sees it.
-pub async fn healthz(geo: web::Data<GeoDb>, engine: web::Data<Engine>) -> HttpResponse {
-    let (mut response, status, reason) = match engine.stopped() {
-        None => (HttpResponse::Ok(), "ok", None),
-        Some(reason) => (
-            HttpResponse::ServiceUnavailable(),
-            "ingest stopped",
-            Some(reason),
-        ),
+/// 200 while the server takes events; 503 with the reason once ingest has stopped (or, in
+/// cluster mode, this node stopped following the log), so a load balancer or an operator sees
+/// it. Redis away is reported (`log.redis`) but stays 200: this node still serves its feeds.
+pub async fn healthz(
+    geo: web::Data<GeoDb>,
+    engine: web::Data<Engine>,
+    cluster: web::Data<Option<Arc<Cluster>>>,
+) -> HttpResponse {
+    let log = cluster.as_ref().as_ref().map(|c| c.health());
+    let stopped = engine
+        .stopped()
+        .map(str::to_owned)
+        .or_else(|| log.as_ref().and_then(|l| l.stopped.clone()));
+    let (mut response, status) = match &stopped {
+        None => (HttpResponse::Ok(), "ok"),
+        Some(_) => (HttpResponse::ServiceUnavailable(), "ingest stopped"),
     };
-    response.json(serde_json::json!({
+    let mut body = serde_json::json!({
         "status": status,
-        "reason": reason,
+        "reason": stopped,
         "version": env!("CARGO_PKG_VERSION"),
         "geo_database": geo.description(),
         "held_events": engine.held(),
-    }))
+    });
+    if let Some(log) = log {
+        body["log"] = serde_json::json!(log);
+    }
+    response.json(body)
 }
 
 /// Behind the read token too, when there is one (a scraper sends it as a bearer token).

@@ -87,6 +87,18 @@ fn start_at_zero() {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "viralglobe_log_up",
+        "Cluster mode: 1 while this node both appends to and follows the log in Redis"
+    );
+    describe_counter!(
+        "viralglobe_log_entries_applied_total",
+        "Cluster mode: log entries (ingest batches) this node applied"
+    );
+    describe_histogram!(
+        "viralglobe_log_append_seconds",
+        "Cluster mode: one round trip appending a group of batches to the log"
+    );
     describe_counter!(
         "viralglobe_events_ingested_total",
         "Events accepted, by type"

@@ -1,0 +1,281 @@
+//! Follows the log: reads entries in order and applies each with the engine, at the entry's time
+//! (its id's milliseconds, the same on every node). At start it catches up with the whole log
+//! before the node serves anyone; then it follows on a thread of its own, reconnecting with
+//! backoff when Redis goes away.
+
+use std::{
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use redis::streams::{StreamId, StreamReadReply};
+
+use super::{ClusterError, Health, LOG_KEY, Waiters, entry};
+use crate::engine::{Engine, EngineError, Outcome};
+
+/// Entries read per round trip.
+const READ_COUNT: usize = 1_000;
+/// How long one read waits for new entries before asking again.
+const BLOCK_MS: u64 = 1_000;
+
+pub(super) fn client(url: &str) -> Result<redis::Client, ClusterError> {
+    redis::Client::open(url).map_err(|e| ClusterError::Url {
+        url: super::address_of(url),
+        error: e.to_string(),
+    })
+}
+
+/// A connection with deadlines, so that a Redis that stops answering is noticed.
+pub(super) fn connect(
+    client: &redis::Client,
+    address: &str,
+) -> Result<redis::Connection, ClusterError> {
+    let unreachable = |e: redis::RedisError| ClusterError::Unreachable {
+        address: address.to_owned(),
+        error: e.to_string(),
+    };
+    let con = client
+        .get_connection_with_timeout(Duration::from_secs(3))
+        .map_err(unreachable)?;
+    let deadline = Some(Duration::from_millis(BLOCK_MS) + Duration::from_secs(10));
+    con.set_read_timeout(deadline).map_err(unreachable)?;
+    con.set_write_timeout(deadline).map_err(unreachable)?;
+    Ok(con)
+}
+
+/// `ms-n` → (ms, n); an id Redis made always parses.
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
+}
+
+/// Waits before reconnecting: doubling from 100 ms to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(100))
+    }
+    fn wait(&mut self) {
+        thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+pub(super) struct Follower {
+    pub client: redis::Client,
+    pub address: String,
+    pub engine: Arc<Engine>,
+    pub waiters: Arc<Waiters>,
+    pub health: Arc<Health>,
+    pub node: String,
+    pub held_expiry: Option<Duration>,
+    /// The last entry applied.
+    pub last: String,
+}
+
+impl Follower {
+    fn read(
+        &self,
+        con: &mut redis::Connection,
+        block: bool,
+    ) -> redis::RedisResult<Option<StreamReadReply>> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(READ_COUNT);
+        if block {
+            cmd.arg("BLOCK").arg(BLOCK_MS);
+        }
+        cmd.arg("STREAMS").arg(LOG_KEY).arg(&self.last).query(con)
+    }
+
+    /// Applies every entry the log has now.
+    pub fn catch_up(&mut self) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        let redis_error = |e: redis::RedisError| ClusterError::Redis {
+            address: self.address.clone(),
+            error: e.to_string(),
+        };
+        let mut con = connect(&self.client, &self.address)?;
+        let newest: Vec<StreamId> = redis::cmd("XREVRANGE")
+            .arg(LOG_KEY)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query::<redis::streams::StreamRangeReply>(&mut con)
+            .map_err(redis_error)?
+            .ids;
+        let Some(target) = newest.first().map(|e| parse_id(&e.id)) else {
+            tracing::info!(redis = %self.address, "the log is empty");
+            return Ok(());
+        };
+        let (mut entries, mut noted) = (0u64, Instant::now());
+        while parse_id(&self.last) < target {
+            let reply = self
+                .read(&mut con, false)
+                .map_err(|e| ClusterError::Redis {
+                    address: self.address.clone(),
+                    error: e.to_string(),
+                })?;
+            let Some(reply) = reply else { break };
+            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                self.apply(entry)?;
+                entries += 1;
+            }
+            if noted.elapsed() > Duration::from_secs(5) {
+                noted = Instant::now();
+                tracing::info!(entries, applied = %self.last, "catching up with the log");
+            }
+        }
+        tracing::info!(
+            entries,
+            applied = %self.last,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "caught up with the log"
+        );
+        Ok(())
+    }
+
+    pub fn spawn(self) {
+        let spawned = thread::Builder::new()
+            .name("log-follower".into())
+            .spawn(move || self.run());
+        if let Err(e) = spawned {
+            // No thread: this node cannot follow, and says so.
+            tracing::error!(error = %e, "cannot start following the log");
+        }
+    }
+
+    fn run(mut self) {
+        let mut con = connect(&self.client, &self.address).ok();
+        let mut backoff = Backoff::new();
+        loop {
+            let c = match con.as_mut() {
+                Some(c) => c,
+                None => match connect(&self.client, &self.address) {
+                    Ok(c) => {
+                        tracing::info!(redis = %self.address, applied = %self.last, "following the log again");
+                        self.health.set_follower_up(true);
+                        backoff = Backoff::new();
+                        con.insert(c)
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Redis is still unreachable");
+                        backoff.wait();
+                        continue;
+                    }
+                },
+            };
+            match self.read(c, true) {
+                Ok(None) => {}
+                Ok(Some(reply)) => {
+                    for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                        if let Err(e) = self.apply(entry) {
+                            let reason = e.to_string();
+                            tracing::error!(error = %reason, "this node stopped following the log: restart it");
+                            *self
+                                .health
+                                .stopped
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(redis = %self.address, error = %e, "lost Redis: the live feed serves what it has; reconnecting");
+                    con = None;
+                    self.health.set_follower_up(false);
+                    backoff.wait();
+                }
+            }
+        }
+    }
+
+    /// Applies one entry and answers the request that appended it, if it was this node's.
+    /// A recording that cannot be opened now (no descriptor left) is waited for, the rest of the
+    /// entry applied when it can be: every node applies every event, in the same order.
+    fn apply(&mut self, entry: StreamId) -> Result<(), EngineError> {
+        let (now_ms, _) = parse_id(&entry.id);
+        let events = match entry.map.get("events") {
+            Some(redis::Value::BulkString(bytes)) => bytes.as_slice(),
+            _ => &[],
+        };
+        let (mut rest, bad) = entry::decode(events);
+        for (line, error) in bad {
+            tracing::warn!(entry = %entry.id, line, error, "a log line that is not an event: skipped (on every node)");
+        }
+        let mut backoff = Backoff::new();
+        if let Some(max_age) = self.held_expiry {
+            while let Err(e) = self.engine.expire_held_at(now_ms, max_age) {
+                if !retryable(&e) {
+                    return Err(e);
+                }
+                backoff.wait();
+            }
+        }
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(rest.len());
+        let answer = loop {
+            match self.engine.apply_at(rest, now_ms) {
+                Ok(done) => {
+                    outcomes.extend(done);
+                    break Ok(outcomes);
+                }
+                Err(EngineError::Unavailable { applied, reason }) => {
+                    tracing::warn!(entry = %entry.id, reason, "a recording cannot be opened: the rest of the entry waits");
+                    outcomes.extend(applied);
+                    backoff.wait();
+                    // Decoded again rather than kept: the usual path moves the batch, no copy.
+                    rest = entry::decode(events).0;
+                    rest.drain(..outcomes.len().min(rest.len()));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let fatal = answer.as_ref().err().map(ToString::to_string);
+        let ours = matches!(entry.map.get("node"), Some(redis::Value::BulkString(n)) if n == self.node.as_bytes());
+        if ours && let Some(token) = entry.map.get("token").and_then(token_of) {
+            self.waiters.applied(token, answer);
+        }
+        metrics::counter!("viralglobe_log_entries_applied_total").increment(1);
+        *self
+            .health
+            .applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = entry.id.clone();
+        self.last = entry.id;
+        match fatal {
+            Some(reason) => Err(EngineError::Stopped(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn retryable(e: &EngineError) -> bool {
+    match e {
+        EngineError::Unavailable { .. } => true,
+        EngineError::Recording(r) => r.nothing_written(),
+        _ => false,
+    }
+}
+
+fn token_of(value: &redis::Value) -> Option<u64> {
+    match value {
+        redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        redis::Value::Int(i) => u64::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_compare_by_time_then_number() {
+        assert!(parse_id("0-0") < parse_id("1700000000000-0"));
+        assert!(parse_id("1700000000000-2") < parse_id("1700000000000-10"));
+        assert_eq!(parse_id("1700000000001-3"), (1_700_000_000_001, 3));
+    }
+}

@@ -1,0 +1,386 @@
+//! Cluster mode (`--redis URL`): the log of accepted events is a Redis stream shared by every
+//! node. A node parses and locates a batch, appends it to the log (`appender.rs`) and answers once
+//! its own follower of the log (`follower.rs`) has applied it; every node follows the whole log in
+//! order and applies each entry with the engine's one rule, so every node has the same share
+//! trees, statistics, `seq` and epochs, and its data directory holds a mirror of the log as
+//! ordinary recordings, which replays, exports and resuming subscribers read.
+
+mod appender;
+mod entry;
+mod follower;
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use serde::Serialize;
+
+use crate::engine::{Engine, EngineError, Located, Outcome};
+
+/// The stream that holds the log.
+const LOG_KEY: &str = "viralglobe:log";
+/// The deployment's epoch: made by the first node to start on an empty Redis, read by the rest.
+const EPOCH_KEY: &str = "viralglobe:epoch";
+/// How long an ingest request waits for this node to apply what it appended.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Batches waiting for the appender; beyond, ingest is answered 503 at once.
+const APPEND_QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("`{url}` is not a Redis URL: {error}")]
+    Url { url: String, error: String },
+    #[error(
+        "cannot reach Redis at {address}: {error} (is redis-server running? see README, \
+         \"Running several nodes\")"
+    )]
+    Unreachable { address: String, error: String },
+    #[error("Redis at {address} answered an error: {error}")]
+    Redis { address: String, error: String },
+    #[error("cannot clear the log's mirror in {path}: {error}")]
+    Mirror { path: String, error: String },
+    #[error("applying the log failed: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// What the cluster needs to know, as plain values.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub url: String,
+    /// Replicas that must have each appended batch before it is acknowledged (Redis `WAIT`).
+    pub wait_replicas: u32,
+    /// Held events older than this (by the log's clock) are given up.
+    pub held_expiry: Option<Duration>,
+}
+
+/// The answer to one appended batch, handed from the follower to whoever appended it.
+type Answer = Result<Vec<Outcome>, EngineError>;
+
+enum Waiter {
+    Async(tokio::sync::oneshot::Sender<Answer>),
+    Blocking(mpsc::SyncSender<Answer>),
+}
+
+impl Waiter {
+    fn send(self, answer: Answer) {
+        // The requester may have given up (timeout, client gone): nothing to do then.
+        match self {
+            Self::Async(tx) => drop(tx.send(answer)),
+            Self::Blocking(tx) => drop(tx.try_send(answer)),
+        }
+    }
+}
+
+/// Requests waiting for their batch, by the token their entry carries. A request is answered
+/// once both Redis has confirmed its batch (the append's reply, and `WAIT` with `--redis-wait`)
+/// and this node has applied it, whichever comes second; or at once when the append failed.
+#[derive(Default)]
+struct Waiters(Mutex<HashMap<u64, Pending>>);
+
+struct Pending {
+    waiter: Waiter,
+    confirmed: bool,
+    applied: Option<Answer>,
+}
+
+impl Waiters {
+    fn insert(&self, token: u64, waiter: Waiter) {
+        let pending = Pending {
+            waiter,
+            confirmed: false,
+            applied: None,
+        };
+        self.lock().insert(token, pending);
+    }
+
+    /// Redis has the batch.
+    fn confirm(&self, token: u64) {
+        let mut map = self.lock();
+        if let Some(pending) = map.get_mut(&token) {
+            if pending.applied.is_some() {
+                let pending = map.remove(&token).expect("present");
+                drop(map);
+                pending.waiter.send(pending.applied.expect("applied"));
+            } else {
+                pending.confirmed = true;
+            }
+        }
+    }
+
+    /// This node applied the batch.
+    fn applied(&self, token: u64, answer: Answer) {
+        let mut map = self.lock();
+        if let Some(pending) = map.get_mut(&token) {
+            if pending.confirmed {
+                let pending = map.remove(&token).expect("present");
+                drop(map);
+                pending.waiter.send(answer);
+            } else {
+                pending.applied = Some(answer);
+            }
+        }
+    }
+
+    /// The batch is not acknowledged (whether or not it was applied).
+    fn refuse(&self, token: u64, error: EngineError) {
+        let pending = self.lock().remove(&token);
+        if let Some(pending) = pending {
+            pending.waiter.send(Err(error));
+        }
+    }
+
+    fn forget(&self, token: u64) {
+        self.lock().remove(&token);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What `/healthz` says about the log.
+#[derive(Default)]
+struct Health {
+    appender_up: AtomicBool,
+    follower_up: AtomicBool,
+    /// The last entry this node applied.
+    applied: Mutex<String>,
+    /// Why this node stopped following the log, if it did.
+    stopped: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn set_appender_up(&self, up: bool) {
+        self.appender_up.store(up, Ordering::Relaxed);
+        self.publish();
+    }
+    fn set_follower_up(&self, up: bool) {
+        self.follower_up.store(up, Ordering::Relaxed);
+        self.publish();
+    }
+    fn publish(&self) {
+        let up =
+            self.appender_up.load(Ordering::Relaxed) && self.follower_up.load(Ordering::Relaxed);
+        metrics::gauge!("viralglobe_log_up").set(if up { 1.0 } else { 0.0 });
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterHealth {
+    /// `ok`; `unreachable` while Redis does not answer (ingest is refused with 503; what this
+    /// node has is still served); `stopped` when this node cannot apply the log any more.
+    pub redis: &'static str,
+    pub node: String,
+    /// The last log entry this node applied.
+    pub applied: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+pub struct Cluster {
+    node: String,
+    address: String,
+    appends: mpsc::SyncSender<appender::Append>,
+    waiters: Arc<Waiters>,
+    health: Arc<Health>,
+    next_token: AtomicU64,
+}
+
+/// Where a node keeps its mirror of the log: beside, never over, the local mode's recordings.
+pub fn mirror_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("redis-mirror")
+}
+
+/// Empties the mirror: a node rebuilds it from the log at every start, so it never holds
+/// anything the log does not.
+pub fn clear_mirror(dir: &Path) -> Result<(), ClusterError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ClusterError::Mirror {
+            path: dir.display().to_string(),
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// The address in a Redis URL, without its password.
+fn address_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    host.split(['/', '?', '#'])
+        .next()
+        .unwrap_or(host)
+        .to_owned()
+}
+
+/// The deployment's epoch, made now if this is the first node on this Redis.
+pub fn deployment_epoch(options: &ClusterOptions) -> Result<String, ClusterError> {
+    let client = follower::client(&options.url)?;
+    let address = address_of(&options.url);
+    let mut con = follower::connect(&client, &address)?;
+    let made = crate::recording::new_epoch();
+    let (_, epoch): (redis::Value, String) = redis::pipe()
+        .cmd("SET")
+        .arg(EPOCH_KEY)
+        .arg(&made)
+        .arg("NX")
+        .cmd("GET")
+        .arg(EPOCH_KEY)
+        .query(&mut con)
+        .map_err(|e| ClusterError::Redis {
+            address,
+            error: e.to_string(),
+        })?;
+    Ok(epoch)
+}
+
+impl Cluster {
+    /// Catches `engine` up with the whole log (before the node serves anyone), then follows it
+    /// and takes appends on threads of their own.
+    pub fn start(options: &ClusterOptions, engine: Arc<Engine>) -> Result<Arc<Self>, ClusterError> {
+        let client = follower::client(&options.url)?;
+        let address = address_of(&options.url);
+        let node = format!("{}-{}", std::process::id(), crate::recording::new_epoch());
+        let waiters = Arc::new(Waiters::default());
+        let health = Arc::new(Health::default());
+        let mut follower = follower::Follower {
+            client: client.clone(),
+            address: address.clone(),
+            engine,
+            waiters: waiters.clone(),
+            health: health.clone(),
+            node: node.clone(),
+            held_expiry: options.held_expiry,
+            last: "0-0".to_owned(),
+        };
+        follower.catch_up()?;
+        health.set_follower_up(true);
+        follower.spawn();
+        let appends = appender::spawn(
+            appender::Appender {
+                client,
+                address: address.clone(),
+                node: node.clone(),
+                wait_replicas: options.wait_replicas,
+                waiters: waiters.clone(),
+                health: health.clone(),
+            },
+            APPEND_QUEUE,
+        );
+        health.set_appender_up(true);
+        tracing::info!(redis = %address, node, "cluster mode: following the log");
+        Ok(Arc::new(Self {
+            node,
+            address,
+            appends,
+            waiters,
+            health,
+            next_token: AtomicU64::new(1),
+        }))
+    }
+
+    /// Appends `batch` to the log and waits until this node has applied it: the outcome of each
+    /// event, as the engine decided it in log order.
+    pub async fn append(&self, batch: Vec<Located>) -> Answer {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let token = self.send(batch, Waiter::Async(tx))?;
+        match tokio::time::timeout(APPLY_TIMEOUT, rx).await {
+            Ok(Ok(answer)) => answer,
+            _ => Err(self.not_applied(token)),
+        }
+    }
+
+    /// [`Cluster::append`] for threads outside the runtime (the file follower).
+    pub fn append_blocking(&self, batch: Vec<Located>) -> Answer {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let token = self.send(batch, Waiter::Blocking(tx))?;
+        rx.recv_timeout(APPLY_TIMEOUT)
+            .unwrap_or_else(|_| Err(self.not_applied(token)))
+    }
+
+    fn send(&self, batch: Vec<Located>, waiter: Waiter) -> Result<u64, EngineError> {
+        if let Some(reason) = self.stopped() {
+            return Err(EngineError::Stopped(reason));
+        }
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.waiters.insert(token, waiter);
+        let append = appender::Append {
+            token,
+            events: entry::encode(&batch),
+        };
+        if self.appends.try_send(append).is_err() {
+            self.waiters.forget(token);
+            return Err(EngineError::Log(format!(
+                "{APPEND_QUEUE} batches are waiting for Redis at {} already",
+                self.address
+            )));
+        }
+        Ok(token)
+    }
+
+    /// The batch is in the log, or may be: it will be applied, but its outcome is not known here.
+    fn not_applied(&self, token: u64) -> EngineError {
+        self.waiters.forget(token);
+        EngineError::Log(format!(
+            "the batch went to Redis at {} but this node has not applied it within {} s; \
+             sending it again is safe for events with ids",
+            self.address,
+            APPLY_TIMEOUT.as_secs()
+        ))
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.health
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn health(&self) -> ClusterHealth {
+        let stopped = self.stopped();
+        let up = self.health.appender_up.load(Ordering::Relaxed)
+            && self.health.follower_up.load(Ordering::Relaxed);
+        ClusterHealth {
+            redis: match (&stopped, up) {
+                (Some(_), _) => "stopped",
+                (None, true) => "ok",
+                (None, false) => "unreachable",
+            },
+            node: self.node.clone(),
+            applied: self
+                .health
+                .applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            stopped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_shown_without_the_password() {
+        assert_eq!(
+            address_of("redis://:secret@10.0.0.5:6380/2"),
+            "10.0.0.5:6380"
+        );
+        assert_eq!(
+            address_of("rediss://user:pw@redis.example:6379"),
+            "redis.example:6379"
+        );
+        assert_eq!(address_of("redis://127.0.0.1"), "127.0.0.1");
+    }
+}
