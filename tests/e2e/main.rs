@@ -3,6 +3,7 @@
 
 mod access;
 mod browser;
+mod cluster;
 mod demo;
 mod follow;
 mod held;

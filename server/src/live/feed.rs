@@ -108,15 +108,25 @@ pub async fn live(
     let span = ws::session_span("live", &req, filter.campaign.as_deref());
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let (frames, offset) = hub.subscribe(filter.clone());
-    let hello = hello(&engine, &filter, |c| hub.offset(c));
+    // The hello gives the campaign's offset at the subscription: its queue holds exactly what
+    // follows, and a new subscriber is sent nothing at or before it (arcs published in the tick
+    // it joined in are in the queue too: trimmed, as for a resume).
+    let hello = hello(&engine, &filter, |c| match &offset {
+        Some(o) if filter.campaign.as_deref() == Some(c) => Some(o.clone()),
+        _ => hub.offset(c),
+    });
+    let start = match (&resume, &offset) {
+        (None, Some(o)) => o.seq,
+        _ => 0,
+    };
     let feed = Feed {
         hub: hub.into_inner(),
         library: library.into_inner(),
         filter,
         resuming: resume.is_some(),
         epoch: offset.as_ref().map(|o| o.epoch.to_string()),
-        floor: 0,
-        sent: 0,
+        floor: start,
+        sent: start,
         delivery: metrics::histogram!("viralglobe_live_delivery_seconds"),
     };
     let session = run_session(session, stream, frames, hello, feed, resume, offset);

@@ -1,0 +1,643 @@
+//! Cluster mode: several real server processes on one real Redis (Debian's `redis-server`, started
+//! here on a free loopback port with its append-only file fsynced always), killed with -9.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use viralglobe_protocol::{ArcEvent, ServerMessage};
+
+use crate::support::{Subscriber, TestServer, events, ips};
+
+const CAMPAIGN: &str = "bones-brigade";
+
+/// A Redis of the test's own, killed when dropped.
+struct TestRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl TestRedis {
+    fn start(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("redis directory");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts (again) on the same port and directory: what the append-only file holds comes back.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (tests/run.sh installs Debian's redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn node(dir: &Path, redis: &TestRedis) -> TestServer {
+    TestServer::start_in(dir, &["--redis", &redis.url()])
+}
+
+/// Batch `b` of a campaign whose shares form a tree across batches: each batch has one new share
+/// (the first a campaign post, the rest children of an earlier batch's share, so a child often
+/// reaches the log before its parent and waits), clicks on it and a purchase.
+fn batch(b: usize) -> Vec<String> {
+    let ts = 1_350_406_800_000 + b as i64 * 1_000;
+    let parent = (b > 0).then(|| format!("s{}", (b - 1) / 2));
+    let cities = [ips::BERLIN, ips::TOKYO, ips::SYDNEY];
+    let mut lines = vec![events::share(
+        &format!("s{b}"),
+        parent.as_deref(),
+        if b.is_multiple_of(2) {
+            "facebook"
+        } else {
+            "twitter"
+        },
+        cities[b % 3],
+        ts,
+    )];
+    lines.extend((0..8).map(|c| {
+        events::click(
+            &format!("c{b}-{c}"),
+            &format!("s{b}"),
+            cities[(b + c) % 3],
+            ts + c as i64,
+        )
+    }));
+    lines.push(events::conversion(
+        &format!("v{b}"),
+        &format!("s{b}"),
+        "purchase",
+        1_000 + b as u64,
+        ips::LOS_ANGELES,
+        ts + 500,
+    ));
+    lines
+}
+
+/// Posts `lines` to the server at `base` until they are acknowledged (a 503 names the first line
+/// to send again); returns how many times they were refused.
+async fn post_until_acknowledged(base: &str, mut lines: Vec<String>) -> usize {
+    let mut refusals = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = reqwest::Client::new();
+    loop {
+        let response = client
+            .post(format!("{base}/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body(format!("{}\n", lines.join("\n")))
+            .send()
+            .await
+            .expect("POST /v1/events");
+        let status = response.status().as_u16();
+        let report: Value = response.json().await.expect("a JSON answer");
+        match status {
+            200 => {
+                assert_eq!(report["rejected_count"], 0, "{report}");
+                return refusals;
+            }
+            503 => {
+                refusals += 1;
+                let from = report["report"]["not_acknowledged_from"]
+                    .as_u64()
+                    .expect("a 503 names the first line not acknowledged");
+                lines.drain(..(from as usize - 1));
+                assert!(Instant::now() < deadline, "never acknowledged: {report}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("{other}: {report}"),
+        }
+    }
+}
+
+/// What must be equal on every node: the campaign's statistics, and its arcs in the export.
+async fn state_of(server: &TestServer) -> (Value, String) {
+    let stats = server.stats(CAMPAIGN).await;
+    let export = reqwest::get(server.url(&format!("/v1/campaigns/{CAMPAIGN}/export")))
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("text");
+    (stats, export)
+}
+
+/// Waits until every node has applied the whole log (the same `seq` and nothing held).
+async fn converged(nodes: &[&TestServer], arcs: u64) -> Vec<(Value, String)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut states = Vec::new();
+        for node in nodes {
+            states.push(state_of(node).await);
+        }
+        let done = states
+            .iter()
+            .all(|(s, _)| s["summary"]["seq"].as_u64() == Some(arcs) && s["held"] == 0);
+        if done || Instant::now() > deadline {
+            return states;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn epoch_and_seq(hello: &ServerMessage) -> Option<(String, u64)> {
+    let ServerMessage::Hello { campaigns, .. } = hello else {
+        panic!("not a hello: {hello:?}")
+    };
+    let c = campaigns.iter().find(|c| c.id == CAMPAIGN)?;
+    Some((c.epoch.clone()?, c.seq))
+}
+
+/// Three nodes on one Redis: ingest spread over all of them arrives at the same share tree,
+/// statistics, arcs and epochs on every node; subscribers on every node see the same arcs; a node
+/// killed with -9 mid-ingest comes back with everything, and its subscriber resumes on another
+/// node without a gap or a duplicate.
+#[tokio::test]
+async fn three_nodes_on_one_redis_agree_through_a_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("node{i}")))
+        .collect();
+    let a = node(&dirs[0], &redis);
+    let mut b = node(&dirs[1], &redis);
+    let c = node(&dirs[2], &redis);
+
+    let query = format!("?campaign={CAMPAIGN}");
+    let (mut on_a, _) = a.subscribe(&query).await;
+    let (mut on_c, _) = c.subscribe(&query).await;
+    let (mut on_b, _) = b.subscribe(&query).await;
+
+    // 60 batches, spread over the three nodes and sent at once.
+    let first: Vec<_> = (0..60).collect();
+    tokio::join!(
+        async {
+            for i in first.iter().filter(|i| *i % 3 == 0) {
+                post_until_acknowledged(&a.base, batch(*i)).await;
+            }
+        },
+        async {
+            for i in first.iter().filter(|i| *i % 3 == 1) {
+                post_until_acknowledged(&b.base, batch(*i)).await;
+            }
+        },
+        async {
+            for i in first.iter().filter(|i| *i % 3 == 2) {
+                post_until_acknowledged(&c.base, batch(*i)).await;
+            }
+        },
+    );
+    // Each batch: a share, 8 clicks, a purchase: 10 arcs.
+    let states = converged(&[&a, &b, &c], 600).await;
+    let summary = &states[0].0["summary"];
+    assert_eq!(summary["seq"], 600, "{summary}");
+    assert_eq!(summary["clicks"], 480);
+    assert_eq!(summary["shares"], 60);
+    assert!(
+        summary["max_generation"].as_u64() > Some(2),
+        "a tree, not a list"
+    );
+    assert_eq!(states[0], states[1], "node b = node a");
+    assert_eq!(states[0], states[2], "node c = node a");
+
+    // Subscribers on every node got the same arcs, in the same order, seq 1..=600.
+    let arcs_a = on_a.arcs(600, Duration::from_secs(10)).await;
+    let arcs_b = on_b.arcs(600, Duration::from_secs(10)).await;
+    let arcs_c = on_c.arcs(600, Duration::from_secs(10)).await;
+    assert_eq!(
+        arcs_a.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        (1..=600).collect::<Vec<_>>()
+    );
+    assert_eq!(arcs_a, arcs_b);
+    assert_eq!(arcs_a, arcs_c);
+    let exported: Vec<ArcEvent> = states[0]
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an arc"))
+        .collect();
+    assert_eq!(exported, arcs_a, "export = live feed");
+
+    // More ingest on a and c; node b is killed with -9 in the middle of it, and its share of
+    // the batches is sent to it once it is back.
+    let (_, hello) = b.subscribe(&query).await;
+    let (epoch, _) = epoch_and_seq(&hello).expect("the campaign on b");
+    let second: Vec<_> = (60..150).collect();
+    let (_, b_seen, _) = tokio::join!(
+        async {
+            for i in second.iter().filter(|i| *i % 3 == 0) {
+                post_until_acknowledged(&a.base, batch(*i)).await;
+            }
+        },
+        async {
+            // b's subscriber takes 300 more arcs, then b dies, its own batches still coming.
+            let seen = on_b.arcs(300, Duration::from_secs(10)).await;
+            b.kill();
+            seen
+        },
+        async {
+            for i in second.iter().filter(|i| *i % 3 == 2) {
+                post_until_acknowledged(&c.base, batch(*i)).await;
+            }
+        },
+    );
+    let last_seen = b_seen.last().map_or(600, |a| a.seq);
+    assert!(last_seen >= 900, "b's subscriber saw arcs before the kill");
+
+    // The subscriber resumes on another node: no gap, no duplicate.
+    let resume = format!("?campaign={CAMPAIGN}&since={last_seen}&epoch={epoch}");
+    let (mut resumed, hello) = c.subscribe(&resume).await;
+    assert_eq!(
+        epoch_and_seq(&hello).expect("campaign").0,
+        epoch,
+        "one epoch for the deployment"
+    );
+
+    // b comes back (same data directory), catches up from the log and takes its share.
+    b = node(&dirs[1], &redis);
+    for i in second.iter().filter(|i| *i % 3 == 1) {
+        post_until_acknowledged(&b.base, batch(*i)).await;
+    }
+    let states = converged(&[&a, &b, &c], 1_500).await;
+    let summary = &states[0].0["summary"];
+    assert_eq!(summary["seq"], 1_500, "{summary}");
+    assert_eq!(summary["clicks"], 150 * 8, "every acknowledged click");
+    assert_eq!(states[0], states[1], "the restarted node = node a");
+    assert_eq!(states[0], states[2], "node c = node a");
+
+    let rest = resumed
+        .arcs((1_500 - last_seen) as usize, Duration::from_secs(10))
+        .await;
+    let mut all: Vec<ArcEvent> = arcs_b;
+    all.extend(b_seen);
+    all.extend(rest);
+    let exported: Vec<ArcEvent> = states[2]
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an arc"))
+        .collect();
+    assert_eq!(all.len(), 1_500);
+    assert_eq!(
+        all, exported,
+        "b's subscriber, resumed on c, has every arc once"
+    );
+    let (_, health) = b.get_json("/healthz").await;
+    assert_eq!(health["log"]["redis"], "ok", "{health}");
+}
+
+/// Redis killed mid-ingest and started again from its append-only file: while it is away ingest
+/// answers 503 with Retry-After (acknowledging nothing it could not append) and the live feed
+/// keeps serving; afterwards every acknowledged event is there.
+#[tokio::test]
+async fn a_redis_restart_mid_ingest_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = TestRedis::start(&dir.path().join("redis"));
+    let a = node(&dir.path().join("a"), &redis);
+    let b = node(&dir.path().join("b"), &redis);
+
+    for i in 0..20 {
+        post_until_acknowledged(if i % 2 == 0 { &a.base } else { &b.base }, batch(i)).await;
+    }
+    redis.kill();
+    let (status, report) = a.post_ndjson(&batch(20)).await;
+    assert_eq!(status, 503, "{report}");
+    assert_eq!(report["report"]["not_acknowledged_from"], 1, "{report}");
+    assert_eq!(report["report"]["accepted"], 0, "{report}");
+    let response = reqwest::Client::new()
+        .post(b.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .body(batch(20).join("\n"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    // Reads go on: statistics and a new live subscriber with what the node has.
+    assert_eq!(a.stats(CAMPAIGN).await["summary"]["seq"], 200);
+    let (_, hello) = a.subscribe(&format!("?campaign={CAMPAIGN}")).await;
+    assert_eq!(epoch_and_seq(&hello).expect("campaign").1, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = a.get_json("/healthz").await;
+        if health["log"]["redis"] == "unreachable" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "healthz never said so: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Redis comes back with what its append-only file has; ingest resumes by itself.
+    redis.restart();
+    let mut refusals = 0;
+    for i in 20..40 {
+        refusals +=
+            post_until_acknowledged(if i % 2 == 0 { &a.base } else { &b.base }, batch(i)).await;
+    }
+    let states = converged(&[&a, &b], 400).await;
+    let summary = &states[0].0["summary"];
+    assert_eq!(summary["seq"], 400, "{summary}");
+    assert_eq!(summary["clicks"], 320, "every acknowledged click");
+    assert_eq!(states[0], states[1]);
+    let (_, health) = a.get_json("/healthz").await;
+    assert_eq!(
+        health["log"]["redis"], "ok",
+        "{health} (after {refusals} refusals)"
+    );
+}
+
+/// Debian's nginx with the repository's `deploy/nginx.conf`, its node addresses and port
+/// replaced by the test's, running in the foreground from a directory of its own.
+struct TestNginx {
+    child: Child,
+    base: String,
+}
+
+impl TestNginx {
+    fn start(dir: &Path, nodes: &[&TestServer]) -> Self {
+        std::fs::create_dir_all(dir).expect("nginx directory");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx.conf"),
+        )
+        .expect("deploy/nginx.conf");
+        let servers: String = nodes
+            .iter()
+            .map(|n| {
+                let address = n.base.trim_start_matches("http://");
+                format!("    server {address} max_fails=1 fail_timeout=5s;\n")
+            })
+            .collect();
+        let mut ours = String::new();
+        let mut servers_written = false;
+        for line in shipped.lines() {
+            if line.trim_start().starts_with("server 127.0.0.1:") {
+                if !std::mem::replace(&mut servers_written, true) {
+                    ours.push_str(&servers);
+                }
+            } else if line.trim() == "listen 8080;" {
+                ours.push_str(&format!("    listen 127.0.0.1:{port};\n"));
+            } else {
+                ours.push_str(line);
+                ours.push('\n');
+            }
+        }
+        assert!(servers_written, "the shipped config names its nodes");
+        std::fs::write(dir.join("viralglobe.conf"), ours).expect("write");
+        let d = dir.display();
+        // As root, nginx's workers would drop to `nobody`, who cannot enter a private temp dir.
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        let main = format!(
+            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             include {d}/viralglobe.conf;\n}}\n",
+            user = if root { "user root;\n" } else { "" },
+        );
+        std::fs::write(dir.join("nginx.conf"), main).expect("write");
+        let nginx = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or("nginx");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx runs (tests/run.sh installs Debian's nginx)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for TestNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A live subscriber through nginx.
+async fn subscribe_through(base: &str, query: &str) -> (Subscriber, ServerMessage) {
+    let url = format!("{}/v1/live{query}", base.replacen("http://", "ws://", 1));
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket through nginx");
+    let mut subscriber = Subscriber { ws };
+    let hello = subscriber
+        .next_message(Duration::from_secs(5))
+        .await
+        .expect("hello");
+    (subscriber, hello)
+}
+
+/// Two nodes behind nginx with the shipped config: ingest and a live subscriber go through it;
+/// the node holding the subscriber is killed with -9; the subscriber reconnects to the same
+/// address and resumes on the other node with `since` and `epoch`: every arc once.
+#[tokio::test]
+async fn behind_nginx_a_subscriber_survives_the_loss_of_its_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let mut nodes = [
+        Some(node(&dir.path().join("a"), &redis)),
+        Some(node(&dir.path().join("b"), &redis)),
+    ];
+    let front = {
+        let live: Vec<&TestServer> = nodes.iter().flatten().collect();
+        TestNginx::start(&dir.path().join("nginx"), &live)
+    };
+    for i in 0..30 {
+        post_until_acknowledged(&front.base, batch(i)).await;
+    }
+    let query = format!("?campaign={CAMPAIGN}");
+    let (mut subscriber, hello) = subscribe_through(&front.base, &query).await;
+    let (epoch, seq) = epoch_and_seq(&hello).expect("the campaign through nginx");
+    assert_eq!(seq, 300);
+
+    // Which node has it: the one whose metrics count a live subscriber.
+    let mut holder = None;
+    for (index, node) in nodes.iter().enumerate() {
+        let node = node.as_ref().expect("running");
+        let metrics = reqwest::get(node.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics
+            .lines()
+            .any(|l| l == "viralglobe_live_subscribers 1")
+        {
+            holder = Some(index);
+        }
+    }
+    let holder = holder.expect("one node holds the subscriber");
+    for i in 30..40 {
+        post_until_acknowledged(&front.base, batch(i)).await;
+    }
+    let mut seen = subscriber.arcs(100, Duration::from_secs(10)).await;
+    assert_eq!(
+        seen.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        (301..=400).collect::<Vec<_>>(),
+        "nothing at or before the hello's seq"
+    );
+    nodes[holder].take().expect("running").kill();
+    // Its socket ends with the node.
+    while let Some(message) = subscriber.next_message(Duration::from_secs(5)).await {
+        if let ServerMessage::Arcs { arcs } = message {
+            seen.extend(arcs);
+        }
+    }
+    // Ingest goes on through nginx, to the node that is left.
+    for i in 40..60 {
+        post_until_acknowledged(&front.base, batch(i)).await;
+    }
+    let last = seen.last().map_or(seq, |a| a.seq);
+    let resume = format!("?campaign={CAMPAIGN}&since={last}&epoch={epoch}");
+    let (mut resumed, hello) = subscribe_through(&front.base, &resume).await;
+    assert_eq!(
+        epoch_and_seq(&hello),
+        Some((epoch, 600)),
+        "no reset: the same line"
+    );
+    seen.extend(
+        resumed
+            .arcs((600 - last) as usize, Duration::from_secs(10))
+            .await,
+    );
+    assert_eq!(
+        seen.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        (301..=600).collect::<Vec<_>>(),
+        "every arc once"
+    );
+    let survivor = nodes.iter().flatten().next().expect("a node is left");
+    let exported: Vec<ArcEvent> = state_of(survivor)
+        .await
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an arc"))
+        .collect();
+    assert_eq!(&exported[300..], &seen[..]);
+}
+
+/// Held events are given up by the log's clock (the time of the entry being applied), so every
+/// node gives up the same events at the same point in the log, and they agree afterwards.
+#[tokio::test]
+async fn nodes_give_up_held_events_at_the_same_point_in_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let args = ["--redis", &redis.url(), "--held-expiry-secs", "1"];
+    let a = TestServer::start_in(&dir.path().join("a"), &args);
+    let b = TestServer::start_in(&dir.path().join("b"), &args);
+    post_until_acknowledged(&a.base, batch(0)).await;
+    // A child share and a click whose share never comes.
+    let waiting = vec![
+        events::share(
+            "orphan",
+            Some("never"),
+            "twitter",
+            ips::TOKYO,
+            1_350_406_900_000,
+        ),
+        events::click("lost", "never", ips::BERLIN, 1_350_406_900_001),
+    ];
+    post_until_acknowledged(&b.base, waiting).await;
+    for node in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, health) = node.get_json("/healthz").await;
+            if health["held_events"] == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{health}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Nothing happens by the wall clock alone…
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for node in [&a, &b] {
+        let (_, health) = node.get_json("/healthz").await;
+        assert_eq!(
+            health["held_events"], 2,
+            "still held while the log stands still"
+        );
+    }
+    // …the next entry, more than a second later, gives them up on every node.
+    post_until_acknowledged(&a.base, batch(1)).await;
+    let states = converged(&[&a, &b], 20).await;
+    assert_eq!(states[0].0["held"], 0, "{}", states[0].0);
+    assert_eq!(states[0], states[1]);
+    for node in [&a, &b] {
+        let (_, health) = node.get_json("/healthz").await;
+        assert_eq!(health["held_events"], 0, "{health}");
+    }
+}
