@@ -28,6 +28,11 @@ pub struct RecordedEvent {
     /// number of that journal entry, so that a restart does not apply it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<u64>,
+    /// Cluster mode, on a line that starts a wait (a held share, a held click or conversion):
+    /// the log's time, in milliseconds, when it began to wait. Waits are given up by the log's
+    /// clock, so a node rebuilt from these lines gives them up at the same entry as the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<u64>,
     /// Set on a line that gives up an event that was waiting: a share (in its campaign's
     /// recording, unresolved) whose wait expired or whose parent arrived in another campaign, or
     /// a held click or conversion (in the journal, with its `hold`) whose wait expired. It draws

@@ -243,6 +243,7 @@ mod tests {
             generation: resolved.map(|(g, _)| g),
             root: resolved.map(|(_, r)| r.to_owned()),
             hold: None,
+            held_at: None,
             given_up: false,
         }
     }

@@ -583,6 +583,7 @@ mod tests {
             generation: Some(0),
             root: Some("s1".into()),
             hold: None,
+            held_at: None,
             given_up: false,
         }
     }

@@ -63,7 +63,7 @@ impl Application {
                 cluster::clear_mirror(&settings.data_dir)?;
                 let epoch = cluster::deployment_epoch(options)?;
                 let engine = Arc::new(open_engine(&settings, hub.clone())?);
-                engine.set_new_campaign_epoch(epoch);
+                engine.enter_cluster_mode(epoch);
                 let log = Cluster::start(options, engine.clone())?;
                 (engine, Some(log))
             }

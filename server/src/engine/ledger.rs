@@ -58,6 +58,8 @@ struct PendingShare {
 /// A click or conversion in the held-event journal, waiting for its share.
 struct HeldAction {
     hold: u64,
+    /// The log's time it began waiting (cluster mode), kept for the journal's rewrite.
+    held_at: Option<u64>,
     event: InputEvent,
     place: Option<Arc<Place>>,
     /// Whether holding it put its id among those seen: giving it up takes the id out again, so
@@ -129,6 +131,8 @@ pub(super) struct Ledger {
     /// The clock waits are stamped with, in milliseconds: set by the engine before each batch
     /// (its own monotonic clock, or in cluster mode the log entry's time, the same on every node).
     pub now_ms: u64,
+    /// Cluster mode: lines that start a wait carry `held_at`, the log's time.
+    pub stamp_waits: bool,
     next_ticket: u64,
     /// Only while a restart follows the recordings.
     rebuild: Option<Rebuild>,
@@ -182,6 +186,7 @@ impl Ledger {
             next_hold: 1,
             waiting_since: VecDeque::new(),
             now_ms: 0,
+            stamp_waits: false,
             next_ticket: 0,
             rebuild: Some(Rebuild::default()),
         }
@@ -279,7 +284,9 @@ impl Ledger {
             )));
         }
         let id: Box<str> = share.id.as_str().into();
-        self.write(share_line(share, &campaign, &place, None), place, sink)?;
+        let mut line = share_line(share, &campaign, &place, None);
+        line.held_at = self.stamp_waits.then_some(self.now_ms);
+        self.write(line, place, sink)?;
         self.link_waiting(&id, &parent_id, &campaign);
         self.waiting_children
             .entry(parent_id.into())
@@ -441,6 +448,7 @@ impl Ledger {
             generation: None,
             root: None,
             hold: Some(self.next_hold),
+            held_at: self.stamp_waits.then_some(self.now_ms),
             given_up: false,
         };
         self.write(line, place, sink)?;
@@ -499,7 +507,9 @@ impl Ledger {
                         .map(|p| p.campaign != campaign);
                     match (line.given_up, elsewhere) {
                         (true, Some(false)) => self.stop_waiting(&share.id),
-                        (false, None | Some(false)) => self.start_waiting(share, place, campaign),
+                        (false, None | Some(false)) => {
+                            self.start_waiting(share, place, campaign, line.held_at);
+                        }
                         _ => {}
                     }
                     return None;
@@ -600,17 +610,24 @@ impl Ledger {
             .or_default()
             .push(HeldAction {
                 hold,
+                held_at: line.held_at,
                 event: line.event,
                 place,
                 counted_id,
             });
         self.held_action_count += 1;
-        self.queue_wait(Waiting::Action { share, hold });
+        self.queue_wait(Waiting::Action { share, hold }, line.held_at);
         true
     }
 
     /// A share starts waiting for its parent.
-    fn start_waiting(&mut self, share: &ShareEvent, place: Option<Arc<Place>>, campaign: Arc<str>) {
+    fn start_waiting(
+        &mut self,
+        share: &ShareEvent,
+        place: Option<Arc<Place>>,
+        campaign: Arc<str>,
+        held_at: Option<u64>,
+    ) {
         self.next_ticket += 1;
         let (id, ticket): (Box<str>, u64) = (share.id.as_str().into(), self.next_ticket);
         *self
@@ -626,7 +643,7 @@ impl Ledger {
         if let Some(replaced) = self.pending_shares.insert(id.clone(), pending) {
             self.uncount_pending(&replaced.campaign);
         }
-        self.queue_wait(Waiting::Share { id, ticket });
+        self.queue_wait(Waiting::Share { id, ticket }, held_at);
     }
 
     /// A share stops waiting: resolved, never resolvable, or given up.
@@ -698,11 +715,13 @@ impl Ledger {
         Ok(expired)
     }
 
-    /// Queues a wait for [`Ledger::expire`]. Waits that ended stay queued until they reach the
-    /// front; once they outnumber the live ones, they are dropped, so the queue stays within
-    /// twice the held events (whether or not anything expires).
-    fn queue_wait(&mut self, waiting: Waiting) {
-        self.waiting_since.push_back((self.now_ms, waiting));
+    /// Queues a wait for [`Ledger::expire`], begun at `held_at` (a line's, in cluster mode) or
+    /// now. Waits that ended stay queued until they reach the front; once they outnumber the
+    /// live ones, they are dropped, so the queue stays within twice the held events (whether or
+    /// not anything expires).
+    fn queue_wait(&mut self, waiting: Waiting, held_at: Option<u64>) {
+        self.waiting_since
+            .push_back((held_at.unwrap_or(self.now_ms), waiting));
         if self.waiting_since.len() > 2 * self.held() + 1024 {
             let mut queue = std::mem::take(&mut self.waiting_since);
             queue.retain(|(_, w)| self.expiry_line(w).is_some());
@@ -733,6 +752,7 @@ impl Ledger {
                     generation: None,
                     root: None,
                     hold: Some(*hold),
+                    held_at: None,
                     given_up: true,
                 };
                 Some((line, action.place.clone()))
@@ -745,6 +765,11 @@ impl Ledger {
     /// resolution lines are written now). Returns the journal entries still waiting.
     pub fn finish_rebuild(&mut self, sink: &mut Sink<'_>) -> Result<Rebuilt, RecordingError> {
         let expired = self.rebuild.take().map(|r| r.expired).unwrap_or_default();
+        // Followed campaign after campaign: the waits go back in the order they began (lines
+        // without `held_at` all began now, and keep the order they were followed in).
+        self.waiting_since
+            .make_contiguous()
+            .sort_by_key(|(since, _)| *since);
         let mut parents: Vec<(Box<str>, Box<str>)> = self
             .pending_shares
             .iter()
@@ -781,6 +806,7 @@ impl Ledger {
                 generation: None,
                 root: None,
                 hold: Some(a.hold),
+                held_at: a.held_at,
                 given_up: false,
             })
             .collect();
@@ -815,6 +841,7 @@ fn share_line(
         generation,
         root,
         hold: None,
+        held_at: None,
         given_up: false,
     }
 }
@@ -828,6 +855,7 @@ fn give_up_share(pending: &PendingShare) -> RecordedEvent {
         generation: None,
         root: None,
         hold: None,
+        held_at: None,
         given_up: true,
     }
 }
@@ -846,6 +874,7 @@ fn action_line(
         generation: Some(node.generation),
         root: Some(node.root.to_string()),
         hold,
+        held_at: None,
         given_up: false,
     }
 }
@@ -872,6 +901,7 @@ mod tests {
             generation: resolved.then_some(1),
             root: resolved.then(|| "r".into()),
             hold: None,
+            held_at: None,
             given_up: false,
         }
     }

@@ -200,10 +200,13 @@ impl Engine {
         self.opened.elapsed().as_millis() as u64
     }
 
-    /// Every new campaign's epoch will be `epoch` (cluster mode: the deployment's, so that every
-    /// node numbers the same arc line). Call before anything is applied.
-    pub fn set_new_campaign_epoch(&self, epoch: String) {
-        self.lock().recorder.set_new_campaign_epoch(epoch);
+    /// Cluster mode, before anything is applied: every new campaign's epoch is `epoch` (the
+    /// deployment's, so that every node numbers the same arc line), and lines that start a wait
+    /// carry the log's time (so that a node rebuilt from them gives up what every node does).
+    pub fn enter_cluster_mode(&self, epoch: String) {
+        let mut state = self.lock();
+        state.recorder.set_new_campaign_epoch(epoch);
+        state.ledger.stamp_waits = true;
     }
 
     /// Applies a batch in order and writes it out; returns one outcome per event. The batch is
