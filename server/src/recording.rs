@@ -164,6 +164,39 @@ pub fn recorded_campaigns(data_dir: &Path) -> Result<Vec<String>, RecordingError
     Ok(ids)
 }
 
+/// Every file a data directory's state lives in, relative to it (`/`-separated), with its
+/// length: each campaign's recording and epoch, the held-event journal and the expired one.
+pub fn state_files(data_dir: &Path) -> Result<Vec<(String, u64)>, RecordingError> {
+    let mut files = Vec::new();
+    for campaign in recorded_campaigns(data_dir)? {
+        for path in [
+            campaign_path(data_dir, &campaign),
+            epoch_path(data_dir, &campaign),
+        ] {
+            files.push(path);
+        }
+    }
+    files.push(journal_path(data_dir));
+    files.push(expired_path(data_dir));
+    let mut listed = Vec::with_capacity(files.len());
+    for path in files {
+        let len = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(RecordingError::io("stat", &path)(e)),
+        };
+        let relative = path
+            .strip_prefix(data_dir)
+            .unwrap_or(&path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        listed.push((relative, len));
+    }
+    Ok(listed)
+}
+
 /// One whole line of a recording.
 #[derive(Debug)]
 pub struct Line {

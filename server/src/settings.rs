@@ -247,6 +247,16 @@ pub struct Settings {
     /// With --redis: acknowledge a batch only once this many replicas have it (Redis `WAIT`).
     #[arg(long, env = "VIRALGLOBE_REDIS_WAIT", default_value_t = 0)]
     pub redis_wait: u32,
+
+    /// With --redis: events between snapshots of the state in Redis (a starting node loads the
+    /// latest and applies the log from there; the log is trimmed up to the one before). 0: no
+    /// snapshots, and the log keeps everything.
+    #[arg(
+        long,
+        env = "VIRALGLOBE_REDIS_SNAPSHOT_EVENTS",
+        default_value_t = 1_000_000
+    )]
+    pub redis_snapshot_events: u64,
 }
 
 impl Settings {
@@ -265,6 +275,7 @@ impl Settings {
             url: self.redis.clone()?,
             wait_replicas: self.redis_wait,
             held_expiry: self.held_expiry(),
+            snapshot_every: self.redis_snapshot_events,
         })
     }
 

@@ -60,11 +60,10 @@ impl Application {
             None => (Arc::new(open_engine(&settings, hub.clone())?), None),
             Some(options) => {
                 settings.data_dir = cluster::mirror_dir(&settings.data_dir);
-                cluster::clear_mirror(&settings.data_dir)?;
-                let epoch = cluster::deployment_epoch(options)?;
+                let start = cluster::prepare(options, &settings.data_dir)?;
                 let engine = Arc::new(open_engine(&settings, hub.clone())?);
-                engine.enter_cluster_mode(epoch);
-                let log = Cluster::start(options, engine.clone())?;
+                engine.enter_cluster_mode(start.epoch.clone());
+                let log = Cluster::start(options, start, engine.clone(), &settings.data_dir)?;
                 (engine, Some(log))
             }
         };

@@ -4,14 +4,18 @@
 //! backoff when Redis goes away.
 
 use std::{
-    sync::Arc,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
 
 use redis::streams::{StreamId, StreamReadReply};
 
-use super::{ClusterError, Health, LOG_KEY, Waiters, entry};
+use super::{ClusterError, Health, LOG_KEY, Waiters, entry, snapshot};
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// Entries read per round trip.
@@ -63,6 +67,28 @@ impl Backoff {
     }
 }
 
+/// When to note a snapshot, and whether one is being copied.
+pub(super) struct Snapshots {
+    mirror: PathBuf,
+    every: u64,
+    events: u64,
+    copying: Arc<AtomicBool>,
+}
+
+impl Snapshots {
+    pub fn new(mirror: &Path, every: u64) -> Self {
+        Self {
+            mirror: mirror.to_owned(),
+            every,
+            events: 0,
+            copying: Arc::default(),
+        }
+    }
+}
+
+/// How often a follower that is not reconnecting checks that the log was not trimmed past it.
+const TRIM_CHECK: Duration = Duration::from_secs(10);
+
 pub(super) struct Follower {
     pub client: redis::Client,
     pub address: String,
@@ -73,6 +99,7 @@ pub(super) struct Follower {
     pub held_expiry: Option<Duration>,
     /// The last entry applied.
     pub last: String,
+    pub snapshots: Snapshots,
 }
 
 impl Follower {
@@ -150,6 +177,8 @@ impl Follower {
     fn run(mut self) {
         let mut con = connect(&self.client, &self.address).ok();
         let mut backoff = Backoff::new();
+        // When the log's trimming was last checked; `None`: at once.
+        let mut trim_checked = Some(Instant::now());
         loop {
             let c = match con.as_mut() {
                 Some(c) => c,
@@ -158,6 +187,8 @@ impl Follower {
                         tracing::info!(redis = %self.address, applied = %self.last, "following the log again");
                         self.health.set_follower_up(true);
                         backoff = Backoff::new();
+                        // Away long enough, the entries after ours may have been trimmed.
+                        trim_checked = None;
                         con.insert(c)
                     }
                     Err(e) => {
@@ -167,20 +198,30 @@ impl Follower {
                     }
                 },
             };
+            if trim_checked.is_none_or(|t| t.elapsed() >= TRIM_CHECK) {
+                trim_checked = Some(Instant::now());
+                match self.trimmed_past_us(c) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        return self.stop(
+                            "the log was trimmed past the last entry this node applied; restart \
+                             it to load the latest snapshot"
+                                .into(),
+                        );
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cannot check the log's trimming"),
+                }
+            }
             match self.read(c, true) {
                 Ok(None) => {}
                 Ok(Some(reply)) => {
                     for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
                         if let Err(e) = self.apply(entry) {
-                            let reason = e.to_string();
-                            tracing::error!(error = %reason, "this node stopped following the log: restart it");
-                            *self
-                                .health
-                                .stopped
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                            return;
+                            return self.stop(e.to_string());
                         }
+                    }
+                    if let Err(e) = self.note_snapshot() {
+                        return self.stop(e.to_string());
                     }
                 }
                 Err(e) => {
@@ -193,6 +234,71 @@ impl Follower {
         }
     }
 
+    fn stop(&self, reason: String) {
+        tracing::error!(error = %reason, "this node stopped following the log: restart it");
+        *self
+            .health
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    /// Whether entries after the last one applied were trimmed away (Redis 7's
+    /// `max-deleted-entry-id`).
+    fn trimmed_past_us(&self, con: &mut redis::Connection) -> redis::RedisResult<bool> {
+        let info: redis::Value = redis::cmd("XINFO").arg("STREAM").arg(LOG_KEY).query(con)?;
+        let pairs: Vec<(redis::Value, redis::Value)> = match info {
+            redis::Value::Map(pairs) => pairs,
+            redis::Value::Array(items) => {
+                let mut items = items.into_iter();
+                std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+            }
+            _ => Vec::new(),
+        };
+        let deleted = pairs.into_iter().find_map(|(k, v)| match (k, v) {
+            (redis::Value::BulkString(k), redis::Value::BulkString(v))
+                if k == b"max-deleted-entry-id" =>
+            {
+                String::from_utf8(v).ok()
+            }
+            _ => None,
+        });
+        Ok(deleted.is_some_and(|d| parse_id(&self.last) < parse_id(&d)))
+    }
+
+    /// Every `every` events, notes the mirror's files for a snapshot (between two entries, so
+    /// they hold exactly the state up to the last one) and copies them to Redis on a thread.
+    fn note_snapshot(&mut self) -> Result<(), EngineError> {
+        let snapshots = &mut self.snapshots;
+        if snapshots.every == 0
+            || snapshots.events < snapshots.every
+            || snapshots.copying.swap(true, Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        snapshots.events = 0;
+        let pending = snapshot::Pending {
+            entry: self.last.clone(),
+            files: self.engine.state_files(&snapshots.mirror)?,
+        };
+        let (client, address, node) =
+            (self.client.clone(), self.address.clone(), self.node.clone());
+        let (mirror, copying) = (snapshots.mirror.clone(), snapshots.copying.clone());
+        let spawned = thread::Builder::new()
+            .name("log-snapshot".into())
+            .spawn(move || {
+                if let Err(e) = snapshot::write(&client, &address, &node, &mirror, &pending) {
+                    tracing::warn!(error = %e, "cannot write a snapshot; the next one will try again");
+                }
+                copying.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start writing a snapshot");
+            self.snapshots.copying.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Applies one entry and answers the request that appended it, if it was this node's.
     /// A recording that cannot be opened now (no descriptor left) is waited for, the rest of the
     /// entry applied when it can be: every node applies every event, in the same order.
@@ -203,6 +309,7 @@ impl Follower {
             _ => &[],
         };
         let (mut rest, bad) = entry::decode(events);
+        self.snapshots.events += rest.len() as u64;
         for (line, error) in bad {
             tracing::warn!(entry = %entry.id, line, error, "a log line that is not an event: skipped (on every node)");
         }

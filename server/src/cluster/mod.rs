@@ -8,6 +8,7 @@
 mod appender;
 mod entry;
 mod follower;
+mod snapshot;
 
 use std::{
     collections::HashMap,
@@ -58,6 +59,14 @@ pub struct ClusterOptions {
     pub wait_replicas: u32,
     /// Held events older than this (by the log's clock) are given up.
     pub held_expiry: Option<Duration>,
+    /// Events applied between snapshots of the state (0: none, and the log is never trimmed).
+    pub snapshot_every: u64,
+}
+
+/// Where a node starts: the deployment's epoch, and the log entry its mirror covers.
+pub struct Start {
+    pub epoch: String,
+    from: String,
 }
 
 /// The answer to one appended batch, handed from the follower to whoever appended it.
@@ -221,10 +230,12 @@ fn address_of(url: &str) -> String {
         .to_owned()
 }
 
-/// The deployment's epoch, made now if this is the first node on this Redis.
-pub fn deployment_epoch(options: &ClusterOptions) -> Result<String, ClusterError> {
+/// Readies `mirror` for a node that starts: emptied, then filled with the latest snapshot if
+/// there is one; and the deployment's epoch, made now if this is the first node on this Redis.
+pub fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, ClusterError> {
     let client = follower::client(&options.url)?;
     let address = address_of(&options.url);
+    clear_mirror(mirror)?;
     let mut con = follower::connect(&client, &address)?;
     let made = crate::recording::new_epoch();
     let (_, epoch): (redis::Value, String) = redis::pipe()
@@ -236,16 +247,22 @@ pub fn deployment_epoch(options: &ClusterOptions) -> Result<String, ClusterError
         .arg(EPOCH_KEY)
         .query(&mut con)
         .map_err(|e| ClusterError::Redis {
-            address,
+            address: address.clone(),
             error: e.to_string(),
         })?;
-    Ok(epoch)
+    let from = snapshot::restore(&client, &address, mirror)?.unwrap_or_else(|| "0-0".into());
+    Ok(Start { epoch, from })
 }
 
 impl Cluster {
     /// Catches `engine` up with the whole log (before the node serves anyone), then follows it
     /// and takes appends on threads of their own.
-    pub fn start(options: &ClusterOptions, engine: Arc<Engine>) -> Result<Arc<Self>, ClusterError> {
+    pub fn start(
+        options: &ClusterOptions,
+        start: Start,
+        engine: Arc<Engine>,
+        mirror: &Path,
+    ) -> Result<Arc<Self>, ClusterError> {
         let client = follower::client(&options.url)?;
         let address = address_of(&options.url);
         let node = format!("{}-{}", std::process::id(), crate::recording::new_epoch());
@@ -259,7 +276,8 @@ impl Cluster {
             health: health.clone(),
             node: node.clone(),
             held_expiry: options.held_expiry,
-            last: "0-0".to_owned(),
+            last: start.from,
+            snapshots: follower::Snapshots::new(mirror, options.snapshot_every),
         };
         follower.catch_up()?;
         health.set_follower_up(true);

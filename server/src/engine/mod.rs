@@ -349,6 +349,19 @@ impl Engine {
         }
     }
 
+    /// Writes out what is buffered and lists the data directory's state files with their lengths
+    /// now. They only grow while the server runs, so their first bytes stay what they are: the
+    /// state as of the last batch applied, to copy at leisure (cluster mode's snapshots).
+    pub fn state_files(&self, data_dir: &Path) -> Result<Vec<(String, u64)>, EngineError> {
+        let mut state = self.lock();
+        if let Err(e) = state.recorder.commit() {
+            let _ = self.stopped.set(e.to_string());
+            metrics::counter!("viralglobe_recording_errors_total").increment(1);
+            return Err(e.into());
+        }
+        Ok(recording::state_files(data_dir)?)
+    }
+
     /// Writes everything out and to disk (at shutdown).
     pub fn flush(&self) {
         if let Err(e) = self.lock().recorder.commit() {
