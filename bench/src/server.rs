@@ -20,13 +20,19 @@ pub struct Process {
 impl Process {
     /// Starts the server with an empty data directory.
     pub fn server(cli: &Cli) -> anyhow::Result<Self> {
+        Self::server_with(cli, &[])
+    }
+
+    /// [`Process::server`] with more command-line arguments.
+    pub fn server_with(cli: &Cli, args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let mut command = pinned(&cli.server_cpus, &cli.server);
         command
             .args(["--listen", "127.0.0.1:0", "--geoip"])
             .arg(&cli.geoip)
             .arg("--data-dir")
-            .arg(data.path());
+            .arg(data.path())
+            .args(args);
         let mut process = Self::start(command, "listening on http://")?;
         process._data = Some(data);
         Ok(process)
@@ -118,7 +124,7 @@ impl Drop for Process {
 }
 
 /// `program` under `taskset -c CPUS` (which execs it, so the pid is the program's).
-fn pinned(cpus: &str, program: &Path) -> Command {
+pub fn pinned(cpus: &str, program: &Path) -> Command {
     if cpus.is_empty() {
         return Command::new(program);
     }

@@ -1,5 +1,6 @@
 //! The figures of the suite, each against a fresh server process.
 
+mod cluster;
 mod feed;
 mod ingest;
 mod memory;
@@ -36,6 +37,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if wanted(Figure::Seek) {
         for row in seek::replay_seek(cli).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Cluster) {
+        for row in cluster::cluster(cli, span).await? {
             row.print();
         }
     }
