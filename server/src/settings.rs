@@ -238,8 +238,8 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_FOLLOW")]
     pub follow: Option<PathBuf>,
 
-    /// Cluster mode: keep the log of accepted events in this Redis (`redis://[:password@]host:port`),
-    /// shared by every node started with it. Each node follows the whole log and mirrors it under
+    /// Cluster mode: keep the log of accepted events in this Redis (`redis://[:password@]host:port`,
+    /// `rediss://` for TLS; a private CA via SSL_CERT_FILE), shared by every node started with it. Each node follows the whole log and mirrors it under
     /// DATA_DIR/redis-mirror (rebuilt from the log at every start).
     #[arg(long, env = "VIRALGLOBE_REDIS", hide_env_values = true)]
     pub redis: Option<String>,

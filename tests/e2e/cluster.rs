@@ -746,3 +746,143 @@ async fn a_node_starts_from_a_snapshot_and_the_trimmed_log_loses_no_history() {
     let states = converged(&[&a, &b], 620).await;
     assert_eq!(states[0], states[1], "restarted from a snapshot");
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs (tests/run.sh installs it)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// `rediss://`: a node reaches a Redis that speaks only TLS, trusting a private CA named by
+/// `SSL_CERT_FILE`; without it, the node refuses to start and says why.
+#[tokio::test]
+async fn a_node_reaches_redis_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).expect("dir");
+    openssl(
+        &tls,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=viralglobe-test-ca",
+        ],
+    );
+    openssl(
+        &tls,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "redis.key",
+            "-out",
+            "redis.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        tls.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write");
+    openssl(
+        &tls,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "redis.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "redis.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut redis = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", "0", "--save", ""])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(tls.join("redis.pem"))
+        .arg("--tls-key-file")
+        .arg(tls.join("redis.key"))
+        .arg("--tls-ca-cert-file")
+        .arg(tls.join("ca.pem"))
+        .arg("--dir")
+        .arg(&tls)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://127.0.0.1:{port}");
+
+    // Without the CA: a clear refusal, no backtrace, no serving.
+    let refused = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
+        .args(["--listen", "127.0.0.1:0", "--redis", &url])
+        .arg("--data-dir")
+        .arg(dir.path().join("untrusting"))
+        .arg("--geoip")
+        .arg(crate::support::geolite2_city())
+        .env_remove("SSL_CERT_FILE")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains(&format!("cannot reach Redis at 127.0.0.1:{port}"))
+            && said.contains("certificate"),
+        "{said}"
+    );
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--redis", &url])
+        .arg("--data-dir")
+        .arg(dir.path().join("node"))
+        .arg("--geoip")
+        .arg(crate::support::geolite2_city())
+        .env("SSL_CERT_FILE", tls.join("ca.pem"));
+    let node = TestServer::spawn(command);
+    post_until_acknowledged(&node.base, batch(0)).await;
+    let stats = node.stats(CAMPAIGN).await;
+    assert_eq!(stats["summary"]["seq"], 10, "{stats}");
+    let (_, health) = node.get_json("/healthz").await;
+    assert_eq!(health["log"]["redis"], "ok", "{health}");
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

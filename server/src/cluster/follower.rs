@@ -24,6 +24,8 @@ const READ_COUNT: usize = 1_000;
 const BLOCK_MS: u64 = 1_000;
 
 pub(super) fn client(url: &str) -> Result<redis::Client, ClusterError> {
+    // `rediss://`: TLS with rustls and ring. Installing it twice is harmless (it stays).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     redis::Client::open(url).map_err(|e| ClusterError::Url {
         url: super::address_of(url),
         error: e.to_string(),
@@ -37,7 +39,12 @@ pub(super) fn connect(
 ) -> Result<redis::Connection, ClusterError> {
     let unreachable = |e: redis::RedisError| ClusterError::Unreachable {
         address: address.to_owned(),
-        error: e.to_string(),
+        error: if e.is_connection_refusal() {
+            format!("{e} (is redis-server running? README, \"Running several nodes\")")
+        } else {
+            // A TLS failure names the certificate; a private CA is trusted with SSL_CERT_FILE.
+            e.to_string()
+        },
     };
     let con = client
         .get_connection_with_timeout(Duration::from_secs(3))

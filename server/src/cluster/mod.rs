@@ -38,10 +38,7 @@ const APPEND_QUEUE: usize = 1024;
 pub enum ClusterError {
     #[error("`{url}` is not a Redis URL: {error}")]
     Url { url: String, error: String },
-    #[error(
-        "cannot reach Redis at {address}: {error} (is redis-server running? see README, \
-         \"Running several nodes\")"
-    )]
+    #[error("cannot reach Redis at {address}: {error}")]
     Unreachable { address: String, error: String },
     #[error("Redis at {address} answered an error: {error}")]
     Redis { address: String, error: String },
