@@ -759,8 +759,8 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(status.success(), "openssl {args:?}");
 }
 
-/// `rediss://`: a node reaches a Redis that speaks only TLS, trusting a private CA named by
-/// `SSL_CERT_FILE`; without it, the node refuses to start and says why.
+/// `rediss://` with a password: a node reaches a Redis that speaks only TLS, trusting a private
+/// CA named by `SSL_CERT_FILE`; without it, the node refuses to start and says why.
 #[tokio::test]
 async fn a_node_reaches_redis_over_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -830,6 +830,7 @@ async fn a_node_reaches_redis_over_tls() {
         .port();
     let mut redis = Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", "0", "--save", ""])
+        .args(["--requirepass", "s3cret"])
         .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
         .arg("--tls-cert-file")
         .arg(tls.join("redis.pem"))
@@ -848,7 +849,7 @@ async fn a_node_reaches_redis_over_tls() {
         assert!(Instant::now() < deadline, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let url = format!("rediss://127.0.0.1:{port}");
+    let url = format!("rediss://:s3cret@127.0.0.1:{port}");
 
     // Without the CA: a clear refusal, no backtrace, no serving.
     let refused = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
@@ -868,6 +869,10 @@ async fn a_node_reaches_redis_over_tls() {
             && said.contains("certificate"),
         "{said}"
     );
+    assert!(
+        !said.contains("s3cret"),
+        "the password is never shown: {said}"
+    );
 
     let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
     command
@@ -885,4 +890,45 @@ async fn a_node_reaches_redis_over_tls() {
     assert_eq!(health["log"]["redis"], "ok", "{health}");
     let _ = redis.kill();
     let _ = redis.wait();
+}
+
+/// `--redis-wait 1`: a batch is acknowledged only once a replica has it. With no replica, ingest
+/// answers 503 (nothing acknowledged); once a replica follows the primary, 200.
+#[tokio::test]
+async fn redis_wait_acknowledges_only_what_a_replica_has() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let primary = TestRedis::start(&dir.path().join("primary"));
+    let node = TestServer::start_in(
+        &dir.path().join("node"),
+        &["--redis", &primary.url(), "--redis-wait", "1"],
+    );
+    let (status, report) = node.post_ndjson(&batch(0)).await;
+    assert_eq!(status, 503, "{report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("only 0 of 1 replicas"), "{report}");
+    assert_eq!(report["report"]["accepted"], 0, "{report}");
+
+    let mut replica = TestRedis::start(&dir.path().join("replica"));
+    replica.kill();
+    let child = Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &replica.port.to_string(),
+            "--save",
+            "",
+        ])
+        .args(["--replicaof", "127.0.0.1", &primary.port.to_string()])
+        .arg("--dir")
+        .arg(&replica.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a replica");
+    replica.child = Some(child);
+    // Sent again until the replica has synced and confirms.
+    post_until_acknowledged(&node.base, batch(0)).await;
+    let stats = node.stats(CAMPAIGN).await;
+    assert_eq!(stats["summary"]["seq"], 10, "{stats}");
 }
