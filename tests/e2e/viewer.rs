@@ -181,6 +181,50 @@ fn the_viewer_plays_its_own_demo() {
     );
 }
 
+/// `--video` renders straight into an MP4 through ffmpeg: `ffprobe` finds H.264 at the asked
+/// size, one frame per frame rendered.
+#[test]
+fn the_viewer_writes_a_video() {
+    let dir = frames_dir("video");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let video = dir.join("demo.mp4");
+    let output = Command::new(viewer())
+        .args([
+            "--demo",
+            "--size",
+            "320x180",
+            "--fps",
+            "10",
+            "--duration",
+            "3",
+        ])
+        .arg("--video")
+        .arg(&video)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the viewer runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}\n{log}", output.status);
+    assert!(log.contains("30 frames written to"), "{log}");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&video)
+        .output()
+        .expect("ffprobe (ffmpeg) runs");
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        "h264,320,180,30",
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}
+
 /// A mistake on the command line is one line with its cause, not a backtrace, even with
 /// RUST_BACKTRACE set.
 #[test]

@@ -10,7 +10,7 @@ use viralglobe_protocol::Timestamp;
     name = "viralglobe-viewer",
     version,
     about = "A 3D globe that shows a Viral Globe campaign spreading: live from a server, replayed \
-             from a file or by a server, on screen or exported as PNG frames.",
+             from a file or by a server, on screen or exported as PNG frames or a video.",
     after_help = "Keys: Space pause/play · ↑/↓ speed · ←/→ seek · R restart · L loop · \
                   F follow · P presenter view · H help"
 )]
@@ -42,15 +42,19 @@ pub struct Cli {
     #[arg(long, env = "VIRALGLOBE_READ_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Replay speed, campaign seconds per second (default 21,600 on screen: a day in 4 s;
-    /// 600 for --frames: the kickoff, 100 minutes in 10 s).
+    /// 600 for --frames and --video: the kickoff, 100 minutes in 10 s).
     #[arg(long, value_parser = parse_speed)]
     pub speed: Option<f64>,
     /// Where a replay starts: RFC 3339 or epoch milliseconds (default: the first arc).
     #[arg(long, value_parser = parse_time)]
     pub from: Option<i64>,
     /// Render the replay offscreen to numbered PNG frames in DIR, then exit (no window).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "video")]
     pub frames: Option<PathBuf>,
+    /// Render the replay offscreen straight into an MP4 video (H.264, by ffmpeg, which must be
+    /// installed; without it, --frames writes PNG frames), then exit (no window).
+    #[arg(long, value_name = "FILE.mp4")]
+    pub video: Option<PathBuf>,
     /// Frames per second of the export.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
@@ -66,12 +70,14 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Rendering to frames or a video: offscreen, at a fixed frame rate, then exit.
+    pub fn exporting(&self) -> bool {
+        self.frames.is_some() || self.video.is_some()
+    }
+
     pub fn replay_speed(&self) -> f64 {
-        self.speed.unwrap_or(if self.frames.is_some() {
-            600.0
-        } else {
-            21_600.0
-        })
+        self.speed
+            .unwrap_or(if self.exporting() { 600.0 } else { 21_600.0 })
     }
 
     pub fn frame_count(&self) -> u32 {

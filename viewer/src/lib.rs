@@ -87,7 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // A file to play is read first: a mistake is said before any window or GPU is set up.
     let file = open_file(&cli)?;
     let mut app = App::new();
-    let writing_frames = cli.frames.is_some();
+    let writing_frames = cli.exporting();
     let window = (!writing_frames).then(|| Window {
         title: "Viral Globe".into(),
         resolution: cli.size.into(),
@@ -132,14 +132,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         replay::plugin,
     ));
     connect(&mut app, &cli, file)?;
-    if let Some(dir) = &cli.frames {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        app.add_plugins(frames::plugin(
-            dir.clone(),
-            cli.size,
-            cli.fps,
-            cli.frame_count(),
-        ));
+    let output = match (&cli.frames, &cli.video) {
+        (Some(dir), _) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Some(frames::Output::Png(dir.clone()))
+        }
+        (None, Some(path)) => Some(frames::Output::video(path, cli.size, cli.fps)?),
+        (None, None) => None,
+    };
+    if let Some(output) = output {
+        app.add_plugins(frames::plugin(output, cli.size, cli.fps, cli.frame_count()));
     }
     match app.run() {
         AppExit::Success => Ok(()),
@@ -209,7 +212,7 @@ fn connect(
             replay::FileReplay::start(recording, cli.from, cli.replay_speed());
         let counts_so_far = tally::Tally::of_arcs(&player.recording.arcs[..player.next]);
         // Writing frames starts the clock after the warm-up frames.
-        playback.playing = cli.frames.is_none();
+        playback.playing = !cli.exporting();
         app.insert_state(Source::File)
             .insert_resource(net::CampaignName(name))
             .insert_resource(timeline)
