@@ -88,16 +88,15 @@ impl Tally {
         tally
     }
 
-    /// Dollars of revenue per click, by channel, for channels with clicks.
-    pub fn value_per_visit(&self) -> Vec<(&str, f64)> {
+    /// Dollars of revenue per click, by channel seen; `None` for a channel without a click yet
+    /// (no visit is no data, not $0.00).
+    pub fn value_per_visit(&self) -> Vec<(&str, Option<f64>)> {
         self.channels
             .iter()
-            .filter(|(_, c)| c.clicks > 0)
             .map(|(name, c)| {
-                (
-                    name.as_str(),
-                    c.revenue_cents as f64 / 100.0 / c.clicks as f64,
-                )
+                let value =
+                    (c.clicks > 0).then(|| c.revenue_cents as f64 / 100.0 / c.clicks as f64);
+                (name.as_str(), value)
             })
             .collect()
     }
@@ -127,6 +126,17 @@ mod tests {
             (1, 1, 1, 1, 1_500)
         );
         assert_eq!(tally.max_generation, 2);
-        assert_eq!(tally.value_per_visit(), vec![("facebook", 15.0)]);
+        assert_eq!(tally.value_per_visit(), vec![("facebook", Some(15.0))]);
+    }
+
+    #[test]
+    fn a_channel_without_a_visit_has_no_value_per_visit() {
+        let mut share = arc(1, ArcKind::Share, 0);
+        share.channel = "twitter".into();
+        let tally = Tally::of_arcs(&[share, arc(2, ArcKind::Click, 0)]);
+        assert_eq!(
+            tally.value_per_visit(),
+            vec![("facebook", Some(0.0)), ("twitter", None)]
+        );
     }
 }

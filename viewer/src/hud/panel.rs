@@ -222,10 +222,9 @@ fn value_per_visit(tally: &Tally) -> String {
         return String::new();
     }
     let mut lines = vec!["value per visit".to_owned()];
-    lines.extend(
-        channels
-            .iter()
-            .map(|(name, vpv)| format!("{name}  ${vpv:.2}")),
-    );
+    lines.extend(channels.iter().map(|(name, vpv)| match vpv {
+        Some(vpv) => format!("{name}  ${vpv:.2}"),
+        None => format!("{name}  —"),
+    }));
     lines.join("\n")
 }
