@@ -72,6 +72,9 @@ pub struct ArcEvent {
     /// Conversion value in cents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_cents: Option<u64>,
+    /// For a share: the sharer's fans or followers on the channel, when the producer said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<u64>,
     pub ts: Timestamp,
     /// Where the arc starts; absent for a root share, which is a point event at `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

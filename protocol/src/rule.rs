@@ -112,9 +112,10 @@ pub fn arc_of<F: ShareFacts + ?Sized>(
     seq: u64,
 ) -> Option<ArcEvent> {
     let ends = ends(record, related)?;
-    let (goal, value_cents) = match &record.event {
-        InputEvent::Conversion(c) => (Some(c.goal.clone()), Some(c.value_cents)),
-        _ => (None, None),
+    let (goal, value_cents, reach) = match &record.event {
+        InputEvent::Conversion(c) => (Some(c.goal.clone()), Some(c.value_cents), None),
+        InputEvent::Share(s) => (None, None, s.reach),
+        InputEvent::Click(_) => (None, None, None),
     };
     Some(ArcEvent {
         seq,
@@ -127,6 +128,7 @@ pub fn arc_of<F: ShareFacts + ?Sized>(
         channel: ends.channel.to_owned(),
         sharer_kind: ends.sharer_kind.map(str::to_owned),
         value_cents,
+        reach,
         ts: record.event.ts(),
         from: ends.from.cloned(),
         to: ends.to.clone(),

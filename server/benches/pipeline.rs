@@ -149,6 +149,7 @@ fn bench_fan_out_filters(rows: &mut Vec<Row>) {
                 channel: "facebook".into(),
                 sharer_kind: None,
                 value_cents: None,
+                reach: None,
                 ts: viralglobe_protocol::Timestamp(1_350_406_800_000),
                 from: Some(place.clone()),
                 to: place.clone(),

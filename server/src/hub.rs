@@ -387,6 +387,7 @@ mod tests {
             channel: "facebook".into(),
             sharer_kind: None,
             value_cents: None,
+            reach: None,
             ts: Timestamp(0),
             from: Some(place.clone()),
             to: place,

@@ -22,6 +22,7 @@ fn arc(seq: u64) -> ArcEvent {
         channel: "facebook".into(),
         sharer_kind: None,
         value_cents: None,
+        reach: None,
         ts: Timestamp(seq as i64),
         from: Some(Place {
             lat: 34.05,

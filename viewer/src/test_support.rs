@@ -16,6 +16,7 @@ pub fn arc(seq: u64, kind: ArcKind, generation: u32) -> ArcEvent {
         channel: "facebook".into(),
         sharer_kind: None,
         value_cents: None,
+        reach: None,
         ts: Timestamp(1_350_406_800_000 + seq as i64 * 1_000),
         from: Some(Place {
             lat: 34.05,
