@@ -214,10 +214,13 @@ fn draw_bars(
     });
 }
 
+/// The playhead's node, apart from the other nodes the same system moves.
+type PlayheadOnly = (With<Playhead>, Without<Today>, Without<TodayLabel>);
+
 fn move_playhead(
     playback: Option<Res<Playback>>,
     mut track: Query<&mut Visibility, With<Track>>,
-    mut playhead: Query<&mut Node, (With<Playhead>, Without<Today>, Without<TodayLabel>)>,
+    mut playhead: Query<&mut Node, PlayheadOnly>,
     mut today: Query<&mut Node, (With<Today>, Without<TodayLabel>)>,
     mut label: Query<(&mut Node, &mut Text), With<TodayLabel>>,
 ) {
