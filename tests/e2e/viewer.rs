@@ -225,6 +225,45 @@ fn the_viewer_writes_a_video() {
     );
 }
 
+/// The caption box's dark amber (`story/captions.rs`), over whatever is behind it.
+fn caption([r, g, b]: [u8; 3]) -> bool {
+    (85..150).contains(&r) && (45..100).contains(&g) && b < 50 && r > g + 25
+}
+
+/// Story mode on the demo's kickoff, rendered: a caption (the cast post that starts it) shows in
+/// a box at the top, over the globe and its arcs.
+#[test]
+fn story_mode_captions_the_kickoff() {
+    let frames = frames_dir("story");
+    let args = [
+        "--demo",
+        "--story",
+        "--size",
+        "640x360",
+        "--fps",
+        "10",
+        "--duration",
+        "2",
+    ];
+    run_viewer(&args, &frames);
+    let shot = frame(&frames, 10);
+    let boxed = (50..100)
+        .flat_map(|y| (120..520).map(move |x| (x, y)))
+        .filter(|&(x, y)| caption(shot.pixel(x, y)))
+        .count();
+    assert!(boxed > 1_500, "a caption box at the top: {boxed} pixels");
+    assert!(shot.count(outgoing) > 500, "arcs still drawn");
+    // Without story mode, no caption.
+    let plain = frames_dir("story-off");
+    run_viewer(&args[1..].iter().copied().filter(|a| *a != "--story").chain(["--demo"]).collect::<Vec<_>>(), &plain);
+    let shot = frame(&plain, 10);
+    let boxed = (50..100)
+        .flat_map(|y| (120..520).map(move |x| (x, y)))
+        .filter(|&(x, y)| caption(shot.pixel(x, y)))
+        .count();
+    assert!(boxed < 100, "no caption without story mode: {boxed} pixels");
+}
+
 /// A mistake on the command line is one line with its cause, not a backtrace, even with
 /// RUST_BACKTRACE set.
 #[test]

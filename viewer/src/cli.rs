@@ -12,7 +12,7 @@ use viralglobe_protocol::Timestamp;
     about = "A 3D globe that shows a Viral Globe campaign spreading: live from a server, replayed \
              from a file or by a server, on screen or exported as PNG frames or a video.",
     after_help = "Keys: Space pause/play · ↑/↓ speed · ←/→ seek · R restart · L loop · \
-                  F follow · P presenter view · H help"
+                  F follow · P presenter view · S story mode · H help"
 )]
 pub struct Cli {
     /// The server's live feed (the default: ws://127.0.0.1:8080); several, comma-separated or
@@ -67,6 +67,10 @@ pub struct Cli {
     /// Open full screen (for the stage).
     #[arg(long)]
     pub fullscreen: bool,
+    /// Story mode (S toggles it): the camera follows the biggest cascade, from its post out to
+    /// its newest generation, and captions tell what just happened.
+    #[arg(long)]
+    pub story: bool,
 }
 
 impl Cli {

@@ -3,7 +3,8 @@
 //!
 //! Feature folders, one plugin each: `globe` (Earth and atmosphere), `arcs` (arcs animated in a
 //! shader), `camera`, `hud`, `net` (live feed and served replays, off the render thread),
-//! `replay` (the playback clock, its keys, the file player), plus `frames` (PNG frames). Sources
+//! `replay` (the playback clock, its keys, the file player), `story` (the presenter's story
+//! mode: a camera that follows cascades, captions), plus `frames` (PNG frames, video). Sources
 //! hand the rest arcs through the messages in `feed`. System order is set here, once.
 
 mod activity;
@@ -18,6 +19,7 @@ mod globe;
 mod hud;
 mod net;
 mod replay;
+mod story;
 mod tally;
 #[cfg(test)]
 mod test_support;
@@ -130,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         hud::plugin,
         net::plugin,
         replay::plugin,
+        story::plugin(cli.story),
     ));
     connect(&mut app, &cli, file)?;
     let output = match (&cli.frames, &cli.video) {

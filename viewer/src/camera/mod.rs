@@ -44,6 +44,8 @@ pub struct GlobeCamera {
     pub now: Orbit,
     pub target: Orbit,
     pub follow: bool,
+    /// Story mode sets the target; idle wandering keeps out of its way.
+    pub directed: bool,
     idle_secs: f32,
 }
 
@@ -74,6 +76,7 @@ fn spawn(mut commands: Commands) {
             now: start,
             target: start,
             follow: true,
+            directed: false,
             idle_secs: 0.0,
         },
         transform(start),
@@ -139,7 +142,7 @@ fn wander(
     let Ok(mut camera) = camera.single_mut() else {
         return;
     };
-    if camera.idle_secs < IDLE_SECS {
+    if camera.idle_secs < IDLE_SECS || camera.directed {
         return;
     }
     match ring

@@ -19,6 +19,7 @@ drag         turn the globe
 scroll       zoom
 F            follow the action on / off
 P            presenter view
+S            story mode: follow the biggest cascade, with captions
 H, F1        this help";
 
 pub(super) fn plugin(app: &mut App) {

@@ -164,7 +164,7 @@ fn status(
         }
     }
     match connection {
-        Some(ConnectionState::Connecting) => parts.push("connecting…".into()),
+        Some(ConnectionState::Connecting) => parts.push("connecting...".into()),
         Some(ConnectionState::Connected) => parts.push("connected".into()),
         Some(ConnectionState::Retrying { error, retry_in }) => {
             parts.push(format!(
@@ -224,7 +224,8 @@ fn value_per_visit(tally: &Tally) -> String {
     let mut lines = vec!["value per visit".to_owned()];
     lines.extend(channels.iter().map(|(name, vpv)| match vpv {
         Some(vpv) => format!("{name}  ${vpv:.2}"),
-        None => format!("{name}  —"),
+        // No visit is no data, not $0.00 (and the HUD's font has no dash but the hyphen).
+        None => format!("{name}  no visits yet"),
     }));
     lines.join("\n")
 }

@@ -19,7 +19,7 @@ struct Playhead;
 /// The band of the day the playhead is in.
 #[derive(Component)]
 struct Today;
-/// "day 12 of 60 · Oct 27", above the track at the playhead.
+/// "day 12 of 60, Oct 27", above the track at the playhead.
 #[derive(Component)]
 struct TodayLabel;
 /// A date under the track.
@@ -252,7 +252,7 @@ fn move_playhead(
             node.left = Val::Auto;
             node.right = Val::Percent((1.0 - progress) * 100.0);
         }
-        let value = format!("day {day} of {days} · {}", short_date(ts));
+        let value = format!("day {day} of {days}, {}", short_date(ts));
         if text.0 != value {
             text.0 = value;
         }
