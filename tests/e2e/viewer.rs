@@ -255,7 +255,15 @@ fn story_mode_captions_the_kickoff() {
     assert!(shot.count(outgoing) > 500, "arcs still drawn");
     // Without story mode, no caption.
     let plain = frames_dir("story-off");
-    run_viewer(&args[1..].iter().copied().filter(|a| *a != "--story").chain(["--demo"]).collect::<Vec<_>>(), &plain);
+    run_viewer(
+        &args[1..]
+            .iter()
+            .copied()
+            .filter(|a| *a != "--story")
+            .chain(["--demo"])
+            .collect::<Vec<_>>(),
+        &plain,
+    );
     let shot = frame(&plain, 10);
     let boxed = (50..100)
         .flat_map(|y| (120..520).map(move |x| (x, y)))

@@ -2,9 +2,9 @@
 //! counters from. Filled from the server's timeline or from a file's arcs.
 
 use bevy::prelude::*;
-use viralglobe_protocol::{ArcEvent, Timeline, TimelineBucket};
+use viralglobe_protocol::{Timeline, TimelineBucket};
 
-use crate::tally::Tally;
+use crate::{replay::Counted, tally::Tally};
 
 /// Activity per time bucket over the replayed span.
 #[derive(Resource, Debug, Clone, PartialEq)]
@@ -25,15 +25,17 @@ impl From<&Timeline> for ActivityTimeline {
 }
 
 impl ActivityTimeline {
-    /// `count` buckets over the span of `arcs` (sorted by time).
-    pub fn of_arcs(arcs: &[ArcEvent], count: usize) -> Self {
-        let from = arcs.first().map_or(0, |a| a.ts.0);
-        let to = arcs.last().map_or(0, |a| a.ts.0);
+    /// `count` buckets over `from..=to`, of `arcs`.
+    pub fn of_counted<'a>(
+        (from, to): (i64, i64),
+        arcs: impl IntoIterator<Item = Counted<'a>>,
+        count: usize,
+    ) -> Self {
         let bucket_ms = ((to - from) / count as i64 + 1).max(1);
         let mut buckets = vec![TimelineBucket::default(); count];
         for arc in arcs {
-            let bucket = &mut buckets[(((arc.ts.0 - from) / bucket_ms) as usize).min(count - 1)];
-            bucket.count(arc.kind, arc.goal.as_deref(), arc.value_cents.unwrap_or(0));
+            let index = ((arc.ts - from).max(0) / bucket_ms) as usize;
+            buckets[index.min(count - 1)].count(arc.kind, arc.goal, arc.value_cents);
         }
         Self {
             from_ms: from,
@@ -79,7 +81,11 @@ mod tests {
     #[test]
     fn buckets_count_arcs_and_sum_before_a_time() {
         let arcs: Vec<_> = (0..100).map(|s| arc(s, ArcKind::Click, 0)).collect();
-        let timeline = ActivityTimeline::of_arcs(&arcs, 10);
+        let file = crate::replay::arc_file::ArcFile {
+            arcs: arcs.iter().cloned().collect(),
+            skipped: vec![],
+        };
+        let timeline = ActivityTimeline::of_counted(file.span(), file.arcs.counted(0..100), 10);
         assert_eq!(timeline.buckets.iter().map(|b| b.clicks).sum::<u64>(), 100);
         assert!(
             timeline.bucket_ms * 10 > 99_000,

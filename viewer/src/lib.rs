@@ -209,11 +209,13 @@ fn connect(
                 recording.skipped.len()
             );
         }
-        let name = recording.arcs[0].campaign.clone();
-        let timeline = activity::ActivityTimeline::of_arcs(&recording.arcs, TIMELINE_BUCKETS);
+        let name = recording.arcs.get(0).campaign;
+        let all = recording.arcs.counted(0..recording.arcs.len());
+        let timeline =
+            activity::ActivityTimeline::of_counted(recording.span(), all, TIMELINE_BUCKETS);
         let (player, mut playback) =
             replay::FileReplay::start(recording, cli.from, cli.replay_speed());
-        let counts_so_far = tally::Tally::of_arcs(&player.recording.arcs[..player.next]);
+        let counts_so_far = tally::Tally::of_counted(player.recording.arcs.counted(0..player.next));
         // Writing frames starts the clock after the warm-up frames.
         playback.playing = !cli.exporting();
         app.insert_state(Source::File)

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use bevy::prelude::Resource;
 use viralglobe_protocol::{ArcEvent, ArcKind, CampaignStats, CampaignSummary, TimelineBucket};
 
+use crate::replay::Counted;
+
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct Tally {
     /// Events by kind and goal (`other_conversions` also holds conversions whose goal a summary
@@ -24,10 +26,24 @@ pub struct ChannelTally {
 
 impl Tally {
     pub fn count(&mut self, arc: &ArcEvent) {
+        self.count_counted(&Counted {
+            ts: arc.ts.0,
+            kind: arc.kind,
+            generation: arc.generation,
+            goal: arc.goal.as_deref(),
+            value_cents: arc.value_cents.unwrap_or(0),
+            channel: &arc.channel,
+        });
+    }
+
+    pub fn count_counted(&mut self, arc: &Counted<'_>) {
         self.max_generation = self.max_generation.max(arc.generation);
-        let value = arc.value_cents.unwrap_or(0);
-        self.counts.count(arc.kind, arc.goal.as_deref(), value);
-        let channel = self.channels.entry(arc.channel.clone()).or_default();
+        let value = arc.value_cents;
+        self.counts.count(arc.kind, arc.goal, value);
+        let channel = match self.channels.get_mut(arc.channel) {
+            Some(channel) => channel,
+            None => self.channels.entry(arc.channel.to_owned()).or_default(),
+        };
         match arc.kind {
             ArcKind::Share => {}
             ArcKind::Click => channel.clicks += 1,
@@ -35,6 +51,14 @@ impl Tally {
         }
     }
 
+    /// The counters of a file's arcs, read from where they are packed.
+    pub fn of_counted<'a>(arcs: impl IntoIterator<Item = Counted<'a>>) -> Self {
+        let mut tally = Self::default();
+        arcs.into_iter().for_each(|arc| tally.count_counted(&arc));
+        tally
+    }
+
+    #[cfg(test)]
     pub fn of_arcs<'a>(arcs: impl IntoIterator<Item = &'a ArcEvent>) -> Self {
         let mut tally = Self::default();
         arcs.into_iter().for_each(|arc| tally.count(arc));

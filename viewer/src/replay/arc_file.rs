@@ -2,7 +2,8 @@
 //! campaign recording itself (the server's `data/campaigns/<id>.ndjson`, or the demo's), whose
 //! lines become arcs by the one rule, as the server's own replays draw them. Either may be
 //! zstd-compressed; `-` reads standard input. The file is read as a stream, line by line; only the
-//! arcs are kept. The viewer never geolocates: places come resolved in the file.
+//! arcs are kept, packed (`packed.rs`). The viewer never geolocates: places come resolved in the
+//! file.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -10,6 +11,8 @@ use std::{
 };
 
 use viralglobe_protocol::{ArcEvent, RecordedEvent, rule::LogReader};
+
+use super::packed::PackedArcs;
 
 /// How a zstd frame begins.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -31,7 +34,7 @@ pub enum ArcFileError {
 /// An export's arcs in campaign-time order, and the lines that could not be read.
 #[derive(Debug, Default)]
 pub struct ArcFile {
-    pub arcs: Vec<ArcEvent>,
+    pub arcs: PackedArcs,
     /// `line N: problem` for each line skipped.
     pub skipped: Vec<String>,
 }
@@ -80,7 +83,8 @@ impl ArcFile {
                 serde_json::from_str::<ArcEvent>(&line).map(Some)
             };
             match parsed {
-                Ok(arc) => file.arcs.extend(arc),
+                Ok(Some(arc)) => file.arcs.push(&arc),
+                Ok(None) => {}
                 Err(e) => file.skipped.push(format!("line {}: {e}", index + 1)),
             }
         }
@@ -91,20 +95,21 @@ impl ArcFile {
             });
         }
         // Exports are in acceptance order; late events play at their own time.
-        file.arcs.sort_by_key(|arc| arc.ts);
+        file.arcs.sort_by_time();
         Ok(file)
     }
 
     /// Campaign time of the first and last arc, in epoch milliseconds.
     pub fn span(&self) -> (i64, i64) {
-        let first = self.arcs.first().map_or(0, |a| a.ts.0);
-        let last = self.arcs.last().map_or(0, |a| a.ts.0);
-        (first, last)
+        match self.arcs.len() {
+            0 => (0, 0),
+            n => (self.arcs.ts(0), self.arcs.ts(n - 1)),
+        }
     }
 
     /// Index of the first arc at or after `ts_ms`.
     pub fn position(&self, ts_ms: i64) -> usize {
-        self.arcs.partition_point(|arc| arc.ts.0 < ts_ms)
+        self.arcs.partition_point_from(0, |ts| ts < ts_ms)
     }
 }
 
@@ -124,14 +129,15 @@ mod tests {
         std::fs::write(&path, format!("{late}\n{{\"seq\":1}}\n\n{early}\n")).expect("write");
 
         let file = ArcFile::load(&path).expect("loads");
-        assert_eq!(file.arcs.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 9]);
+        let arcs = file.arcs.slice(0..file.arcs.len());
+        assert_eq!(arcs.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 9]);
         assert_eq!(file.skipped.len(), 1);
         assert!(
             file.skipped[0].starts_with("line 2: missing field"),
             "{:?}",
             file.skipped
         );
-        assert_eq!(file.position(file.arcs[1].ts.0), 1);
+        assert_eq!(file.position(arcs[1].ts.0), 1);
 
         std::fs::write(&path, "not json\n").expect("write");
         let error = ArcFile::load(&path).expect_err("no arcs").to_string();
@@ -155,12 +161,16 @@ mod tests {
             &file.skipped[..3.min(file.skipped.len())]
         );
         assert!(file.arcs.len() > 500_000, "{} arcs", file.arcs.len());
-        let first = &file.arcs[0];
+        let first = file.arcs.get(0);
         assert_eq!(
             (first.kind, first.to.city.as_deref(), first.seq),
             (ArcKind::Share, Some("Los Angeles"), 1)
         );
-        let kinds: std::collections::BTreeSet<_> = file.arcs.iter().map(|a| a.kind).collect();
+        let kinds: std::collections::BTreeSet<_> = file
+            .arcs
+            .counted(0..file.arcs.len())
+            .map(|a| a.kind)
+            .collect();
         assert_eq!(kinds.len(), 3);
 
         let plain = zstd::decode_all(compressed).expect("zstd");
@@ -172,7 +182,7 @@ mod tests {
             .collect();
         let from_plain = ArcFile::read(head.as_slice(), Path::new("head")).expect("plays");
         let seqs = |f: &ArcFile| {
-            let mut seqs: Vec<u64> = f.arcs.iter().map(|a| a.seq).collect();
+            let mut seqs: Vec<u64> = (0..f.arcs.len()).map(|i| f.arcs.get(i).seq).collect();
             seqs.sort_unstable();
             seqs
         };

@@ -75,10 +75,12 @@ fn play(
     let until = playback.ts_ms + time.delta_secs_f64() * playback.speed * 1_000.0;
     let start = replay.next;
     let arcs_len = replay.recording.arcs.len();
-    let end =
-        start + replay.recording.arcs[start..].partition_point(|arc| (arc.ts.0 as f64) <= until);
+    let end = replay
+        .recording
+        .arcs
+        .partition_point_from(start, |ts| (ts as f64) <= until);
     if end > start {
-        arcs.write(NewArcs(replay.recording.arcs[start..end].to_vec()));
+        arcs.write(NewArcs(replay.recording.arcs.slice(start..end)));
     }
     replay.next = end;
     playback.ts_ms = until.min(playback.to_ms as f64);
@@ -104,7 +106,7 @@ fn seek(
     playback.ts_ms = target as f64;
     playback.at_end = false;
     resets.write(FeedReset {
-        counts: Tally::of_arcs(&replay.recording.arcs[..replay.next]),
+        counts: Tally::of_counted(replay.recording.arcs.counted(0..replay.next)),
     });
 }
 

@@ -4,11 +4,13 @@
 pub mod arc_file;
 mod file;
 mod keys;
+mod packed;
 
 use bevy::prelude::*;
 use viralglobe_protocol::replay::{MAX_SPEED, MIN_SPEED};
 
 pub use file::FileReplay;
+pub use packed::Counted;
 
 /// The demo campaign's recording, the one the server embeds: `--demo` plays it with no server.
 pub const DEMO_RECORDING: &[u8] = include_bytes!("../../../demo-data/bones-brigade.ndjson.zst");

@@ -274,34 +274,51 @@ mod tests {
             moments.observe(&post)[0].caption(),
             "A cast post on Facebook from London, to 2.1 million fans"
         );
-        assert!(moments.observe(&arc(2, ArcKind::Click, 1)).is_empty(), "generation 1 is no news");
+        assert!(
+            moments.observe(&arc(2, ArcKind::Click, 1)).is_empty(),
+            "generation 1 is no news"
+        );
         let deep = moments.observe(&arc(3, ArcKind::Share, 3));
         assert_eq!(
             deep[0].caption(),
             "Generation 3 reached, in London: a share of a share of a share of a campaign post"
         );
-        assert!(moments.observe(&arc(4, ArcKind::Share, 3)).is_empty(), "once per generation");
+        assert!(
+            moments.observe(&arc(4, ArcKind::Share, 3)).is_empty(),
+            "once per generation"
+        );
         let mut sale = arc(5, ArcKind::Conversion, 1);
         sale.value_cents = Some(99_999);
         assert!(moments.observe(&sale).is_empty(), "$999.99");
         sale.value_cents = Some(1);
-        assert_eq!(moments.observe(&sale), vec![Moment::Revenue { dollars: 1_000 }]);
+        assert_eq!(
+            moments.observe(&sale),
+            vec![Moment::Revenue { dollars: 1_000 }]
+        );
         // A big sale past several milestones names the highest.
         sale.value_cents = Some(6_000_000);
-        assert_eq!(moments.observe(&sale), vec![Moment::Revenue { dollars: 50_000 }]);
+        assert_eq!(
+            moments.observe(&sale),
+            vec![Moment::Revenue { dollars: 50_000 }]
+        );
     }
 
     #[test]
     fn a_reset_makes_what_came_before_no_news() {
         let mut moments = Moments::default();
-        let mut counts = Tally::default();
-        counts.max_generation = 5;
+        let mut counts = Tally {
+            max_generation: 5,
+            ..Tally::default()
+        };
         counts.counts.revenue_cents = 20_000_000;
         moments.reset(&counts);
         assert!(moments.observe(&arc(1, ArcKind::Share, 4)).is_empty());
         let mut sale = arc(2, ArcKind::Conversion, 1);
         sale.value_cents = Some(5_000_000);
-        assert_eq!(moments.observe(&sale), vec![Moment::Revenue { dollars: 250_000 }]);
+        assert_eq!(
+            moments.observe(&sale),
+            vec![Moment::Revenue { dollars: 250_000 }]
+        );
     }
 
     #[test]
@@ -329,7 +346,9 @@ mod tests {
         post.sharer_kind = Some("cast".into());
         app.world_mut().write_message(NewArcs(vec![post]));
         app.update();
-        let mut boxes = app.world_mut().query_filtered::<&Visibility, With<CaptionBox>>();
+        let mut boxes = app
+            .world_mut()
+            .query_filtered::<&Visibility, With<CaptionBox>>();
         assert_eq!(boxes.single(app.world()).ok(), Some(&Visibility::Hidden));
         app.world_mut().resource_mut::<Story>().on = true;
         app.update();

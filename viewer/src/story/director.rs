@@ -195,7 +195,11 @@ mod tests {
         assert_eq!(director.focus(), Some("busy"), "then the busier takes over");
         assert_eq!(director.target(), Some((10.0, -0.13)), "its post first");
         director.advance(POST_SECS);
-        assert_eq!(director.target(), Some((30.0, -0.13)), "then its deepest arc");
+        assert_eq!(
+            director.target(),
+            Some((30.0, -0.13)),
+            "then its deepest arc"
+        );
     }
 
     #[test]
