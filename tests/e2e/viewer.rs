@@ -225,6 +225,53 @@ fn the_viewer_writes_a_video() {
     );
 }
 
+/// The night side is darker: one arc far out of sight at 12:40 UTC on 16 October 2012, when the
+/// terminator runs through the middle of the opening view (100°W): the Americas' west half is in
+/// the night, their east half in the day.
+#[test]
+fn the_night_side_of_the_globe_is_dark() {
+    let dir = frames_dir("night");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let export = dir.join("night.ndjson");
+    std::fs::write(
+        &export,
+        r#"{"seq":1,"kind":"click","campaign":"night","share":"s1","root":"s1","generation":0,"channel":"facebook","ts":1350391200000,"from":{"lat":-33.87,"lon":151.21},"to":{"lat":35.68,"lon":139.69}}"#,
+    )
+    .expect("write");
+    let frames = dir.join("frames");
+    let export = export.to_str().expect("utf-8 path");
+    run_viewer(
+        &[
+            "--replay",
+            export,
+            "--size",
+            "640x360",
+            "--fps",
+            "4",
+            "--duration",
+            "0.5",
+        ],
+        &frames,
+    );
+    let shot = frame(&frames, 2);
+    let mean = |xs: std::ops::Range<usize>| {
+        let (mut sum, mut n) = (0u64, 0u64);
+        for y in 150..230 {
+            for x in xs.clone() {
+                sum += shot.pixel(x, y).iter().map(|&c| c as u64).sum::<u64>();
+                n += 1;
+            }
+        }
+        sum as f64 / n as f64
+    };
+    let (west, east) = (mean(230..290), mean(350..410));
+    assert!(
+        east > west * 1.3 && east - west > 8.0,
+        "day {east:.1} against night {west:.1}"
+    );
+}
+
 /// The caption box's dark amber (`story/captions.rs`), over whatever is behind it.
 fn caption([r, g, b]: [u8; 3]) -> bool {
     (85..150).contains(&r) && (45..100).contains(&g) && b < 50 && r > g + 25
