@@ -60,6 +60,45 @@ function resize() {
   for (const flight of flights) flight.points = arcPoints(flight.arc);
 }
 
+// A ring's longitudes unwrapped: no step of more than 180°, so a ring that crosses the
+// antimeridian runs past ±180 instead of jumping across the map (which, filled, drew a band of
+// false land across the Arctic). A ring around a pole ends a whole turn from where it began: it is
+// closed over the pole.
+function unwrap(ring) {
+  const out = [];
+  let shift = 0;
+  for (const [lon, lat] of ring) {
+    const prev = out.length ? out[out.length - 1][0] : null;
+    if (prev !== null) {
+      const step = lon + shift - prev;
+      if (step > 180) shift -= 360;
+      else if (step < -180) shift += 360;
+    }
+    out.push([lon + shift, lat]);
+  }
+  if (out.length && Math.abs(out[out.length - 1][0] - out[0][0]) > 180) {
+    const pole = out.reduce((sum, [, lat]) => sum + lat, 0) < 0 ? -90 : 90;
+    out.push([out[out.length - 1][0], pole], [out[0][0], pole]);
+  }
+  return out;
+}
+
+// Traces `ring` where it shows on the map: as it is, and a turn east or west for the part past ±180.
+function traceRing(b, ring) {
+  const points = unwrap(ring);
+  const lons = points.map(([lon]) => lon);
+  const [min, max] = [Math.min(...lons), Math.max(...lons)];
+  for (const offset of [-360, 0, 360]) {
+    if (max + offset < -180 || min + offset > 180) continue;
+    points.forEach(([lon, lat], i) => {
+      const [x, y] = project(lon + offset, lat);
+      if (i === 0) b.moveTo(x, y);
+      else b.lineTo(x, y);
+    });
+    b.closePath();
+  }
+}
+
 function drawBase() {
   const b = base.getContext("2d");
   b.fillStyle = "#05070d";
@@ -67,17 +106,14 @@ function drawBase() {
   b.fillStyle = "#0a1222";
   b.fillRect(view.x, view.y, 360 * view.scale, 180 * view.scale);
   if (!world) return;
+  b.save();
+  b.beginPath();
+  b.rect(view.x, view.y, 360 * view.scale, 180 * view.scale);
+  b.clip();
   b.fillStyle = "#1a2744";
   b.beginPath();
   for (const polygon of world.land) {
-    for (const ring of polygon) {
-      ring.forEach(([lon, lat], i) => {
-        const [x, y] = project(lon, lat);
-        if (i === 0) b.moveTo(x, y);
-        else b.lineTo(x, y);
-      });
-      b.closePath();
-    }
+    for (const ring of polygon) traceRing(b, ring);
   }
   b.fill("evenodd");
   b.strokeStyle = "#2f4170";
@@ -91,7 +127,17 @@ function drawBase() {
     });
   }
   b.stroke();
+  b.restore();
 }
+
+// For tests and debugging: whether the map shows land at a place.
+window.viralGlobeMap = {
+  landAt(lat, lon) {
+    const [x, y] = project(lon, lat);
+    const [r, g, b] = base.getContext("2d").getImageData(Math.round(x), Math.round(y), 1, 1).data;
+    return Math.abs(r - 0x1a) + Math.abs(g - 0x27) + Math.abs(b - 0x44) < 20;
+  },
+};
 
 // ---- arcs ------------------------------------------------------------------------------------
 
@@ -302,6 +348,17 @@ function showClock(clock) {
   }
 }
 
+// A slow link: the server dropped arcs for this page rather than slow anyone else. Said for a while.
+let laggedTimer = null;
+function showLagged(dropped) {
+  state.lagged = (state.lagged || 0) + dropped;
+  const el = $("lagged");
+  el.textContent = `This connection fell behind: ${number(state.lagged)} arcs were not shown`;
+  el.hidden = false;
+  clearTimeout(laggedTimer);
+  laggedTimer = setTimeout(() => (el.hidden = true), 8000);
+}
+
 // ---- the connection --------------------------------------------------------------------------
 
 let socket = null;
@@ -385,7 +442,8 @@ async function connect(resume = false) {
           flights.length = 0;
         }
         break;
-      default: break; // lagged, and types added later
+      case "lagged": showLagged(message.dropped_arcs); break;
+      default: break; // types added later
     }
   };
   ws.onclose = () => {

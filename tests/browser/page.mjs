@@ -50,6 +50,15 @@ try {
     return { click, purchase, land };
   });
   check(report.live.pixels.land > 10_000, "no land drawn");
+  // Land and sea where they are, also along the Arctic, where rings cross the antimeridian.
+  report.live.landAt = await page.evaluate(() => Object.fromEntries(
+    [[70, 0], [72, -150], [68, -25], [75, 170], [66, 100], [40, -100], [68, 175], [-80, 0]]
+      .map(([lat, lon]) => [`${lat},${lon}`, window.viralGlobeMap.landAt(lat, lon)])));
+  const sea = ["70,0", "72,-150", "68,-25", "75,170"];
+  const land = ["66,100", "40,-100", "68,175", "-80,0"];
+  check(sea.every((p) => !report.live.landAt[p]), `land drawn at sea: ${JSON.stringify(report.live.landAt)}`);
+  check(land.every((p) => report.live.landAt[p]), `land missing: ${JSON.stringify(report.live.landAt)}`);
+  check(await page.isHidden("[data-testid=replay-controls]"), "replay controls shown in live mode");
   check(report.live.pixels.click > 0, "no click arcs drawn");
   check(report.live.clicksShown !== "0", "the click counter shows 0");
   // What sharing brought: the top cascade, child shares per post, how soon visits come.
@@ -90,7 +99,29 @@ try {
     clockShown: await page.textContent("[data-testid=clock]"),
   };
   check(replay.arcsReceived > 0, "no arcs after the seek");
+  check(await page.isVisible("[data-testid=replay-controls]"), "no replay controls in replay mode");
   await page.screenshot({ path: `${args.out}/replay.png` });
+
+  // A 390 px phone: nothing wider than the screen, every counter in view.
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  phone.on("pageerror", (e) => problems.push(`page error (phone): ${e.message}`));
+  await phone.goto(`${args.url}/?campaign=${args.campaign}`);
+  await phone.waitForFunction(() => window.viralGlobe?.connection === "open" && window.viralGlobe.arcsReceived > 0, null, { timeout: 15_000 })
+    .catch(() => { throw new Error("timed out waiting for the phone's feed"); });
+  report.phone = await phone.evaluate(() => {
+    const ids = ["shares", "clicks", "signups", "purchases", "revenue", "generations", "campaign", "mode", "connection"];
+    const boxes = Object.fromEntries(ids.map((id) => {
+      const r = document.getElementById(id).getBoundingClientRect();
+      return [id, { left: Math.round(r.left), right: Math.round(r.right), top: Math.round(r.top), bottom: Math.round(r.bottom) }];
+    }));
+    return { scrollWidth: document.documentElement.scrollWidth, boxes };
+  });
+  check(report.phone.scrollWidth <= 390, `the phone page is ${report.phone.scrollWidth} px wide`);
+  for (const [id, box] of Object.entries(report.phone.boxes)) {
+    check(box.left >= 0 && box.right <= 390 && box.bottom > box.top && box.top >= 0 && box.bottom <= 844,
+      `${id} is cut off on a phone: ${JSON.stringify(box)}`);
+  }
+  await phone.screenshot({ path: `${args.out}/phone.png` });
 } catch (e) {
   problems.push(e.message);
 } finally {
