@@ -1,6 +1,9 @@
 // Viral Globe in a browser: a world map of a campaign's arcs, live or replayed, with its counters.
-// Plain browser APIs only; it is also the reference client of the protocol in
-// docs/browser-protocol.md. `window.viralGlobe` exposes the page's state for tests and debugging.
+// Plain browser APIs only. The protocol client is feed.js (the reference client of
+// docs/browser-protocol.md); this file draws. `window.viralGlobe` exposes the page's state for
+// tests and debugging.
+
+import { connectFeed } from "./feed.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
@@ -24,18 +27,23 @@ const state = {
   // The headline attribution figures shown (see showAttribution).
   attribution: null,
   lastError: null,
-  // Where the feed stands in the campaign's arc line: a reconnect resumes after `seq` of `epoch`.
-  position: { epoch: null, seq: 0 },
-  // Continuity, as the page saw it: arcs that skipped ahead or came twice, and resumed connections.
-  gaps: 0,
-  duplicates: 0,
-  resumes: 0,
 };
+// Where the feed stands in the campaign's arc line, and its continuity as the page saw it (arcs
+// that skipped ahead or came twice, resumed connections): the protocol client's.
+let feed = null;
+for (const [name, none] of [["position", { epoch: null, seq: 0 }], ["gaps", 0], ["duplicates", 0], ["resumes", 0]]) {
+  Object.defineProperty(state, name, { enumerable: true, get: () => feed?.[name] ?? none });
+}
 window.viralGlobe = state;
 
 const $ = (id) => document.getElementById(id);
 const withToken = (url) => (token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url);
-const getJson = (path) => fetch(withToken(path)).then((r) => (r.ok ? r.json() : Promise.reject(new Error(`${path}: ${r.status}`))));
+const getJson = (path) => fetch(withToken(path)).then((r) => {
+  if (r.ok) return r.json();
+  const error = new Error(`${path}: ${r.status}`);
+  error.status = r.status;
+  return Promise.reject(error);
+});
 
 // ---- the map ---------------------------------------------------------------------------------
 
@@ -182,12 +190,8 @@ function colorOf(arc) {
   return COLORS[arc.goal] || COLORS.conversion;
 }
 
+// An arc the feed hands on: live, one the counters do not hold yet.
 function addArc(arc) {
-  if (state.mode === "live" && state.position.epoch) {
-    if (arc.seq <= state.position.seq) state.duplicates++;
-    else if (arc.seq > state.position.seq + 1) state.gaps++;
-  }
-  state.position.seq = arc.seq;
   state.arcsReceived++;
   const kind = arc.kind === "conversion" ? arc.goal : arc.kind === "share" && arc.generation > 0 ? "child share" : arc.kind;
   state.kinds[kind] = (state.kinds[kind] || 0) + 1;
@@ -195,6 +199,20 @@ function addArc(arc) {
   state.counters.generations = Math.max(state.counters.generations, arc.generation + 1);
   flights.push({ arc, born: performance.now(), color: colorOf(arc), points: arcPoints(arc) });
   if (flights.length > MAX_IN_FLIGHT) flights.splice(0, flights.length - MAX_IN_FLIGHT);
+}
+
+const zeroCounters = () => ({ shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 });
+
+// The counters a hello's campaign summary gives.
+function countersOf(summary) {
+  return {
+    shares: summary.shares,
+    clicks: summary.clicks,
+    signups: summary.goals?.signup ?? 0,
+    purchases: summary.goals?.purchase ?? 0,
+    revenueCents: summary.revenue_cents,
+    generations: summary.shares > 0 ? summary.max_generation + 1 : 0,
+  };
 }
 
 function count(arc) {
@@ -361,9 +379,6 @@ function showLagged(dropped) {
 
 // ---- the connection --------------------------------------------------------------------------
 
-let socket = null;
-let retry = 0;
-
 function setConnection(value) {
   state.connection = value;
   const el = $("connection");
@@ -371,92 +386,65 @@ function setConnection(value) {
   el.className = `state ${value}`;
 }
 
-function send(message) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-}
+const send = (message) => feed?.send(message);
 
-// `resume`: the same campaign after a lost connection; the live feed continues after the last arc
-// received (`since`, `epoch`), so nothing is missed or counted twice.
-async function connect(resume = false) {
-  if (socket) {
-    socket.onclose = null;
-    socket.close();
-  }
-  const campaign = encodeURIComponent(state.campaign);
+// Opens the campaign's feed in the page's mode; a lost connection is resumed by the feed itself.
+async function connect() {
+  feed?.close();
+  feed = null;
+  flights.length = 0;
+  state.arcsReceived = 0;
+  state.kinds = {};
+  // Live, the counters come with the hello: the campaign's so far, where its line stands.
+  state.counters = zeroCounters();
   $("replay").hidden = state.mode !== "replay";
   showAttribution();
-  let url;
-  if (resume && state.mode === "live" && state.position.epoch) {
-    state.resumes++;
-    url = `${wsBase}/v1/live?campaign=${campaign}&since=${state.position.seq}&epoch=${encodeURIComponent(state.position.epoch)}`;
-  } else if (state.mode === "live") {
-    flights.length = 0;
-    state.arcsReceived = 0;
-    state.kinds = {};
-    state.position = { epoch: null, seq: 0 };
-    const stats = await getJson(`/v1/campaigns/${campaign}/stats`).catch(() => null);
-    const goal = (name) => stats?.by_goal?.[name] ?? { conversions: 0 };
-    state.counters = {
-      shares: stats?.totals.shares ?? 0,
-      clicks: stats?.totals.clicks ?? 0,
-      signups: goal("signup").conversions,
-      purchases: goal("purchase").conversions,
-      revenueCents: stats?.totals.revenue_cents ?? 0,
-      generations: stats ? stats.summary.max_generation + 1 : 0,
-    };
-    url = `${wsBase}/v1/live?campaign=${campaign}`;
-  } else if (resume && state.position.epoch) {
-    state.resumes++;
-    const paused = state.clock?.playing === false ? "&paused=true" : "";
-    url = `${wsBase}/v1/campaigns/${campaign}/replay?speed=${$("speed").value}${paused}&since=${state.position.seq}&epoch=${encodeURIComponent(state.position.epoch)}`;
-  } else {
-    flights.length = 0;
-    state.arcsReceived = 0;
-    state.kinds = {};
-    state.position = { epoch: null, seq: 0 };
-    state.counters = { shares: 0, clicks: 0, signups: 0, purchases: 0, revenueCents: 0, generations: 0 };
-    await loadTimeline().catch((e) => (state.lastError = String(e)));
-    url = `${wsBase}/v1/campaigns/${campaign}/replay?speed=${$("speed").value}`;
-  }
-  const ws = new WebSocket(withToken(url));
-  socket = ws;
-  setConnection("connecting");
-  ws.onopen = () => { retry = 0; setConnection("open"); };
-  ws.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    switch (message.type) {
-      case "arc": addArc(message); break;
-      case "arcs": message.arcs.forEach(addArc); break;
-      case "clock": showClock(message); break;
-      case "error": state.lastError = message.message; console.warn(message.message); break;
-      case "hello": {
-        const ours = message.campaigns.find((c) => c.id === state.campaign);
-        // A live hello says where the feed starts; a replay's only names the recording's epoch.
-        const seq = state.mode === "live" ? ours?.seq : 0;
-        if (!state.position.epoch && ours?.epoch) state.position = { epoch: ours.epoch, seq };
-        break;
-      }
-      case "reset": // the campaign's arc line started over (a demo loop)
-        if (message.campaign === state.campaign) {
-          state.position = { epoch: message.epoch, seq: 0 };
-          flights.length = 0;
-        }
-        break;
-      case "lagged": showLagged(message.dropped_arcs); break;
-      default: break; // types added later
-    }
-  };
-  ws.onclose = () => {
-    setConnection("closed");
-    retry = Math.min(retry + 1, 5);
-    setTimeout(() => socket === ws && connect(true), 1000 * retry);
-  };
+  if (state.mode === "replay") await loadTimeline().catch((e) => (state.lastError = String(e)));
+  feed = connectFeed({
+    base: wsBase,
+    campaign: state.campaign,
+    mode: state.mode,
+    token,
+    replayQuery: () => `speed=${$("speed").value}${state.clock?.playing === false ? "&paused=true" : ""}`,
+    onHello: (summary) => { if (state.mode === "live") state.counters = countersOf(summary); },
+    onArcs: (arcs) => arcs.forEach(addArc),
+    onClock: showClock,
+    onLag: showLagged,
+    onReset: () => {
+      // The campaign's arc line started over (a demo loop): so do the counters.
+      flights.length = 0;
+      if (state.mode === "live") state.counters = zeroCounters();
+    },
+    onError: (message) => { state.lastError = message; console.warn(message); },
+    onStatus: setConnection,
+    // A refused token (changed on the server, say) is not retried: the page asks for one.
+    onRefused: async () => {
+      const refused = await fetch(withToken("/v1/campaigns")).then((r) => r.status === 401, () => false);
+      if (refused) askForToken();
+      return refused;
+    },
+  });
+}
+
+// ---- a server that wants a read token --------------------------------------------------------
+
+// Asks for the token and reloads with it; retrying without one would only be refused again.
+function askForToken() {
+  state.connection = "token needed";
+  setConnection("token needed");
+  $("token-form").hidden = false;
+  $("token").focus();
 }
 
 // ---- start -----------------------------------------------------------------------------------
 
 async function start() {
   $("mode").value = state.mode;
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    params.set("token", $("token").value);
+    location.search = params.toString();
+  });
   const [list, geography] = await Promise.all([getJson("/v1/campaigns"), getJson("/world.json")]);
   world = geography;
   const campaigns = list.campaigns.sort((a, b) => b.clicks - a.clicks);
@@ -485,5 +473,6 @@ async function start() {
 
 start().catch((e) => {
   state.lastError = String(e);
-  setConnection("closed");
+  if (e.status === 401) askForToken();
+  else setConnection("closed");
 });

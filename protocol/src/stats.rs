@@ -16,6 +16,9 @@ pub struct CampaignSummary {
     pub shares: u64,
     pub clicks: u64,
     pub conversions: u64,
+    /// Of those, how many reached each goal (`signup`, `purchase`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub goals: BTreeMap<String, u64>,
     pub revenue_cents: u64,
     /// Deepest share generation seen (roots are 0).
     pub max_generation: u32,

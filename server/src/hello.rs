@@ -3,7 +3,10 @@
 
 use viralglobe_protocol::{CampaignSummary, LiveFilter, PROTOCOL_VERSION, ServerMessage};
 
-use crate::{engine::Engine, hub::Offset};
+use crate::{
+    engine::Engine,
+    hub::{LineCounts, Offset},
+};
 
 /// A campaign's counters with where its arc line stands (its epoch and last `seq`).
 pub fn with_offset(
@@ -15,6 +18,16 @@ pub fn with_offset(
         summary.seq = offset.seq;
     }
     summary
+}
+
+/// The counters of a campaign's line so far, where they are not its statistics' (the demo's loop).
+pub fn count_line(summary: &mut CampaignSummary, line: &LineCounts) {
+    summary.shares = line.shares;
+    summary.clicks = line.clicks;
+    summary.conversions = line.conversions;
+    summary.goals = line.goals.clone();
+    summary.revenue_cents = line.revenue_cents;
+    summary.max_generation = line.max_generation;
 }
 
 /// `hello` for `filter`, each campaign's epoch and last `seq` as `offset_of` tells them.

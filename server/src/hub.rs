@@ -88,6 +88,42 @@ struct Pending {
     /// When the first of `items` was published.
     since: Option<Instant>,
     offsets: HashMap<String, Offset>,
+    /// Counters of the lines the engine's statistics do not follow (the demo's loop).
+    lines: HashMap<String, LineCounts>,
+}
+
+/// A line's counters, counted from its own arcs: for a line that replays a recording (the demo's
+/// loop), whose statistics are the whole recording's, not the line's so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineCounts {
+    pub shares: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub goals: std::collections::BTreeMap<String, u64>,
+    pub revenue_cents: u64,
+    pub max_generation: u32,
+}
+
+impl LineCounts {
+    fn count(&mut self, arc: &ArcEvent) {
+        self.max_generation = self.max_generation.max(arc.generation);
+        match arc.kind {
+            ArcKind::Share => self.shares += 1,
+            ArcKind::Click => self.clicks += 1,
+            ArcKind::Conversion => {
+                self.conversions += 1;
+                self.revenue_cents += arc.value_cents.unwrap_or(0);
+                if let Some(goal) = &arc.goal {
+                    match self.goals.get_mut(goal) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.goals.insert(goal.clone(), 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub struct Hub {
@@ -126,16 +162,32 @@ impl Hub {
             epoch: epoch.into(),
             seq,
         };
-        lock(&self.pending)
-            .offsets
-            .insert(campaign.to_owned(), offset);
+        let mut pending = lock(&self.pending);
+        pending.offsets.insert(campaign.to_owned(), offset);
+        pending.lines.remove(campaign);
     }
 
     /// Starts `campaign`'s arc line over in a new epoch, and tells its subscribers, in order with
     /// the arcs before and after.
     pub fn reset(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
-        let epoch = epoch.into();
+        self.reset_line(campaign, epoch.into(), false);
+    }
+
+    /// [`Hub::reset`] for a line whose counters the hub keeps from its arcs (the demo's loop):
+    /// what a new subscriber is told it has shown so far.
+    pub fn reset_counted(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
+        self.reset_line(campaign, epoch.into(), true);
+    }
+
+    fn reset_line(&self, campaign: &str, epoch: Arc<str>, counted: bool) {
         let mut pending = lock(&self.pending);
+        if counted {
+            pending
+                .lines
+                .insert(campaign.to_owned(), LineCounts::default());
+        } else {
+            pending.lines.remove(campaign);
+        }
         let offset = Offset {
             epoch: epoch.clone(),
             seq: 0,
@@ -163,8 +215,16 @@ impl Hub {
             items,
             since,
             offsets,
+            lines,
         } = &mut *pending;
         since.get_or_insert_with(Instant::now);
+        if !lines.is_empty() {
+            for arc in &arcs {
+                if let Some(line) = lines.get_mut(&arc.campaign) {
+                    line.count(arc);
+                }
+            }
+        }
         let mut last: Option<(&str, u64)> = None;
         let mut note = |campaign: &str, seq: u64| match offsets.get_mut(campaign) {
             Some(offset) => offset.seq = seq,
@@ -187,12 +247,26 @@ impl Hub {
     /// Registers a subscriber; frames for it arrive on the returned queue. With a campaign
     /// filter, also returns where that campaign stood: every later arc comes through the queue.
     pub fn subscribe(&self, filter: LiveFilter) -> (mpsc::Receiver<Frame>, Option<Offset>) {
+        let (rx, offset, _) = self.subscribe_counted(filter);
+        (rx, offset)
+    }
+
+    /// [`Hub::subscribe`], with the counters of the campaign's line at that offset when the hub
+    /// keeps them (see [`Hub::reset_counted`]).
+    pub fn subscribe_counted(
+        &self,
+        filter: LiveFilter,
+    ) -> (mpsc::Receiver<Frame>, Option<Offset>, Option<LineCounts>) {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let pending = lock(&self.pending);
         let offset = filter
             .campaign
             .as_deref()
             .and_then(|c| pending.offsets.get(c).cloned());
+        let line = filter
+            .campaign
+            .as_deref()
+            .and_then(|c| pending.lines.get(c).cloned());
         let mut subscribers = lock(&self.subscribers);
         subscribers.push(Subscriber {
             filter,
@@ -201,7 +275,7 @@ impl Hub {
         });
         drop(pending);
         metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
-        (rx, offset)
+        (rx, offset, line)
     }
 
     /// Sends out every arc published since the last tick, and overdue lag notices.
@@ -447,6 +521,44 @@ mod tests {
             decode(&slow.try_recv().expect("lagged")),
             ServerMessage::Lagged { dropped_arcs: 4 }
         );
+    }
+
+    /// A counted line (the demo's loop) tells a new subscriber its own counters so far; a new
+    /// loop starts them at 0; an ordinary line has none (its counters are the statistics').
+    #[test]
+    fn a_counted_line_hands_its_counters_to_new_subscribers() {
+        let hub = Hub::new(8);
+        let filter = LiveFilter {
+            campaign: Some("demo".into()),
+            kinds: vec![],
+        };
+        hub.reset_counted("demo", "loop.1");
+        let mut sale = arc(3, ArcKind::Conversion, "demo");
+        sale.goal = Some("purchase".into());
+        sale.value_cents = Some(1_999);
+        hub.publish(vec![
+            arc(1, ArcKind::Share, "demo"),
+            arc(2, ArcKind::Click, "demo"),
+            sale,
+        ]);
+        let (_, offset, line) = hub.subscribe_counted(filter.clone());
+        let line = line.expect("counted");
+        assert_eq!(offset.map(|o| o.seq), Some(3));
+        assert_eq!(
+            (
+                line.shares,
+                line.clicks,
+                line.conversions,
+                line.revenue_cents
+            ),
+            (1, 1, 1, 1_999)
+        );
+        assert_eq!(line.goals.get("purchase"), Some(&1));
+        hub.reset_counted("demo", "loop.2");
+        let (_, _, line) = hub.subscribe_counted(filter.clone());
+        assert_eq!(line, Some(LineCounts::default()));
+        hub.reset("demo", "ordinary");
+        assert_eq!(hub.subscribe_counted(filter).2, None);
     }
 
     #[test]

@@ -267,6 +267,11 @@ fn http_server(
                     .head(routes::app_js),
             )
             .service(
+                routes::resource("/feed.js")
+                    .get(routes::feed_js)
+                    .head(routes::feed_js),
+            )
+            .service(
                 routes::resource("/style.css")
                     .get(routes::style_css)
                     .head(routes::style_css),

@@ -61,6 +61,14 @@ try {
   check(await page.isHidden("[data-testid=replay-controls]"), "replay controls shown in live mode");
   check(report.live.pixels.click > 0, "no click arcs drawn");
   check(report.live.clicksShown !== "0", "the click counter shows 0");
+  // The demo's loop has just begun: the counters are its own so far, not the whole recording's
+  // (and never more).
+  const stats = await page.evaluate((c) => fetch(`/v1/campaigns/${c}/stats`).then((r) => r.json()), args.campaign);
+  report.live.counters = live.counters;
+  report.live.statsClicks = stats.summary.clicks;
+  check(live.counters.clicks > 0 && live.counters.clicks < stats.summary.clicks,
+    `counters show ${live.counters.clicks} clicks of the recording's ${stats.summary.clicks}`);
+  check(live.duplicates === 0 && live.gaps === 0, `the live line had ${live.duplicates} duplicates, ${live.gaps} gaps`);
   // What sharing brought: the top cascade, child shares per post, how soon visits come.
   await waitFor(() => window.viralGlobe.attribution?.top, null, "the attribution panel");
   report.live.attribution = {

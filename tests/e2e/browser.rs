@@ -35,6 +35,38 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
     println!("screenshots in {}", screenshots.display());
 }
 
+/// A server that wants a read token: the page asks for it instead of retrying, and with it shows
+/// the feed (the token kept in the page's address).
+#[test]
+fn the_page_asks_for_a_read_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--read-token",
+            "s3cret-read",
+            "--data-dir",
+        ])
+        .arg(dir.path());
+    let server = TestServer::spawn(command);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let output = page_driver("token.mjs", &server.base)
+        .args(["--token", "s3cret-read", "--out"])
+        .arg(&screenshots)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
+    assert_eq!(report["socketsWithoutToken"], 0, "{report}");
+    assert!(report["arcs"].as_u64() > Some(0), "{report}");
+}
+
 /// `node tests/browser/SCRIPT` driving the page of the server at `base`, on the demo's campaign.
 fn page_driver(script: &str, base: &str) -> Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))

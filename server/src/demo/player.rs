@@ -68,7 +68,8 @@ pub fn spawn(hub: Arc<Hub>, pace: Pace) -> std::io::Result<std::thread::JoinHand
         .name("demo-player".into())
         .spawn(move || {
             for round in 1.. {
-                hub.reset(embedded::CAMPAIGN, format!("{run}.{round}"));
+                // The loop's counters are its own arcs', not the recording's statistics.
+                hub.reset_counted(embedded::CAMPAIGN, format!("{run}.{round}"));
                 play_once(&hub, pace);
                 tracing::info!("demo campaign finished; starting again");
                 std::thread::sleep(Duration::from_secs(3));

@@ -146,6 +146,11 @@ impl CampaignStatsAccumulator {
             shares: self.totals.shares,
             clicks: self.totals.clicks,
             conversions: self.totals.conversions,
+            goals: self
+                .by_goal
+                .iter()
+                .map(|(goal, tally)| (goal.to_string(), tally.conversions))
+                .collect(),
             revenue_cents: self.totals.revenue_cents,
             max_generation: self.max_generation,
             geo_misses: self.geo_misses,

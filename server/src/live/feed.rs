@@ -107,14 +107,21 @@ pub async fn live(
 
     let span = ws::session_span("live", &req, filter.campaign.as_deref());
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let (frames, offset) = hub.subscribe(filter.clone());
+    let (frames, offset, line) = hub.subscribe_counted(filter.clone());
     // The hello gives the campaign's offset at the subscription: its queue holds exactly what
     // follows, and a new subscriber is sent nothing at or before it (arcs published in the tick
     // it joined in are in the queue too: trimmed, as for a resume).
-    let hello = hello(&engine, &filter, |c| match &offset {
+    let mut hello = hello(&engine, &filter, |c| match &offset {
         Some(o) if filter.campaign.as_deref() == Some(c) => Some(o.clone()),
         _ => hub.offset(c),
     });
+    // A line that replays a recording (the demo's loop) has shown only part of it so far.
+    if let (Some(line), ServerMessage::Hello { campaigns, .. }) = (&line, &mut hello) {
+        campaigns
+            .iter_mut()
+            .filter(|c| filter.campaign.as_deref() == Some(c.id.as_str()))
+            .for_each(|c| crate::hello::count_line(c, line));
+    }
     let start = match (&resume, &offset) {
         (None, Some(o)) => o.seq,
         _ => 0,

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, http::header};
 
 const INDEX_HTML: &str = include_str!("../../../assets/web/index.html");
 const APP_JS: &str = include_str!("../../../assets/web/app.js");
+const FEED_JS: &str = include_str!("../../../assets/web/feed.js");
 const STYLE_CSS: &str = include_str!("../../../assets/web/style.css");
 const WORLD_JSON: &str = include_str!("../../../assets/world/world-50m.json");
 
@@ -21,6 +22,11 @@ pub async fn index() -> HttpResponse {
 
 pub async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS, 60)
+}
+
+/// The protocol client, apart from the drawing (docs/browser-protocol.md quotes it).
+pub async fn feed_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", FEED_JS, 60)
 }
 
 pub async fn style_css() -> HttpResponse {

@@ -1,0 +1,102 @@
+// The protocol client of docs/browser-protocol.md, apart from any drawing: opens a campaign's live
+// feed or a replay, and after a lost connection opens it again after the last arc received
+// (`since`, `epoch`), so nothing is missed or counted twice. What arrives goes to the callbacks:
+//
+//   const feed = connectFeed({ base: "ws://127.0.0.1:8080", campaign: "bones-brigade",
+//     onHello: (campaign) => …, onArcs: (arcs) => …, onReset: (epoch) => …, onLag: (dropped) => … });
+//   feed.close();
+//
+// `mode: "replay"` opens a replay instead (`replayQuery()` adds its options, e.g. `speed=86400`),
+// whose `clock` messages go to `onClock`; `feed.send({type: "pause"})` steers it. A live feed
+// hands on only arcs after the last one it handed on (a repeat is counted in `feed.duplicates`,
+// a skip in `feed.gaps`); a replay hands on everything, as its seeks number arcs afresh.
+
+export function connectFeed({
+  base, campaign, mode = "live", token = null, replayQuery = () => "",
+  onHello = () => {}, onArcs = () => {}, onClock = () => {}, onLag = () => {}, onReset = () => {},
+  onError = () => {}, onStatus = () => {}, onRefused = null,
+}) {
+  const feed = { position: { epoch: null, seq: 0 }, duplicates: 0, gaps: 0, resumes: 0 };
+  let socket = null;
+  let retry = 0;
+  let closed = false;
+
+  const withToken = (url) => (token ? `${url}&token=${encodeURIComponent(token)}` : url);
+  const urlFor = (resume) => {
+    const c = encodeURIComponent(campaign);
+    const since = resume && feed.position.epoch
+      ? `&since=${feed.position.seq}&epoch=${encodeURIComponent(feed.position.epoch)}`
+      : "";
+    const path = mode === "live"
+      ? `/v1/live?campaign=${c}`
+      : `/v1/campaigns/${c}/replay?${replayQuery()}`;
+    return withToken(`${base}${path}${since}`);
+  };
+
+  function arcs(list) {
+    if (mode !== "live") {
+      feed.position.seq = list[list.length - 1]?.seq ?? feed.position.seq;
+      return onArcs(list);
+    }
+    const fresh = [];
+    for (const arc of list) {
+      if (feed.position.epoch && arc.seq <= feed.position.seq) { feed.duplicates++; continue; }
+      if (feed.position.epoch && arc.seq > feed.position.seq + 1) feed.gaps++;
+      feed.position.seq = arc.seq;
+      fresh.push(arc);
+    }
+    if (fresh.length) onArcs(fresh);
+  }
+
+  function open(resume) {
+    if (resume && feed.position.epoch) feed.resumes++;
+    const ws = new WebSocket(urlFor(resume));
+    socket = ws;
+    onStatus("connecting");
+    ws.onopen = () => { retry = 0; onStatus("open"); };
+    ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      switch (message.type) {
+        case "arc": arcs([message]); break;
+        case "arcs": arcs(message.arcs); break;
+        case "clock": onClock(message); break;
+        case "lagged": onLag(message.dropped_arcs); break;
+        case "error": onError(message.message); break;
+        case "hello": {
+          const ours = message.campaigns.find((c) => c.id === campaign);
+          // A live hello says where the feed starts; a replay's only names the recording's epoch.
+          if (!feed.position.epoch && ours?.epoch) {
+            feed.position = { epoch: ours.epoch, seq: mode === "live" ? ours.seq : 0 };
+            onHello(ours);
+          }
+          break;
+        }
+        case "reset": // the campaign's arc line started over (a new campaign, a demo loop)
+          if (message.campaign === campaign) {
+            feed.position = { epoch: message.epoch, seq: 0 };
+            onReset(message.epoch);
+          }
+          break;
+        default: break; // types added later
+      }
+    };
+    ws.onclose = async () => {
+      if (closed || socket !== ws) return;
+      onStatus("closed");
+      // A refused token is not retried: whoever opened the feed is told.
+      if (onRefused && (await onRefused())) return;
+      retry = Math.min(retry + 1, 5);
+      setTimeout(() => !closed && socket === ws && open(true), 1000 * retry);
+    };
+  }
+
+  open(false);
+  feed.send = (message) => {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  };
+  feed.close = () => {
+    closed = true;
+    socket?.close();
+  };
+  return feed;
+}
