@@ -4,6 +4,8 @@
 // tests and debugging.
 
 import { connectFeed } from "./feed.js";
+import { createGlobe } from "./globe.js";
+import { drawLand } from "./land.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
@@ -17,6 +19,8 @@ const COLORS = { click: "#4cc9f0", signup: "#80ed99", purchase: "#ffd166", conve
 const state = {
   campaign: null,
   mode: params.get("mode") === "replay" ? "replay" : "live",
+  // `globe` (WebGL, the default) or `map` (the flat view; also where WebGL is missing).
+  view: params.get("view") === "map" ? "map" : "globe",
   connection: "connecting",
   arcsReceived: 0,
   kinds: {},
@@ -68,45 +72,6 @@ function resize() {
   for (const flight of flights) flight.points = arcPoints(flight.arc);
 }
 
-// A ring's longitudes unwrapped: no step of more than 180°, so a ring that crosses the
-// antimeridian runs past ±180 instead of jumping across the map (which, filled, drew a band of
-// false land across the Arctic). A ring around a pole ends a whole turn from where it began: it is
-// closed over the pole.
-function unwrap(ring) {
-  const out = [];
-  let shift = 0;
-  for (const [lon, lat] of ring) {
-    const prev = out.length ? out[out.length - 1][0] : null;
-    if (prev !== null) {
-      const step = lon + shift - prev;
-      if (step > 180) shift -= 360;
-      else if (step < -180) shift += 360;
-    }
-    out.push([lon + shift, lat]);
-  }
-  if (out.length && Math.abs(out[out.length - 1][0] - out[0][0]) > 180) {
-    const pole = out.reduce((sum, [, lat]) => sum + lat, 0) < 0 ? -90 : 90;
-    out.push([out[out.length - 1][0], pole], [out[0][0], pole]);
-  }
-  return out;
-}
-
-// Traces `ring` where it shows on the map: as it is, and a turn east or west for the part past ±180.
-function traceRing(b, ring) {
-  const points = unwrap(ring);
-  const lons = points.map(([lon]) => lon);
-  const [min, max] = [Math.min(...lons), Math.max(...lons)];
-  for (const offset of [-360, 0, 360]) {
-    if (max + offset < -180 || min + offset > 180) continue;
-    points.forEach(([lon, lat], i) => {
-      const [x, y] = project(lon + offset, lat);
-      if (i === 0) b.moveTo(x, y);
-      else b.lineTo(x, y);
-    });
-    b.closePath();
-  }
-}
-
 function drawBase() {
   const b = base.getContext("2d");
   b.fillStyle = "#05070d";
@@ -114,28 +79,8 @@ function drawBase() {
   b.fillStyle = "#0a1222";
   b.fillRect(view.x, view.y, 360 * view.scale, 180 * view.scale);
   if (!world) return;
-  b.save();
-  b.beginPath();
-  b.rect(view.x, view.y, 360 * view.scale, 180 * view.scale);
-  b.clip();
-  b.fillStyle = "#1a2744";
-  b.beginPath();
-  for (const polygon of world.land) {
-    for (const ring of polygon) traceRing(b, ring);
-  }
-  b.fill("evenodd");
-  b.strokeStyle = "#2f4170";
-  b.lineWidth = Math.max(0.5, view.scale / 8);
-  b.beginPath();
-  for (const line of world.borders) {
-    line.forEach(([lon, lat], i) => {
-      const [x, y] = project(lon, lat);
-      if (i === 0) b.moveTo(x, y);
-      else b.lineTo(x, y);
-    });
-  }
-  b.stroke();
-  b.restore();
+  const rect = [view.x, view.y, 360 * view.scale, 180 * view.scale];
+  drawLand(b, world, project, rect, { land: "#1a2744", border: "#2f4170", borderWidth: Math.max(0.5, view.scale / 8) });
 }
 
 // For tests and debugging: whether the map shows land at a place.
@@ -150,6 +95,8 @@ window.viralGlobeMap = {
 // ---- arcs ------------------------------------------------------------------------------------
 
 const flights = [];
+// The WebGL globe (globe.js), when the browser has WebGL.
+let globe = null;
 
 const toVector = ({ lat, lon }) => {
   const [φ, λ] = [(lat * Math.PI) / 180, (lon * Math.PI) / 180];
@@ -197,7 +144,9 @@ function addArc(arc) {
   state.kinds[kind] = (state.kinds[kind] || 0) + 1;
   if (state.mode === "live") count(arc);
   state.counters.generations = Math.max(state.counters.generations, arc.generation + 1);
-  flights.push({ arc, born: performance.now(), color: colorOf(arc), points: arcPoints(arc) });
+  // Each view draws its own arcs: the globe from slots on the GPU, the map from its flights.
+  if (state.view === "globe" && globe) globe.add(arc);
+  else flights.push({ arc, born: performance.now(), color: colorOf(arc), points: arcPoints(arc) });
   if (flights.length > MAX_IN_FLIGHT) flights.splice(0, flights.length - MAX_IN_FLIGHT);
 }
 
@@ -213,6 +162,30 @@ function countersOf(summary) {
     revenueCents: summary.revenue_cents,
     generations: summary.shares > 0 ? summary.max_generation + 1 : 0,
   };
+}
+
+// Arcs in flight go (a seek, a new loop, another campaign).
+function clearArcs() {
+  flights.length = 0;
+  globe?.clear();
+}
+
+// The globe or the flat map; the choice stays in the address.
+function showView() {
+  if (!globe) state.view = "map";
+  $("map").hidden = state.view !== "map";
+  $("globe").hidden = state.view !== "globe";
+  $("view").value = state.view;
+  resize();
+  globe?.resize();
+}
+
+// The address says what the page shows: campaign, mode and view (and the token, if given).
+function keepInAddress() {
+  params.set("campaign", state.campaign);
+  params.set("mode", state.mode);
+  params.set("view", state.view);
+  history.replaceState(null, "", `?${params}`);
 }
 
 function count(arc) {
@@ -261,17 +234,23 @@ function drawFlight(flight, now) {
 }
 
 function frame(now) {
-  ctx.globalAlpha = 1;
-  ctx.drawImage(base, 0, 0);
   const limit = 1 + FADE_MS / ARC_MS;
   let kept = 0;
   for (const flight of flights) {
     if ((now - flight.born) / ARC_MS < limit) flights[kept++] = flight;
   }
   flights.length = kept;
-  for (const flight of flights) drawFlight(flight, now);
-  ctx.globalAlpha = 1;
-  state.inFlight = flights.length;
+  if (state.view === "globe" && globe) {
+    globe.draw();
+    state.globe = globe.info();
+    state.inFlight = state.globe.inFlight;
+  } else {
+    ctx.globalAlpha = 1;
+    ctx.drawImage(base, 0, 0);
+    for (const flight of flights) drawFlight(flight, now);
+    ctx.globalAlpha = 1;
+    state.inFlight = flights.length;
+  }
   state.framesDrawn++;
   showCounters();
   requestAnimationFrame(frame);
@@ -392,7 +371,8 @@ const send = (message) => feed?.send(message);
 async function connect() {
   feed?.close();
   feed = null;
-  flights.length = 0;
+  clearArcs();
+  keepInAddress();
   state.arcsReceived = 0;
   state.kinds = {};
   // Live, the counters come with the hello: the campaign's so far, where its line stands.
@@ -412,7 +392,7 @@ async function connect() {
     onLag: showLagged,
     onReset: () => {
       // The campaign's arc line started over (a demo loop): so do the counters.
-      flights.length = 0;
+      clearArcs();
       if (state.mode === "live") state.counters = zeroCounters();
     },
     onError: (message) => { state.lastError = message; console.warn(message); },
@@ -451,8 +431,14 @@ async function start() {
   for (const c of campaigns) $("campaign").append(new Option(`${c.id} (${number(c.clicks)} clicks)`, c.id));
   state.campaign = params.get("campaign") || campaigns[0]?.id || "";
   $("campaign").value = state.campaign;
-  resize();
-  window.addEventListener("resize", resize);
+  try {
+    globe = createGlobe($("globe"), world, colorOf);
+  } catch (e) {
+    state.lastError = `no WebGL, the flat map instead: ${e}`;
+  }
+  showView();
+  window.addEventListener("resize", () => { resize(); globe?.resize(); });
+  $("view").addEventListener("change", (e) => { state.view = e.target.value; showView(); keepInAddress(); });
   $("campaign").addEventListener("change", (e) => { state.campaign = e.target.value; connect(); });
   $("mode").addEventListener("change", (e) => { state.mode = e.target.value; connect(); });
   $("play").addEventListener("click", () => send({ type: state.clock?.playing === false ? "play" : "pause" }));
@@ -462,7 +448,7 @@ async function start() {
     seeking = false;
     if (!state.clock) return;
     const { from, to } = state.clock;
-    flights.length = 0;
+    clearArcs();
     send({ type: "seek", ts: Math.round(from + (Number(e.target.value) / 1000) * (to - from)) });
   });
   requestAnimationFrame(frame);

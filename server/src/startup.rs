@@ -272,6 +272,17 @@ fn http_server(
                     .head(routes::feed_js),
             )
             .service(
+                routes::resource("/land.js")
+                    .get(routes::land_js)
+                    .head(routes::land_js),
+            )
+            .service(
+                routes::resource("/globe.js")
+                    .wrap(middleware::Compress::default())
+                    .get(routes::globe_js)
+                    .head(routes::globe_js),
+            )
+            .service(
                 routes::resource("/style.css")
                     .get(routes::style_css)
                     .head(routes::style_css),

@@ -22,7 +22,7 @@ try {
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   let sockets = 0;
   page.on("websocket", () => sockets++);
-  await page.goto(`${args.url}/?campaign=${args.campaign}`);
+  await page.goto(`${args.url}/?campaign=${args.campaign}&view=map`);
   await page.waitForSelector("[data-testid=token-form]", { state: "visible", timeout: 15_000 })
     .catch(() => { throw new Error("the page never asked for the token"); });
   report.asked = await page.textContent("[data-testid=connection]");

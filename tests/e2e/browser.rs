@@ -28,6 +28,9 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
         "{report}"
     );
     assert_eq!(report["replay"]["clock"]["speed"], 604_800.0, "{report}");
+    assert_eq!(report["globe"]["webgl"], "webgl2", "{report}");
+    // The globe's frame time in software WebGL, for the record (`--nocapture` shows it).
+    println!("globe: {}", report["globe"]);
     for shot in ["live.png", "replay.png"] {
         let bytes = std::fs::metadata(screenshots.join(shot)).map_or(0, |m| m.len());
         assert!(bytes > 10_000, "{shot}: {bytes} bytes");
@@ -65,6 +68,44 @@ fn the_page_asks_for_a_read_token() {
     let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
     assert_eq!(report["socketsWithoutToken"], 0, "{report}");
     assert!(report["arcs"].as_u64() > Some(0), "{report}");
+}
+
+/// The committed bundle `assets/web/globe.js` is what `npm run web --prefix assets` makes from
+/// `assets/web-src/` and the lockfile's three.js and esbuild: the same command, writing elsewhere,
+/// gives the same bytes. (Edited the globe and forgot to rebuild? This says so.)
+#[test]
+fn the_committed_globe_bundle_is_rebuilt_from_its_sources() {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let package: Value = serde_json::from_str(
+        &std::fs::read_to_string(assets.join("package.json")).expect("assets/package.json"),
+    )
+    .expect("JSON");
+    let script = package["scripts"]["web"].as_str().expect("a `web` script");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("globe.js");
+    let mut words = script.split_whitespace();
+    assert_eq!(words.next(), Some("esbuild"), "{script}");
+    let args: Vec<String> = words
+        .map(|word| match word.strip_prefix("--outfile=") {
+            Some(_) => format!("--outfile={}", out.display()),
+            None => word.to_owned(),
+        })
+        .collect();
+    let status = std::process::Command::new(assets.join("node_modules/.bin/esbuild"))
+        .args(&args)
+        .current_dir(&assets)
+        .status()
+        .expect("esbuild runs (tests/run.sh runs `npm ci --prefix assets`)");
+    assert!(status.success());
+    let rebuilt = std::fs::read(&out).expect("rebuilt");
+    let committed = std::fs::read(assets.join("web/globe.js")).expect("committed");
+    assert!(
+        rebuilt == committed,
+        "assets/web/globe.js is not what its sources build ({} against {} bytes): run `npm run \
+         web --prefix assets` and commit it",
+        rebuilt.len(),
+        committed.len()
+    );
 }
 
 /// `node tests/browser/SCRIPT` driving the page of the server at `base`, on the demo's campaign.

@@ -6,6 +6,9 @@ use actix_web::{HttpResponse, http::header};
 const INDEX_HTML: &str = include_str!("../../../assets/web/index.html");
 const APP_JS: &str = include_str!("../../../assets/web/app.js");
 const FEED_JS: &str = include_str!("../../../assets/web/feed.js");
+const LAND_JS: &str = include_str!("../../../assets/web/land.js");
+/// `assets/web-src/globe.js` bundled with three.js (`npm run web --prefix assets`).
+const GLOBE_JS: &str = include_str!("../../../assets/web/globe.js");
 const STYLE_CSS: &str = include_str!("../../../assets/web/style.css");
 const WORLD_JSON: &str = include_str!("../../../assets/world/world-50m.json");
 
@@ -27,6 +30,14 @@ pub async fn app_js() -> HttpResponse {
 /// The protocol client, apart from the drawing (docs/browser-protocol.md quotes it).
 pub async fn feed_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", FEED_JS, 60)
+}
+
+pub async fn land_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", LAND_JS, 60)
+}
+
+pub async fn globe_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", GLOBE_JS, 3_600)
 }
 
 pub async fn style_css() -> HttpResponse {
