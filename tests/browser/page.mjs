@@ -4,18 +4,12 @@
 //
 //   node tests/browser/page.mjs --url http://127.0.0.1:8080 --campaign bones-brigade --out DIR
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { finish, launch } from "./chromium.mjs";
 
 const { values: args } = parseArgs({
   options: { url: { type: "string" }, campaign: { type: "string" }, out: { type: "string" } },
 });
-const executablePath = process.env.VIRALGLOBE_CHROMIUM || "/usr/bin/chromium";
-// WebGL without a GPU: Chromium's SwiftShader.
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
-    "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const report = {};
 const problems = [];
 const check = (ok, what) => { if (!ok) problems.push(what); };
@@ -180,9 +174,5 @@ try {
   await phone.screenshot({ path: `${args.out}/phone.png` });
 } catch (e) {
   problems.push(e.message);
-} finally {
-  await browser.close();
 }
-report.problems = problems;
-console.log(JSON.stringify(report));
-process.exit(problems.length ? 1 : 0);
+await finish(browser, report, problems);

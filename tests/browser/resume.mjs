@@ -5,7 +5,7 @@
 //
 //   node tests/browser/resume.mjs --url http://127.0.0.1:8080 --campaign C --at 10 --until 30
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -13,18 +13,13 @@ const { values: args } = parseArgs({
     at: { type: "string" }, until: { type: "string" },
   },
 });
-const executablePath = process.env.VIRALGLOBE_CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
   const waitFor = (predicate, arg, what, timeout = 30_000) =>
     page.waitForFunction(predicate, arg, { timeout }).catch(() => { throw new Error(`timed out waiting for ${what}`); });
-  await page.goto(`${args.url}/?campaign=${args.campaign}`);
+  await page.goto(`${args.url}/?campaign=${args.campaign}&view=map`);
   await waitFor((n) => window.viralGlobe.position.seq >= n, Number(args.at), `arc ${args.at}`);
   console.log(`at ${args.at}`);
   await waitFor(() => window.viralGlobe.resumes > 0 && window.viralGlobe.connection === "open", null, "the page to reconnect");

@@ -4,17 +4,12 @@
 //
 //   node tests/browser/token.mjs --url http://127.0.0.1:8080 --campaign C --token SECRET --out DIR
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { finish, launch } from "./chromium.mjs";
 
 const { values: args } = parseArgs({
   options: { url: { type: "string" }, campaign: { type: "string" }, token: { type: "string" }, out: { type: "string" } },
 });
-const executablePath = process.env.VIRALGLOBE_CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const report = {};
 const problems = [];
 try {
@@ -39,9 +34,5 @@ try {
   if (!report.tokenInUrl) problems.push("the token is not kept in the address");
 } catch (e) {
   problems.push(e.message);
-} finally {
-  await browser.close();
 }
-report.problems = problems;
-console.log(JSON.stringify(report));
-process.exit(problems.length ? 1 : 0);
+await finish(browser, report, problems);

@@ -19,12 +19,12 @@ use crate::{
     report::{Row, count},
     server::{Process, pinned},
     subscribers::Crowd,
-    workload::{CampaignTraffic, launch_time, now_ms},
+    workload::{CampaignTraffic, now_ms},
 };
 
-const BATCH: usize = 1_000;
 const BATCHES_PER_CONNECTION: usize = 150;
-const CONNECTIONS: usize = 2;
+/// Events the batches phase sends: 2 connections × 150 batches × 1,000.
+const BATCH_EVENTS: usize = 2 * BATCHES_PER_CONNECTION * 1_000;
 const SINGLE_CONNECTIONS: usize = 32;
 
 /// Debian's `redis-server` on a free loopback port, in a directory of its own.
@@ -82,46 +82,9 @@ impl Drop for Redis {
 
 /// Events/s and the p50/p99 of one batch's round trip, batches of 1,000 over two connections.
 async fn batches(server: &Process, seed: u64) -> anyhow::Result<(f64, Duration, Duration)> {
-    let work: Vec<Vec<Vec<u8>>> = (0..CONNECTIONS)
-        .map(|c| {
-            let mut traffic = CampaignTraffic::new(&format!("cluster{c}"), seed + c as u64);
-            (0..BATCHES_PER_CONNECTION)
-                .map(|_| traffic.batch(BATCH, launch_time))
-                .collect()
-        })
-        .collect();
-    let started = Instant::now();
-    let posters: Vec<_> = work
-        .into_iter()
-        .map(|bodies| {
-            let address = server.address.clone();
-            tokio::spawn(async move {
-                let mut connection = Connection::open(&address).await?;
-                let (mut accepted, mut times) = (0, Vec::with_capacity(bodies.len()));
-                for body in &bodies {
-                    let sent = Instant::now();
-                    let answer = connection.post("/v1/events", body).await?;
-                    times.push(sent.elapsed());
-                    ensure!(answer.status == 200, "ingest answered {}", answer.status);
-                    accepted += answer.accepted()?;
-                }
-                Ok((accepted, times))
-            })
-        })
-        .collect();
-    let (mut accepted, mut times) = (0, Vec::new());
-    for poster in posters {
-        let (a, t) = poster.await??;
-        accepted += a;
-        times.extend(t);
-    }
-    let rate = accepted as f64 / started.elapsed().as_secs_f64();
-    let expected = (CONNECTIONS * BATCHES_PER_CONNECTION * BATCH) as u64;
-    ensure!(
-        accepted == expected,
-        "acknowledged {accepted} of {expected}"
-    );
-    times.sort();
+    let (rate, times) =
+        super::ingest::post_batches(&server.address, "cluster", seed, BATCHES_PER_CONNECTION)
+            .await?;
     Ok((rate, quantile(&times, 0.5), quantile(&times, 0.99)))
 }
 
@@ -203,7 +166,7 @@ pub async fn cluster(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
         if appendfsync == "everysec" {
             // A node that starts on this log applies all of it before it listens.
             let entries = count_entries(&redis)?;
-            let events = (CONNECTIONS * BATCHES_PER_CONNECTION * BATCH) as f64;
+            let events = BATCH_EVENTS as f64;
             let started = Instant::now();
             let late = Process::server_with(
                 cli,
