@@ -2,10 +2,12 @@
 # The benchmark suite: every figure in one table. `bash bench/run.sh [viralglobe-load options]`,
 # e.g. `--seconds 10` for longer phases or `--server-cpus '' --client-cpus ''` for no pinning.
 #
-# Three programs print rows: the server's in-process bench (geo, pipeline; one thread), the load
+# Four programs print rows: the server's in-process bench (geo, pipeline; one thread), the load
 # generator (the release server binary in its own process on CPU 0, real clients on CPU 1, over
-# loopback), and the viewer's frame bench (headless, dev profile: a release Bevy build takes the
-# better part of an hour on 2 cores; `--workspace` so Bevy is the build the tests already made).
+# loopback), the viewer's frame bench (headless, dev profile: a release Bevy build takes the
+# better part of an hour on 2 cores; `--workspace` so Bevy is the build the tests already made),
+# and the page's globe in headless Chromium (bench/page/frames.mjs, against the release server's
+# demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/viralglobe-target}"
@@ -30,6 +32,23 @@ echo "load generator against the server binary..." >&2
   | tee -a "$rows" >&2
 echo "viewer frame bench..." >&2
 cargo bench --workspace --locked --profile dev --bench frame | grep '^| ' | tee -a "$rows" >&2
+
+echo "page globe frames in headless Chromium..." >&2
+if [ -x "${VIRALGLOBE_CHROMIUM:-/usr/bin/chromium}" ]; then
+  demo_dir=$(mktemp -d)
+  port=$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })")
+  "$CARGO_TARGET_DIR/release/viralglobe-server" demo --listen "127.0.0.1:$port" --data-dir "$demo_dir" >"$demo_dir/log" 2>&1 &
+  demo_pid=$!
+  for _ in $(seq 100); do
+    node -e "fetch('http://127.0.0.1:$port/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" && break
+    sleep 0.1
+  done
+  node bench/page/frames.mjs --url "http://127.0.0.1:$port" | tee -a "$rows" >&2 || echo "the page bench failed" >&2
+  kill "$demo_pid"; wait "$demo_pid" 2>/dev/null || true
+  rm -rf "$demo_dir"
+else
+  echo "no Chromium: the page's frame row is skipped (apt install chromium)" >&2
+fi
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 echo

@@ -1,8 +1,10 @@
 // The page's 3D globe, drawn with three.js (WebGL): the dark Earth with Natural Earth land and
 // borders, an atmosphere rim, and every arc in flight in one draw call — each arc is an instance
-// of one line strip, animated in the vertex shader from its ends, colour and birth time (head,
-// trail, fade), written into a ring of slots as it arrives. Drag to turn, scroll to zoom; it turns
-// gently by itself. Bundled with three.js into ../web/globe.js by `npm run web` (see
+// of one set of line segments (its path and a ring), animated in the vertex shader from its ends,
+// colour and birth time (head, trail, landing ring, fade; a campaign post is a pulse), written
+// into a ring of slots as it arrives. Drag to turn, scroll to zoom; left alone it follows the
+// action (where the latest arcs land), or turns gently when nothing happens. Hover or tap an arc
+// for what it is (`pick`). Bundled with three.js into ../web/globe.js by `npm run web` (see
 // ../package.json); the server serves the bundle, so nothing is loaded from elsewhere.
 
 import * as THREE from "three";
@@ -11,6 +13,8 @@ import { drawLand } from "../web/land.js";
 
 const SLOTS = 20_000; // arcs in flight at most; the oldest slot is reused first
 const SEGMENTS = 24; // line segments along one arc
+const RING_SEGMENTS = 16; // line segments of its landing ring
+const FOLLOW_AFTER_S = 6; // left alone this long, the camera follows the action
 const TRAVEL_S = 1.4; // an arc's head travels for this long
 const FADE_S = 1.6; // then its trail fades for this long
 
@@ -49,9 +53,12 @@ const atmosphereShader = {
     }`,
 };
 
+const LIFE = ((TRAVEL_S + FADE_S) / TRAVEL_S).toFixed(4); // an arc's life, in travel times
+
 const arcShader = {
   vertexShader: `
-    attribute float t;
+    attribute float t;     // along the arc, or around the ring
+    attribute float ring;  // 0: the arc's path; 1: its ring
     attribute vec3 aFrom;
     attribute vec3 aTo;
     attribute float aBorn;
@@ -61,24 +68,36 @@ const arcShader = {
     varying float vAlpha;
     void main() {
       float age = (uNow - aBorn) / ${TRAVEL_S.toFixed(2)};
-      if (age < 0.0 || age > ${((TRAVEL_S + FADE_S) / TRAVEL_S).toFixed(4)}) {
-        // Not in flight: off screen at once, none of the work below.
+      float angle = acos(clamp(dot(aFrom, aTo), -1.0, 1.0));
+      bool post = angle < 1e-4; // a campaign post: a pulse where it was posted, no path
+      // Not drawn now: off screen at once, none of the work below.
+      bool off = age < 0.0 || age > ${LIFE} || (ring < 0.5 && post) || (ring > 0.5 && !post && age < 1.0);
+      if (off) {
         vAlpha = 0.0;
         vColor = vec3(0.0);
         gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
         return;
       }
-      float angle = acos(clamp(dot(aFrom, aTo), -1.0, 1.0));
-      vec3 p = angle < 1e-4
-        ? aTo
-        : (sin((1.0 - t) * angle) * aFrom + sin(t * angle) * aTo) / sin(angle);
-      // Lifted off the surface in proportion to its length.
-      p *= 1.003 + 0.08 * angle * sin(3.14159265 * t);
-      float head = clamp(age, 0.0, 1.0);
-      float tail = clamp(age - 0.45, 0.0, 1.0);
       float fade = age <= 1.0 ? 1.0 : max(0.0, 1.0 - (age - 1.0) * ${(TRAVEL_S / FADE_S).toFixed(4)});
-      float on = step(tail, t) * step(t, head) * step(1e-4, angle);
-      vAlpha = on * fade * (0.35 + 0.65 * smoothstep(tail, head + 1e-3, t));
+      vec3 p;
+      if (ring > 0.5) {
+        // The ring spreads from where the arc landed (a post's pulse, wider, from its start).
+        float spread = post ? age / ${LIFE} : (age - 1.0) / (${LIFE} - 1.0);
+        float radius = post ? 0.006 + 0.05 * spread : 0.003 + 0.022 * spread;
+        vec3 side = normalize(cross(aTo, abs(aTo.y) < 0.9 ? vec3(0.0, 1.0, 0.0) : vec3(1.0, 0.0, 0.0)));
+        vec3 up = cross(aTo, side);
+        float around = 6.2831853 * t;
+        p = normalize(aTo + radius * (cos(around) * side + sin(around) * up)) * 1.002;
+        vAlpha = (post ? 1.0 - spread : fade) * 0.9;
+      } else {
+        p = (sin((1.0 - t) * angle) * aFrom + sin(t * angle) * aTo) / sin(angle);
+        // Lifted off the surface in proportion to its length.
+        p *= 1.003 + 0.08 * angle * sin(3.14159265 * t);
+        float head = clamp(age, 0.0, 1.0);
+        float tail = clamp(age - 0.45, 0.0, 1.0);
+        float on = step(tail, t) * step(t, head);
+        vAlpha = on * fade * (0.35 + 0.65 * smoothstep(tail, head + 1e-3, t));
+      }
       vColor = aColor;
       gl_Position = projectionMatrix * modelViewMatrix * vec4(p, 1.0);
     }`,
@@ -87,18 +106,24 @@ const arcShader = {
     varying float vAlpha;
     void main() {
       if (vAlpha < 0.01) discard;
-      gl_FragColor = vec4(vColor * vAlpha, 1.0);
+      gl_FragColor = vec4(vColor, vAlpha);
     }`,
 };
 
-// The arcs: one instanced line strip, a slot per arc in flight.
+// The arcs: one instanced set of line segments (the path, then the ring), a slot per arc in flight.
 function arcLayer() {
   const geometry = new THREE.InstancedBufferGeometry();
-  const ts = new Float32Array(SEGMENTS * 2);
-  for (let i = 0; i < SEGMENTS; i++) [ts[2 * i], ts[2 * i + 1]] = [i / SEGMENTS, (i + 1) / SEGMENTS];
+  const vertices = 2 * (SEGMENTS + RING_SEGMENTS);
+  const [ts, rings] = [new Float32Array(vertices), new Float32Array(vertices)];
+  for (let i = 0; i < SEGMENTS + RING_SEGMENTS; i++) {
+    const [ring, n, k] = i < SEGMENTS ? [0, SEGMENTS, i] : [1, RING_SEGMENTS, i - SEGMENTS];
+    [ts[2 * i], ts[2 * i + 1]] = [k / n, (k + 1) / n];
+    rings[2 * i] = rings[2 * i + 1] = ring;
+  }
   geometry.setAttribute("t", new THREE.BufferAttribute(ts, 1));
+  geometry.setAttribute("ring", new THREE.BufferAttribute(rings, 1));
   // three needs a position attribute to count vertices; the shader computes the real ones.
-  geometry.setAttribute("position", new THREE.BufferAttribute(new Float32Array(SEGMENTS * 6), 3));
+  geometry.setAttribute("position", new THREE.BufferAttribute(new Float32Array(vertices * 3), 3));
   const slot = (size) => new THREE.InstancedBufferAttribute(new Float32Array(SLOTS * size), size).setUsage(THREE.DynamicDrawUsage);
   const attributes = { aFrom: slot(3), aTo: slot(3), aBorn: slot(1), aColor: slot(3) };
   for (const [name, attribute] of Object.entries(attributes)) geometry.setAttribute(name, attribute);
@@ -109,20 +134,33 @@ function arcLayer() {
     uniforms: { uNow: { value: 0 } },
     transparent: true,
     depthWrite: false,
-    blending: THREE.AdditiveBlending,
+    // Blended over what is behind, not added: thousands of crossing arcs keep their colours
+    // instead of adding up to white.
+    blending: THREE.NormalBlending,
   });
   const lines = new THREE.LineSegments(geometry, material);
   lines.frustumCulled = false;
   let next = 0;
   let dirty = null; // [first, last] slots written since the last upload
-  const born = [];  // birth times of the most recent arcs, to count those in flight
+  const arcs = new Array(SLOTS).fill(null); // each slot's arc, for `pick`
+  const alive = (i, now) => arcs[i] && now - attributes.aBorn.array[i] <= TRAVEL_S + FADE_S;
+  // A point of slot i's arc at `t` (0 its start, 1 where it lands), lifted as the shader lifts it.
+  const pointOf = (i, t, out) => {
+    const [f, d] = [attributes.aFrom.array, attributes.aTo.array];
+    const from = new THREE.Vector3(f[3 * i], f[3 * i + 1], f[3 * i + 2]);
+    const to = new THREE.Vector3(d[3 * i], d[3 * i + 1], d[3 * i + 2]);
+    const angle = from.angleTo(to);
+    if (angle < 1e-4) return out.copy(to);
+    out.copy(from).multiplyScalar(Math.sin((1 - t) * angle)).addScaledVector(to, Math.sin(t * angle)).divideScalar(Math.sin(angle));
+    return out.multiplyScalar(1.003 + 0.08 * angle * Math.sin(Math.PI * t));
+  };
   return {
     object: lines,
     material,
     add(arc, color, now) {
-      born.push(now);
       const i = next % SLOTS;
       next++;
+      arcs[i] = arc;
       const to = toVec(arc.to.lat, arc.to.lon);
       const from = arc.from ? toVec(arc.from.lat, arc.from.lon) : to;
       attributes.aFrom.array.set([from.x, from.y, from.z], i * 3);
@@ -131,6 +169,7 @@ function arcLayer() {
       attributes.aColor.array.set([color.r, color.g, color.b], i * 3);
       dirty = dirty ? [Math.min(dirty[0], i), Math.max(dirty[1], i)] : [i, i];
       geometry.instanceCount = Math.min(next, SLOTS);
+      return to;
     },
     upload() {
       if (!dirty) return;
@@ -144,24 +183,60 @@ function arcLayer() {
     },
     clear() {
       attributes.aBorn.array.fill(-1e9);
+      arcs.fill(null);
       dirty = [0, SLOTS - 1];
-      born.length = 0;
     },
-    // Arcs still drawn at `now` (at most the slots).
+    // Arcs drawn at `now`.
     inFlight(now) {
-      let gone = 0;
-      while (gone < born.length && now - born[gone] > TRAVEL_S + FADE_S) gone++;
-      born.splice(0, gone);
-      if (born.length > SLOTS) born.splice(0, born.length - SLOTS);
-      return born.length;
+      let n = 0;
+      for (let i = 0; i < Math.min(next, SLOTS); i++) if (alive(i, now)) n++;
+      return n;
+    },
+    // The arc drawn nearest to `at` on screen (points of its drawn part on the side of the globe
+    // facing the camera), within `within` pixels; `toScreen(point)` gives a point's pixel.
+    pick(at, within, now, camera, toScreen) {
+      let best = null;
+      const point = new THREE.Vector3();
+      for (let i = 0; i < Math.min(next, SLOTS); i++) {
+        if (!alive(i, now)) continue;
+        const head = Math.min(1, (now - attributes.aBorn.array[i]) / TRAVEL_S);
+        for (const t of [head, head * 0.75, head * 0.5]) {
+          pointOf(i, t, point);
+          if (point.dot(camera.position) < point.lengthSq()) continue; // behind the Earth
+          const [x, y] = toScreen(point);
+          const distance = Math.hypot(x - at[0], y - at[1]);
+          if (distance <= within && (!best || distance < best.distance)) best = { arc: arcs[i], distance, x, y };
+        }
+      }
+      return best;
+    },
+    // The newest arc drawn now that has landed, and where (for tests).
+    newestLanded(now) {
+      for (let k = 1; k <= Math.min(next, SLOTS); k++) {
+        const i = (next - k) % SLOTS;
+        if (alive(i, now) && now - attributes.aBorn.array[i] >= TRAVEL_S) {
+          return { arc: arcs[i], landing: pointOf(i, 1, new THREE.Vector3()) };
+        }
+      }
+      return null;
     },
   };
 }
 
+// Whether WebGL runs on the CPU (SwiftShader, llvmpipe). Multisampling is nearly free on a GPU
+// but doubles a software renderer's frame (1.3 s against 0.6 s with 20,000 arcs in flight here).
+function softwareRendering() {
+  const gl = document.createElement("canvas").getContext("webgl2");
+  const info = gl?.getExtension("WEBGL_debug_renderer_info");
+  const name = info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+  gl?.getExtension("WEBGL_lose_context")?.loseContext();
+  return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+}
+
 // Builds the globe in `container` (a canvas of its own) for `world`; `colorOf(arc)` gives an
-// arc's CSS colour.
-export function createGlobe(container, world, colorOf) {
-  const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+// arc's CSS colour, `weightOf(arc)` how much it draws the camera (0 for none).
+export function createGlobe(container, world, colorOf, weightOf) {
+  const renderer = new THREE.WebGLRenderer({ antialias: !softwareRendering(), preserveDrawingBuffer: true });
   renderer.setPixelRatio(Math.min(2, window.devicePixelRatio || 1));
   renderer.domElement.dataset.testid = "globe";
   container.append(renderer.domElement);
@@ -181,12 +256,20 @@ export function createGlobe(container, world, colorOf) {
   const arcs = arcLayer();
   scene.add(arcs.object);
   const started = performance.now();
-  const clock = { getElapsedTime: () => (performance.now() - started) / 1_000 };
+  const seconds = () => (performance.now() - started) / 1_000;
   const colors = new Map();
   const colorFor = (css) => {
     if (!colors.has(css)) colors.set(css, new THREE.Color(css));
     return colors.get(css);
   };
+  // Following the action: where recent arcs land, weighted, fading (a sum that decays per arc).
+  const action = new THREE.Vector3();
+  let touched = -Infinity; // when a person last turned or zoomed it
+  let hovering = false;
+  let following = false;
+  controls.addEventListener("start", () => (touched = seconds()));
+  renderer.domElement.addEventListener("pointerenter", () => (hovering = true));
+  renderer.domElement.addEventListener("pointerleave", () => (hovering = false));
 
   function resize() {
     const { width, height } = container.getBoundingClientRect();
@@ -195,27 +278,64 @@ export function createGlobe(container, world, colorOf) {
     camera.updateProjectionMatrix();
   }
   resize();
+  // The container changes size with the page's layout too (the panel filling in), not only with
+  // the window: the drawing follows, or it would be stretched.
+  new ResizeObserver(resize).observe(container);
+
+  // A point's pixel in the canvas (CSS pixels from its top left).
+  const toScreen = (point) => {
+    const p = point.clone().project(camera);
+    const { width, height } = renderer.domElement.getBoundingClientRect();
+    return [((p.x + 1) / 2) * width, ((1 - p.y) / 2) * height];
+  };
+
+  // Left alone, the camera turns towards the action; while a person hovers it stays still.
+  function steer() {
+    following = seconds() - touched > FOLLOW_AFTER_S && action.length() > 1 && !hovering;
+    controls.autoRotate = !following && !hovering && seconds() - touched > FOLLOW_AFTER_S;
+    if (!following) return;
+    const distance = camera.position.length();
+    const direction = camera.position.clone().normalize().lerp(action.clone().normalize(), 0.01).normalize();
+    camera.position.copy(direction.multiplyScalar(distance));
+  }
 
   return {
     canvas: renderer.domElement,
     resize,
     add(arc) {
-      arcs.add(arc, colorFor(colorOf(arc)), clock.getElapsedTime());
+      const to = arcs.add(arc, colorFor(colorOf(arc)), seconds());
+      const weight = weightOf(arc);
+      if (weight > 0) action.multiplyScalar(0.98).addScaledVector(to, weight);
     },
-    clear: () => arcs.clear(),
+    clear() {
+      arcs.clear();
+      action.set(0, 0, 0);
+    },
     draw() {
+      steer();
       controls.update();
-      arcs.material.uniforms.uNow.value = clock.getElapsedTime();
+      arcs.material.uniforms.uNow.value = seconds();
       arcs.upload();
       renderer.render(scene, camera);
     },
+    // The arc under a pointer at CSS pixel `at` of the canvas, if one is within reach.
+    pick: (at) => arcs.pick(at, 14, seconds(), camera, toScreen)?.arc ?? null,
     // For tests and debugging.
     info: () => ({
       webgl: renderer.capabilities.isWebGL2 ? "webgl2" : "webgl",
-      inFlight: arcs.inFlight(clock.getElapsedTime()),
+      antialias: renderer.getContextAttributes().antialias,
+      inFlight: arcs.inFlight(seconds()),
       azimuth: controls.getAzimuthalAngle(),
       distance: camera.position.length(),
       drawCalls: renderer.info.render.calls,
+      following,
     }),
+    // Where the newest arc that has landed is on screen, if on the side facing the camera.
+    newestOnScreen() {
+      const newest = arcs.newestLanded(seconds());
+      if (!newest || newest.landing.dot(camera.position) < 1) return null;
+      const [x, y] = toScreen(newest.landing);
+      return { arc: newest.arc, x, y };
+    },
   };
 }

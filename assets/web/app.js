@@ -1,7 +1,8 @@
-// Viral Globe in a browser: a world map of a campaign's arcs, live or replayed, with its counters.
-// Plain browser APIs only. The protocol client is feed.js (the reference client of
-// docs/browser-protocol.md); this file draws. `window.viralGlobe` exposes the page's state for
-// tests and debugging.
+// Viral Globe in a browser: a campaign's arcs on a 3D globe (globe.js) or a flat map, live or
+// replayed, with its counters, clock, rates and top places. The protocol client is feed.js (the
+// reference client of docs/browser-protocol.md); this file draws. Colours come from the server's
+// /palette.json, the viewer's palette. `window.viralGlobe` exposes the page's state for tests and
+// debugging.
 
 import { connectFeed } from "./feed.js";
 import { createGlobe } from "./globe.js";
@@ -14,7 +15,20 @@ const wsBase = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.h
 const ARC_MS = 1400; // an arc's head travels for this long
 const FADE_MS = 1600; // then its trail fades for this long
 const MAX_IN_FLIGHT = 4000;
-const COLORS = { click: "#4cc9f0", signup: "#80ed99", purchase: "#ffd166", conversion: "#c77dff", root: "#ffffff" };
+// Clicks far outnumber everything else: drawn at this brightness so shares and conversions show.
+const CLICK_BRIGHTNESS = 0.6;
+const RATE_WINDOW_MS = 5_000; // events per second are counted over this long
+// The arcs' colours (GET /palette.json): by generation, sign-up, purchase, campaign post.
+let palette = null;
+
+// What the feed asks the server for (the protocol's own filters), kept in the address:
+// `kind=share,conversion`, `channel=facebook`, `generation=2-`.
+const filter = {
+  kinds: (params.get("kind") || "").split(",").filter((k) => ["share", "click", "conversion"].includes(k)),
+  channel: params.get("channel") || "",
+  generation: params.get("generation") || "",
+};
+const filtered = () => filter.kinds.length > 0 || filter.channel !== "" || filter.generation !== "";
 
 const state = {
   campaign: null,
@@ -30,6 +44,13 @@ const state = {
   clock: null,
   // The headline attribution figures shown (see showAttribution).
   attribution: null,
+  filter,
+  presenter: params.get("present") === "1",
+  // Live: the newest arc's campaign time; arcs a second over the last few seconds.
+  campaignTime: null,
+  rate: 0,
+  tables: null,
+  tooltip: null,
   lastError: null,
 };
 // Where the feed stands in the campaign's arc line, and its continuity as the page saw it (arcs
@@ -92,9 +113,14 @@ window.viralGlobeMap = {
   },
 };
 
+// For tests and debugging: where the newest landed arc is on the globe, in canvas pixels.
+window.viralGlobeGlobe = { newestOnScreen: () => globe?.newestOnScreen() ?? null };
+
 // ---- arcs ------------------------------------------------------------------------------------
 
 const flights = [];
+// [when, how many] of the arcs received lately, for the rate.
+const arrivals = [];
 // The WebGL globe (globe.js), when the browser has WebGL.
 let globe = null;
 
@@ -127,15 +153,20 @@ function arcPoints(arc) {
   return points;
 }
 
+const hex = (css) => [1, 3, 5].map((i) => parseInt(css.slice(i, i + 2), 16));
+const css = ([r, g, b]) => `rgb(${Math.round(r)}, ${Math.round(g)}, ${Math.round(b)})`;
+
+// An arc's colour, the viewer's: conversions by goal, campaign posts white, the rest by the
+// share's generation; clicks dimmed (never dropped).
 function colorOf(arc) {
-  if (arc.kind === "click") return COLORS.click;
-  if (arc.kind === "share") {
-    if (!arc.from) return COLORS.root;
-    const depth = Math.min(arc.generation, 10);
-    return `hsl(${330 + depth * 3}, 90%, ${68 - depth * 3}%)`;
-  }
-  return COLORS[arc.goal] || COLORS.conversion;
+  if (arc.kind === "conversion") return arc.goal === "purchase" ? palette.purchase : palette.signup;
+  if (arc.kind === "share" && !arc.from) return palette.root_share;
+  const color = palette.generations[Math.min(arc.generation, palette.generations.length - 1)];
+  return arc.kind === "click" ? css(hex(color).map((c) => c * CLICK_BRIGHTNESS)) : color;
 }
+
+// How much an arc draws the globe's camera when it follows the action.
+const weightOf = (arc) => (arc.kind === "click" ? 1 : 6);
 
 // An arc the feed hands on: live, one the counters do not hold yet.
 function addArc(arc) {
@@ -144,6 +175,7 @@ function addArc(arc) {
   state.kinds[kind] = (state.kinds[kind] || 0) + 1;
   if (state.mode === "live") count(arc);
   state.counters.generations = Math.max(state.counters.generations, arc.generation + 1);
+  if (state.mode === "live") state.campaignTime = Math.max(state.campaignTime ?? 0, arc.ts);
   // Each view draws its own arcs: the globe from slots on the GPU, the map from its flights.
   if (state.view === "globe" && globe) globe.add(arc);
   else flights.push({ arc, born: performance.now(), color: colorOf(arc), points: arcPoints(arc) });
@@ -180,15 +212,23 @@ function showView() {
   globe?.resize();
 }
 
-// The address says what the page shows: campaign, mode and view (and the token, if given).
+// The address says what the page shows: campaign, mode, view, filters, presenter mode (and the
+// token, if given).
 function keepInAddress() {
   params.set("campaign", state.campaign);
   params.set("mode", state.mode);
   params.set("view", state.view);
+  const keep = (name, value) => (value ? params.set(name, value) : params.delete(name));
+  keep("kind", filter.kinds.join(","));
+  keep("channel", filter.channel);
+  keep("generation", filter.generation);
+  keep("present", state.presenter ? "1" : "");
   history.replaceState(null, "", `?${params}`);
 }
 
 function count(arc) {
+  // Filtered, the feed brings only some arcs: the counters come from the campaign list instead.
+  if (filtered()) return;
   const c = state.counters;
   if (arc.kind === "share") c.shares++;
   if (arc.kind === "click") c.clicks++;
@@ -252,7 +292,11 @@ function frame(now) {
     state.inFlight = flights.length;
   }
   state.framesDrawn++;
+  while (arrivals.length && now - arrivals[0][0] > RATE_WINDOW_MS) arrivals.shift();
+  state.rate = arrivals.reduce((sum, [, n]) => sum + n, 0) / (RATE_WINDOW_MS / 1_000);
   showCounters();
+  showLiveClock();
+  if (pointer) showTooltip(pick(pointer), pointer);
   requestAnimationFrame(frame);
 }
 
@@ -272,6 +316,7 @@ async function showAttribution() {
   const k = stats?.virality?.by_generation?.[0]?.k_factor;
   const delay = stats?.delays?.all?.share_to_click?.p50_s;
   const country = stats?.places?.all?.countries_by_clicks?.[0];
+  showTables(stats);
   state.attribution = { top: top ?? null, kFactor: k ?? null, clickDelayS: delay ?? null, country: country ?? null };
   $("top-cascade").textContent = top
     ? `${top.channel} post: $${number(top.totals.revenue_cents / 100)}, ${top.depth} generations`
@@ -323,7 +368,8 @@ function countersAt(ts) {
   for (let i = 0; i < timeline.buckets.length; i++) {
     const start = timeline.from + i * timeline.bucket_ms;
     if (start > ts) break;
-    const part = Math.min(1, (ts - start) / timeline.bucket_ms);
+    // The last bucket may reach past the recording's end: at its end, every bucket is whole.
+    const part = ts >= timeline.to ? 1 : Math.min(1, (ts - start) / timeline.bucket_ms);
     const b = timeline.buckets[i];
     c.shares += b.shares * part;
     c.clicks += b.clicks * part;
@@ -337,6 +383,7 @@ function countersAt(ts) {
 function showClock(clock) {
   state.clock = clock;
   state.counters = countersAt(clock.ts);
+  showCounters(); // now, not at the next frame: a busy frame may be long in coming
   $("clock").textContent = new Date(clock.ts).toISOString().slice(0, 16).replace("T", " ") + " UTC";
   $("play").textContent = clock.playing ? "Pause" : "Play";
   if (!seeking) {
@@ -354,6 +401,181 @@ function showLagged(dropped) {
   el.hidden = false;
   clearTimeout(laggedTimer);
   laggedTimer = setTimeout(() => (el.hidden = true), 8000);
+}
+
+// ---- what an arc is: the tooltip -----------------------------------------------------------
+
+// The pointer over the globe or the map (CSS pixels in the view), while it is there.
+let pointer = null;
+
+// The arc under `at` in the view shown: on the globe, any point of its drawn part; on the map,
+// where it lands.
+function pick(at) {
+  if (state.view === "globe" && globe) return globe.pick(at);
+  const ratio = canvas.width / Math.max(1, canvas.getBoundingClientRect().width);
+  let best = null;
+  for (const flight of flights) {
+    const end = flight.points[flight.points.length - 1];
+    const d = Math.hypot(end[0] / ratio - at[0], end[1] / ratio - at[1]);
+    if (d <= 14 && (!best || d < best.d)) best = { arc: flight.arc, d };
+  }
+  return best?.arc ?? null;
+}
+
+const placeName = (p) => (p ? [p.city, p.country].filter(Boolean).join(", ") || `${p.lat.toFixed(1)}°, ${p.lon.toFixed(1)}°` : "an unknown place");
+const generationName = (g) => (g === 0 ? "a campaign post" : `generation ${g}`);
+
+// What a person wants to know of an arc: what happened where, from which share, worth what.
+function describe(arc) {
+  const lines = [];
+  if (arc.kind === "share" && !arc.from) {
+    lines.push(`Campaign post on ${arc.channel} in ${placeName(arc.to)}`);
+    if (arc.reach) lines.push(`to ${number(arc.reach)} fans`);
+  } else if (arc.kind === "share") {
+    lines.push(`Share on ${arc.channel} in ${placeName(arc.to)}`, `from ${placeName(arc.from)}, generation ${arc.generation}`);
+  } else {
+    const what = arc.kind === "click" ? "Visit" : arc.goal === "purchase" ? "Purchase" : arc.goal === "signup" ? "Sign-up" : `Conversion (${arc.goal})`;
+    lines.push(`${what} in ${placeName(arc.kind === "click" ? arc.to : arc.from ?? arc.to)}`);
+    lines.push(`via a ${arc.channel} share (${generationName(arc.generation)}) in ${placeName(arc.kind === "click" ? arc.from : arc.to)}`);
+  }
+  if (arc.value_cents) lines.push(`$${(arc.value_cents / 100).toFixed(2)}`);
+  lines.push(`share ${arc.share} · ${new Date(arc.ts).toISOString().slice(0, 16).replace("T", " ")} UTC`);
+  return lines;
+}
+
+function showTooltip(arc, at) {
+  const el = $("tooltip");
+  if (!arc) {
+    el.hidden = true;
+    return;
+  }
+  const lines = describe(arc);
+  if (state.tooltip?.arc !== arc) {
+    el.replaceChildren(...lines.map((text, i) => Object.assign(document.createElement(i ? "span" : "b"), { textContent: text })));
+  }
+  state.tooltip = { arc, text: lines.join("\n") };
+  el.hidden = false;
+  const area = $("view-area").getBoundingClientRect();
+  el.style.left = `${Math.min(at[0] + 14, area.width - el.offsetWidth - 4)}px`;
+  el.style.top = `${Math.min(at[1] + 14, area.height - el.offsetHeight - 4)}px`;
+}
+
+function watchPointer(element) {
+  const at = (e) => {
+    const r = element.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
+  };
+  element.addEventListener("pointermove", (e) => (pointer = at(e)));
+  element.addEventListener("pointerleave", () => {
+    pointer = null;
+    showTooltip(null);
+  });
+  // A tap shows what is under it until the next tap.
+  element.addEventListener("pointerup", (e) => {
+    if (e.pointerType !== "mouse") pointer = at(e);
+  });
+}
+
+// ---- live: the campaign clock, the rate, counters under a filter ------------------------------
+
+function showLiveClock() {
+  const live = state.mode === "live";
+  $("live-clock").hidden = !live;
+  $("rate").textContent = `${number(state.rate)}/s`;
+  if (!live) return;
+  $("campaign-time").textContent = state.campaignTime
+    ? new Date(state.campaignTime).toISOString().slice(0, 19).replace("T", " ") + " UTC"
+    : "waiting for the first arc";
+}
+
+// Filtered, the feed does not bring every arc: the campaign's own counters, every 2 s.
+async function refreshCounters() {
+  if (state.mode !== "live" || !filtered()) return;
+  const list = await getJson("/v1/campaigns").catch(() => null);
+  const ours = list?.campaigns.find((c) => c.id === state.campaign);
+  if (ours) state.counters = countersOf(ours);
+}
+
+// ---- filters ---------------------------------------------------------------------------------
+
+function showFilter() {
+  for (const kind of ["share", "click", "conversion"]) {
+    $(`kind-${kind}`).checked = filter.kinds.length === 0 || filter.kinds.includes(kind);
+  }
+  $("channel").value = filter.channel;
+  $("generation").value = filter.generation;
+  $("filtered").hidden = !filtered();
+}
+
+function readFilter() {
+  const kinds = ["share", "click", "conversion"].filter((k) => $(`kind-${k}`).checked);
+  filter.kinds = kinds.length === 3 ? [] : kinds;
+  filter.channel = $("channel").value;
+  filter.generation = $("generation").value;
+  showFilter();
+  connect();
+}
+
+// ---- top places and channels, from the stats API ----------------------------------------------
+
+function fillTable(id, rows) {
+  const body = $(id).querySelector("tbody");
+  body.replaceChildren(...rows.map((cells) => {
+    const tr = document.createElement("tr");
+    for (const cell of cells) tr.append(Object.assign(document.createElement("td"), { textContent: cell }));
+    return tr;
+  }));
+}
+
+function showTables(stats) {
+  const places = stats?.places?.all;
+  if (!places) return;
+  const money = (cents) => `$${number(cents / 100)}`;
+  const cities = places.cities_by_clicks.slice(0, 5).map((c) => [`${c.name}, ${c.country}`, number(c.clicks), money(c.revenue_cents)]);
+  const countries = places.countries_by_clicks.slice(0, 5).map((c) => [c.name, number(c.clicks), money(c.revenue_cents)]);
+  const channels = Object.entries(stats.by_channel ?? {})
+    .sort(([, a], [, b]) => b.clicks - a.clicks)
+    .map(([name, c]) => [name, number(c.shares), number(c.clicks), money(c.revenue_cents)]);
+  fillTable("top-cities", cities);
+  fillTable("top-countries", countries);
+  fillTable("top-channels", channels);
+  state.tables = { cities, countries, channels };
+  // The channel filter offers the campaign's channels.
+  const select = $("channel");
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const [name] of channels) if (!known.has(name)) select.append(new Option(name, name));
+  select.value = filter.channel;
+}
+
+// ---- presenter mode: full screen, the HUD sized for a room -------------------------------------
+
+function present(on) {
+  state.presenter = on;
+  document.body.classList.toggle("presenter", on);
+  $("present").textContent = on ? "Exit" : "Present";
+  if (on && !document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
+  if (!on && document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
+  keepInAddress();
+}
+
+// ---- the legend, from the palette -------------------------------------------------------------
+
+function showLegend() {
+  const item = (color, text, round) => {
+    const li = document.createElement("li");
+    const swatch = Object.assign(document.createElement("i"), { className: round ? "round" : "" });
+    swatch.style.background = color;
+    li.append(swatch, text);
+    return li;
+  };
+  const g = palette.generations;
+  $("legend").replaceChildren(
+    item(palette.root_share, "campaign post", true),
+    ...g.map((color, i) => item(color, `share, generation ${i}${i === g.length - 1 ? "+" : ""}`)),
+    item(css(hex(g[0]).map((c) => c * CLICK_BRIGHTNESS)), "visit (a click; dimmer, coloured by its share)"),
+    item(palette.signup, "sign-up (inbound)"),
+    item(palette.purchase, "purchase (inbound)"),
+  );
 }
 
 // ---- the connection --------------------------------------------------------------------------
@@ -375,6 +597,8 @@ async function connect() {
   keepInAddress();
   state.arcsReceived = 0;
   state.kinds = {};
+  state.campaignTime = null;
+  arrivals.length = 0;
   // Live, the counters come with the hello: the campaign's so far, where its line stands.
   state.counters = zeroCounters();
   $("replay").hidden = state.mode !== "replay";
@@ -387,7 +611,11 @@ async function connect() {
     token,
     replayQuery: () => `speed=${$("speed").value}${state.clock?.playing === false ? "&paused=true" : ""}`,
     onHello: (summary) => { if (state.mode === "live") state.counters = countersOf(summary); },
-    onArcs: (arcs) => arcs.forEach(addArc),
+    filter: { kind: filter.kinds.join(","), channel: filter.channel, generation: filter.generation },
+    onArcs: (arcs) => {
+      arrivals.push([performance.now(), arcs.length]);
+      arcs.forEach(addArc);
+    },
     onClock: showClock,
     onLag: showLagged,
     onReset: () => {
@@ -420,6 +648,16 @@ function askForToken() {
 
 async function start() {
   $("mode").value = state.mode;
+  palette = await getJson("/palette.json");
+  showLegend();
+  showFilter();
+  for (const id of ["kind-share", "kind-click", "kind-conversion", "channel", "generation"]) {
+    $(id).addEventListener("change", readFilter);
+  }
+  $("present").addEventListener("click", () => present(!state.presenter));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "p" && !(e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement)) present(!state.presenter);
+  });
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     params.set("token", $("token").value);
@@ -432,12 +670,16 @@ async function start() {
   state.campaign = params.get("campaign") || campaigns[0]?.id || "";
   $("campaign").value = state.campaign;
   try {
-    globe = createGlobe($("globe"), world, colorOf);
+    globe = createGlobe($("globe"), world, colorOf, weightOf);
+    watchPointer(globe.canvas);
   } catch (e) {
     state.lastError = `no WebGL, the flat map instead: ${e}`;
   }
+  watchPointer(canvas);
   showView();
-  window.addEventListener("resize", () => { resize(); globe?.resize(); });
+  if (state.presenter) present(true);
+  // The view changes size with the window and with the layout (the panel filling in).
+  new ResizeObserver(() => state.view === "map" && resize()).observe($("view-area"));
   $("view").addEventListener("change", (e) => { state.view = e.target.value; showView(); keepInAddress(); });
   $("campaign").addEventListener("change", (e) => { state.campaign = e.target.value; connect(); });
   $("mode").addEventListener("change", (e) => { state.mode = e.target.value; connect(); });
@@ -454,6 +696,7 @@ async function start() {
   requestAnimationFrame(frame);
   // A live campaign's attribution moves as it grows.
   setInterval(() => state.mode === "live" && showAttribution(), 15_000);
+  setInterval(refreshCounters, 2_000);
   await connect();
 }
 

@@ -6,17 +6,19 @@
 //     onHello: (campaign) => …, onArcs: (arcs) => …, onReset: (epoch) => …, onLag: (dropped) => … });
 //   feed.close();
 //
-// `mode: "replay"` opens a replay instead (`replayQuery()` adds its options, e.g. `speed=86400`),
+// `filter: {kind: "share,conversion", channel: "facebook", generation: "2-"}` asks the server for
+// only those arcs (empty values: all). `mode: "replay"` opens a replay instead (`replayQuery()` adds its options, e.g. `speed=86400`),
 // whose `clock` messages go to `onClock`; `feed.send({type: "pause"})` steers it. A live feed
 // hands on only arcs after the last one it handed on (a repeat is counted in `feed.duplicates`,
-// a skip in `feed.gaps`); a replay hands on everything, as its seeks number arcs afresh.
+// a skip in `feed.gaps`, unfiltered); a replay hands on everything, as its seeks number arcs afresh.
 
 export function connectFeed({
-  base, campaign, mode = "live", token = null, replayQuery = () => "",
+  base, campaign, mode = "live", token = null, filter = {}, replayQuery = () => "",
   onHello = () => {}, onArcs = () => {}, onClock = () => {}, onLag = () => {}, onReset = () => {},
   onError = () => {}, onStatus = () => {}, onRefused = null,
 }) {
   const feed = { position: { epoch: null, seq: 0 }, duplicates: 0, gaps: 0, resumes: 0 };
+  const filtered = Object.values(filter).some(Boolean);
   let socket = null;
   let retry = 0;
   let closed = false;
@@ -30,7 +32,11 @@ export function connectFeed({
     const path = mode === "live"
       ? `/v1/live?campaign=${c}`
       : `/v1/campaigns/${c}/replay?${replayQuery()}`;
-    return withToken(`${base}${path}${since}`);
+    const only = Object.entries(filter)
+      .filter(([, value]) => value)
+      .map(([name, value]) => `&${name}=${encodeURIComponent(value)}`)
+      .join("");
+    return withToken(`${base}${path}${only}${since}`);
   };
 
   function arcs(list) {
@@ -41,7 +47,8 @@ export function connectFeed({
     const fresh = [];
     for (const arc of list) {
       if (feed.position.epoch && arc.seq <= feed.position.seq) { feed.duplicates++; continue; }
-      if (feed.position.epoch && arc.seq > feed.position.seq + 1) feed.gaps++;
+      // A filtered feed skips the arcs it leaves out: a gap only where nothing is filtered.
+      if (feed.position.epoch && arc.seq > feed.position.seq + 1 && !filtered) feed.gaps++;
       feed.position.seq = arc.seq;
       fresh.push(arc);
     }

@@ -7,6 +7,7 @@
 //! - [`arc`]: the arcs the live feed and replays stream;
 //! - [`live`]: the messages of a live-feed websocket;
 //! - [`replay`]: replay control messages, the replay clock, and the timeline;
+//! - [`palette`]: the colours of arcs, the same in every client;
 //! - [`rule`]: the one rule from a recorded event to an arc, which every reader of a log applies;
 //! - [`stats`]: the read API's campaign summaries and statistics;
 //! - [`attribution`]: root credit by cascade, virality by generation, delays and places.
@@ -21,6 +22,7 @@ pub mod attribution;
 pub mod fuzzing;
 pub mod input;
 pub mod live;
+pub mod palette;
 pub mod record;
 pub mod replay;
 pub mod rule;
@@ -29,7 +31,7 @@ mod timestamp;
 
 pub use arc::{ArcEvent, ArcKind, Place};
 pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent};
-pub use live::{LiveFilter, ServerMessage};
+pub use live::{FilterError, Generations, LiveFilter, ServerMessage};
 pub use record::RecordedEvent;
 pub use replay::{ReplayClock, ReplayControl, Timeline, TimelineBucket};
 pub use stats::{CampaignStats, CampaignSummary, GoalTally, Tally};

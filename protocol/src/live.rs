@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ArcEvent, ArcKind, CampaignSummary, ReplayClock};
 
-/// Which arcs a subscriber wants.
+/// Which arcs a subscriber wants: the live feed's, a replay's and an export's query parameters
+/// `campaign`, `kind`, `channel` and `generation` (see [`LiveFilter::from_query`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LiveFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -19,9 +20,55 @@ pub struct LiveFilter {
     /// Empty means every kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<ArcKind>,
+    /// The share channels wanted (an arc's `channel`: its share's); empty means every channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// The share generations wanted; absent means every generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generations: Option<Generations>,
 }
 
+/// Share generations `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Generations {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A filter parameter that does not parse: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("query parameter `{field}`: {message}")]
+pub struct FilterError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// At most this many channels in one filter (a filter is held for a subscriber's whole life).
+pub const MAX_FILTER_CHANNELS: usize = 32;
+/// At most this many bytes in one channel name of a filter.
+pub const MAX_FILTER_CHANNEL_BYTES: usize = 64;
+
 impl LiveFilter {
+    /// The filter of a feed's query parameters: `kind=share,click,conversion`,
+    /// `channel=facebook,email` (comma-separated; all when absent or empty) and `generation=N`,
+    /// `N-M` or `N-` (inclusive; all when absent or empty).
+    pub fn from_query(
+        campaign: Option<String>,
+        kind: Option<&str>,
+        channel: Option<&str>,
+        generation: Option<&str>,
+    ) -> Result<Self, FilterError> {
+        let error = |field, message| FilterError { field, message };
+        Ok(Self {
+            campaign: campaign.filter(|c| !c.is_empty()),
+            kinds: Self::parse_kinds(kind.unwrap_or_default()).map_err(|m| error("kind", m))?,
+            channels: parse_channels(channel.unwrap_or_default())
+                .map_err(|m| error("channel", m))?,
+            generations: parse_generations(generation.unwrap_or_default())
+                .map_err(|m| error("generation", m))?,
+        })
+    }
+
     /// Parses the `kind` query parameter: a comma-separated list of arc kinds.
     pub fn parse_kinds(list: &str) -> Result<Vec<ArcKind>, String> {
         let mut kinds: Vec<ArcKind> = list
@@ -46,6 +93,65 @@ impl LiveFilter {
     pub fn wants_campaign(&self, campaign: &str) -> bool {
         self.campaign.as_deref().is_none_or(|c| c == campaign)
     }
+
+    /// Whether an arc of this kind, campaign, channel and generation passes.
+    pub fn wants(&self, kind: ArcKind, campaign: &str, channel: &str, generation: u32) -> bool {
+        self.wants_kind(kind)
+            && self.wants_campaign(campaign)
+            && (self.channels.is_empty() || self.channels.iter().any(|c| c == channel))
+            && self
+                .generations
+                .is_none_or(|g| (g.min..=g.max).contains(&generation))
+    }
+
+    pub fn wants_arc(&self, arc: &ArcEvent) -> bool {
+        self.wants(arc.kind, &arc.campaign, &arc.channel, arc.generation)
+    }
+}
+
+fn parse_channels(list: &str) -> Result<Vec<String>, String> {
+    let mut channels: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(long) = channels.iter().find(|c| c.len() > MAX_FILTER_CHANNEL_BYTES) {
+        return Err(format!(
+            "channel `{}…` is longer than {MAX_FILTER_CHANNEL_BYTES} bytes",
+            long.chars().take(16).collect::<String>()
+        ));
+    }
+    channels.sort();
+    channels.dedup();
+    if channels.len() > MAX_FILTER_CHANNELS {
+        return Err(format!(
+            "{} channels, at most {MAX_FILTER_CHANNELS}",
+            channels.len()
+        ));
+    }
+    Ok(channels)
+}
+
+fn parse_generations(text: &str) -> Result<Option<Generations>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let number = |s: &str| {
+        s.trim().parse::<u32>().map_err(|_| {
+            format!("`{text}` is not a generation: expected N, N-M or N- (whole numbers)")
+        })
+    };
+    let (min, max) = match text.split_once('-') {
+        None => (number(text)?, number(text)?),
+        Some((min, "")) => (number(min)?, u32::MAX),
+        Some((min, max)) => (number(min)?, number(max)?),
+    };
+    if min > max {
+        return Err(format!("`{text}`: the first generation is after the last"));
+    }
+    Ok(Some(Generations { min, max }))
 }
 
 /// Messages from the server to a live-feed subscriber.
@@ -76,4 +182,60 @@ pub enum ServerMessage {
     Clock(ReplayClock),
     /// A control message the server could not follow, and why; the connection stays open.
     Error { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(channel: &str, generation: &str) -> Result<LiveFilter, FilterError> {
+        LiveFilter::from_query(None, None, Some(channel), Some(generation))
+    }
+
+    #[test]
+    fn channels_and_generations_select_arcs() {
+        let f = filter("email, facebook,email", "1-2").expect("parses");
+        assert_eq!(f.channels, ["email", "facebook"]);
+        assert_eq!(f.generations, Some(Generations { min: 1, max: 2 }));
+        assert!(f.wants(ArcKind::Click, "c", "email", 1));
+        assert!(f.wants(ArcKind::Share, "c", "facebook", 2));
+        assert!(!f.wants(ArcKind::Click, "c", "twitter", 1));
+        assert!(!f.wants(ArcKind::Click, "c", "email", 0));
+        assert!(!f.wants(ArcKind::Click, "c", "email", 3));
+        let open = filter("", "3-").expect("parses");
+        assert!(open.channels.is_empty() && open.wants(ArcKind::Conversion, "c", "x", 40));
+        assert!(!open.wants(ArcKind::Conversion, "c", "x", 2));
+        assert_eq!(
+            filter("", "2").expect("parses").generations,
+            Some(Generations { min: 2, max: 2 })
+        );
+        assert_eq!(filter("", "").expect("parses"), LiveFilter::default());
+    }
+
+    #[test]
+    fn a_bad_filter_names_its_parameter() {
+        for (channel, generation, field, says) in [
+            ("", "two", "generation", "`two` is not a generation"),
+            (
+                "",
+                "3-1",
+                "generation",
+                "first generation is after the last",
+            ),
+            ("", "-1", "generation", "not a generation"),
+            (&"x".repeat(65), "", "channel", "longer than 64 bytes"),
+        ] {
+            let e = filter(channel, generation).expect_err("refused");
+            assert_eq!(e.field, field);
+            assert!(e.message.contains(says), "{e}");
+        }
+        let many: Vec<String> = (0..33).map(|i| format!("c{i}")).collect();
+        let e = filter(&many.join(","), "").expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "query parameter `channel`: 33 channels, at most 32"
+        );
+        let e = LiveFilter::from_query(None, Some("clicks"), None, None).expect_err("refused");
+        assert_eq!(e.field, "kind");
+    }
 }

@@ -124,7 +124,7 @@ fn bench_fan_out_filters(rows: &mut Vec<Row>) {
         hub.open_campaign(&campaign, "e", 0);
         let filter = viralglobe_protocol::LiveFilter {
             campaign: Some(campaign),
-            kinds: vec![],
+            ..Default::default()
         };
         queues.push(hub.subscribe(filter).0);
     }

@@ -141,6 +141,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Encoded<'a> {
     kind: ArcKind,
     campaign: &'a str,
+    channel: &'a str,
+    generation: u32,
     seq: u64,
     json: Vec<u8>,
 }
@@ -203,6 +205,12 @@ impl Hub {
     /// Where `campaign`'s arc line stands.
     pub fn offset(&self, campaign: &str) -> Option<Offset> {
         lock(&self.pending).offsets.get(campaign).cloned()
+    }
+
+    /// The counters of `campaign`'s line so far, when the hub keeps them (see
+    /// [`Hub::reset_counted`]).
+    pub fn line_counts(&self, campaign: &str) -> Option<LineCounts> {
+        lock(&self.pending).lines.get(campaign).cloned()
     }
 
     /// Queues arcs for the next tick.
@@ -361,6 +369,8 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
         .map(|arc| Encoded {
             kind: arc.kind,
             campaign: &arc.campaign,
+            channel: &arc.channel,
+            generation: arc.generation,
             seq: arc.seq,
             json: serde_json::to_vec(arc).expect("arcs serialize"),
         })
@@ -408,7 +418,7 @@ fn build_frame(
     let wanted = || {
         encoded
             .iter()
-            .filter(|e| filter.wants_kind(e.kind) && filter.wants_campaign(e.campaign))
+            .filter(|e| filter.wants(e.kind, e.campaign, e.channel, e.generation))
     };
     let count = wanted().count() as u64;
     let first = wanted().next()?.seq;
@@ -481,6 +491,7 @@ mod tests {
         let (mut clicks_b, _) = hub.subscribe(LiveFilter {
             campaign: Some("b".into()),
             kinds: vec![ArcKind::Click],
+            ..LiveFilter::default()
         });
         hub.publish(vec![
             arc(1, ArcKind::Click, "a"),
@@ -530,7 +541,7 @@ mod tests {
         let hub = Hub::new(8);
         let filter = LiveFilter {
             campaign: Some("demo".into()),
-            kinds: vec![],
+            ..LiveFilter::default()
         };
         hub.reset_counted("demo", "loop.1");
         let mut sale = arc(3, ArcKind::Conversion, "demo");
@@ -568,7 +579,7 @@ mod tests {
         hub.publish(vec![arc(8, ArcKind::Click, "a")]);
         let filter = LiveFilter {
             campaign: Some("a".into()),
-            kinds: vec![],
+            ..LiveFilter::default()
         };
         let (mut rx, offset) = hub.subscribe(filter.clone());
         assert_eq!(offset.map(|o| o.seq), Some(8));

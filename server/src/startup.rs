@@ -283,6 +283,11 @@ fn http_server(
                     .head(routes::globe_js),
             )
             .service(
+                routes::resource("/palette.json")
+                    .get(routes::palette_json)
+                    .head(routes::palette_json),
+            )
+            .service(
                 routes::resource("/style.css")
                     .get(routes::style_css)
                     .head(routes::style_css),

@@ -1,5 +1,6 @@
 // Drives the browser page of a running server in headless Chromium, as a person would: watches
-// the live feed arrive, then pauses, speeds up and seeks a replay. Prints what it saw as JSON;
+// the live feed arrive on the globe (colours, a tooltip, a filter, a drag, presenter mode) and the
+// map, then pauses, speeds up, seeks and ends a replay. Prints what it saw as JSON;
 // exits non-zero with the reason when the page does not do what it should.
 //
 //   node tests/browser/page.mjs --url http://127.0.0.1:8080 --campaign bones-brigade --out DIR
@@ -26,32 +27,109 @@ try {
   await page.goto(`${args.url}/?campaign=${args.campaign}`);
   await waitFor(() => window.viralGlobe?.connection === "open" && window.viralGlobe.arcsReceived > 200
     && window.viralGlobe.globe, null, "arcs on the globe");
-  // The globe's pixels: click arcs in their colour (polled: software WebGL under load may take a
-  // few frames to show the first ones).
-  const globePixels = () => page.evaluate(() => {
+  // The globe's pixels, by the arc colour they show (the server's palette; clicks dimmed), inside
+  // the Earth's disc (not its blue rim): a pixel counts for a colour when what it adds to the sea
+  // points the same way as the colour does, strongly enough.
+  const palette = await page.evaluate(() => fetch("/palette.json").then((r) => r.json()));
+  const arcColours = () => page.evaluate(({ palette, clickBrightness }) => {
     const canvas = document.querySelector("[data-testid=globe]");
     const copy = document.createElement("canvas");
     [copy.width, copy.height] = [canvas.width, canvas.height];
     const c = copy.getContext("2d");
     c.drawImage(canvas, 0, 0);
-    const data = c.getImageData(0, 0, copy.width, copy.height).data;
-    let cyan = 0, lit = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
-      if (b > 150 && g > 120 && r < 140 && b > r + 60) cyan++;
-      if (r + g + b > 60) lit++;
+    const { width, height } = copy;
+    const data = c.getImageData(0, 0, width, height).data;
+    const hex = (css) => [1, 3, 5].map((i) => parseInt(css.slice(i, i + 2), 16));
+    const sea = [0x0a, 0x12, 0x22];
+    const colours = {
+      click: hex(palette.generations[0]).map((v) => v * clickBrightness),
+      childShare: hex(palette.generations[1]),
+      signup: hex(palette.signup),
+      purchase: hex(palette.purchase),
+    };
+    const directions = Object.entries(colours).map(([kind, colour]) => {
+      const d = colour.map((v, i) => v - sea[i]);
+      const n = Math.hypot(...d);
+      return [kind, d.map((v) => v / n), n];
+    });
+    const counts = Object.fromEntries(Object.keys(colours).map((k) => [k, 0]));
+    const globe = window.viralGlobe.globe;
+    const radius = 0.93 * (Math.tan(Math.asin(1 / globe.distance)) / Math.tan((19 * Math.PI) / 180)) * (height / 2);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (Math.hypot(x - width / 2, y - height / 2) > radius) continue;
+        const i = 4 * (y * width + x);
+        const d = [data[i] - sea[0], data[i + 1] - sea[1], data[i + 2] - sea[2]];
+        const n = Math.hypot(...d);
+        if (n < 50) continue;
+        let best = null;
+        for (const [kind, u, full] of directions) {
+          const cos = (d[0] * u[0] + d[1] * u[1] + d[2] * u[2]) / n;
+          if (cos > 0.985 && n > 0.3 * full && (!best || cos > best[1])) best = [kind, cos];
+        }
+        if (best) counts[best[0]]++;
+      }
     }
-    return { ...window.viralGlobe.globe, cyan, lit, pixels: data.length / 4, view: window.viralGlobe.view };
-  });
+    return { ...globe, counts, view: window.viralGlobe.view };
+  }, { palette, clickBrightness: 0.6 });
+  const everyKind = (g) => g.counts.click > 200 && g.counts.childShare > 10 && g.counts.signup > 20 && g.counts.purchase > 20;
   for (let tries = 0; tries < 40; tries++) {
-    report.globe = await globePixels();
-    if (report.globe.cyan > 200) break;
+    report.globe = await arcColours();
+    if (everyKind(report.globe)) break;
     await page.waitForTimeout(500);
   }
   check(report.globe.view === "globe", `the default view is ${report.globe.view}`);
   check(report.globe.webgl === "webgl2", `the globe draws with ${report.globe.webgl}`);
-  check(report.globe.cyan > 200, `few click arcs on the globe: ${report.globe.cyan} pixels`);
+  check(everyKind(report.globe), `arcs of some kind missing from the globe, pixels: ${JSON.stringify(report.globe.counts)}`);
   check(report.globe.drawCalls <= 4, `${report.globe.drawCalls} draw calls a frame (the arcs should be one)`);
+
+  // Hovering an arc says what it is.
+  for (let tries = 0; tries < 10 && !report.tooltip?.shown; tries++) {
+    const at = await page.evaluate(() => window.viralGlobeGlobe.newestOnScreen());
+    if (!at) { await page.waitForTimeout(300); continue; }
+    const globeBox = await page.locator("[data-testid=globe]").boundingBox();
+    await page.mouse.move(globeBox.x + at.x, globeBox.y + at.y);
+    const shown = await waitFor(() => !document.querySelector("[data-testid=tooltip]").hidden, null, "a tooltip", 3_000)
+      .then(() => true, () => false);
+    report.tooltip = { shown, text: shown ? await page.textContent("[data-testid=tooltip]") : null, under: at.arc.to.city };
+  }
+  check(report.tooltip?.shown, "no tooltip over an arc");
+  check(/^(Visit|Purchase|Sign-up|Share|Campaign post|Conversion).* in .+share \S+ · \d{4}-/.test(report.tooltip?.text ?? ""),
+    `the tooltip says ${report.tooltip?.text}`);
+  await page.screenshot({ path: `${args.out}/tooltip.png` });
+  await page.mouse.move(2, 2);
+
+  // The live clock, the rate, the tables.
+  report.panel = {
+    campaignTime: await page.textContent("[data-testid=campaign-time]"),
+    rate: await page.textContent("[data-testid=rate]"),
+    topCity: await page.textContent("[data-testid=top-cities] tbody tr:first-child td:first-child").catch(() => null),
+    channels: await page.locator("[data-testid=top-channels] tbody tr").count(),
+  };
+  check(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(report.panel.campaignTime), `the campaign clock shows ${report.panel.campaignTime}`);
+  check(/^[1-9][\d,]*\/s$/.test(report.panel.rate), `the rate shows ${report.panel.rate}`);
+  check(report.panel.topCity === "Los Angeles, US", `the top city is ${report.panel.topCity}`);
+  check(report.panel.channels === 2, `${report.panel.channels} channels in the table`);
+
+  // A filter: no conversions. The feed is opened again with kind=share,click; once the arcs in
+  // flight have faded, no sign-up or purchase is drawn, while the counters still count them all.
+  const purchasesBefore = (await state()).counters.purchases;
+  await page.uncheck("[data-testid=kind-conversion]");
+  await waitFor(() => location.search.includes("kind=share%2Cclick") && window.viralGlobe.connection === "open"
+    && window.viralGlobe.arcsReceived > 20, null, "the filtered feed");
+  await page.waitForTimeout(3_500);
+  const filtered = await arcColours();
+  const afterFilter = await state();
+  report.filter = { counts: filtered.counts, kinds: afterFilter.kinds, purchasesBefore, purchasesAfter: afterFilter.counters.purchases };
+  check(!("purchase" in afterFilter.kinds) && !("signup" in afterFilter.kinds), `conversions arrived through the filter: ${JSON.stringify(afterFilter.kinds)}`);
+  const conversions = (g) => g.counts.signup + g.counts.purchase;
+  check(conversions(filtered) < conversions(report.globe) / 20, `conversions still drawn: ${JSON.stringify(filtered.counts)}`);
+  check(filtered.counts.click > 200, `no visits drawn: ${JSON.stringify(filtered.counts)}`);
+  check(afterFilter.counters.purchases > purchasesBefore, `the purchase counter stopped at ${afterFilter.counters.purchases} under the filter`);
+  await page.screenshot({ path: `${args.out}/filtered.png` });
+  await page.check("[data-testid=kind-conversion]");
+  await waitFor(() => !location.search.includes("kind=") && window.viralGlobe.kinds.purchase > 0, null, "conversions again");
+
   const before = report.globe.azimuth;
   const box = await page.locator("[data-testid=globe]").boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
@@ -71,6 +149,21 @@ try {
   report.globe.inFlight = after.inFlight;
   await page.screenshot({ path: `${args.out}/globe.png` });
 
+  // Presenter mode: the controls step aside, the HUD grows, the address keeps it.
+  const fontOf = () => page.$eval("[data-testid=shares]", (el) => parseFloat(getComputedStyle(el).fontSize));
+  const small = await fontOf();
+  await page.click("[data-testid=present]");
+  await waitFor(() => document.body.classList.contains("presenter") && location.search.includes("present=1"), null, "presenter mode");
+  report.presenter = { font: [small, await fontOf()], filtersHidden: await page.isHidden("[data-testid=filters]") };
+  check(report.presenter.font[1] > small * 1.4, `presenter mode's counters are ${report.presenter.font[1]} px against ${small}`);
+  check(report.presenter.filtersHidden, "the filters stay in presenter mode");
+  await page.screenshot({ path: `${args.out}/presenter.png` });
+  // Opened from its address, the page comes back in presenter mode, on its campaign.
+  await page.reload();
+  await waitFor((c) => document.body.classList.contains("presenter") && window.viralGlobe.campaign === c
+    && window.viralGlobe.arcsReceived > 0, args.campaign, "presenter mode from the address");
+  await page.click("[data-testid=present]");
+
   // Live, on the flat map: arcs of every kind arrive and are drawn.
   await page.goto(`${args.url}/?campaign=${args.campaign}&view=map`);
   await waitFor(() => {
@@ -82,18 +175,20 @@ try {
   report.live = { arcs: live.arcsReceived, kinds: live.kinds, inFlight: live.inFlight, framesDrawn: live.framesDrawn };
   report.live.clicksShown = await page.textContent("[data-testid=clicks]");
   // Pixels in the arcs' colours on the map: cyan clicks (outgoing), gold purchases (inbound).
-  report.live.pixels = await page.evaluate(() => {
+  report.live.pixels = await page.evaluate(({ palette, clickBrightness }) => {
     const c = document.getElementById("map");
     const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const hex = (css) => [1, 3, 5].map((i) => parseInt(css.slice(i, i + 2), 16));
+    const [clickColour, purchaseColour] = [hex(palette.generations[0]).map((v) => v * clickBrightness), hex(palette.purchase)];
     const near = (i, [r, g, b]) => Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < 60;
     let click = 0, purchase = 0, land = 0;
     for (let i = 0; i < data.length; i += 4) {
-      if (near(i, [0x4c, 0xc9, 0xf0])) click++;
-      if (near(i, [0xff, 0xd1, 0x66])) purchase++;
+      if (near(i, clickColour)) click++;
+      if (near(i, purchaseColour)) purchase++;
       if (near(i, [0x1a, 0x27, 0x44])) land++;
     }
     return { click, purchase, land };
-  });
+  }, { palette, clickBrightness: 0.6 });
   check(report.live.pixels.land > 10_000, "no land drawn");
   // Land and sea where they are, also along the Arctic, where rings cross the antimeridian.
   report.live.landAt = await page.evaluate(() => Object.fromEntries(
@@ -153,6 +248,24 @@ try {
     clockShown: await page.textContent("[data-testid=clock]"),
   };
   check(replay.arcsReceived > 0, "no arcs after the seek");
+
+  // Played to the end, the counters are the campaign's statistics.
+  await page.$eval("[data-testid=seek]", (el) => { el.value = "998"; el.dispatchEvent(new Event("change")); });
+  await waitFor(() => window.viralGlobe.clock && window.viralGlobe.clock.ts >= window.viralGlobe.clock.to, null, "the end of the replay", 30_000);
+  const summary = (await page.evaluate((c) => fetch(`/v1/campaigns/${c}/stats`).then((r) => r.json()), args.campaign)).summary;
+  const number = (n) => Math.round(n).toLocaleString("en-US");
+  const expected = {
+    shares: number(summary.shares), clicks: number(summary.clicks), signups: number(summary.goals.signup),
+    purchases: number(summary.goals.purchase), revenue: `$${number(summary.revenue_cents / 100)}`,
+  };
+  const shownCounters = () => Object.fromEntries(["shares", "clicks", "signups", "purchases", "revenue"]
+    .map((id) => [id, document.querySelector(`[data-testid=${id}]`).textContent]));
+  await waitFor((want) => JSON.stringify(Object.fromEntries(["shares", "clicks", "signups", "purchases", "revenue"]
+    .map((id) => [id, document.querySelector(`[data-testid=${id}]`).textContent]))) === want,
+  JSON.stringify(expected), "the counters at the end", 5_000).catch(() => {});
+  const shown = await page.evaluate(shownCounters);
+  report.replayEnd = { shown, expected };
+  check(JSON.stringify(shown) === JSON.stringify(expected), `at the end of the replay the counters show ${JSON.stringify(shown)}, the stats ${JSON.stringify(expected)}`);
   check(await page.isVisible("[data-testid=replay-controls]"), "no replay controls in replay mode");
   await page.screenshot({ path: `${args.out}/replay.png` });
 
@@ -165,7 +278,8 @@ try {
   await phone.waitForFunction(() => window.viralGlobe?.connection === "open" && window.viralGlobe.arcsReceived > 0, null, { timeout: 30_000 })
     .catch(() => { throw new Error("timed out waiting for the phone's feed"); });
   report.phone = await phone.evaluate(() => {
-    const ids = ["shares", "clicks", "signups", "purchases", "revenue", "generations", "campaign", "mode", "connection"];
+    const ids = ["shares", "clicks", "signups", "purchases", "revenue", "generations", "rate", "campaign", "mode", "view",
+      "kind-share", "kind-click", "kind-conversion", "channel", "generation", "present", "connection"];
     const boxes = Object.fromEntries(ids.map((id) => {
       const r = document.getElementById(id).getBoundingClientRect();
       return [id, { left: Math.round(r.left), right: Math.round(r.right), top: Math.round(r.top), bottom: Math.round(r.bottom) }];

@@ -144,6 +144,14 @@ async fn the_page_and_the_read_api_are_served_to_browsers() {
         .expect("GET /world.json");
     assert_eq!(world.headers()["content-encoding"], "gzip");
 
+    // The page's colours are the viewer's: the shared palette.
+    let (status, palette) = server.get_json("/palette.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        palette,
+        serde_json::to_value(viralglobe_protocol::palette::PALETTE).expect("JSON")
+    );
+
     let read = |origin: &'static str| {
         client
             .get(server.url("/v1/campaigns"))

@@ -49,6 +49,97 @@ async fn subscribers_get_only_the_campaigns_and_kinds_they_ask_for() {
     assert!(bad.await.is_err(), "an unknown kind is refused");
 }
 
+/// Channel and generation filters: the live feed, a replay and an export give the same arcs for
+/// the same filter; a bad one is refused naming its parameter.
+#[tokio::test]
+async fn channel_and_generation_filters_select_the_same_arcs_everywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let (mut email_reshares, hello) = server
+        .subscribe("?campaign=bones-brigade&channel=email&generation=1-")
+        .await;
+    let ServerMessage::Hello { filter, .. } = hello else {
+        panic!("{hello:?}")
+    };
+    assert_eq!(filter.channels, ["email"]);
+    let (mut posts, _) = server
+        .subscribe("?campaign=bones-brigade&generation=0")
+        .await;
+    server
+        .post_ndjson(&[
+            share("root", None, "facebook", BERLIN, T0),
+            share("e1", Some("root"), "email", BERLIN, T0 + 1),
+            share("f1", Some("root"), "facebook", BERLIN, T0 + 2),
+            share("e2", Some("e1"), "email", BERLIN, T0 + 3),
+            click("k0", "root", TOKYO, T0 + 4),
+            click("k1", "e1", TOKYO, T0 + 5),
+            click("k2", "f1", TOKYO, T0 + 6),
+            click("k3", "e2", TOKYO, T0 + 7),
+        ])
+        .await;
+    let wanted = |arcs: &[viralglobe_protocol::ArcEvent]| {
+        arcs.iter()
+            .map(|a| format!("{:?} {} {}", a.kind, a.share, a.generation))
+            .collect::<Vec<_>>()
+    };
+    let live = email_reshares.arcs(4, Duration::from_secs(5)).await;
+    assert_eq!(
+        wanted(&live),
+        ["Share e1 1", "Share e2 2", "Click e1 1", "Click e2 2"]
+    );
+    let live_posts = posts.arcs(2, Duration::from_secs(5)).await;
+    assert_eq!(wanted(&live_posts), ["Share root 0", "Click root 0"]);
+
+    let mut replay = server
+        .replay(
+            "bones-brigade",
+            "?speed=1000000&channel=email&generation=1-",
+        )
+        .await;
+    assert_eq!(
+        wanted(&replay.arcs(4, Duration::from_secs(5)).await),
+        wanted(&live)
+    );
+    let export =
+        reqwest::get(server.url("/v1/campaigns/bones-brigade/export?channel=email&generation=1-"))
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("body");
+    let exported: Vec<viralglobe_protocol::ArcEvent> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("arc"))
+        .collect();
+    assert_eq!(wanted(&exported), wanted(&live));
+    // The arcs keep their place in the campaign's line: seq counts the ones left out too.
+    assert_eq!(
+        live.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        exported.iter().map(|a| a.seq).collect::<Vec<_>>()
+    );
+
+    for (query, field) in [
+        ("generation=two", "generation"),
+        ("generation=3-1", "generation"),
+        ("channel=", "none"),
+    ] {
+        let response =
+            reqwest::get(server.url(&format!("/v1/campaigns/bones-brigade/export?{query}")))
+                .await
+                .expect("export");
+        if field == "none" {
+            assert_eq!(response.status().as_u16(), 200, "{query}");
+            continue;
+        }
+        assert_eq!(response.status().as_u16(), 400, "{query}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains(&format!("`{field}`")), "{query}: {body}");
+    }
+    let bad =
+        tokio_tungstenite::connect_async(format!("{}/v1/live?generation=deep", server.ws_base));
+    assert!(bad.await.is_err(), "a bad generation is refused");
+}
+
 #[tokio::test]
 async fn hello_carries_the_protocol_version_and_counters_so_far() {
     let dir = tempfile::tempdir().expect("tempdir");

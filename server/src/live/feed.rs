@@ -30,6 +30,8 @@ use crate::{
 pub struct LiveQuery {
     campaign: Option<String>,
     kind: Option<String>,
+    channel: Option<String>,
+    generation: Option<String>,
     token: Option<String>,
     since: Option<String>,
     epoch: Option<String>,
@@ -80,22 +82,23 @@ pub async fn live(
     let LiveQuery {
         campaign,
         kind,
+        channel,
+        generation,
         token,
         since,
         epoch,
     } = query.into_inner();
     access.check_read(&req, token.as_deref())?;
-    let kinds =
-        LiveFilter::parse_kinds(kind.as_deref().unwrap_or_default()).map_err(|message| {
-            LiveError::BadQuery {
-                field: "kind",
-                message,
-            }
-        })?;
-    let filter = LiveFilter {
-        campaign: campaign.filter(|c| !c.is_empty()),
-        kinds,
-    };
+    let filter = LiveFilter::from_query(
+        campaign,
+        kind.as_deref(),
+        channel.as_deref(),
+        generation.as_deref(),
+    )
+    .map_err(|e| LiveError::BadQuery {
+        field: e.field,
+        message: e.message,
+    })?;
     let resume = Resume::parse(since.as_deref(), epoch.as_deref()).map_err(LiveError::from)?;
     if resume.is_some() && filter.campaign.is_none() {
         return Err(LiveError::BadQuery {

@@ -126,7 +126,7 @@ impl Cursor {
             self.clock = clock;
             if let Some(arc) = arc {
                 self.arcs += 1;
-                if filter.wants_kind(arc.kind) {
+                if filter.wants_arc(&arc) {
                     out.push(arc);
                     taken += 1;
                 }

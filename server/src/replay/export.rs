@@ -189,6 +189,8 @@ fn geojson_feature(arc: &ArcEvent) -> serde_json::Value {
 pub struct ExportQuery {
     format: Option<Format>,
     kind: Option<String>,
+    channel: Option<String>,
+    generation: Option<String>,
     token: Option<String>,
 }
 
@@ -265,7 +267,11 @@ pub async fn export_route(
         &req,
         &access,
         &campaign,
-        query.kind.as_deref(),
+        [
+            query.kind.as_deref(),
+            query.channel.as_deref(),
+            query.generation.as_deref(),
+        ],
         query.token.as_deref(),
     )?;
     let format = query.format.unwrap_or(Format::Ndjson);

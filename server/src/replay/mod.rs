@@ -137,24 +137,20 @@ pub fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, ReplayIndex
 }
 
 /// What every client reading a recording passes: the read token and Origin checks, then its
-/// `kind` query parameter. Returns the filter for `campaign`.
+/// filter parameters (`kind`, `channel`, `generation`). Returns the filter for `campaign`.
 pub fn checked_filter(
     req: &HttpRequest,
     access: &Access,
     campaign: &str,
-    kind: Option<&str>,
+    [kind, channel, generation]: [Option<&str>; 3],
     token: Option<&str>,
 ) -> Result<LiveFilter, ReplayError> {
     access.check_read(req, token)?;
-    let kinds = LiveFilter::parse_kinds(kind.unwrap_or_default()).map_err(|message| {
+    LiveFilter::from_query(Some(campaign.to_owned()), kind, channel, generation).map_err(|e| {
         ReplayError::BadQuery {
-            field: "kind",
-            message,
+            field: e.field,
+            message: e.message,
         }
-    })?;
-    Ok(LiveFilter {
-        campaign: Some(campaign.to_owned()),
-        kinds,
     })
 }
 

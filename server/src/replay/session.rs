@@ -40,6 +40,8 @@ pub struct ReplayQuery {
     looping: Option<bool>,
     paused: Option<bool>,
     kind: Option<String>,
+    channel: Option<String>,
+    generation: Option<String>,
     token: Option<String>,
     since: Option<String>,
     epoch: Option<String>,
@@ -60,7 +62,11 @@ pub async fn replay(
         &req,
         &access,
         &campaign,
-        query.kind.as_deref(),
+        [
+            query.kind.as_deref(),
+            query.channel.as_deref(),
+            query.generation.as_deref(),
+        ],
         query.token.as_deref(),
     )?;
     let bad = |field, message| ReplayError::BadQuery { field, message };

@@ -39,10 +39,19 @@ pub async fn list_campaigns(
     hub: web::Data<Hub>,
 ) -> Result<HttpResponse, AccessError> {
     access.check_read_request(&req)?;
+    // A line that replays a recording (the demo's loop) is counted as far as it has played,
+    // as its subscribers' hello counts it.
     let campaigns: Vec<_> = engine
         .summaries()
         .into_iter()
-        .map(|c| with_offset(c, |id| hub.offset(id)))
+        .map(|c| {
+            let line = hub.line_counts(&c.id);
+            let mut c = with_offset(c, |id| hub.offset(id));
+            if let Some(line) = &line {
+                crate::hello::count_line(&mut c, line);
+            }
+            c
+        })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "campaigns": campaigns })))
 }

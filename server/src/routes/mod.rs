@@ -6,7 +6,7 @@ mod page;
 
 pub use campaigns::{campaign_cascades, campaign_stats, list_campaigns};
 pub use health::{healthz, metrics};
-pub use page::{app_js, feed_js, globe_js, index, land_js, style_css, world_json};
+pub use page::{app_js, feed_js, globe_js, index, land_js, palette_json, style_css, world_json};
 
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 

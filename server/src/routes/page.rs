@@ -44,6 +44,13 @@ pub async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS, 60)
 }
 
+/// The arcs' colours, the same palette the viewer draws with.
+pub async fn palette_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .json(viralglobe_protocol::palette::PALETTE)
+}
+
 pub async fn world_json() -> HttpResponse {
     asset("application/json", WORLD_JSON, 86_400)
 }

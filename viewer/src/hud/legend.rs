@@ -9,18 +9,6 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(Startup, spawn);
 }
 
-fn entries() -> Vec<(LinearRgba, String)> {
-    let mut entries = vec![(palette::ROOT_SHARE, "campaign post (pulse)".to_owned())];
-    let last = palette::GENERATIONS.len() - 1;
-    entries.extend(palette::GENERATIONS.iter().enumerate().map(|(g, &color)| {
-        let plus = if g == last { "+" } else { "" };
-        (color, format!("out: click / share, generation {g}{plus}"))
-    }));
-    entries.push((palette::SIGNUP, "in: sign-up".to_owned()));
-    entries.push((palette::PURCHASE, "in: purchase".to_owned()));
-    entries
-}
-
 fn spawn(mut commands: Commands) {
     commands
         .spawn((
@@ -38,7 +26,7 @@ fn spawn(mut commands: Commands) {
         ))
         .with_children(|legend| {
             legend.spawn((Text::new("arcs"), font(1.5), TextColor(DIM_TEXT)));
-            for (color, label) in entries() {
+            for (color, label) in palette::legend() {
                 legend
                     .spawn(Node {
                         column_gap: Val::VMin(0.8),
