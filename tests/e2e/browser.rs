@@ -70,6 +70,37 @@ fn the_page_asks_for_a_read_token() {
     assert!(report["arcs"].as_u64() > Some(0), "{report}");
 }
 
+/// A page that stops reading (a busy tab, a slow machine) is dropped arcs rather than slowing the
+/// server, and says so: the `lagged` notice, with how many arcs it missed.
+#[test]
+fn the_page_says_when_it_fell_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--subscriber-queue",
+            "4",
+            "--data-dir",
+        ])
+        .arg(dir.path());
+    let server = TestServer::spawn(command);
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let output = page_driver("lagged.mjs", &server.base)
+        .arg("--out")
+        .arg(&screenshots)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
+    assert!(report["lagged"].as_u64() > Some(0), "{report}");
+}
+
 /// The committed bundle `assets/web/globe.js` is what `npm run web --prefix assets` makes from
 /// `assets/web-src/` and the lockfile's three.js and esbuild: the same command, writing elsewhere,
 /// gives the same bytes. (Edited the globe and forgot to rebuild? This says so.)
