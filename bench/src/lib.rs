@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// CPUs in a `taskset` list such as `1` or `0,2-3`.
-fn cpu_count(list: &str) -> usize {
+pub(crate) fn cpu_count(list: &str) -> usize {
     list.split(',')
         .map(|part| match part.split_once('-') {
             Some((a, b)) => match (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {

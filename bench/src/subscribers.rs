@@ -27,6 +27,8 @@ pub struct Tally {
     pub arcs: AtomicU64,
     /// Arcs the server said it dropped for slow reading (`lagged`).
     pub dropped: AtomicU64,
+    /// Bytes of the messages that carried arcs.
+    pub arc_bytes: AtomicU64,
     measuring: AtomicBool,
     latency_ms: Vec<AtomicU64>,
 }
@@ -37,6 +39,7 @@ impl Tally {
             hellos: AtomicU64::new(0),
             arcs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            arc_bytes: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
             latency_ms: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         })
@@ -79,6 +82,7 @@ impl Tally {
                 }
             }
             self.arcs.fetch_add(arcs, Relaxed);
+            self.arc_bytes.fetch_add(text.len() as u64, Relaxed);
         } else if text.starts_with(br#"{"type":"lagged""#) {
             if let Some(at) = memmem::find(text, br#""dropped_arcs":"#)
                 && let Some(n) = number_at(&text[at + 15..])

@@ -138,6 +138,20 @@ impl CampaignTraffic {
         self.shares += 1;
     }
 
+    /// Appends a click on an existing share, with an id or without.
+    pub fn write_click(&mut self, ts: i64, with_id: bool, out: &mut Vec<u8>) {
+        let (n, ip, share) = self.next_ids();
+        let c = &self.campaign;
+        let id = match with_id {
+            true => format!(r#""id":"{c}c{n}","#),
+            false => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            r#"{{"type":"click",{id}"share":"{c}s{share}","ip":"{ip}","ts":{ts}}}"#
+        );
+    }
+
     /// A batch of `n` events, the k-th stamped `ts(k)`.
     pub fn batch(&mut self, n: usize, mut ts: impl FnMut(u64) -> i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(n * 150);

@@ -2,8 +2,9 @@
 //!
 //! Ingest appends arcs to a pending list and returns; a ticker drains the list every tick,
 //! serializes each arc once, builds one frame per distinct subscriber filter and offers the same
-//! bytes to every subscriber's bounded queue. A full queue drops the frame for that subscriber
-//! and counts the arcs it missed; ingest never waits for a subscriber.
+//! bytes to every subscriber's bounded queue ([`QueueBounds`]: frames and bytes here, age where
+//! the queue is read). A full queue drops the frame for that subscriber and counts the arcs it
+//! missed; ingest never waits for a subscriber.
 //!
 //! The hub also keeps each campaign's [`Offset`] (epoch and last `seq` published). A subscriber
 //! registers under the same lock that publishing takes, so the offset it is handed splits the
@@ -12,7 +13,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering::Relaxed},
+    },
     time::{Duration, Instant},
 };
 
@@ -38,6 +42,52 @@ pub struct Frame {
     pub reset: bool,
     /// When the oldest arc in it was published (for other messages: when it was made).
     pub published: Instant,
+    /// Arcs in it.
+    pub arcs: u64,
+}
+
+/// How much one subscriber's queue may hold: frames and bytes (a frame that does not fit is
+/// dropped for it, and it is told `lagged`), and how long a frame may wait (one older is dropped
+/// when it is read, rather than sent late: a subscriber never falls further behind than this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    pub frames: usize,
+    pub bytes: usize,
+    pub max_lag: Duration,
+}
+
+impl QueueBounds {
+    pub fn frames(frames: usize) -> Self {
+        Self {
+            frames,
+            bytes: 8 << 20,
+            max_lag: Duration::from_millis(750),
+        }
+    }
+}
+
+/// A subscriber's end of its queue.
+pub struct Frames {
+    rx: mpsc::Receiver<Frame>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Frames {
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.rx.recv().await?;
+        self.bytes.fetch_sub(frame.text.len(), Relaxed);
+        Some(frame)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    pub fn try_recv(&mut self) -> Result<Frame, mpsc::error::TryRecvError> {
+        let frame = self.rx.try_recv()?;
+        self.bytes.fetch_sub(frame.text.len(), Relaxed);
+        Ok(frame)
+    }
 }
 
 impl Frame {
@@ -47,6 +97,7 @@ impl Frame {
             seqs: None,
             reset: false,
             published: Instant::now(),
+            arcs: 0,
         }
     }
 }
@@ -54,10 +105,30 @@ impl Frame {
 struct Subscriber {
     filter: LiveFilter,
     tx: mpsc::Sender<Frame>,
+    /// Bytes in its queue, and how many it may hold.
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     dropped_arcs: u64,
 }
 
 impl Subscriber {
+    /// Queues `frame` if it fits, in frames and in bytes (a frame bigger than the bound still
+    /// goes into an empty queue).
+    fn try_send(&mut self, frame: Frame) -> bool {
+        let len = frame.text.len();
+        let queued = self.queued_bytes.load(Relaxed);
+        if queued > 0 && queued + len > self.max_bytes {
+            return false;
+        }
+        // Counted before it can be read, so the reader's subtraction never goes below zero.
+        self.queued_bytes.fetch_add(len, Relaxed);
+        let sent = self.tx.try_send(frame).is_ok();
+        if !sent {
+            self.queued_bytes.fetch_sub(len, Relaxed);
+        }
+        sent
+    }
+
     /// Tells the subscriber how many arcs it lost, if any; false if its queue is still full.
     fn try_send_lagged(&mut self) -> bool {
         if self.dropped_arcs == 0 {
@@ -67,7 +138,7 @@ impl Subscriber {
             dropped_arcs: self.dropped_arcs,
         };
         let text = serde_json::to_string(&lagged).expect("lagged serializes");
-        let sent = self.tx.try_send(Frame::message(text)).is_ok();
+        let sent = self.try_send(Frame::message(text));
         if sent {
             self.dropped_arcs = 0;
         }
@@ -129,7 +200,7 @@ impl LineCounts {
 pub struct Hub {
     pending: Mutex<Pending>,
     subscribers: Mutex<Vec<Subscriber>>,
-    queue_capacity: usize,
+    bounds: QueueBounds,
     /// Frames waiting in each subscriber's queue when a tick offers it more.
     queue_depth: metrics::Histogram,
 }
@@ -148,13 +219,26 @@ struct Encoded<'a> {
 }
 
 impl Hub {
-    pub fn new(queue_capacity: usize) -> Arc<Self> {
+    /// A hub whose subscriber queues hold `frames` frames (and the default bytes and lag).
+    pub fn new(frames: usize) -> Arc<Self> {
+        Self::bounded(QueueBounds::frames(frames))
+    }
+
+    pub fn bounded(bounds: QueueBounds) -> Arc<Self> {
         Arc::new(Self {
             pending: Mutex::new(Pending::default()),
             subscribers: Mutex::new(Vec::new()),
-            queue_capacity: queue_capacity.max(1),
+            bounds: QueueBounds {
+                frames: bounds.frames.max(1),
+                ..bounds
+            },
             queue_depth: metrics::histogram!("viralglobe_live_queue_depth"),
         })
+    }
+
+    /// How long a frame may wait in a queue before it is dropped rather than sent.
+    pub fn max_lag(&self) -> Duration {
+        self.bounds.max_lag
     }
 
     /// Makes `campaign`'s arc line known: its epoch, and the last `seq` already published (by a
@@ -254,7 +338,7 @@ impl Hub {
 
     /// Registers a subscriber; frames for it arrive on the returned queue. With a campaign
     /// filter, also returns where that campaign stood: every later arc comes through the queue.
-    pub fn subscribe(&self, filter: LiveFilter) -> (mpsc::Receiver<Frame>, Option<Offset>) {
+    pub fn subscribe(&self, filter: LiveFilter) -> (Frames, Option<Offset>) {
         let (rx, offset, _) = self.subscribe_counted(filter);
         (rx, offset)
     }
@@ -264,8 +348,9 @@ impl Hub {
     pub fn subscribe_counted(
         &self,
         filter: LiveFilter,
-    ) -> (mpsc::Receiver<Frame>, Option<Offset>, Option<LineCounts>) {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
+    ) -> (Frames, Option<Offset>, Option<LineCounts>) {
+        let (tx, rx) = mpsc::channel(self.bounds.frames);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let pending = lock(&self.pending);
         let offset = filter
             .campaign
@@ -279,11 +364,17 @@ impl Hub {
         subscribers.push(Subscriber {
             filter,
             tx,
+            queued_bytes: queued_bytes.clone(),
+            max_bytes: self.bounds.bytes,
             dropped_arcs: 0,
         });
         drop(pending);
         metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
-        (rx, offset, line)
+        let frames = Frames {
+            rx,
+            bytes: queued_bytes,
+        };
+        (frames, offset, line)
     }
 
     /// Sends out every arc published since the last tick, and overdue lag notices.
@@ -310,7 +401,7 @@ impl Hub {
             return;
         }
         for sub in subscribers.iter() {
-            let queued = self.queue_capacity - sub.tx.capacity();
+            let queued = self.bounds.frames - sub.tx.capacity();
             self.queue_depth.record(queued as f64);
         }
         let mut arcs = Vec::new();
@@ -352,9 +443,10 @@ fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
             seqs: None,
             reset: true,
             published: Instant::now(),
+            arcs: 0,
         };
         // A subscriber too slow to take it is told it lagged; its next arcs show the new line.
-        if sub.tx.try_send(frame).is_err() && !sub.tx.is_closed() {
+        if !sub.try_send(frame) && !sub.tx.is_closed() {
             sub.dropped_arcs += 1;
         }
     }
@@ -398,7 +490,7 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
         let Some((frame, count)) = &frames[&sub.filter] else {
             continue;
         };
-        let sent = sub.try_send_lagged() && sub.tx.try_send(frame.clone()).is_ok();
+        let sent = sub.try_send_lagged() && sub.try_send(frame.clone());
         if !sent && !sub.tx.is_closed() {
             sub.dropped_arcs += count;
             dropped += count;
@@ -444,6 +536,7 @@ fn build_frame(
         seqs: Some((first, last)),
         reset: false,
         published,
+        arcs: count,
     };
     Some((frame, count))
 }
@@ -532,6 +625,45 @@ mod tests {
             decode(&slow.try_recv().expect("lagged")),
             ServerMessage::Lagged { dropped_arcs: 4 }
         );
+    }
+
+    /// A queue with room for many frames but few bytes drops what does not fit, counts it, and
+    /// takes frames again once it is read.
+    #[test]
+    fn a_queue_is_bounded_by_bytes_too() {
+        let hub = Hub::bounded(QueueBounds {
+            frames: 64,
+            bytes: 600,
+            max_lag: Duration::from_secs(1),
+        });
+        hub.open_campaign("a", "e", 0);
+        let (mut slow, _) = hub.subscribe(LiveFilter::default());
+        for seq in 1..=10 {
+            hub.publish(vec![arc(seq, ArcKind::Click, "a")]);
+            hub.tick();
+        }
+        // Three frames of arcs fit; each later tick the lag notice (small) still does.
+        // (arc frames, arcs told dropped, bytes) read from the queue.
+        let read = |slow: &mut Frames| {
+            let (mut arcs, mut told, mut bytes) = (0, 0, 0);
+            while let Ok(frame) = slow.try_recv() {
+                bytes += frame.text.len();
+                match decode(&frame) {
+                    ServerMessage::Arc(_) => arcs += 1,
+                    ServerMessage::Lagged { dropped_arcs } => told += dropped_arcs,
+                    other => panic!("{other:?}"),
+                }
+            }
+            (arcs, told, bytes)
+        };
+        let (arcs, told_first, bytes) = read(&mut slow);
+        assert_eq!(arcs, 3);
+        assert!(bytes <= 600, "{bytes} bytes queued");
+        hub.publish(vec![arc(11, ArcKind::Click, "a")]);
+        hub.tick();
+        let (more, told_then, _) = read(&mut slow);
+        let (arcs, told) = (arcs + more, told_first + told_then);
+        assert_eq!((arcs, told), (4, 7), "every arc sent or told");
     }
 
     /// A counted line (the demo's loop) tells a new subscriber its own counters so far; a new

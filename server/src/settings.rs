@@ -226,6 +226,15 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_SUBSCRIBER_QUEUE", default_value_t = 256)]
     pub subscriber_queue: usize,
 
+    /// Bytes queued per live subscriber before frames are dropped for it.
+    #[arg(long, env = "VIRALGLOBE_SUBSCRIBER_QUEUE_BYTES", default_value_t = 8 << 20)]
+    pub subscriber_queue_bytes: usize,
+
+    /// Milliseconds a frame may wait in a subscriber's queue: older ones are dropped (the
+    /// subscriber is told `lagged`) rather than sent late.
+    #[arg(long, env = "VIRALGLOBE_SUBSCRIBER_MAX_LAG_MS", default_value_t = 750)]
+    pub subscriber_max_lag_ms: u64,
+
     /// Geo cache sizes: decoded records kept, and recently seen addresses remembered.
     #[arg(long, env = "VIRALGLOBE_GEO_CACHE", default_value_t = 500_000)]
     pub geo_cache: usize,

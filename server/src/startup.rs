@@ -1,7 +1,7 @@
 //! Builds the application from [`Settings`]: rebuilds state from the recordings, binds the
 //! listener (port 0 in tests), starts the live ticker, fsync timer and file follower.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{
     App, HttpServer,
@@ -20,7 +20,7 @@ use crate::{
     demo::{self, embedded, player::Pace},
     engine::{Engine, HeldLimits},
     geo::GeoDb,
-    hub::Hub,
+    hub::{Hub, QueueBounds},
     ingest::{self, IngestLimits, Pipeline},
     live, recording,
     replay::{self, Library},
@@ -53,7 +53,11 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
         let geo = Arc::new(open_geo(&settings, demo.is_some())?);
-        let hub = Hub::new(settings.subscriber_queue);
+        let hub = Hub::bounded(QueueBounds {
+            frames: settings.subscriber_queue,
+            bytes: settings.subscriber_queue_bytes,
+            max_lag: Duration::from_millis(settings.subscriber_max_lag_ms),
+        });
         // A file follower's bookmark stays in the data directory, outside the log's mirror.
         let follow_bookmark_dir = settings.data_dir.clone();
         let (engine, log) = match &cluster {

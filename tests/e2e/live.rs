@@ -251,6 +251,72 @@ async fn a_slow_subscriber_is_told_what_it_lost_and_slows_nobody() {
 }
 
 /// A websocket client whose socket buffers only a few kilobytes.
+/// A subscriber that stops reading while its queue could hold everything (frames and bytes bounds
+/// far off) still never gets arcs late: frames older than `--subscriber-max-lag-ms` are dropped
+/// when it reads again, it is told how many, and what it gets and what it lost add up.
+#[tokio::test]
+async fn a_subscriber_is_never_sent_arcs_older_than_the_lag_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(
+        dir.path(),
+        &[
+            "--subscriber-queue",
+            "100000",
+            "--subscriber-queue-bytes",
+            "1000000000",
+            "--subscriber-max-lag-ms",
+            "300",
+        ],
+    );
+    let mut slow = slow_subscriber(&server).await;
+    server
+        .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    let (batches, per_batch) = (600, 100);
+    for b in 0..batches {
+        let lines: Vec<String> = (0..per_batch)
+            .map(|i| click(&format!("c{b}-{i}"), "s1", TOKYO, T0 + i as i64))
+            .collect();
+        assert_eq!(server.post_ndjson(&lines).await.0, 200);
+    }
+    // Everything is published; the subscriber has read nothing for longer than the bound.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (mut received, mut lost, mut seqs) = (0u64, 0u64, Vec::new());
+    loop {
+        match slow.next_message(Duration::from_secs(3)).await {
+            Some(ServerMessage::Arc(a)) => {
+                received += 1;
+                seqs.push(a.seq);
+            }
+            Some(ServerMessage::Arcs { arcs }) => {
+                received += arcs.len() as u64;
+                seqs.extend(arcs.iter().map(|a| a.seq));
+            }
+            Some(ServerMessage::Lagged { dropped_arcs }) => lost += dropped_arcs,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let total = 1 + (batches * per_batch) as u64;
+    assert!(
+        lost > 0,
+        "nothing was dropped for age (received {received})"
+    );
+    assert_eq!(received + lost, total, "received {received} + lost {lost}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "arcs in order");
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("viralglobe_live_dropped_arcs_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(counted, Some(lost as f64), "the metric counts them");
+}
+
 async fn slow_subscriber(server: &TestServer) -> Subscriber {
     let address = server
         .base

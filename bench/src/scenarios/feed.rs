@@ -25,6 +25,8 @@ struct Load {
 
 struct Outcome {
     delivered_per_s: f64,
+    /// Bytes on the wire an arc, JSON frames as sent.
+    bytes_per_arc: f64,
     dropped_share: f64,
     p50_ms: Option<u64>,
     p99_ms: Option<u64>,
@@ -64,15 +66,18 @@ async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> 
     let rss_start_kib = server.rss_kib()?;
     tally.measure_latency();
     let (arcs, dropped) = (tally.arcs.load(Relaxed), tally.dropped.load(Relaxed));
+    let bytes = tally.arc_bytes.load(Relaxed);
     let started = Instant::now();
     tokio::time::sleep(span).await;
     let elapsed = started.elapsed().as_secs_f64();
     let arcs = tally.arcs.load(Relaxed) - arcs;
     let dropped = tally.dropped.load(Relaxed) - dropped;
+    let bytes = tally.arc_bytes.load(Relaxed) - bytes;
     let rss_end_kib = server.rss_kib()?;
     publisher.await??;
     let outcome = Outcome {
         delivered_per_s: arcs as f64 / elapsed,
+        bytes_per_arc: bytes as f64 / arcs.max(1) as f64,
         dropped_share: dropped as f64 / (arcs + dropped).max(1) as f64,
         p50_ms: tally.latency_quantile(0.50),
         p99_ms: tally.latency_quantile(0.99),
@@ -111,40 +116,69 @@ pub async fn fan_out(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
                     outcome.latency()
                 ),
             )
-            .target("≥ 2 M/s", outcome.delivered_per_s >= 2e6),
+            .target(
+                if subscribers > 1_000 {
+                    "≥ 2 M/s, p99 ≤ 250 ms"
+                } else {
+                    "≥ 2 M/s"
+                },
+                outcome.delivered_per_s >= 2e6
+                    && (subscribers <= 1_000 || outcome.p99_ms.is_some_and(|p99| p99 <= 250)),
+            ),
         );
+        if subscribers == 1_000 {
+            // The frames as JSON: what an opt-in compact encoding would have to beat.
+            rows.push(
+                Row::new(
+                    "live frame bytes an arc (JSON, arcs batched per tick)",
+                    format!(
+                        "{:.0} B; no compact `?encoding=` yet",
+                        outcome.bytes_per_arc
+                    ),
+                )
+                .target("≤ 60 B with `?encoding=`", false),
+            );
+        }
     }
     Ok(rows)
 }
 
-/// Ingest-to-receipt latency with 1,000 subscribers at 20,000 events a second (the target) and
-/// at 2,000, then the 2,000 run again with 1% of the subscribers never reading.
+/// Ingest-to-receipt latency with 1,000 subscribers: overload at 20,000 events a second (more
+/// than one core delivers: a backlog must become `lagged`, not delay), the target at 5,000, and
+/// 2,000 as the calm baseline; then 2,000 again with 1% of the subscribers never reading.
 pub async fn latency(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut calm_p99 = None;
-    for events_per_s in [20_000.0, 2_000.0] {
+    for per_s in [20_000_u32, 5_000, 2_000] {
+        let events_per_s = f64::from(per_s);
         let load = Load {
             subscribers: 1_000,
             stalled: 0,
             events_per_s,
         };
         let outcome = run(cli, &load, span).await?;
-        let within = outcome.p99_ms.is_some_and(|p99| p99 <= 50) && outcome.dropped_share == 0.0;
-        rows.push(
-            Row::new(
-                format!(
-                    "end-to-end latency, {} events/s, 1,000 subscribers",
-                    count(events_per_s)
-                ),
-                format!(
-                    "{}; {} deliveries/s; {}",
-                    outcome.latency(),
-                    count(outcome.delivered_per_s),
-                    outcome.losses()
-                ),
-            )
-            .target("p99 ≤ 50 ms, nothing dropped", within),
+        let measured = format!(
+            "{}; {} deliveries/s; {}",
+            outcome.latency(),
+            count(outcome.delivered_per_s),
+            outcome.losses()
         );
+        let name = format!(
+            "end-to-end latency, {} events/s, 1,000 subscribers",
+            count(events_per_s)
+        );
+        let row = Row::new(name, measured);
+        rows.push(match per_s {
+            20_000 => row.target(
+                "none more than 1 s behind (p99 ≤ 1 s); the backlog told `lagged`",
+                outcome.p99_ms.is_some_and(|p99| p99 <= 1_000),
+            ),
+            5_000 => row.target(
+                "p99 ≤ 50 ms, nothing dropped",
+                outcome.p99_ms.is_some_and(|p99| p99 <= 50) && outcome.dropped_share == 0.0,
+            ),
+            _ => row,
+        });
         calm_p99 = outcome.p99_ms;
     }
 

@@ -18,17 +18,27 @@ const CONNECTIONS: usize = 2;
 /// Concurrent keep-alive connections posting one event each per request.
 const SINGLE_CONNECTIONS: usize = 32;
 
-/// Batches of 1,000 events over two keep-alive connections, no subscribers.
+/// Batches of 1,000 events over two keep-alive connections, no subscribers. The target depends on
+/// where the server runs: one core (the suite's default placement), or the whole machine.
 pub async fn batches(cli: &Cli) -> anyhow::Result<Row> {
     let server = Process::server(cli)?;
     let (rate, _) = post_batches(&server.address, "ingest", 100, BATCHES_PER_CONNECTION).await?;
+    let one_core = !cli.server_cpus.is_empty() && crate::cpu_count(&cli.server_cpus) == 1;
+    let (placement, target, goal) = match one_core {
+        true => ("the server on one core", "≥ 300 k/s", 300_000.0),
+        false => (
+            "the whole machine, server and clients",
+            "≥ 500 k/s",
+            500_000.0,
+        ),
+    };
     Ok(Row::new(
         format!(
-            "ingest events/s, NDJSON batches of 1,000 over {CONNECTIONS} connections, 0 subscribers"
+            "ingest events/s, NDJSON batches of 1,000 over {CONNECTIONS} connections, 0 subscribers, {placement}"
         ),
         format!("{}/s", count(rate)),
     )
-    .target("≥ 500 k/s", rate >= 500_000.0))
+    .target(target, rate >= goal))
 }
 
 /// Posts `per_connection` batches of 1,000 events (campaigns `{campaign}0`, `{campaign}1`, …) on

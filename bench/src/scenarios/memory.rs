@@ -1,4 +1,5 @@
-//! Resident memory of the server per idle websocket subscriber and per tracked share.
+//! Resident memory of the server per idle websocket subscriber, per tracked share and per click id
+//! kept to tell duplicates.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::{
 
 const IDLE_SUBSCRIBERS: usize = 10_000;
 const SHARES: usize = 200_000;
+const CLICKS: usize = 1_000_000;
 
 pub async fn rss(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let server = Process::server(cli)?;
@@ -56,16 +58,50 @@ pub async fn rss(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     settle().await;
     let per_share = (server.rss_kib()?.saturating_sub(before) * 1024) as f64 / SHARES as f64;
 
+    // Clicks on one share, a million without ids and a million with: what the ids add is what
+    // de-duplication keeps.
+    let mut grown = Vec::new();
+    for with_ids in [false, true] {
+        let campaign = if with_ids { "ids" } else { "no-ids" };
+        let mut clicks = CampaignTraffic::new(campaign, 11);
+        let mut body = Vec::new();
+        clicks.write_share(launch_time(0), &mut body);
+        connection.post("/v1/events", &body).await?.accepted()?;
+        settle().await;
+        let before = server.rss_kib()?;
+        let mut accepted = 0;
+        for batch in 0..CLICKS / 1_000 {
+            body.clear();
+            for n in 0..1_000 {
+                let k = (batch * 1_000 + n) as u64;
+                clicks.write_click(launch_time(k), with_ids, &mut body);
+            }
+            accepted += connection.post("/v1/events", &body).await?.accepted()?;
+        }
+        ensure!(
+            accepted == CLICKS as u64,
+            "{accepted} of {CLICKS} clicks acknowledged"
+        );
+        settle().await;
+        grown.push(server.rss_kib()?.saturating_sub(before) as f64 * 1024.0);
+    }
+    let per_id = (grown[1] - grown[0]).max(0.0) / CLICKS as f64;
+
     Ok(vec![
         Row::new(
             "RSS per idle websocket subscriber (10,000 connected)",
             format!("{per_subscriber:.1} KiB"),
         )
-        .target("≤ 16 KiB", per_subscriber <= 16.0),
+        .target("≤ 12 KiB", per_subscriber <= 12.0),
         Row::new(
             "RSS per tracked share (200,000 re-shares)",
             format!("{per_share:.0} B"),
         )
-        .target("≤ 200 B", per_share <= 200.0),
+        .target("≤ 150 B", per_share <= 150.0),
+        Row::new(
+            "RSS per click id kept for de-duplication (1,000,000 clicks with ids against as many without)",
+            format!("{per_id:.1} B"),
+        )
+        .target("≤ 24 B", per_id <= 24.0),
     ])
 }

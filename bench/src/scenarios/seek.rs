@@ -58,10 +58,15 @@ pub async fn replay_seek(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let (p50, max) = (took[SEEKS / 2], took[SEEKS - 1]);
     let seek = Row::new(
         "replay seek, random times in a 1,000,000-event recording (50 seeks)",
-        format!("p50 {p50:.2} ms, max {max:.2} ms; opening the replay (indexing) {open_ms:.0} ms"),
+        format!("p50 {p50:.2} ms, max {max:.2} ms"),
     )
     .target("≤ 50 ms", max <= 50.0);
-    Ok(vec![seek, resume(&server.ws_base()).await?])
+    let open = Row::new(
+        "replay open, a 1,000,000-event recording just written (to its hello)",
+        format!("{open_ms:.0} ms (indexing the recording on first open)"),
+    )
+    .target("≤ 200 ms", open_ms <= 200.0);
+    Ok(vec![open, seek, resume(&server.ws_base()).await?])
 }
 
 /// A live subscriber that missed the whole campaign resumes with `since=0`: every arc comes from

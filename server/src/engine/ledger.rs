@@ -22,6 +22,7 @@ use viralglobe_protocol::{
 
 use super::{
     attribution::AttributionAccumulator,
+    seen::SeenIds,
     stats::CampaignStatsAccumulator,
     tree::{ShareNode, ShareTree},
 };
@@ -110,8 +111,8 @@ pub(super) struct Ledger {
     pub shares: Arc<ShareTree>,
     pub campaigns: HashMap<Arc<str>, CampaignLedger>,
     interned: HashSet<Arc<str>>,
-    seen_clicks: HashSet<Box<str>>,
-    seen_conversions: HashSet<Box<str>>,
+    seen_clicks: SeenIds,
+    seen_conversions: SeenIds,
     /// Shares whose parent has not arrived, by id.
     pending_shares: HashMap<Box<str>, PendingShare>,
     /// How many of them each campaign has.
@@ -174,8 +175,8 @@ impl Ledger {
             shares,
             campaigns: HashMap::new(),
             interned: HashSet::new(),
-            seen_clicks: HashSet::new(),
-            seen_conversions: HashSet::new(),
+            seen_clicks: SeenIds::default(),
+            seen_conversions: SeenIds::default(),
             pending_shares: HashMap::new(),
             pending_by_campaign: HashMap::new(),
             waiting_children: HashMap::new(),
@@ -455,7 +456,7 @@ impl Ledger {
         Ok(Outcome::Held)
     }
 
-    fn seen(&mut self, event: &InputEvent) -> &mut HashSet<Box<str>> {
+    fn seen(&mut self, event: &InputEvent) -> &mut SeenIds {
         match event {
             InputEvent::Click(_) => &mut self.seen_clicks,
             _ => &mut self.seen_conversions,
@@ -540,7 +541,7 @@ impl Ledger {
             }
             action => {
                 if let Some(id) = action.id() {
-                    self.seen(action).insert(id.into());
+                    self.seen(action).insert(id);
                 }
                 if let Some(hold) = line.hold {
                     if let Some(rebuild) = &mut self.rebuild {
@@ -602,7 +603,7 @@ impl Ledger {
             return false;
         }
         let counted_id = match line.event.id() {
-            Some(id) => self.seen(&line.event).insert(id.into()),
+            Some(id) => self.seen(&line.event).insert(id),
             None => false,
         };
         self.held_actions

@@ -9,6 +9,7 @@
 mod agreement;
 mod attribution;
 mod ledger;
+mod seen;
 mod stats;
 mod tree;
 

@@ -11,7 +11,6 @@ use std::{sync::Arc, time::Instant};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use actix_ws::Session;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 use viralglobe_protocol::{LiveFilter, ServerMessage};
 
@@ -21,7 +20,7 @@ use crate::{
     engine::Engine,
     error::json_error,
     hello::hello,
-    hub::{Frame, Hub, Offset},
+    hub::{Frame, Frames, Hub, Offset},
     replay::{Library, ReplayError, Resume},
     ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send},
 };
@@ -138,6 +137,7 @@ pub async fn live(
         floor: start,
         sent: start,
         delivery: metrics::histogram!("viralglobe_live_delivery_seconds"),
+        behind: 0,
     };
     let session = run_session(session, stream, frames, hello, feed, resume, offset);
     actix_web::rt::spawn(session.instrument(span));
@@ -158,6 +158,8 @@ struct Feed {
     sent: u64,
     /// From an arc's publication to its frame's hand-over to the socket.
     delivery: metrics::Histogram,
+    /// Arcs in frames dropped for waiting too long in the queue, not yet told.
+    behind: u64,
 }
 
 impl Feed {
@@ -210,8 +212,20 @@ impl Feed {
         self.catch_up(session, since, &offset).await
     }
 
-    /// Forwards one frame from the hub, trimmed of what the recording already gave.
+    /// Forwards one frame from the hub, trimmed of what the recording already gave. Arcs that
+    /// waited longer than the hub's `max_lag` are dropped instead: the subscriber is told
+    /// `lagged` (or, resuming, given them from the recording) before the next fresh frame.
     async fn forward(&mut self, session: &mut Session, frame: Frame) -> bool {
+        if frame.seqs.is_some() {
+            if frame.published.elapsed() > self.hub.max_lag() {
+                self.behind += frame.arcs;
+                metrics::counter!("viralglobe_live_dropped_arcs_total").increment(frame.arcs);
+                return true;
+            }
+            if self.behind > 0 && !self.tell_behind(session).await {
+                return false;
+            }
+        }
         if frame.reset {
             if let Ok(ServerMessage::Reset { epoch, .. }) = serde_json::from_str(&frame.text) {
                 self.epoch = Some(epoch);
@@ -240,6 +254,15 @@ impl Feed {
         send(session, encode(&ServerMessage::Arcs { arcs })).await
     }
 
+    /// After frames were dropped for waiting too long: `lagged`, or the recording's arcs.
+    async fn tell_behind(&mut self, session: &mut Session) -> bool {
+        let dropped_arcs = std::mem::take(&mut self.behind);
+        if self.resuming && self.filter.campaign.is_some() {
+            return self.refill(session).await;
+        }
+        send(session, encode(&ServerMessage::Lagged { dropped_arcs })).await
+    }
+
     /// After the hub dropped frames for this subscriber: the missing arcs from the recording, up
     /// to where the campaign stands now.
     async fn refill(&mut self, session: &mut Session) -> bool {
@@ -264,7 +287,7 @@ fn encode(message: &ServerMessage) -> String {
 async fn run_session(
     mut session: Session,
     stream: actix_ws::MessageStream,
-    mut frames: mpsc::Receiver<Frame>,
+    mut frames: Frames,
     hello: ServerMessage,
     mut feed: Feed,
     resume: Option<Resume>,
@@ -289,7 +312,7 @@ async fn run_session(
 async fn serve(
     session: &mut Session,
     stream: actix_ws::MessageStream,
-    frames: &mut mpsc::Receiver<Frame>,
+    frames: &mut Frames,
     hello: ServerMessage,
     feed: &mut Feed,
     resume: Option<Resume>,
@@ -312,6 +335,10 @@ async fn serve(
                 Some(frame) => {
                     let published = frame.seqs.map(|_| frame.published);
                     if !feed.forward(session, frame).await {
+                        return Ended::SendFailed;
+                    }
+                    // Dropped frames with nothing fresh behind them: said now, not at the next.
+                    if feed.behind > 0 && frames.is_empty() && !feed.tell_behind(session).await {
                         return Ended::SendFailed;
                     }
                     if let Some(published) = published {
