@@ -95,6 +95,24 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// Counts the arcs of a message in the compact encoding.
+    pub fn observe_compact(&self, bytes: &[u8]) {
+        let Ok(arcs) = viralglobe_protocol::compact::decode(bytes) else {
+            return;
+        };
+        if self.measuring.load(Relaxed) {
+            let now = now_ms();
+            for arc in &arcs {
+                let late = (now - arc.ts.0).clamp(0, LATENCY_BUCKETS as i64 - 1);
+                self.latency_ms[late as usize].fetch_add(1, Relaxed);
+            }
+        }
+        self.arcs.fetch_add(arcs.len() as u64, Relaxed);
+        self.arc_bytes.fetch_add(bytes.len() as u64, Relaxed);
+    }
+}
+
 /// The unsigned integer that `text` starts with.
 fn number_at(text: &[u8]) -> Option<u64> {
     let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -134,6 +152,7 @@ impl Crowd {
                     tokio::select! {
                         msg = ws.next() => match msg {
                             Some(Ok(Message::Text(text))) => tally.observe(text.as_bytes()),
+                            Some(Ok(Message::Binary(bytes))) => tally.observe_compact(&bytes),
                             Some(Ok(Message::Close(_))) | None => bail!("the server closed a feed"),
                             Some(Err(e)) => return Err(e.into()),
                             Some(Ok(_)) => {}

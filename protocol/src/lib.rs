@@ -5,6 +5,7 @@
 //! - [`input`]: the events producers send (`share`, `click`, `conversion`), one JSON object each;
 //! - [`record`]: one line of a campaign recording (an accepted event plus what the server resolved);
 //! - [`arc`]: the arcs the live feed and replays stream;
+//! - [`compact`]: the compact binary encoding of arcs (`?encoding=compact`);
 //! - [`live`]: the messages of a live-feed websocket;
 //! - [`replay`]: replay control messages, the replay clock, and the timeline;
 //! - [`palette`]: the colours of arcs, the same in every client;
@@ -18,6 +19,7 @@
 
 pub mod arc;
 pub mod attribution;
+pub mod compact;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
@@ -31,7 +33,7 @@ mod timestamp;
 
 pub use arc::{ArcEvent, ArcKind, Place};
 pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent};
-pub use live::{FilterError, Generations, LiveFilter, ServerMessage};
+pub use live::{Encoding, FilterError, Generations, LiveFilter, ServerMessage};
 pub use record::RecordedEvent;
 pub use replay::{ReplayClock, ReplayControl, Timeline, TimelineBucket};
 pub use stats::{CampaignStats, CampaignSummary, GoalTally, Tally};

@@ -154,6 +154,29 @@ fn parse_generations(text: &str) -> Result<Option<Generations>, String> {
     Ok(Some(Generations { min, max }))
 }
 
+/// How a feed sends arcs: JSON text messages (the default and the reference), or binary messages
+/// of [`crate::compact`] (`encoding=compact`; every other message stays JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    #[default]
+    Json,
+    Compact,
+}
+
+impl Encoding {
+    /// Parses the `encoding` query parameter (absent: JSON).
+    pub fn from_query(encoding: Option<&str>) -> Result<Self, FilterError> {
+        match encoding.map(str::trim).unwrap_or_default() {
+            "" | "json" => Ok(Self::Json),
+            "compact" => Ok(Self::Compact),
+            other => Err(FilterError {
+                field: "encoding",
+                message: format!("unknown encoding `{other}`, expected json or compact"),
+            }),
+        }
+    }
+}
+
 /// Messages from the server to a live-feed subscriber.
 // Each message is decoded once and consumed; boxing the big variants would only add allocations.
 #[allow(clippy::large_enum_variant)]

@@ -20,9 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::mpsc;
-use viralglobe_protocol::{ArcEvent, ArcKind, LiveFilter, ServerMessage};
+use viralglobe_protocol::{ArcEvent, ArcKind, Encoding, LiveFilter, ServerMessage, compact};
 
 /// Where a campaign's arc line stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +36,10 @@ pub struct Offset {
 /// One message for one subscriber.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// A JSON message; empty when the frame is `binary`.
     pub text: ByteString,
+    /// The arcs in the compact encoding, for subscribers that asked for it.
+    pub binary: Option<Bytes>,
     /// The first and last `seq` of the arcs in it; `None` for other messages.
     pub seqs: Option<(u64, u64)>,
     /// True for a `reset`: the campaign's arc line started over.
@@ -75,7 +79,7 @@ pub struct Frames {
 impl Frames {
     pub async fn recv(&mut self) -> Option<Frame> {
         let frame = self.rx.recv().await?;
-        self.bytes.fetch_sub(frame.text.len(), Relaxed);
+        self.bytes.fetch_sub(frame.wire_len(), Relaxed);
         Some(frame)
     }
 
@@ -85,15 +89,21 @@ impl Frames {
 
     pub fn try_recv(&mut self) -> Result<Frame, mpsc::error::TryRecvError> {
         let frame = self.rx.try_recv()?;
-        self.bytes.fetch_sub(frame.text.len(), Relaxed);
+        self.bytes.fetch_sub(frame.wire_len(), Relaxed);
         Ok(frame)
     }
 }
 
 impl Frame {
+    /// Bytes on the wire.
+    pub fn wire_len(&self) -> usize {
+        self.text.len() + self.binary.as_ref().map_or(0, Bytes::len)
+    }
+
     fn message(text: String) -> Self {
         Self {
             text: text.into(),
+            binary: None,
             seqs: None,
             reset: false,
             published: Instant::now(),
@@ -104,6 +114,7 @@ impl Frame {
 
 struct Subscriber {
     filter: LiveFilter,
+    encoding: Encoding,
     tx: mpsc::Sender<Frame>,
     /// Bytes in its queue, and how many it may hold.
     queued_bytes: Arc<AtomicUsize>,
@@ -115,7 +126,7 @@ impl Subscriber {
     /// Queues `frame` if it fits, in frames and in bytes (a frame bigger than the bound still
     /// goes into an empty queue).
     fn try_send(&mut self, frame: Frame) -> bool {
-        let len = frame.text.len();
+        let len = frame.wire_len();
         let queued = self.queued_bytes.load(Relaxed);
         if queued > 0 && queued + len > self.max_bytes {
             return false;
@@ -210,6 +221,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct Encoded<'a> {
+    arc: &'a ArcEvent,
     kind: ArcKind,
     campaign: &'a str,
     channel: &'a str,
@@ -339,15 +351,16 @@ impl Hub {
     /// Registers a subscriber; frames for it arrive on the returned queue. With a campaign
     /// filter, also returns where that campaign stood: every later arc comes through the queue.
     pub fn subscribe(&self, filter: LiveFilter) -> (Frames, Option<Offset>) {
-        let (rx, offset, _) = self.subscribe_counted(filter);
+        let (rx, offset, _) = self.subscribe_counted(filter, Encoding::Json);
         (rx, offset)
     }
 
-    /// [`Hub::subscribe`], with the counters of the campaign's line at that offset when the hub
-    /// keeps them (see [`Hub::reset_counted`]).
+    /// [`Hub::subscribe`] in an encoding, with the counters of the campaign's line at that offset
+    /// when the hub keeps them (see [`Hub::reset_counted`]).
     pub fn subscribe_counted(
         &self,
         filter: LiveFilter,
+        encoding: Encoding,
     ) -> (Frames, Option<Offset>, Option<LineCounts>) {
         let (tx, rx) = mpsc::channel(self.bounds.frames);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -363,6 +376,7 @@ impl Hub {
         let mut subscribers = lock(&self.subscribers);
         subscribers.push(Subscriber {
             filter,
+            encoding,
             tx,
             queued_bytes: queued_bytes.clone(),
             max_bytes: self.bounds.bytes,
@@ -440,6 +454,7 @@ fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
     for sub in subscribers.iter_mut().filter(wanted) {
         let frame = Frame {
             text: text.clone(),
+            binary: None,
             seqs: None,
             reset: true,
             published: Instant::now(),
@@ -459,6 +474,7 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
     let encoded: Vec<Encoded<'_>> = arcs
         .iter()
         .map(|arc| Encoded {
+            arc,
             kind: arc.kind,
             campaign: &arc.campaign,
             channel: &arc.channel,
@@ -474,23 +490,28 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
     for e in &encoded {
         by_campaign.entry(e.campaign).or_default().push(e);
     }
-    let mut frames: HashMap<LiveFilter, Option<(Frame, u64)>> = HashMap::new();
+    // Frames by filter, one map per encoding (looked up by reference: no clone per subscriber).
+    let mut json: HashMap<LiveFilter, Option<(Frame, u64)>> = HashMap::new();
+    let mut compact: HashMap<LiveFilter, Option<(Frame, u64)>> = HashMap::new();
     let mut dropped = 0;
     for sub in subscribers.iter_mut() {
+        let frames = match sub.encoding {
+            Encoding::Json => &mut json,
+            Encoding::Compact => &mut compact,
+        };
         if !frames.contains_key(&sub.filter) {
             let arcs = match sub.filter.campaign.as_deref() {
                 Some(campaign) => by_campaign.get(campaign).map_or(&[][..], Vec::as_slice),
                 None => &all,
             };
-            frames.insert(
-                sub.filter.clone(),
-                build_frame(arcs, &sub.filter, published),
-            );
+            let frame = build_frame(arcs, &sub.filter, sub.encoding, published);
+            frames.insert(sub.filter.clone(), frame);
         }
         let Some((frame, count)) = &frames[&sub.filter] else {
             continue;
         };
-        let sent = sub.try_send_lagged() && sub.try_send(frame.clone());
+        let (frame, count) = (frame.clone(), *count);
+        let sent = sub.try_send_lagged() && sub.try_send(frame);
         if !sent && !sub.tx.is_closed() {
             sub.dropped_arcs += count;
             dropped += count;
@@ -501,10 +522,12 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
     }
 }
 
-/// `{"type":"arc",…}` for one arc, `{"type":"arcs","arcs":[…]}` for several, nothing for none.
+/// `{"type":"arc",…}` for one arc, `{"type":"arcs","arcs":[…]}` for several (or their compact
+/// binary message), nothing for none.
 fn build_frame(
     encoded: &[&Encoded<'_>],
     filter: &LiveFilter,
+    encoding: Encoding,
     published: Instant,
 ) -> Option<(Frame, u64)> {
     let wanted = || {
@@ -515,6 +538,18 @@ fn build_frame(
     let count = wanted().count() as u64;
     let first = wanted().next()?.seq;
     let last = wanted().next_back()?.seq;
+    if encoding == Encoding::Compact {
+        let arcs: Vec<&ArcEvent> = wanted().map(|e| e.arc).collect();
+        let frame = Frame {
+            text: ByteString::new(),
+            binary: Some(compact::encode(&arcs).into()),
+            seqs: Some((first, last)),
+            reset: false,
+            published,
+            arcs: count,
+        };
+        return Some((frame, count));
+    }
     let mut out = Vec::new();
     if count == 1 {
         let json = &wanted().next()?.json;
@@ -533,6 +568,7 @@ fn build_frame(
     let text = String::from_utf8(out).expect("JSON is UTF-8");
     let frame = Frame {
         text: text.into(),
+        binary: None,
         seqs: Some((first, last)),
         reset: false,
         published,
@@ -647,7 +683,7 @@ mod tests {
         let read = |slow: &mut Frames| {
             let (mut arcs, mut told, mut bytes) = (0, 0, 0);
             while let Ok(frame) = slow.try_recv() {
-                bytes += frame.text.len();
+                bytes += frame.wire_len();
                 match decode(&frame) {
                     ServerMessage::Arc(_) => arcs += 1,
                     ServerMessage::Lagged { dropped_arcs } => told += dropped_arcs,
@@ -684,7 +720,7 @@ mod tests {
             arc(2, ArcKind::Click, "demo"),
             sale,
         ]);
-        let (_, offset, line) = hub.subscribe_counted(filter.clone());
+        let (_, offset, line) = hub.subscribe_counted(filter.clone(), Encoding::Json);
         let line = line.expect("counted");
         assert_eq!(offset.map(|o| o.seq), Some(3));
         assert_eq!(
@@ -698,10 +734,10 @@ mod tests {
         );
         assert_eq!(line.goals.get("purchase"), Some(&1));
         hub.reset_counted("demo", "loop.2");
-        let (_, _, line) = hub.subscribe_counted(filter.clone());
+        let (_, _, line) = hub.subscribe_counted(filter.clone(), Encoding::Json);
         assert_eq!(line, Some(LineCounts::default()));
         hub.reset("demo", "ordinary");
-        assert_eq!(hub.subscribe_counted(filter).2, None);
+        assert_eq!(hub.subscribe_counted(filter, Encoding::Json).2, None);
     }
 
     #[test]

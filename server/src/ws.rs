@@ -32,6 +32,14 @@ pub async fn send(session: &mut Session, frame: impl Into<ByteString>) -> bool {
     )
 }
 
+/// [`send`] for a binary message.
+pub async fn send_binary(session: &mut Session, bytes: bytes::Bytes) -> bool {
+    matches!(
+        tokio::time::timeout(CLIENT_TIMEOUT, session.binary(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// What a message from the client means for the connection.
 pub enum Inbound {
     /// A text message, for the caller to act on.

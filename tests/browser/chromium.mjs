@@ -13,7 +13,7 @@ export function launch() {
 
 export async function finish(browser, report, problems) {
   await browser.close();
-  report.problems = problems;
-  console.log(JSON.stringify(report));
+  // The problems first: a failing test's message shows them before the rest of the report.
+  console.log(JSON.stringify({ problems, ...report }));
   process.exit(problems.length ? 1 : 0);
 }

@@ -83,6 +83,44 @@ try {
   check(everyKind(report.globe), `arcs of some kind missing from the globe, pixels: ${JSON.stringify(report.globe.counts)}`);
   check(report.globe.drawCalls <= 4, `${report.globe.drawCalls} draw calls a frame (the arcs should be one)`);
 
+  // The page reads live arcs in the compact encoding: decoded in the page, they are the arcs the
+  // JSON feed sends (two sockets side by side, compared arc by arc where their seqs meet).
+  report.compact = await page.evaluate(async (campaign) => {
+    const { decodeCompact } = await import("/feed.js");
+    const base = `ws://${location.host}/v1/live?campaign=${encodeURIComponent(campaign)}`;
+    const collect = (url) => new Promise((done) => {
+      const arcs = new Map();
+      let bytes = 0;
+      const ws = new WebSocket(url);
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = (e) => {
+        let list = [];
+        if (e.data instanceof ArrayBuffer) {
+          bytes += e.data.byteLength;
+          list = decodeCompact(new Uint8Array(e.data));
+        } else {
+          const m = JSON.parse(e.data);
+          list = m.type === "arc" ? [m] : m.type === "arcs" ? m.arcs : [];
+          if (list.length) bytes += e.data.length;
+        }
+        for (const a of list) { if (a.type) delete a.type; arcs.set(a.seq, a); }
+      };
+      setTimeout(() => { ws.close(); done({ arcs, bytes }); }, 2_000);
+    });
+    const [json, compact] = await Promise.all([collect(base), collect(`${base}&encoding=compact`)]);
+    const sorted = (v) => JSON.stringify(v, Object.keys(v).sort()) + JSON.stringify(v.from ?? null) + JSON.stringify(v.to);
+    let same = 0, different = 0;
+    for (const [seq, arc] of compact.arcs) {
+      if (!json.arcs.has(seq)) continue;
+      if (sorted(arc) === sorted(json.arcs.get(seq))) same++;
+      else different++;
+    }
+    const perArc = (r) => r.bytes / Math.max(1, r.arcs.size);
+    return { same, different, jsonBytesPerArc: perArc(json), compactBytesPerArc: perArc(compact) };
+  }, args.campaign);
+  check(report.compact.same > 100 && report.compact.different === 0,
+    `compact arcs decoded in the page differ from JSON: ${JSON.stringify(report.compact)}`);
+
   // Hovering an arc says what it is.
   for (let tries = 0; tries < 10 && !report.tooltip?.shown; tries++) {
     const at = await page.evaluate(() => window.viralGlobeGlobe.newestOnScreen());

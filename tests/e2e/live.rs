@@ -140,6 +140,73 @@ async fn channel_and_generation_filters_select_the_same_arcs_everywhere() {
     assert!(bad.await.is_err(), "a bad generation is refused");
 }
 
+/// `encoding=compact`: the same arcs as JSON, in binary messages a fraction of the size, live and
+/// when resuming from the recording; an unknown encoding is refused naming the parameter.
+#[tokio::test]
+async fn compact_subscribers_get_the_same_arcs_in_fewer_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let (mut json, _) = server.subscribe("?campaign=bones-brigade").await;
+    let url = format!(
+        "{}/v1/live?campaign=bones-brigade&encoding=compact",
+        server.ws_base
+    );
+    let (mut raw, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connects");
+    let mut lines = vec![
+        share("s1", None, "facebook", LOS_ANGELES, T0),
+        share("s2", Some("s1"), "twitter", BERLIN, T0 + 1),
+        conversion("v1", "s2", "purchase", 1999, SYDNEY, T0 + 2),
+    ];
+    lines.extend((0..300).map(|i| click(&format!("c{i}"), "s1", TOKYO, T0 + 3 + i)));
+    assert_eq!(server.post_ndjson(&lines).await.0, 200);
+    let expected = json.arcs(303, Duration::from_secs(5)).await;
+    assert_eq!(expected.len(), 303);
+
+    let (mut arcs, mut binary_bytes) = (Vec::new(), 0);
+    while arcs.len() < 303 {
+        let message = tokio::time::timeout(Duration::from_secs(5), raw.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("a message");
+        if let Message::Binary(bytes) = message {
+            binary_bytes += bytes.len();
+            arcs.extend(viralglobe_protocol::compact::decode(&bytes).expect("decodes"));
+        }
+    }
+    assert_eq!(arcs, expected);
+    let json_bytes: usize = expected
+        .iter()
+        .map(|a| serde_json::to_string(a).expect("JSON").len())
+        .sum();
+    assert!(
+        binary_bytes * 3 < json_bytes,
+        "{binary_bytes} bytes against {json_bytes} in JSON"
+    );
+
+    // Resuming from the start: the recorded arcs, compact too.
+    let ServerMessage::Hello { campaigns, .. } =
+        server.subscribe("?campaign=bones-brigade").await.1
+    else {
+        panic!("hello")
+    };
+    let epoch = campaigns[0].epoch.clone().expect("epoch");
+    let (mut resumed, _) = server
+        .subscribe(&format!(
+            "?campaign=bones-brigade&encoding=compact&since=0&epoch={epoch}"
+        ))
+        .await;
+    assert_eq!(resumed.arcs(303, Duration::from_secs(5)).await, expected);
+
+    let bad = reqwest::get(server.url("/v1/live?encoding=protobuf"))
+        .await
+        .expect("GET");
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.expect("body").contains("`encoding`"));
+}
+
 #[tokio::test]
 async fn hello_carries_the_protocol_version_and_counters_so_far() {
     let dir = tempfile::tempdir().expect("tempdir");

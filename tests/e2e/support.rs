@@ -210,6 +210,12 @@ impl Subscriber {
                             .unwrap_or_else(|e| panic!("not a protocol message ({e}): {text}")),
                     );
                 }
+                // Arcs in the compact encoding (`encoding=compact`).
+                Message::Binary(bytes) => {
+                    let arcs = viralglobe_protocol::compact::decode(&bytes)
+                        .unwrap_or_else(|e| panic!("not a compact message: {e}"));
+                    return Some(ServerMessage::Arcs { arcs });
+                }
                 Message::Ping(payload) => {
                     let _ = self.ws.send(Message::Pong(payload)).await;
                 }

@@ -5,12 +5,9 @@ use std::sync::Arc;
 
 use actix_web::web;
 use actix_ws::Session;
-use viralglobe_protocol::{ArcEvent, LiveFilter, ServerMessage};
+use viralglobe_protocol::{ArcEvent, Encoding, LiveFilter};
 
-use crate::{
-    replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read},
-    ws::send,
-};
+use crate::replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read};
 
 /// Arcs per frame while catching up.
 const ARCS_PER_FRAME: usize = 1_000;
@@ -21,6 +18,7 @@ pub(super) async fn send_recorded(
     session: &mut Session,
     library: Arc<Library>,
     filter: &LiveFilter,
+    encoding: Encoding,
     since: u64,
     to: u64,
 ) -> Result<bool, ReplayError> {
@@ -58,12 +56,8 @@ pub(super) async fn send_recorded(
             .map_err(|e| read_error(std::io::Error::other(e.to_string())))?;
         cursor = moved_cursor;
         let (progress, moved) = outcome.map_err(read_error)?;
-        if !arcs.is_empty() {
-            let frame = ServerMessage::Arcs { arcs };
-            let text = serde_json::to_string(&frame).expect("arcs serialize");
-            if !send(session, text).await {
-                return Ok(false);
-            }
+        if !arcs.is_empty() && !super::feed::send_arcs(session, arcs, encoding).await {
+            return Ok(false);
         }
         if progress == Progress::End && !moved {
             tracing::warn!(

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web}
 use actix_ws::Session;
 use serde::Deserialize;
 use tracing::Instrument;
-use viralglobe_protocol::{LiveFilter, ServerMessage};
+use viralglobe_protocol::{ArcEvent, Encoding, LiveFilter, ServerMessage, compact};
 
 use super::catch_up;
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
     hello::hello,
     hub::{Frame, Frames, Hub, Offset},
     replay::{Library, ReplayError, Resume},
-    ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send},
+    ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send, send_binary},
 };
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +31,7 @@ pub struct LiveQuery {
     kind: Option<String>,
     channel: Option<String>,
     generation: Option<String>,
+    encoding: Option<String>,
     token: Option<String>,
     since: Option<String>,
     epoch: Option<String>,
@@ -83,6 +84,7 @@ pub async fn live(
         kind,
         channel,
         generation,
+        encoding,
         token,
         since,
         epoch,
@@ -98,6 +100,10 @@ pub async fn live(
         field: e.field,
         message: e.message,
     })?;
+    let encoding = Encoding::from_query(encoding.as_deref()).map_err(|e| LiveError::BadQuery {
+        field: e.field,
+        message: e.message,
+    })?;
     let resume = Resume::parse(since.as_deref(), epoch.as_deref()).map_err(LiveError::from)?;
     if resume.is_some() && filter.campaign.is_none() {
         return Err(LiveError::BadQuery {
@@ -109,7 +115,7 @@ pub async fn live(
 
     let span = ws::session_span("live", &req, filter.campaign.as_deref());
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let (frames, offset, line) = hub.subscribe_counted(filter.clone());
+    let (frames, offset, line) = hub.subscribe_counted(filter.clone(), encoding);
     // The hello gives the campaign's offset at the subscription: its queue holds exactly what
     // follows, and a new subscriber is sent nothing at or before it (arcs published in the tick
     // it joined in are in the queue too: trimmed, as for a resume).
@@ -138,6 +144,7 @@ pub async fn live(
         sent: start,
         delivery: metrics::histogram!("viralglobe_live_delivery_seconds"),
         behind: 0,
+        encoding,
     };
     let session = run_session(session, stream, frames, hello, feed, resume, offset);
     actix_web::rt::spawn(session.instrument(span));
@@ -160,6 +167,7 @@ struct Feed {
     delivery: metrics::Histogram,
     /// Arcs in frames dropped for waiting too long in the queue, not yet told.
     behind: u64,
+    encoding: Encoding,
 }
 
 impl Feed {
@@ -181,7 +189,16 @@ impl Feed {
     /// Brings the subscriber from `since` up to the campaign's `offset` from the recording.
     async fn catch_up(&mut self, session: &mut Session, since: u64, offset: &Offset) -> bool {
         let library = self.library.clone();
-        match catch_up::send_recorded(session, library, &self.filter, since, offset.seq).await {
+        match catch_up::send_recorded(
+            session,
+            library,
+            &self.filter,
+            self.encoding,
+            since,
+            offset.seq,
+        )
+        .await
+        {
             Ok(open) => {
                 self.floor = offset.seq;
                 self.sent = self.sent.max(offset.seq);
@@ -245,13 +262,21 @@ impl Feed {
         }
         self.sent = last;
         if first > self.floor {
-            return send(session, frame.text).await;
+            return send_frame(session, frame).await;
         }
-        let Ok(ServerMessage::Arcs { mut arcs }) = serde_json::from_str(&frame.text) else {
-            return send(session, frame.text).await;
+        // Partly sent from the recording already: the rest of it.
+        let mut arcs = match &frame.binary {
+            Some(bytes) => match compact::decode(bytes) {
+                Ok(arcs) => arcs,
+                Err(_) => return send_frame(session, frame).await,
+            },
+            None => match serde_json::from_str(&frame.text) {
+                Ok(ServerMessage::Arcs { arcs }) => arcs,
+                _ => return send_frame(session, frame).await,
+            },
         };
         arcs.retain(|a| a.seq > self.floor);
-        send(session, encode(&ServerMessage::Arcs { arcs })).await
+        send_arcs(session, arcs, self.encoding).await
     }
 
     /// After frames were dropped for waiting too long: `lagged`, or the recording's arcs.
@@ -282,6 +307,29 @@ impl Feed {
 
 fn encode(message: &ServerMessage) -> String {
     serde_json::to_string(message).expect("server messages serialize")
+}
+
+/// A frame from the hub, as text or binary.
+async fn send_frame(session: &mut Session, frame: Frame) -> bool {
+    match frame.binary {
+        Some(bytes) => send_binary(session, bytes).await,
+        None => send(session, frame.text).await,
+    }
+}
+
+/// Arcs in one message of the subscriber's encoding.
+pub(super) async fn send_arcs(
+    session: &mut Session,
+    arcs: Vec<ArcEvent>,
+    encoding: Encoding,
+) -> bool {
+    match encoding {
+        Encoding::Json => send(session, encode(&ServerMessage::Arcs { arcs })).await,
+        Encoding::Compact => {
+            let bytes = compact::encode(&arcs.iter().collect::<Vec<_>>());
+            send_binary(session, bytes.into()).await
+        }
+    }
 }
 
 async fn run_session(

@@ -51,6 +51,8 @@ pub fn spawn_live(
                 };
                 let mut query: Vec<(&str, String)> =
                     campaign.iter().map(|c| ("campaign", c.clone())).collect();
+                // Arcs in the compact binary encoding: a fifth of the bytes of JSON.
+                query.push(("encoding", "compact".into()));
                 query.extend(position.resume_query());
                 let url = endpoint.websocket("/v1/live", &query);
                 match socket::session(

@@ -381,7 +381,10 @@ mod tests {
         assert_eq!(app.world().resource::<Heard>().arcs, [11, 12, 13, 14, 15]);
         let first = urls.recv_timeout(Duration::from_secs(1)).expect("first");
         let second = urls.recv_timeout(Duration::from_secs(1)).expect("second");
-        assert_eq!(first, "/v1/live?campaign=test");
-        assert_eq!(second, "/v1/live?campaign=test&since=13&epoch=e1");
+        assert_eq!(first, "/v1/live?campaign=test&encoding=compact");
+        assert_eq!(
+            second,
+            "/v1/live?campaign=test&encoding=compact&since=13&epoch=e1"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use tungstenite::{Message, WebSocket};
-use viralglobe_protocol::{ReplayControl, ServerMessage};
+use viralglobe_protocol::{ReplayControl, ServerMessage, compact};
 
 use super::{NetEvent, position::Position};
 
@@ -62,9 +62,16 @@ pub fn session(
             }
         }
         match socket.read() {
-            Ok(Message::Text(text)) => {
+            Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
                 last_heard = Instant::now();
-                match serde_json::from_str::<ServerMessage>(text.as_str()) {
+                let decoded = match &message {
+                    Message::Binary(bytes) => compact::decode(bytes)
+                        .map(|arcs| ServerMessage::Arcs { arcs })
+                        .map_err(|e| e.to_string()),
+                    _ => serde_json::from_str::<ServerMessage>(message.to_text().unwrap_or(""))
+                        .map_err(|e| e.to_string()),
+                };
+                match decoded {
                     // Blocks when the app is behind: the server then sees a slow reader and tells
                     // us how many arcs it dropped (`lagged`), instead of the viewer's memory growing.
                     Ok(message) => {
