@@ -72,12 +72,13 @@ impl QueueBounds {
 
 /// A subscriber's end of its queue.
 pub struct Frames {
-    rx: mpsc::Receiver<Frame>,
+    // Shared, not copied: a queue slot is a pointer, and every subscriber's copy the same frame.
+    rx: mpsc::Receiver<Arc<Frame>>,
     bytes: Arc<AtomicUsize>,
 }
 
 impl Frames {
-    pub async fn recv(&mut self) -> Option<Frame> {
+    pub async fn recv(&mut self) -> Option<Arc<Frame>> {
         let frame = self.rx.recv().await?;
         self.bytes.fetch_sub(frame.wire_len(), Relaxed);
         Some(frame)
@@ -87,7 +88,7 @@ impl Frames {
         self.rx.is_empty()
     }
 
-    pub fn try_recv(&mut self) -> Result<Frame, mpsc::error::TryRecvError> {
+    pub fn try_recv(&mut self) -> Result<Arc<Frame>, mpsc::error::TryRecvError> {
         let frame = self.rx.try_recv()?;
         self.bytes.fetch_sub(frame.wire_len(), Relaxed);
         Ok(frame)
@@ -115,7 +116,7 @@ impl Frame {
 struct Subscriber {
     filter: LiveFilter,
     encoding: Encoding,
-    tx: mpsc::Sender<Frame>,
+    tx: mpsc::Sender<Arc<Frame>>,
     /// Bytes in its queue, and how many it may hold.
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
@@ -125,7 +126,7 @@ struct Subscriber {
 impl Subscriber {
     /// Queues `frame` if it fits, in frames and in bytes (a frame bigger than the bound still
     /// goes into an empty queue).
-    fn try_send(&mut self, frame: Frame) -> bool {
+    fn try_send(&mut self, frame: Arc<Frame>) -> bool {
         let len = frame.wire_len();
         let queued = self.queued_bytes.load(Relaxed);
         if queued > 0 && queued + len > self.max_bytes {
@@ -149,7 +150,7 @@ impl Subscriber {
             dropped_arcs: self.dropped_arcs,
         };
         let text = serde_json::to_string(&lagged).expect("lagged serializes");
-        let sent = self.try_send(Frame::message(text));
+        let sent = self.try_send(Arc::new(Frame::message(text)));
         if sent {
             self.dropped_arcs = 0;
         }
@@ -461,7 +462,7 @@ fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
             arcs: 0,
         };
         // A subscriber too slow to take it is told it lagged; its next arcs show the new line.
-        if !sub.try_send(frame) && !sub.tx.is_closed() {
+        if !sub.try_send(Arc::new(frame)) && !sub.tx.is_closed() {
             sub.dropped_arcs += 1;
         }
     }
@@ -491,8 +492,8 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
         by_campaign.entry(e.campaign).or_default().push(e);
     }
     // Frames by filter, one map per encoding (looked up by reference: no clone per subscriber).
-    let mut json: HashMap<LiveFilter, Option<(Frame, u64)>> = HashMap::new();
-    let mut compact: HashMap<LiveFilter, Option<(Frame, u64)>> = HashMap::new();
+    let mut json: HashMap<LiveFilter, Option<(Arc<Frame>, u64)>> = HashMap::new();
+    let mut compact: HashMap<LiveFilter, Option<(Arc<Frame>, u64)>> = HashMap::new();
     let mut dropped = 0;
     for sub in subscribers.iter_mut() {
         let frames = match sub.encoding {
@@ -505,7 +506,7 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
                 None => &all,
             };
             let frame = build_frame(arcs, &sub.filter, sub.encoding, published);
-            frames.insert(sub.filter.clone(), frame);
+            frames.insert(sub.filter.clone(), frame.map(|(f, n)| (Arc::new(f), n)));
         }
         let Some((frame, count)) = &frames[&sub.filter] else {
             continue;

@@ -189,16 +189,16 @@ impl Feed {
     /// Brings the subscriber from `since` up to the campaign's `offset` from the recording.
     async fn catch_up(&mut self, session: &mut Session, since: u64, offset: &Offset) -> bool {
         let library = self.library.clone();
-        match catch_up::send_recorded(
+        // Boxed: a rare path with a large future, kept out of every session's task.
+        let recorded = catch_up::send_recorded(
             session,
             library,
             &self.filter,
             self.encoding,
             since,
             offset.seq,
-        )
-        .await
-        {
+        );
+        match Box::pin(recorded).await {
             Ok(open) => {
                 self.floor = offset.seq;
                 self.sent = self.sent.max(offset.seq);
@@ -232,7 +232,7 @@ impl Feed {
     /// Forwards one frame from the hub, trimmed of what the recording already gave. Arcs that
     /// waited longer than the hub's `max_lag` are dropped instead: the subscriber is told
     /// `lagged` (or, resuming, given them from the recording) before the next fresh frame.
-    async fn forward(&mut self, session: &mut Session, frame: Frame) -> bool {
+    async fn forward(&mut self, session: &mut Session, frame: Arc<Frame>) -> bool {
         if frame.seqs.is_some() {
             if frame.published.elapsed() > self.hub.max_lag() {
                 self.behind += frame.arcs;
@@ -248,31 +248,31 @@ impl Feed {
                 self.epoch = Some(epoch);
             }
             (self.floor, self.sent) = (0, 0);
-            return send(session, frame.text).await;
+            return send(session, frame.text.clone()).await;
         }
         let Some((first, last)) = frame.seqs else {
             if self.resuming && self.filter.campaign.is_some() {
                 // `lagged`: what the queue dropped is in the recording.
                 return self.refill(session).await;
             }
-            return send(session, frame.text).await;
+            return send(session, frame.text.clone()).await;
         };
         if last <= self.floor {
             return true;
         }
         self.sent = last;
         if first > self.floor {
-            return send_frame(session, frame).await;
+            return send_frame(session, &frame).await;
         }
         // Partly sent from the recording already: the rest of it.
         let mut arcs = match &frame.binary {
             Some(bytes) => match compact::decode(bytes) {
                 Ok(arcs) => arcs,
-                Err(_) => return send_frame(session, frame).await,
+                Err(_) => return send_frame(session, &frame).await,
             },
             None => match serde_json::from_str(&frame.text) {
                 Ok(ServerMessage::Arcs { arcs }) => arcs,
-                _ => return send_frame(session, frame).await,
+                _ => return send_frame(session, &frame).await,
             },
         };
         arcs.retain(|a| a.seq > self.floor);
@@ -310,10 +310,10 @@ fn encode(message: &ServerMessage) -> String {
 }
 
 /// A frame from the hub, as text or binary.
-async fn send_frame(session: &mut Session, frame: Frame) -> bool {
-    match frame.binary {
-        Some(bytes) => send_binary(session, bytes).await,
-        None => send(session, frame.text).await,
+async fn send_frame(session: &mut Session, frame: &Frame) -> bool {
+    match &frame.binary {
+        Some(bytes) => send_binary(session, bytes.clone()).await,
+        None => send(session, frame.text.clone()).await,
     }
 }
 
