@@ -13,9 +13,10 @@ use std::{
     sync::Arc,
 };
 
-use dashmap::DashMap;
 use serde::Deserialize;
 use viralglobe_protocol::Place;
+
+use crate::fast_hash::FastDashMap;
 
 /// Where geoipupdate and distribution packages put City databases, in the order we look.
 pub const DEFAULT_LOCATIONS: &[&str] = &[
@@ -61,9 +62,9 @@ pub struct GeoDb {
     reader: Option<maxminddb::Reader<Vec<u8>>>,
     description: String,
     /// Decoded records by data-section offset; filled until full, then kept.
-    cache: DashMap<usize, Option<Arc<Place>>>,
+    cache: FastDashMap<usize, Option<Arc<Place>>>,
     /// Places by address; emptied when full, so it follows whoever is active now.
-    by_address: DashMap<IpAddr, Option<Arc<Place>>>,
+    by_address: FastDashMap<IpAddr, Option<Arc<Place>>>,
     cache_capacity: usize,
 }
 
@@ -192,8 +193,8 @@ impl GeoDb {
         Ok(Self {
             reader: Some(reader),
             description,
-            cache: DashMap::new(),
-            by_address: DashMap::new(),
+            cache: FastDashMap::default(),
+            by_address: FastDashMap::default(),
             cache_capacity,
         })
     }
@@ -208,8 +209,8 @@ impl GeoDb {
         Ok(Self {
             reader: Some(reader),
             description,
-            cache: DashMap::new(),
-            by_address: DashMap::new(),
+            cache: FastDashMap::default(),
+            by_address: FastDashMap::default(),
             cache_capacity,
         })
     }
@@ -218,8 +219,8 @@ impl GeoDb {
         Self {
             reader: None,
             description: "none".into(),
-            cache: DashMap::new(),
-            by_address: DashMap::new(),
+            cache: FastDashMap::default(),
+            by_address: FastDashMap::default(),
             cache_capacity: 0,
         }
     }

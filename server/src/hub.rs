@@ -12,7 +12,6 @@
 //! is told), and what came before can be read from the recording.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering::Relaxed},
@@ -24,6 +23,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 use viralglobe_protocol::{ArcEvent, ArcKind, Encoding, LiveFilter, ServerMessage, compact};
+
+use crate::fast_hash::FastMap;
 
 /// Where a campaign's arc line stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,9 +171,9 @@ struct Pending {
     items: Vec<Item>,
     /// When the first of `items` was published.
     since: Option<Instant>,
-    offsets: HashMap<String, Offset>,
+    offsets: FastMap<String, Offset>,
     /// Counters of the lines the engine's statistics do not follow (the demo's loop).
-    lines: HashMap<String, LineCounts>,
+    lines: FastMap<String, LineCounts>,
 }
 
 /// A line's counters, counted from its own arcs: for a line that replays a recording (the demo's
@@ -487,13 +488,13 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
     // A subscriber to one campaign looks only at that campaign's arcs, and subscribers mostly
     // share a handful of filters: one frame per distinct filter, found by hashing.
     let all: Vec<&Encoded<'_>> = encoded.iter().collect();
-    let mut by_campaign: HashMap<&str, Vec<&Encoded<'_>>> = HashMap::new();
+    let mut by_campaign: FastMap<&str, Vec<&Encoded<'_>>> = FastMap::default();
     for e in &encoded {
         by_campaign.entry(e.campaign).or_default().push(e);
     }
     // Frames by filter, one map per encoding (looked up by reference: no clone per subscriber).
-    let mut json: HashMap<LiveFilter, Option<(Arc<Frame>, u64)>> = HashMap::new();
-    let mut compact: HashMap<LiveFilter, Option<(Arc<Frame>, u64)>> = HashMap::new();
+    let mut json: FastMap<LiveFilter, Option<(Arc<Frame>, u64)>> = FastMap::default();
+    let mut compact: FastMap<LiveFilter, Option<(Arc<Frame>, u64)>> = FastMap::default();
     let mut dropped = 0;
     for sub in subscribers.iter_mut() {
         let frames = match sub.encoding {

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub(crate) mod error;
+mod fast_hash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod geo;

@@ -16,6 +16,8 @@ use std::{
 
 use viralglobe_protocol::RecordedEvent;
 
+use crate::fast_hash::FastMap;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("cannot {action} {path}: {source}")]
@@ -427,7 +429,7 @@ pub struct Recorder {
     data_dir: PathBuf,
     /// fsync every commit (before a batch is acknowledged).
     sync_each_commit: bool,
-    campaigns: HashMap<Arc<str>, Log>,
+    campaigns: FastMap<Arc<str>, Log>,
     /// Most campaign recordings open at once (each holds two descriptors).
     max_open: usize,
     appends: u64,
@@ -451,7 +453,7 @@ impl Recorder {
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             sync_each_commit,
-            campaigns: HashMap::new(),
+            campaigns: FastMap::default(),
             max_open: max_open.max(1),
             appends: 0,
             journal: None,

@@ -2,10 +2,7 @@
 //! following the same log, reaches the same figures): root credit per cascade, delays from share
 //! to click and conversion, and where visitors and buyers were.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use viralglobe_protocol::{
     Place, Tally, Timestamp,
@@ -19,6 +16,7 @@ use super::{
     stats::{Counts, MAX_SLICES, OTHER, slice},
     tree::ShareNode,
 };
+use crate::fast_hash::FastMap;
 
 /// Places listed per ranking.
 const TOP_PLACES: usize = 10;
@@ -135,8 +133,8 @@ struct PlaceCounts {
 /// Countries, and cities within them, each kind of list capped like every breakdown.
 #[derive(Debug, Default)]
 struct PlaceBook {
-    countries: HashMap<Arc<str>, PlaceCounts>,
-    cities: HashMap<Arc<str>, HashMap<Arc<str>, PlaceCounts>>,
+    countries: FastMap<Arc<str>, PlaceCounts>,
+    cities: FastMap<Arc<str>, FastMap<Arc<str>, PlaceCounts>>,
 }
 
 impl PlaceBook {
@@ -183,7 +181,7 @@ impl PlaceBook {
 /// `map`'s entry for `name`, its key allocated only the first time (this runs for every click);
 /// past [`MAX_SLICES`] names, the entry of `other`, like every breakdown.
 fn named<'m, V: Default>(
-    map: &'m mut HashMap<Arc<str>, V>,
+    map: &'m mut FastMap<Arc<str>, V>,
     name: &str,
     other: &Arc<str>,
 ) -> &'m mut V {
@@ -211,11 +209,11 @@ fn top(places: &[PlaceTally], key: impl Fn(&PlaceTally) -> u64) -> Vec<PlaceTall
 
 #[derive(Debug, Default)]
 pub(super) struct AttributionAccumulator {
-    cascades: HashMap<Arc<str>, CascadeCounts>,
+    cascades: FastMap<Arc<str>, CascadeCounts>,
     delays: DelayCounts,
-    delays_by_channel: HashMap<Arc<str>, DelayCounts>,
+    delays_by_channel: FastMap<Arc<str>, DelayCounts>,
     places: PlaceBook,
-    places_by_channel: HashMap<Arc<str>, PlaceBook>,
+    places_by_channel: FastMap<Arc<str>, PlaceBook>,
     other: Option<Arc<str>>,
 }
 

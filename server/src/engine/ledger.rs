@@ -10,10 +10,7 @@
 //! statistics and `seq` whatever limits were in force, and every other reader of the recording
 //! draws the same arcs with the same rule.
 
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    sync::Arc,
-};
+use std::{collections::VecDeque, sync::Arc};
 
 use viralglobe_protocol::{
     ArcEvent, InputError, InputEvent, Place, RecordedEvent, ShareEvent,
@@ -26,7 +23,10 @@ use super::{
     stats::CampaignStatsAccumulator,
     tree::{ShareNode, ShareTree},
 };
-use crate::recording::{Recorder, RecordingError};
+use crate::{
+    fast_hash::{FastMap, FastSet},
+    recording::{Recorder, RecordingError},
+};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,20 +109,20 @@ pub(super) struct CampaignLedger {
 
 pub(super) struct Ledger {
     pub shares: Arc<ShareTree>,
-    pub campaigns: HashMap<Arc<str>, CampaignLedger>,
-    interned: HashSet<Arc<str>>,
+    pub campaigns: FastMap<Arc<str>, CampaignLedger>,
+    interned: FastSet<Arc<str>>,
     seen_clicks: SeenIds,
     seen_conversions: SeenIds,
     /// Shares whose parent has not arrived, by id.
-    pending_shares: HashMap<Box<str>, PendingShare>,
+    pending_shares: FastMap<Box<str>, PendingShare>,
     /// How many of them each campaign has.
-    pending_by_campaign: HashMap<Arc<str>, usize>,
+    pending_by_campaign: FastMap<Arc<str>, usize>,
     /// Parent id → ids of pending shares waiting for it.
-    waiting_children: HashMap<Box<str>, Vec<Box<str>>>,
+    waiting_children: FastMap<Box<str>, Vec<Box<str>>>,
     /// Waiting share → a waiting ancestor in its chain (a union-find forest of the chains).
-    chain_links: HashMap<Box<str>, Box<str>>,
+    chain_links: FastMap<Box<str>, Box<str>>,
     /// Share id → clicks and conversions waiting for it.
-    held_actions: HashMap<Box<str>, Vec<HeldAction>>,
+    held_actions: FastMap<Box<str>, Vec<HeldAction>>,
     held_action_count: usize,
     limits: HeldLimits,
     next_hold: u64,
@@ -145,7 +145,7 @@ pub(super) struct Ledger {
 struct Rebuild {
     /// Journal entries already resolved into a campaign recording: filled from the campaign
     /// lines, read when following the journal.
-    resolved_holds: HashSet<u64>,
+    resolved_holds: FastSet<u64>,
     /// Journal entries given up since the last restart.
     expired: Vec<RecordedEvent>,
 }
@@ -173,15 +173,15 @@ impl Ledger {
     pub fn new(shares: Arc<ShareTree>, limits: HeldLimits) -> Self {
         Self {
             shares,
-            campaigns: HashMap::new(),
-            interned: HashSet::new(),
+            campaigns: FastMap::default(),
+            interned: FastSet::default(),
             seen_clicks: SeenIds::default(),
             seen_conversions: SeenIds::default(),
-            pending_shares: HashMap::new(),
-            pending_by_campaign: HashMap::new(),
-            waiting_children: HashMap::new(),
-            chain_links: HashMap::new(),
-            held_actions: HashMap::new(),
+            pending_shares: FastMap::default(),
+            pending_by_campaign: FastMap::default(),
+            waiting_children: FastMap::default(),
+            chain_links: FastMap::default(),
+            held_actions: FastMap::default(),
             held_action_count: 0,
             limits,
             next_hold: 1,
@@ -915,7 +915,7 @@ mod tests {
             max: usize::MAX,
             max_per_campaign: usize::MAX,
         };
-        let mut ledger = Ledger::new(Arc::new(ShareTree::new()), limits);
+        let mut ledger = Ledger::new(Arc::new(ShareTree::default()), limits);
         for id in 0..50_000 {
             ledger.follow(&share_line(id, false), None);
             ledger.follow(&share_line(id, true), None);

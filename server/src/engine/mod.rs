@@ -88,7 +88,7 @@ pub fn follow_in_memory(records: &[RecordedEvent]) -> Vec<(String, u64)> {
         max: usize::MAX,
         max_per_campaign: usize::MAX,
     };
-    let mut ledger = Ledger::new(Arc::new(ShareTree::new()), limits);
+    let mut ledger = Ledger::new(Arc::new(ShareTree::default()), limits);
     for record in records {
         let place = record.at.clone().map(Arc::new);
         if record.campaign.is_some() {
@@ -115,7 +115,7 @@ impl Engine {
         hub: Arc<Hub>,
     ) -> Result<Self, EngineError> {
         let started = Instant::now();
-        let shares = Arc::new(ShareTree::new());
+        let shares = Arc::new(ShareTree::default());
         let mut ledger = Ledger::new(shares.clone(), held);
         let mut recorder = Recorder::new(data_dir, sync_each_commit, max_open_recordings)?;
         let mut records = 0;

@@ -1,10 +1,11 @@
 //! Running statistics of one campaign, updated as events resolve.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use viralglobe_protocol::{CampaignStats, CampaignSummary, GoalTally, Tally, Timestamp};
 
 use super::tree::ShareNode;
+use crate::fast_hash::FastMap;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Counts {
@@ -48,7 +49,7 @@ pub(crate) const OTHER: &str = "(other)";
 
 /// `map`'s entry for `key`, or for `other` once the map holds [`MAX_SLICES`] other keys.
 pub(super) fn slice<K: Eq + std::hash::Hash, V: Default>(
-    map: &mut HashMap<K, V>,
+    map: &mut FastMap<K, V>,
     key: K,
     other: impl FnOnce() -> K,
 ) -> &mut V {
@@ -61,11 +62,11 @@ pub(super) fn slice<K: Eq + std::hash::Hash, V: Default>(
 #[derive(Debug, Default)]
 pub(super) struct CampaignStatsAccumulator {
     totals: Counts,
-    by_goal: HashMap<Arc<str>, GoalTally>,
-    by_channel: HashMap<Arc<str>, Counts>,
-    by_sharer_kind: HashMap<Arc<str>, Counts>,
+    by_goal: FastMap<Arc<str>, GoalTally>,
+    by_channel: FastMap<Arc<str>, Counts>,
+    by_sharer_kind: FastMap<Arc<str>, Counts>,
     by_generation: Vec<Counts>,
-    by_kind_channel: HashMap<(Arc<str>, Arc<str>), Counts>,
+    by_kind_channel: FastMap<(Arc<str>, Arc<str>), Counts>,
     max_generation: u32,
     geo_misses: u64,
     first_ts: Option<Timestamp>,
@@ -161,7 +162,7 @@ impl CampaignStatsAccumulator {
     }
 
     pub(super) fn to_wire(&self, id: &str, held: u64) -> CampaignStats {
-        let map = |m: &HashMap<Arc<str>, Counts>| {
+        let map = |m: &FastMap<Arc<str>, Counts>| {
             m.iter()
                 .map(|(k, c)| (k.to_string(), c.to_wire()))
                 .collect()

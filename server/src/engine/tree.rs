@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use viralglobe_protocol::{Place, Timestamp};
 
 /// A resolved share. Strings that repeat across shares (campaign, channel, kind, root) are
@@ -21,4 +20,4 @@ pub struct ShareNode {
 }
 
 /// Share ids are global: clicks and conversions name only the share, not its campaign.
-pub type ShareTree = DashMap<Box<str>, ShareNode>;
+pub type ShareTree = crate::fast_hash::FastDashMap<Box<str>, ShareNode>;
