@@ -98,17 +98,18 @@ impl Tally {
 impl Tally {
     /// Counts the arcs of a message in the compact encoding.
     pub fn observe_compact(&self, bytes: &[u8]) {
-        let Ok(arcs) = viralglobe_protocol::compact::decode(bytes) else {
+        // Only the times: building every arc would make the client's core the bottleneck.
+        let Ok(times) = viralglobe_protocol::compact::times(bytes) else {
             return;
         };
         if self.measuring.load(Relaxed) {
             let now = now_ms();
-            for arc in &arcs {
-                let late = (now - arc.ts.0).clamp(0, LATENCY_BUCKETS as i64 - 1);
+            for ts in &times {
+                let late = (now - ts.0).clamp(0, LATENCY_BUCKETS as i64 - 1);
                 self.latency_ms[late as usize].fetch_add(1, Relaxed);
             }
         }
-        self.arcs.fetch_add(arcs.len() as u64, Relaxed);
+        self.arcs.fetch_add(times.len() as u64, Relaxed);
         self.arc_bytes.fetch_add(bytes.len() as u64, Relaxed);
     }
 }
