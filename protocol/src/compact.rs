@@ -467,8 +467,8 @@ mod tests {
         let arcs = arcs();
         let bytes = encode(&arcs.iter().collect::<Vec<_>>());
         assert_eq!(decode(&bytes).expect("decodes"), arcs);
-        let times: Vec<Timestamp> = arcs.iter().map(|a| a.ts).collect();
-        assert_eq!(times(&bytes).expect("times"), times);
+        let sent: Vec<Timestamp> = arcs.iter().map(|a| a.ts).collect();
+        assert_eq!(times(&bytes).expect("times"), sent);
         let json: usize = arcs
             .iter()
             .map(|a| serde_json::to_string(a).expect("JSON").len())
