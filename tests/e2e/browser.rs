@@ -11,17 +11,7 @@ use crate::{demo::demo_server, support::TestServer};
 fn the_page_shows_live_arcs_and_steers_a_replay() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = demo_server(dir.path());
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let output = page_driver("page.mjs", &server.base)
-        .arg("--out")
-        .arg(&screenshots)
-        .output()
-        .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
+    let report = drive_page("page.mjs", &server.base, &[]);
     assert!(report["live"]["arcs"].as_u64() > Some(0), "{report}");
     assert!(
         report["live"]["pixels"]["click"].as_u64() > Some(0),
@@ -32,10 +22,10 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
     // The globe's frame time in software WebGL, for the record (`--nocapture` shows it).
     println!("globe: {}", report["globe"]);
     for shot in ["live.png", "replay.png"] {
-        let bytes = std::fs::metadata(screenshots.join(shot)).map_or(0, |m| m.len());
+        let bytes = std::fs::metadata(screenshots().join(shot)).map_or(0, |m| m.len());
         assert!(bytes > 10_000, "{shot}: {bytes} bytes");
     }
-    println!("screenshots in {}", screenshots.display());
+    println!("screenshots in {}", screenshots().display());
 }
 
 /// A server that wants a read token: the page asks for it instead of retrying, and with it shows
@@ -43,29 +33,8 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
 #[test]
 fn the_page_asks_for_a_read_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
-    command
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--read-token",
-            "s3cret-read",
-            "--data-dir",
-        ])
-        .arg(dir.path());
-    let server = TestServer::spawn(command);
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let output = page_driver("token.mjs", &server.base)
-        .args(["--token", "s3cret-read", "--out"])
-        .arg(&screenshots)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
+    let server = demo_with(dir.path(), &["--read-token", "s3cret-read"]);
+    let report = drive_page("token.mjs", &server.base, &["--token", "s3cret-read"]);
     assert_eq!(report["socketsWithoutToken"], 0, "{report}");
     assert!(report["arcs"].as_u64() > Some(0), "{report}");
 }
@@ -75,29 +44,8 @@ fn the_page_asks_for_a_read_token() {
 #[test]
 fn the_page_says_when_it_fell_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
-    command
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--subscriber-queue",
-            "4",
-            "--data-dir",
-        ])
-        .arg(dir.path());
-    let server = TestServer::spawn(command);
-    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let output = page_driver("lagged.mjs", &server.base)
-        .arg("--out")
-        .arg(&screenshots)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
+    let server = demo_with(dir.path(), &["--subscriber-queue", "4"]);
+    let report = drive_page("lagged.mjs", &server.base, &[]);
     assert!(report["lagged"].as_u64() > Some(0), "{report}");
 }
 
@@ -137,6 +85,39 @@ fn the_committed_globe_bundle_is_rebuilt_from_its_sources() {
         rebuilt.len(),
         committed.len()
     );
+}
+
+/// The demo server with these options too.
+fn demo_with(dir: &Path, args: &[&str]) -> TestServer {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    command
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir);
+    TestServer::spawn(command)
+}
+
+/// Where the drivers save their screenshots: the cargo target directory's `tmp/browser/`.
+fn screenshots() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+/// Runs a page driver to the end (screenshots saved) and returns its JSON report; fails the test
+/// with the driver's problems when it found any.
+fn drive_page(script: &str, base: &str, args: &[&str]) -> Value {
+    let output = page_driver(script, base)
+        .args(args)
+        .arg("--out")
+        .arg(screenshots())
+        .output()
+        .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).expect("the driver's JSON report")
 }
 
 /// `node tests/browser/SCRIPT` driving the page of the server at `base`, on the demo's campaign.
