@@ -1,7 +1,7 @@
 //! What the fuzz targets in `fuzz/` check on arbitrary bytes. The committed corpus runs through
 //! the same checks in the ordinary tests, so whatever the fuzzer once found stays found.
 
-use crate::{InputEvent, ReplayControl, replay::check_speed};
+use crate::{InputEvent, ReplayControl, compact, replay::check_speed};
 
 /// An NDJSON line from a producer: parsing never panics, a failure says what is wrong, and an
 /// event that parses comes back the same from its own JSON.
@@ -35,6 +35,28 @@ pub fn replay_control(data: &[u8]) {
     }
 }
 
+/// A binary message of compact arcs, as a client receives it: decoding never panics (a bad one is
+/// an error naming the byte), the times read without decoding agree, and arcs that decode come
+/// back the same from their own encoding.
+pub fn compact_arcs(data: &[u8]) {
+    match compact::decode(data) {
+        Ok(arcs) => {
+            let times = compact::times(data).expect("what decodes has times");
+            assert_eq!(times, arcs.iter().map(|a| a.ts).collect::<Vec<_>>());
+            if arcs.is_empty() {
+                return;
+            }
+            let again = compact::decode(&compact::encode(&arcs.iter().collect::<Vec<_>>()))
+                .expect("its own encoding decodes");
+            // Coordinates keep 6 decimals: compare what survives a round of the encoding.
+            let settled = compact::decode(&compact::encode(&again.iter().collect::<Vec<_>>()))
+                .expect("decodes");
+            assert_eq!(settled, again, "the encoding is not stable");
+        }
+        Err(error) => assert!(error.at <= data.len(), "an error past the end: {error}"),
+    }
+}
+
 /// Runs every file of the committed corpus `fuzz/corpus/<target>` through `check`.
 #[cfg(test)]
 pub(crate) fn replay_corpus(target: &str, check: fn(&[u8])) -> usize {
@@ -60,6 +82,11 @@ mod tests {
     #[test]
     fn the_event_line_corpus_passes() {
         assert!(replay_corpus("event_line", event_line) > 0);
+    }
+
+    #[test]
+    fn the_compact_arcs_corpus_passes() {
+        assert!(replay_corpus("compact_arcs", compact_arcs) > 0);
     }
 
     #[test]
