@@ -66,7 +66,7 @@ impl QueueBounds {
         Self {
             frames,
             bytes: 8 << 20,
-            max_lag: Duration::from_millis(750),
+            max_lag: Duration::from_millis(500),
         }
     }
 }

@@ -232,7 +232,7 @@ pub struct Settings {
 
     /// Milliseconds a frame may wait in a subscriber's queue: older ones are dropped (the
     /// subscriber is told `lagged`) rather than sent late.
-    #[arg(long, env = "VIRALGLOBE_SUBSCRIBER_MAX_LAG_MS", default_value_t = 750)]
+    #[arg(long, env = "VIRALGLOBE_SUBSCRIBER_MAX_LAG_MS", default_value_t = 500)]
     pub subscriber_max_lag_ms: u64,
 
     /// Geo cache sizes: decoded records kept, and recently seen addresses remembered.
