@@ -686,18 +686,20 @@ async fn a_node_starts_from_a_snapshot_and_the_trimmed_log_loses_no_history() {
             .expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
-    // Snapshots are written off the follower's thread: wait for the log to be trimmed.
+    // Snapshots are written off the follower's thread: wait for the log to be trimmed. (A snapshot
+    // falls due while the one before is still being copied waits for the next entry, so on a busy
+    // machine there are two snapshots by now rather than three: trimmed to ~41 entries or ~21.)
     let deadline = Instant::now() + Duration::from_secs(10);
     let length = loop {
         let length: u64 = redis_cli(&["XLEN", "viralglobe:log"])
             .parse()
             .expect("XLEN");
-        if length < 40 || Instant::now() > deadline {
+        if length < 50 || Instant::now() > deadline {
             break length;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(length < 40, "61 entries appended, {length} left: trimmed");
+    assert!(length < 50, "61 entries appended, {length} left: trimmed");
     let latest = redis_cli(&["GET", "viralglobe:snapshot"]);
     assert!(latest.contains('-'), "a snapshot is named: {latest:?}");
 
