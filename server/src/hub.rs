@@ -473,6 +473,8 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
     if arcs.is_empty() {
         return;
     }
+    // Each arc is serialized to JSON once, and only if a subscriber reads JSON.
+    let any_json = subscribers.iter().any(|s| s.encoding == Encoding::Json);
     let encoded: Vec<Encoded<'_>> = arcs
         .iter()
         .map(|arc| Encoded {
@@ -482,7 +484,11 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
             channel: &arc.channel,
             generation: arc.generation,
             seq: arc.seq,
-            json: serde_json::to_vec(arc).expect("arcs serialize"),
+            json: if any_json {
+                serde_json::to_vec(arc).expect("arcs serialize")
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     // A subscriber to one campaign looks only at that campaign's arcs, and subscribers mostly

@@ -2,7 +2,10 @@ use std::{path::Path, process::Command};
 
 use serde_json::Value;
 
-use crate::{demo::demo_server, support::TestServer};
+use crate::{
+    demo::{demo_server, demo_server_with},
+    support::TestServer,
+};
 
 /// A person opens the page in Chromium: the demo's arcs arrive and are drawn, the counters fill,
 /// and a replay pauses, speeds up and seeks from the page's own controls. Screenshots are saved
@@ -33,7 +36,7 @@ fn the_page_shows_live_arcs_and_steers_a_replay() {
 #[test]
 fn the_page_asks_for_a_read_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = demo_with(dir.path(), &["--read-token", "s3cret-read"]);
+    let server = demo_server_with(dir.path(), &["--read-token", "s3cret-read"]);
     let report = drive_page("token.mjs", &server.base, &["--token", "s3cret-read"]);
     assert_eq!(report["socketsWithoutToken"], 0, "{report}");
     assert!(report["arcs"].as_u64() > Some(0), "{report}");
@@ -44,7 +47,7 @@ fn the_page_asks_for_a_read_token() {
 #[test]
 fn the_page_says_when_it_fell_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = demo_with(dir.path(), &["--subscriber-queue", "4"]);
+    let server = demo_server_with(dir.path(), &["--subscriber-queue", "4"]);
     let report = drive_page("lagged.mjs", &server.base, &[]);
     assert!(report["lagged"].as_u64() > Some(0), "{report}");
 }
@@ -85,17 +88,6 @@ fn the_committed_globe_bundle_is_rebuilt_from_its_sources() {
         rebuilt.len(),
         committed.len()
     );
-}
-
-/// The demo server with these options too.
-fn demo_with(dir: &Path, args: &[&str]) -> TestServer {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
-    command
-        .args(["demo", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir);
-    TestServer::spawn(command)
 }
 
 /// Where the drivers save their screenshots: the cargo target directory's `tmp/browser/`.

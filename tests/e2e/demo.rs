@@ -13,9 +13,16 @@ use viralglobe_server::demo;
 use crate::support::TestServer;
 
 pub fn demo_server(data_dir: &Path) -> TestServer {
+    demo_server_with(data_dir, &[])
+}
+
+/// The demo server with these options too.
+pub fn demo_server_with(data_dir: &Path, args: &[&str]) -> TestServer {
     let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
     command
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
         .arg(data_dir);
     TestServer::spawn(command)
 }
