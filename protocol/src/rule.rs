@@ -155,6 +155,27 @@ impl ShareFacts for LoggedShare {
     }
 }
 
+/// The share a line resolves, with the facts later lines use; `None` for any other line (a click,
+/// a conversion, a share recorded while it waits for its parent).
+pub fn resolved_share(record: &RecordedEvent) -> Option<(&str, LoggedShare)> {
+    // Resolved means a campaign, `generation` and `root`, as in `ends` and the server's tree.
+    match &record.event {
+        InputEvent::Share(s)
+            if record.campaign.is_some()
+                && record.generation.is_some()
+                && record.root.is_some() =>
+        {
+            let share = LoggedShare {
+                place: record.at.clone(),
+                channel: s.channel.clone(),
+                sharer_kind: s.sharer_kind.clone(),
+            };
+            Some((&s.id, share))
+        }
+        _ => None,
+    }
+}
+
 /// Reads one campaign's log forward from its start, numbering arcs as every other reader does.
 #[derive(Debug, Default)]
 pub struct LogReader {
@@ -175,18 +196,8 @@ impl LogReader {
     /// of the line that resolves it (the line the server's share tree is built from); a line that
     /// records a share still waiting for its parent tells nothing yet.
     pub fn learn(&mut self, record: &RecordedEvent) {
-        // Resolved means a campaign, `generation` and `root`, as in `ends` and the server's tree.
-        if let InputEvent::Share(s) = &record.event
-            && record.campaign.is_some()
-            && record.generation.is_some()
-            && record.root.is_some()
-        {
-            let share = LoggedShare {
-                place: record.at.clone(),
-                channel: s.channel.clone(),
-                sharer_kind: s.sharer_kind.clone(),
-            };
-            self.shares.insert(s.id.clone(), share);
+        if let Some((id, share)) = resolved_share(record) {
+            self.shares.insert(id.to_owned(), share);
         }
     }
 

@@ -71,7 +71,8 @@ fn export(
     data_dir: PathBuf,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let library = replay::Library::new(data_dir.clone());
+    // No engine writes here: recordings are indexed by reading them.
+    let library = replay::Library::new(data_dir.clone(), Default::default());
     let campaign = match campaign {
         Some(campaign) => campaign,
         None => demo::embedded::CAMPAIGN.to_owned(),
@@ -101,7 +102,7 @@ fn export(
         ExportFormat::Geojson => replay::export::Format::Geojson,
     };
     // On a terminal, a bar on stderr; hidden when stderr is not one.
-    let bar = indicatif::ProgressBar::new(replay::read(&index).arcs()).with_style(
+    let bar = indicatif::ProgressBar::new(index.arcs()).with_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} exporting {msg} {wide_bar} {human_pos}/{human_len} arcs, {eta} left",
         )?,

@@ -72,7 +72,7 @@ impl Application {
             }
         };
         let pipeline = Pipeline::new(engine.clone(), geo.clone(), log.clone());
-        let library = Library::new(settings.data_dir.clone());
+        let library = Library::new(settings.data_dir.clone(), engine.kept_indexes());
         if let Some(pace) = demo {
             demo::start(pace, &hub, &engine, &library, &settings.data_dir)?;
         }

@@ -27,11 +27,21 @@ pub fn start(
     std::thread::Builder::new()
         .name("demo-loader".into())
         .spawn(move || {
-            match player::unpack(&data_dir) {
-                Ok(path) => library.register(embedded::CAMPAIGN, path, player::recording_epoch()),
-                Err(error) => tracing::error!(%error, "the demo cannot be replayed"),
-            }
-            engine.load(player::records());
+            let path = match player::unpack(&data_dir) {
+                Ok(path) => {
+                    library.register(embedded::CAMPAIGN, path.clone(), player::recording_epoch());
+                    Some(path)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the demo cannot be replayed");
+                    None
+                }
+            };
+            engine.load(
+                embedded::CAMPAIGN,
+                path.as_deref(),
+                player::located_records(),
+            );
         })
         .context("cannot load the demo campaign")?;
     tracing::info!(

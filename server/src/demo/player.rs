@@ -2,6 +2,7 @@
 
 use std::{
     io::BufReader,
+    ops::Range,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -26,10 +27,21 @@ pub struct Pace {
 
 /// The embedded recording's events, decompressed as they are read.
 pub fn records() -> impl Iterator<Item = RecordedEvent> {
+    located_records().map(|(record, _)| record)
+}
+
+/// The embedded recording's events with where their lines are in it (and in the file
+/// [`unpack`] writes).
+pub fn located_records() -> impl Iterator<Item = (RecordedEvent, Range<u64>)> {
     let decoder = zstd::stream::read::Decoder::new(embedded::RECORDING)
         .expect("the embedded demo recording is zstd");
     let mut lines = Lines::new(BufReader::new(decoder), 0);
-    std::iter::from_fn(move || lines.next_record().ok().flatten())
+    std::iter::from_fn(move || {
+        lines.find_map(|line| {
+            let line = line.ok()?;
+            Some((line.record.ok()?, line.offset..line.end))
+        })
+    })
 }
 
 /// The epoch of the embedded recording's arc line: a hash of its bytes, the same in every run

@@ -16,7 +16,8 @@ use super::{Engine, HeldLimits, Located};
 use crate::{
     hub::Hub,
     recording,
-    replay::{ReplayIndex, cursor::Cursor, export, timeline},
+    recording::index::{KeptIndexes, RecordingIndex},
+    replay::{cursor::Cursor, export, timeline},
 };
 
 const CAMPAIGNS: [&str; 2] = ["a", "b"];
@@ -111,8 +112,9 @@ fn event(op: &Op, ts: i64) -> Option<Located> {
 }
 
 /// Runs the ops through a real engine and hub; returns each campaign's arcs as a subscriber that
-/// stayed connected (resubscribing with the same offset after each restart) received them.
-fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent>> {
+/// stayed connected (resubscribing with the same offset after each restart) received them, and
+/// the indexes the last engine keeps.
+fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> (BTreeMap<String, Vec<ArcEvent>>, KeptIndexes) {
     let mut received: BTreeMap<String, Vec<ArcEvent>> = BTreeMap::new();
     let open = || {
         let hub = Hub::new(1 << 16);
@@ -177,12 +179,12 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> BTreeMap<String, Vec<ArcEvent
             );
         }
     }
-    received
+    (received, engine.kept_indexes())
 }
 
 fn recorded(path: &std::path::Path) -> Vec<viralglobe_protocol::RecordedEvent> {
     let mut lines = Vec::new();
-    recording::read_records(path, |r| lines.push(r)).expect("readable");
+    recording::read_records(path, |r, _| lines.push(r)).expect("readable");
     lines
 }
 
@@ -192,7 +194,7 @@ proptest! {
     #[test]
     fn every_reader_of_the_log_agrees_with_the_live_feed(ops in proptest::collection::vec(op(), 1..80)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let live = live_arcs(dir.path(), &ops);
+        let (live, kept) = live_arcs(dir.path(), &ops);
         for campaign in CAMPAIGNS {
             let live = live.get(campaign).cloned().unwrap_or_default();
             let seqs: Vec<u64> = live.iter().map(|a| a.seq).collect();
@@ -206,8 +208,12 @@ proptest! {
             let mut log = LogReader::default();
             let forward: Vec<ArcEvent> = recorded(&path).iter().filter_map(|r| log.next_arc(r)).collect();
             prop_assert_eq!(&forward, &live, "forward read of {}", campaign);
+            // Every reader below, through the index the engine kept as it wrote (and rebuilt at
+            // each restart), and through one read from the file.
+            let kept = kept.get(campaign).map(|i| i.clone()).expect("a kept index");
+            let read = Arc::new(RecordingIndex::read(campaign, &path).expect("index"));
+            for index in [kept, read] {
             // The export.
-            let index = Arc::new(std::sync::RwLock::new(ReplayIndex::build(campaign, &path).expect("index")));
             let mut text = String::new();
             export::export(&index, export::Format::Ndjson, &LiveFilter::default(), |chunk, _| {
                 text.push_str(&chunk);
@@ -215,8 +221,7 @@ proptest! {
             }).expect("export");
             let exported: Vec<ArcEvent> = text.lines().map(|l| serde_json::from_str(l).expect("arc")).collect();
             prop_assert_eq!(&exported, &live, "export of {}", campaign);
-            // A replay from a point in time, and a resume after every seq.
-            let index = index.read().expect("index");
+            prop_assert_eq!(index.arcs(), live.len() as u64);
             // The timeline counts the same arcs.
             let mut counted = viralglobe_protocol::TimelineBucket::default();
             for arc in &live {
@@ -227,6 +232,7 @@ proptest! {
                 timeline += bucket;
             }
             prop_assert_eq!(timeline, counted, "timeline of {}", campaign);
+            // A replay from a point in time, and a resume after every seq.
             for since in 0..=live.len() as u64 {
                 let mut cursor = Cursor::seek_seq(&index, since).expect("seek");
                 let mut arcs = Vec::new();
@@ -239,6 +245,77 @@ proptest! {
                 cursor.advance(&index, i64::MAX, u64::MAX, &LiveFilter::default(), usize::MAX, &mut arcs).expect("read");
                 prop_assert!(!arcs.is_empty() && live.ends_with(&arcs), "replay from {}", middle.ts.0);
             }
+            }
         }
     }
+}
+
+#[test]
+fn the_index_kept_while_writing_is_the_one_read_from_the_file() {
+    // Enough lines for several checkpoints, over a restart (whose index comes from reading the
+    // recordings at start) and on after it (from the lines written).
+    let mut ops = vec![];
+    for id in 0..10u8 {
+        let parent = id.checked_sub(1).filter(|_| id % 3 != 0);
+        ops.push(Op::Share {
+            id,
+            parent,
+            campaign: 0,
+            located: id != 4,
+        });
+    }
+    for i in 0..6_000u32 {
+        let (share, located) = ((i % 10) as u8, i % 7 != 0);
+        ops.push(match i % 5 {
+            0 => Op::Purchase {
+                id: None,
+                share,
+                located,
+            },
+            _ => Op::Click {
+                id: None,
+                share,
+                located,
+            },
+        });
+        if i % 250 == 249 {
+            ops.push(Op::Commit);
+        }
+        if i == 3_100 {
+            ops.push(Op::Restart);
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (live, kept) = live_arcs(dir.path(), &ops);
+    let kept = kept.get("a").map(|i| i.clone()).expect("a kept index");
+    let read = RecordingIndex::read("a", &kept.path).expect("index");
+    let arcs = live["a"].len() as u64;
+    assert!(arcs > 4 * 1_024, "{arcs} arcs: several checkpoints");
+    assert_eq!(kept.arcs(), arcs);
+    assert_eq!(
+        (
+            kept.records(),
+            kept.arcs(),
+            kept.span(),
+            kept.indexed_bytes()
+        ),
+        (
+            read.records(),
+            read.arcs(),
+            read.span(),
+            read.indexed_bytes()
+        )
+    );
+    assert_eq!(
+        kept.indexed_bytes(),
+        std::fs::metadata(&kept.path).expect("file").len()
+    );
+    for seq in 0..=arcs {
+        assert_eq!(kept.checkpoint_for_seq(seq), read.checkpoint_for_seq(seq));
+    }
+    let (first, last) = kept.span().expect("a span");
+    for ts in (first - 1..=last + 1).step_by(97) {
+        assert_eq!(kept.checkpoint_for(ts), read.checkpoint_for(ts));
+    }
+    assert_eq!(kept.minutes(first, last + 1), read.minutes(first, last + 1));
 }

@@ -13,12 +13,12 @@
 use std::{collections::VecDeque, sync::Arc};
 
 use viralglobe_protocol::{
-    ArcEvent, InputError, InputEvent, Place, RecordedEvent, ShareEvent,
-    rule::{self, ShareFacts},
+    ArcEvent, InputError, InputEvent, Place, RecordedEvent, ShareEvent, rule,
 };
 
 use super::{
     attribution::AttributionAccumulator,
+    indexer::Indexer,
     seen::SeenIds,
     stats::CampaignStatsAccumulator,
     tree::{ShareNode, ShareTree},
@@ -43,6 +43,8 @@ pub enum Outcome {
 /// Where the lines a decision writes go, and the arcs they draw.
 pub(super) struct Sink<'a> {
     pub recorder: &'a mut Recorder,
+    /// Indexes what is written to campaign recordings.
+    pub indexer: &'a mut Indexer,
     /// `None` while the state is rebuilt: nobody is subscribed yet.
     pub arcs: Option<&'a mut Vec<ArcEvent>>,
 }
@@ -154,18 +156,6 @@ fn rejected(field: &'static str, message: impl Into<String>) -> InputError {
     InputError {
         field: Some(field),
         message: message.into(),
-    }
-}
-
-impl ShareFacts for ShareNode {
-    fn place(&self) -> Option<&Place> {
-        self.place.as_deref()
-    }
-    fn channel(&self) -> &str {
-        &self.channel
-    }
-    fn sharer_kind(&self) -> Option<&str> {
-        self.sharer_kind.as_deref()
     }
 }
 
@@ -471,10 +461,12 @@ impl Ledger {
         sink: &mut Sink<'_>,
     ) -> Result<(), RecordingError> {
         let campaign = line.campaign.as_deref().map(|c| self.intern(c));
-        sink.recorder.append(campaign.as_ref(), &line)?;
+        let bytes = sink.recorder.append(campaign.as_ref(), &line)?;
         match campaign {
-            Some(_) => {
-                if let Some(arc) = self.follow(&line, place)
+            Some(campaign) => {
+                let arc = self.follow(&line, place);
+                sink.indexer.written(&campaign, bytes, &line, arc.is_some());
+                if let Some(arc) = arc
                     && let Some(arcs) = sink.arcs.as_deref_mut()
                 {
                     metrics::counter!("viralglobe_arcs_total", "kind" => arc.kind.as_str())

@@ -8,12 +8,14 @@
 #[cfg(test)]
 mod agreement;
 mod attribution;
+mod indexer;
 mod ledger;
 mod seen;
 mod stats;
 mod tree;
 
 use std::{
+    ops::Range,
     path::Path,
     sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::{Duration, Instant},
@@ -25,10 +27,16 @@ use viralglobe_protocol::{
     CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent, attribution::Cascades,
 };
 
-use self::ledger::{Ledger, Sink};
+use self::{
+    indexer::Indexer,
+    ledger::{Ledger, Sink},
+};
 use crate::{
     hub::Hub,
-    recording::{self, Recorder, RecordingError, SyncFiles},
+    recording::{
+        self, Recorder, RecordingError, SyncFiles,
+        index::{IndexedLine, KeptIndexes, RecordingIndex},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +70,25 @@ pub struct Located {
 struct State {
     ledger: Ledger,
     recorder: Recorder,
+    indexer: Indexer,
+}
+
+impl State {
+    /// Writes out what is buffered; then what was written is indexed.
+    fn commit(&mut self) -> Result<(), RecordingError> {
+        let committed = self.recorder.commit();
+        match committed {
+            Ok(()) => self.indexer.committed(),
+            Err(_) => self.indexer.failed(),
+        }
+        committed
+    }
 }
 
 pub struct Engine {
     state: Mutex<State>,
+    /// The indexes of the recordings it writes, kept as it writes them.
+    kept_indexes: KeptIndexes,
     hub: Arc<Hub>,
     sync_files: SyncFiles,
     stopped: OnceLock<String>,
@@ -117,16 +140,21 @@ impl Engine {
         let started = Instant::now();
         let shares = Arc::new(ShareTree::default());
         let mut ledger = Ledger::new(shares.clone(), held);
-        let mut recorder = Recorder::new(data_dir, sync_each_commit, max_open_recordings)?;
+        let recorder = Recorder::new(data_dir, sync_each_commit, max_open_recordings)?;
+        let mut indexer = Indexer::new(data_dir.to_owned(), shares.clone());
         let mut records = 0;
         let campaigns = recording::recorded_campaigns(data_dir)?;
         let mut noted = Instant::now();
         for (done, campaign) in campaigns.iter().enumerate() {
             let path = recording::campaign_path(data_dir, campaign);
-            let report = recording::read_records(&path, |r| {
+            let id: Arc<str> = campaign.as_str().into();
+            let report = recording::read_records(&path, |r, bytes| {
                 let place = r.at.clone().map(Arc::new);
-                ledger.follow(&r, place);
+                let draws = ledger.follow(&r, place).is_some();
+                indexer.written(&id, bytes, &r, draws);
             })?;
+            // What was read is in the file.
+            indexer.committed();
             records += report.records;
             // A large data directory takes a while: say how far it got, every few seconds.
             if noted.elapsed() > Duration::from_secs(5) {
@@ -147,15 +175,32 @@ impl Engine {
         // resolved) needs disk space. Without it the server still starts and serves what it has;
         // ingest waits, answering 503, until a restart with room.
         let stopped = OnceLock::new();
-        let written = ledger
-            .finish_rebuild(&mut Sink {
-                recorder: &mut recorder,
+        let mut state = State {
+            ledger,
+            recorder,
+            indexer,
+        };
+        let rebuilt = {
+            let State {
+                ledger,
+                recorder,
+                indexer,
+            } = &mut state;
+            ledger.finish_rebuild(&mut Sink {
+                recorder,
+                indexer,
                 arcs: None,
             })
-            .and_then(|rebuilt| {
-                recorder.commit()?;
-                recorder.rewrite_journal(&rebuilt.still_held, &rebuilt.expired)
-            });
+        };
+        let written = rebuilt.and_then(|rebuilt| {
+            state.commit()?;
+            state
+                .recorder
+                .rewrite_journal(&rebuilt.still_held, &rebuilt.expired)
+        });
+        let State {
+            ledger, recorder, ..
+        } = &state;
         if let Err(e) = written {
             tracing::error!(error = %e, "cannot write what the restart needs: serving reads, ingest stopped");
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
@@ -181,8 +226,10 @@ impl Engine {
             "state rebuilt from recordings"
         );
         let sync_files = recorder.sync_files();
+        let kept_indexes = state.indexer.kept();
         Ok(Self {
-            state: Mutex::new(State { ledger, recorder }),
+            state: Mutex::new(state),
+            kept_indexes,
             hub,
             sync_files,
             stopped,
@@ -228,13 +275,18 @@ impl Engine {
         let mut arcs = Vec::new();
         let mut unavailable = None;
         let mut state = self.lock();
-        let State { ledger, recorder } = &mut *state;
+        let State {
+            ledger,
+            recorder,
+            indexer,
+        } = &mut *state;
         ledger.now_ms = ledger.now_ms.max(now_ms);
         let mut written = Ok(());
         for located in batch {
             labels.push(type_label(&located.event));
             let mut sink = Sink {
                 recorder,
+                indexer,
                 arcs: Some(&mut arcs),
             };
             match ledger.apply(located.event, located.place, &mut sink) {
@@ -249,17 +301,17 @@ impl Engine {
                 }
             }
         }
-        if let Err(e) = written.and_then(|()| recorder.commit()) {
+        if let Err(e) = written.and_then(|()| state.commit()) {
             let _ = self.stopped.set(e.to_string());
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
             tracing::error!(error = %e, "recording failed: ingest stops until a restart");
             return Err(e.into());
         }
-        let held = ledger.held();
+        let held = state.ledger.held();
         // A campaign's first line created its recording and epoch: its line begins, announced
         // like any new line with a `reset` before its first arc (a subscriber that came first
         // learns the epoch it resumes in). Published under the lock: arcs go out in seq order.
-        for (campaign, epoch) in recorder.take_new_epochs() {
+        for (campaign, epoch) in state.recorder.take_new_epochs() {
             self.hub.reset(&campaign, epoch);
         }
         self.hub.publish(arcs);
@@ -309,15 +361,20 @@ impl Engine {
             return Ok(Expired::default());
         };
         let mut state = self.lock();
-        let State { ledger, recorder } = &mut *state;
+        let State {
+            ledger,
+            recorder,
+            indexer,
+        } = &mut *state;
         let mut sink = Sink {
             recorder,
+            indexer,
             arcs: None,
         };
         let expired = ledger.expire(cutoff, &mut sink);
         let held = ledger.held();
         // What was given up before a failure is written out too.
-        let written = recorder.commit().and(expired);
+        let written = state.commit().and(expired);
         drop(state);
         metrics::gauge!("viralglobe_held_events").set(held as f64);
         match written {
@@ -355,7 +412,7 @@ impl Engine {
     /// state as of the last batch applied, to copy at leisure (cluster mode's snapshots).
     pub fn state_files(&self, data_dir: &Path) -> Result<Vec<(String, u64)>, EngineError> {
         let mut state = self.lock();
-        if let Err(e) = state.recorder.commit() {
+        if let Err(e) = state.commit() {
             let _ = self.stopped.set(e.to_string());
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
             return Err(e.into());
@@ -365,27 +422,50 @@ impl Engine {
 
     /// Writes everything out and to disk (at shutdown).
     pub fn flush(&self) {
-        if let Err(e) = self.lock().recorder.commit() {
+        if let Err(e) = self.lock().commit() {
             tracing::error!(error = %e, "final flush of the recordings failed");
         }
         recording::sync_all(&self.sync_files);
     }
 
-    /// Loads a campaign recording that lives outside the data directory (the embedded demo), in
-    /// chunks so that readers are never kept waiting long. Nothing is written.
-    pub fn load(&self, records: impl Iterator<Item = RecordedEvent>) {
+    /// Loads `campaign`'s recording that lives outside the data directory (the embedded demo's,
+    /// unpacked at `path`), in chunks so that readers are never kept waiting long. Nothing is
+    /// written. Once it is loaded, its index is kept with those of the recordings written here.
+    pub fn load(
+        &self,
+        campaign: &str,
+        path: Option<&Path>,
+        records: impl Iterator<Item = (RecordedEvent, Range<u64>)>,
+    ) {
+        let shares = self.lock().indexer.shares();
+        let index = path.map(|path| RecordingIndex::followed(campaign, path, shares));
+        let mut lines = Vec::new();
         let mut records = records.peekable();
         while records.peek().is_some() {
             let mut state = self.lock();
-            for record in records.by_ref().take(10_000) {
+            for (record, bytes) in records.by_ref().take(10_000) {
                 let place = record.at.clone().map(Arc::new);
-                state.ledger.follow(&record, place);
+                let draws = state.ledger.follow(&record, place).is_some();
+                lines.push(IndexedLine::new(bytes.start, bytes.end, &record, draws));
             }
+            drop(state);
+            if let Some(index) = &index {
+                index.add(&lines);
+            }
+            lines.clear();
+        }
+        if let Some(index) = index {
+            self.kept_indexes.insert(campaign.into(), Arc::new(index));
         }
     }
 
     pub fn sync_files(&self) -> SyncFiles {
         self.sync_files.clone()
+    }
+
+    /// The indexes of the recordings it writes, for replays: kept up to date as it writes.
+    pub fn kept_indexes(&self) -> KeptIndexes {
+        self.kept_indexes.clone()
     }
 
     /// Every campaign's counters, sorted by id.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use viralglobe_protocol::{Place, Timestamp};
+use viralglobe_protocol::{Place, Timestamp, rule::ShareFacts};
 
 /// A resolved share. Strings that repeat across shares (campaign, channel, kind, root) are
 /// shared `Arc<str>`s and places are shared with the geo cache, to keep a node small.
@@ -21,3 +21,15 @@ pub struct ShareNode {
 
 /// Share ids are global: clicks and conversions name only the share, not its campaign.
 pub type ShareTree = crate::fast_hash::FastDashMap<Box<str>, ShareNode>;
+
+impl ShareFacts for ShareNode {
+    fn place(&self) -> Option<&Place> {
+        self.place.as_deref()
+    }
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+    fn sharer_kind(&self) -> Option<&str> {
+        self.sharer_kind.as_deref()
+    }
+}

@@ -7,7 +7,7 @@ use actix_web::web;
 use actix_ws::Session;
 use viralglobe_protocol::{ArcEvent, Encoding, LiveFilter};
 
-use crate::replay::{Library, ReplayError, cursor::Cursor, cursor::Progress, read};
+use crate::replay::{Library, ReplayError, cursor::Cursor, cursor::Progress};
 
 /// Arcs per frame while catching up.
 const ARCS_PER_FRAME: usize = 1_000;
@@ -37,7 +37,7 @@ pub(super) async fn send_recorded(
         .await
         .map_err(|e| read_error(std::io::Error::other(e.to_string())))??;
     let seek = index.clone();
-    let mut cursor = web::block(move || Cursor::seek_seq(&read(&seek), since))
+    let mut cursor = web::block(move || Cursor::seek_seq(&seek, since))
         .await
         .map_err(|e| read_error(std::io::Error::other(e.to_string())))?
         .map_err(read_error)?;

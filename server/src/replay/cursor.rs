@@ -7,8 +7,10 @@ use std::{
 
 use viralglobe_protocol::{ArcEvent, LiveFilter, RecordedEvent};
 
-use super::{SharedIndex, index::ReplayIndex, read, write};
-use crate::recording::Lines;
+use crate::recording::{
+    Lines,
+    index::{Checkpoint, RecordingIndex},
+};
 
 pub struct Cursor {
     lines: Lines<BufReader<File>>,
@@ -33,7 +35,7 @@ pub enum Progress {
 
 impl Cursor {
     /// A cursor on the first record whose running clock is at or after `ts`.
-    pub fn seek(index: &ReplayIndex, ts: i64) -> io::Result<Self> {
+    pub fn seek(index: &RecordingIndex, ts: i64) -> io::Result<Self> {
         let mut cursor = Self::at(index, index.checkpoint_for(ts))?;
         // Skip what comes before `ts`, counting its arcs so `seq` stays the campaign's.
         while let Some(record) = cursor.read(index)? {
@@ -51,7 +53,7 @@ impl Cursor {
     }
 
     /// A cursor on the record that draws arc `since + 1` (or the end, if there is none yet).
-    pub fn seek_seq(index: &ReplayIndex, since: u64) -> io::Result<Self> {
+    pub fn seek_seq(index: &RecordingIndex, since: u64) -> io::Result<Self> {
         let checkpoint = index.checkpoint_for_seq(since);
         let mut cursor = Self::at(index, checkpoint)?;
         while let Some(record) = cursor.read(index)? {
@@ -66,7 +68,7 @@ impl Cursor {
         Ok(cursor)
     }
 
-    fn at(index: &ReplayIndex, checkpoint: super::index::Checkpoint) -> io::Result<Self> {
+    fn at(index: &RecordingIndex, checkpoint: Checkpoint) -> io::Result<Self> {
         let mut file = File::open(&index.path)?;
         file.seek(SeekFrom::Start(checkpoint.offset))?;
         let reader = BufReader::with_capacity(256 * 1024, file);
@@ -93,7 +95,7 @@ impl Cursor {
     #[allow(clippy::too_many_arguments)]
     pub fn advance(
         &mut self,
-        index: &ReplayIndex,
+        index: &RecordingIndex,
         until: i64,
         last_seq: u64,
         filter: &LiveFilter,
@@ -135,27 +137,28 @@ impl Cursor {
     }
 
     /// [`Cursor::advance`] in a recording that may be growing: at the end of what was indexed,
-    /// the index takes in what has been appended since, and reading goes on.
+    /// an index read from the file takes in what has been appended since, and reading goes on
+    /// (one the engine keeps has it already).
     #[allow(clippy::too_many_arguments)]
     pub fn advance_growing(
         &mut self,
-        index: &SharedIndex,
+        index: &RecordingIndex,
         until: i64,
         last_seq: u64,
         filter: &LiveFilter,
         limit: usize,
         out: &mut Vec<ArcEvent>,
     ) -> io::Result<Progress> {
-        let progress = self.advance(&read(index), until, last_seq, filter, limit, out)?;
-        if progress == Progress::End && write(index).extend()? > 0 {
-            return self.advance(&read(index), until, last_seq, filter, limit, out);
+        let progress = self.advance(index, until, last_seq, filter, limit, out)?;
+        if progress == Progress::End && index.extend()? > 0 {
+            return self.advance(index, until, last_seq, filter, limit, out);
         }
         Ok(progress)
     }
 
     /// The next record within the indexed part of the file.
-    fn read(&mut self, index: &ReplayIndex) -> io::Result<Option<RecordedEvent>> {
-        self.lines.stop_at(index.indexed_bytes);
+    fn read(&mut self, index: &RecordingIndex) -> io::Result<Option<RecordedEvent>> {
+        self.lines.stop_at(index.indexed_bytes());
         self.lines.next_record()
     }
 }

@@ -19,8 +19,9 @@ use serde_json::json;
 use tokio::sync::mpsc::error::TrySendError;
 use viralglobe_protocol::{ArcEvent, LiveFilter, Place};
 
-use super::{SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, read};
+use super::{checked_filter, cursor::Cursor, cursor::Progress};
 use crate::auth::Access;
+use crate::recording::index::RecordingIndex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,12 +58,12 @@ const CHUNK: usize = 2_000;
 /// `seq` the export has reached; stops early when `sink` returns false (the client went away).
 /// Blocking.
 pub fn export(
-    index: &SharedIndex,
+    index: &RecordingIndex,
     format: Format,
     filter: &LiveFilter,
     mut sink: impl FnMut(String, u64) -> bool,
 ) -> io::Result<()> {
-    let mut cursor = Cursor::seek(&read(index), i64::MIN)?;
+    let mut cursor = Cursor::seek(index, i64::MIN)?;
     let mut text = match format {
         Format::Ndjson => String::new(),
         Format::Csv => CSV_HEADER.to_owned(),
@@ -71,8 +72,7 @@ pub fn export(
     let (mut arcs, mut first, mut reached) = (Vec::with_capacity(CHUNK), true, 0);
     loop {
         arcs.clear();
-        let progress =
-            cursor.advance(&read(index), i64::MAX, u64::MAX, filter, CHUNK, &mut arcs)?;
+        let progress = cursor.advance(index, i64::MAX, u64::MAX, filter, CHUNK, &mut arcs)?;
         for arc in &arcs {
             match format {
                 Format::Ndjson => ndjson_line(&mut text, arc),

@@ -1,29 +1,28 @@
 //! Replays of recorded campaigns: the websocket that plays one at any speed, its timeline, and
-//! exports. Everything reads the campaign recordings through a [`ReplayIndex`], built on first
-//! open and extended as the recording grows, so a seek reads at most one checkpoint's worth of
+//! exports. Everything reads the campaign recordings through a [`RecordingIndex`] — the one the
+//! engine keeps as it writes, or for a recording it does not write (the demo's), one built on
+//! first open and extended as the file grows — so a seek reads at most one checkpoint's worth of
 //! lines and a replay of a live campaign runs on into its new events.
 
 pub(crate) mod cursor;
 pub mod export;
-pub(crate) mod index;
 pub(crate) mod session;
 pub(crate) mod timeline;
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, RwLock},
-};
+use std::{path::PathBuf, sync::Arc};
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
 use dashmap::DashMap;
-pub(crate) use index::ReplayIndex;
 
 use viralglobe_protocol::LiveFilter;
 
 use crate::{
     auth::{Access, AccessError},
     error::json_error,
-    recording,
+    recording::{
+        self,
+        index::{KeptIndexes, RecordingIndex, SharedIndex},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -62,28 +61,31 @@ impl ResponseError for ReplayError {
     }
 }
 
-pub type SharedIndex = Arc<RwLock<ReplayIndex>>;
-
-/// Finds campaign recordings and keeps their indexes.
+/// Finds campaign recordings and their indexes.
 pub struct Library {
     data_dir: PathBuf,
     /// Recordings kept outside `data_dir/campaigns` (the demo's), with their epochs.
     registered: DashMap<String, (PathBuf, String)>,
-    indexes: DashMap<String, SharedIndex>,
+    /// The indexes of the recordings the engine writes.
+    kept: KeptIndexes,
+    /// Those of the others, read on first open.
+    read: DashMap<String, SharedIndex>,
 }
 
 impl Library {
-    pub fn new(data_dir: PathBuf) -> Arc<Self> {
+    /// The recordings under `data_dir`; `kept` are the indexes the engine keeps of them.
+    pub fn new(data_dir: PathBuf, kept: KeptIndexes) -> Arc<Self> {
         Arc::new(Self {
             data_dir,
             registered: DashMap::new(),
-            indexes: DashMap::new(),
+            kept,
+            read: DashMap::new(),
         })
     }
 
     /// Serves `campaign` from the recording at `path`, whose arc line is of epoch `epoch`.
     pub fn register(&self, campaign: &str, path: PathBuf, epoch: String) {
-        self.indexes.remove(campaign);
+        self.read.remove(campaign);
         self.registered.insert(campaign.to_owned(), (path, epoch));
     }
 
@@ -95,45 +97,42 @@ impl Library {
         }
     }
 
-    /// The campaign's index, built on first use and brought up to date with the file. Blocking.
+    /// The campaign's index, up to date with the file. Blocking: a recording the engine does not
+    /// write is read on first open.
     pub fn open(&self, campaign: &str) -> Result<SharedIndex, ReplayError> {
         let read_error = |source| ReplayError::Read {
             campaign: campaign.to_owned(),
             source,
         };
-        if let Some(index) = self.indexes.get(campaign).map(|i| i.clone()) {
-            write(&index).extend().map_err(read_error)?;
-            return Ok(index);
-        }
-        let path = match self.registered.get(campaign) {
-            Some(entry) => entry.0.clone(),
+        let registered = self.registered.get(campaign).map(|entry| entry.0.clone());
+        let path = match registered {
+            Some(path) => path,
             None if viralglobe_protocol::input::check_campaign_id(campaign).is_ok() => {
                 recording::campaign_path(&self.data_dir, campaign)
             }
             None => return Err(ReplayError::NotFound(campaign.to_owned())),
         };
+        // An index the engine keeps serves the file it indexes.
+        if let Some(index) = self.kept.get(campaign).filter(|index| index.path == path) {
+            return Ok(index.clone());
+        }
+        if let Some(index) = self.read.get(campaign).map(|i| i.clone()) {
+            index.extend().map_err(read_error)?;
+            return Ok(index);
+        }
         if !path.is_file() {
             return Err(ReplayError::NotFound(campaign.to_owned()));
         }
         let started = std::time::Instant::now();
-        let index = ReplayIndex::build(campaign, &path).map_err(read_error)?;
-        tracing::info!(campaign, path = %path.display(), shares = index.shares(),
+        let index = RecordingIndex::read(campaign, &path).map_err(read_error)?;
+        tracing::info!(campaign, path = %path.display(), records = index.records(),
             elapsed_ms = started.elapsed().as_millis() as u64, "recording indexed for replay");
-        let index = Arc::new(RwLock::new(index));
         Ok(self
-            .indexes
+            .read
             .entry(campaign.to_owned())
-            .or_insert(index)
+            .or_insert(Arc::new(index))
             .clone())
     }
-}
-
-pub fn read(index: &SharedIndex) -> std::sync::RwLockReadGuard<'_, ReplayIndex> {
-    index.read().unwrap_or_else(|p| p.into_inner())
-}
-
-pub fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, ReplayIndex> {
-    index.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What every client reading a recording passes: the read token and Origin checks, then its

@@ -11,15 +11,13 @@ use viralglobe_protocol::{
     ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp, replay::check_speed,
 };
 
-use super::{
-    ReplayError, Resume, SharedIndex, checked_filter, cursor::Cursor, cursor::Progress, parse_time,
-    read,
-};
+use super::{ReplayError, Resume, checked_filter, cursor::Cursor, cursor::Progress, parse_time};
 use crate::{
     auth::Access,
     engine::Engine,
     hello::hello,
     hub::Offset,
+    recording::index::SharedIndex,
     ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send},
 };
 
@@ -88,7 +86,7 @@ pub async fn replay(
     let opener = library.clone().into_inner();
     let index = web::block(move || opener.open(&name)).await??;
     let epoch = library.epoch(&campaign).unwrap_or_default();
-    let first = read(&index).span().map_or(0, |(first, _)| first);
+    let first = index.span().map_or(0, |(first, _)| first);
     let from = from.unwrap_or(first);
     if to.is_some_and(|to| to < from) {
         return Err(bad("to", "`to` is before `from`".into()).into());
@@ -102,8 +100,8 @@ pub async fn replay(
     let reset = resume.is_some() && since.is_none();
     let seek_index = index.clone();
     let cursor = web::block(move || match since {
-        Some(since) => Cursor::seek_seq(&read(&seek_index), since),
-        None => Cursor::seek(&read(&seek_index), from),
+        Some(since) => Cursor::seek_seq(&seek_index, since),
+        None => Cursor::seek(&seek_index, from),
     })
     .await?
     .map_err(|source| ReplayError::Read {
@@ -117,7 +115,7 @@ pub async fn replay(
 
     let offset = Offset {
         epoch: epoch.as_str().into(),
-        seq: read(&index).arcs(),
+        seq: index.arcs(),
     };
     let mut first_messages = vec![hello(&engine, &filter, |_| Some(offset.clone()))];
     if reset {
@@ -170,7 +168,7 @@ impl Replay {
     /// The last campaign time there is to play: `to`, or the latest event recorded so far.
     fn end(&self) -> i64 {
         self.to
-            .unwrap_or_else(|| read(&self.index).span().map_or(self.from, |(_, last)| last))
+            .unwrap_or_else(|| self.index.span().map_or(self.from, |(_, last)| last))
     }
 
     fn playhead(&self) -> i64 {
@@ -246,7 +244,7 @@ impl Replay {
     async fn seek(&mut self, ts: i64) -> Result<(), ReplayError> {
         let ts = ts.clamp(self.from, self.end().max(self.from));
         let index = self.index.clone();
-        let cursor = web::block(move || Cursor::seek(&read(&index), ts))
+        let cursor = web::block(move || Cursor::seek(&index, ts))
             .await
             .map_err(|e| self.read_error(std::io::Error::other(e.to_string())))?
             .map_err(|e| self.read_error(e))?;

@@ -4,7 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use viralglobe_protocol::{Timeline, TimelineBucket, Timestamp};
 
-use super::{ReplayError, ReplayIndex, read};
+use super::ReplayError;
+use crate::recording::index::RecordingIndex;
 
 const MINUTE_MS: i64 = 60_000;
 /// Buckets when the client does not say, and the most it may ask for.
@@ -35,14 +36,14 @@ pub async fn timeline(
     let library = library.into_inner();
     let timeline = web::block(move || {
         let index = library.open(&campaign)?;
-        Ok::<_, ReplayError>(build(&read(&index), buckets))
+        Ok::<_, ReplayError>(build(&index, buckets))
     })
     .await??;
     Ok(HttpResponse::Ok().json(timeline))
 }
 
 /// About `buckets` buckets of whole minutes covering the campaign, from its first minute.
-pub fn build(index: &ReplayIndex, buckets: usize) -> Timeline {
+pub fn build(index: &RecordingIndex, buckets: usize) -> Timeline {
     let (first, last) = index.span().unwrap_or((0, 0));
     let from = first.div_euclid(MINUTE_MS) * MINUTE_MS;
     let minutes = (last - from) / MINUTE_MS + 1;
@@ -53,7 +54,7 @@ pub fn build(index: &ReplayIndex, buckets: usize) -> Timeline {
     for (start, bucket) in index.minutes(from, last + 1) {
         let i = ((start - from) / bucket_ms) as usize;
         if let Some(slot) = out.get_mut(i) {
-            *slot += *bucket;
+            *slot += bucket;
         }
     }
     Timeline {

@@ -10,6 +10,7 @@ use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
     io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write},
+    ops::Range,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -17,6 +18,8 @@ use std::{
 use viralglobe_protocol::RecordedEvent;
 
 use crate::fast_hash::FastMap;
+
+pub mod index;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
@@ -310,7 +313,7 @@ pub struct ReadReport {
 /// appends continue cleanly.
 pub fn read_records(
     path: &Path,
-    mut each: impl FnMut(RecordedEvent),
+    mut each: impl FnMut(RecordedEvent, Range<u64>),
 ) -> Result<ReadReport, RecordingError> {
     let mut report = ReadReport::default();
     let file = match File::open(path) {
@@ -324,7 +327,7 @@ pub fn read_records(
         match line.record {
             Ok(record) => {
                 report.records += 1;
-                each(record);
+                each(record, line.offset..line.end);
             }
             Err(e) => {
                 report.skipped += 1;
@@ -350,6 +353,8 @@ pub fn read_records(
 struct Log {
     path: PathBuf,
     writer: BufWriter<File>,
+    /// The file's length once what is buffered is written out: where the next line starts.
+    len: u64,
     dirty: bool,
     /// When it was last appended to, in appends: the least recently used is closed first.
     last_used: u64,
@@ -371,13 +376,15 @@ impl Log {
             // after a power cut.
             sync_dir(dir).map_err(RecordingError::open(dir))?;
         }
-        file.seek(SeekFrom::End(0))
+        let len = file
+            .seek(SeekFrom::End(0))
             .map_err(RecordingError::open(&path))?;
         let sync = file.try_clone().map_err(RecordingError::open(&path))?;
         lock(sync_files).insert(path.clone(), sync);
         Ok(Self {
             path,
             writer: BufWriter::with_capacity(256 * 1024, file),
+            len,
             dirty: false,
             last_used: 0,
         })
@@ -390,13 +397,20 @@ impl Log {
         Ok(())
     }
 
-    fn append(&mut self, record: &RecordedEvent) -> Result<(), RecordingError> {
-        serde_json::to_writer(&mut self.writer, record)
+    /// Appends `record`'s line; returns where it is in the file.
+    fn append(&mut self, record: &RecordedEvent) -> Result<Range<u64>, RecordingError> {
+        let mut counted = Counted {
+            writer: &mut self.writer,
+            bytes: 0,
+        };
+        serde_json::to_writer(&mut counted, record)
             .map_err(io::Error::from)
-            .and_then(|()| self.writer.write_all(b"\n"))
+            .and_then(|()| counted.write_all(b"\n"))
             .map_err(RecordingError::io("write", &self.path))?;
+        let start = self.len;
+        self.len += counted.bytes;
         self.dirty = true;
-        Ok(())
+        Ok(start..self.len)
     }
 
     fn commit(&mut self, fsync: bool) -> Result<(), RecordingError> {
@@ -414,6 +428,24 @@ impl Log {
         }
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<'a, W> {
+    writer: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.writer.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
     }
 }
 
@@ -484,14 +516,15 @@ impl Recorder {
         self.sync_files.clone()
     }
 
-    /// Appends to the recording of `campaign`, or to the held-event journal when `None`. A
-    /// recording that is not open is opened, closing the least recently used one when
-    /// `max_open` are; failing to open it is [`RecordingError::Open`]: nothing was written.
+    /// Appends to the recording of `campaign`, or to the held-event journal when `None`, and
+    /// returns where the line is in its file (there once committed). A recording that is not
+    /// open is opened, closing the least recently used one when `max_open` are; failing to open
+    /// it is [`RecordingError::Open`]: nothing was written.
     pub fn append(
         &mut self,
         campaign: Option<&Arc<str>>,
         record: &RecordedEvent,
-    ) -> Result<(), RecordingError> {
+    ) -> Result<Range<u64>, RecordingError> {
         self.appends += 1;
         let log = match campaign {
             Some(id) => {
@@ -554,9 +587,9 @@ impl Recorder {
     /// Reads the held-event journal.
     pub fn read_journal(
         &self,
-        each: impl FnMut(RecordedEvent),
+        mut each: impl FnMut(RecordedEvent),
     ) -> Result<ReadReport, RecordingError> {
-        read_records(&journal_path(&self.data_dir), each)
+        read_records(&journal_path(&self.data_dir), |record, _| each(record))
     }
 
     /// Replaces the journal with just `still_held`, so it does not grow across restarts; the
@@ -639,7 +672,7 @@ mod tests {
 
         let mut ids = Vec::new();
         let report =
-            read_records(&path, |r| ids.push(r.event.id().map(str::to_owned))).expect("read");
+            read_records(&path, |r, _| ids.push(r.event.id().map(str::to_owned))).expect("read");
         assert_eq!(report.records, 2);
         assert!(report.torn_bytes > 0);
         assert_eq!(ids, [Some("a".to_owned()), Some("b".to_owned())]);
@@ -647,7 +680,7 @@ mod tests {
         let mut rec = Recorder::new(dir.path(), false, 8).expect("recorder");
         rec.append(Some(&campaign), &record("c")).expect("append");
         rec.commit().expect("commit");
-        let report = read_records(&path, |_| {}).expect("read");
+        let report = read_records(&path, |_, _| {}).expect("read");
         assert_eq!(
             (report.records, report.skipped, report.torn_bytes),
             (3, 0, 0)
