@@ -361,8 +361,11 @@ async fn new_files_and_renames_are_made_durable_in_their_directory() {
     let data = dir.path().join("data");
     let traced = |trace: &std::path::Path| {
         let mut command = std::process::Command::new("strace");
+        // `-D`: strace runs as a grandchild, so the child that the test kills is the server
+        // itself (killing strace would leave the server running).
         command
             .args([
+                "-D",
                 "-f",
                 "-qq",
                 "-e",
