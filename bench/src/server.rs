@@ -38,6 +38,26 @@ impl Process {
         Ok(process)
     }
 
+    /// Stops the server as a crash would and starts it again on the same data directory.
+    pub fn restart(mut self, cli: &Cli, args: &[&str]) -> anyhow::Result<Self> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = self
+            ._data
+            .take()
+            .context("a server with a data directory")?;
+        let mut command = pinned(&cli.server_cpus, &cli.server);
+        command
+            .args(["--listen", "127.0.0.1:0", "--geoip"])
+            .arg(&cli.geoip)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args);
+        let mut process = Self::start(command, "listening on http://")?;
+        process._data = Some(data);
+        Ok(process)
+    }
+
     /// Starts the bare actix-web baseline (this binary's `bare-server`).
     pub fn bare(cli: &Cli) -> anyhow::Result<Self> {
         let mut command = pinned(&cli.server_cpus, &std::env::current_exe()?);

@@ -68,6 +68,20 @@ impl Indexer {
         self.written.push((campaign.clone(), line));
     }
 
+    /// A line of `campaign`'s recording read at start: in its file already.
+    pub fn read(
+        &mut self,
+        campaign: &Arc<str>,
+        bytes: Range<u64>,
+        record: &RecordedEvent,
+        draws: bool,
+    ) {
+        self.written(campaign, bytes, record, draws);
+        if self.written.len() >= 4_096 {
+            self.committed();
+        }
+    }
+
     /// The lines written are in their files now: index them.
     pub fn committed(&mut self) {
         let mut written = std::mem::take(&mut self.written);

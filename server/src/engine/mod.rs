@@ -151,9 +151,8 @@ impl Engine {
             let report = recording::read_records(&path, |r, bytes| {
                 let place = r.at.clone().map(Arc::new);
                 let draws = ledger.follow(&r, place).is_some();
-                indexer.written(&id, bytes, &r, draws);
+                indexer.read(&id, bytes, &r, draws);
             })?;
-            // What was read is in the file.
             indexer.committed();
             records += report.records;
             // A large data directory takes a while: say how far it got, every few seconds.

@@ -151,10 +151,12 @@ impl Progress {
         if let Some((kind, goal, value_cents)) = line.arc {
             self.arcs += 1;
             let minute = line.ts.div_euclid(MINUTE_MS);
-            self.minutes
-                .entry(minute)
-                .or_default()
-                .count(kind, goal, value_cents);
+            // Lines come in about time order: most land in the last minute.
+            let bucket = match self.minutes.last_entry() {
+                Some(last) if *last.key() == minute => last.into_mut(),
+                _ => self.minutes.entry(minute).or_default(),
+            };
+            bucket.count(kind, goal, value_cents);
         }
     }
 }

@@ -444,6 +444,14 @@ impl<W: Write> Write for Counted<'_, W> {
         Ok(n)
     }
 
+    // What serde_json calls for every piece: the buffered writer's own, which copies at once.
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer.write_all(buf)?;
+        self.bytes += buf.len() as u64;
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
     }
