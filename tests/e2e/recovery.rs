@@ -435,3 +435,78 @@ fn fsyncs_after(trace: &str, file: &str, dir: &std::path::Path) -> bool {
             .any(|fd| line.contains(&format!("fsync({fd})")) && line.ends_with("= 0"))
     })
 }
+
+/// Requests that arrive together are applied and written out together (group commit), and each is
+/// answered only once its own event is on disk: every acknowledged click is there after a SIGKILL,
+/// counted once.
+#[tokio::test]
+async fn concurrent_requests_share_a_commit_and_lose_nothing_acknowledged() {
+    const CLIENTS: usize = 32;
+    const EACH: usize = 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--fsync", "always"]);
+    let (status, _) = server
+        .post_ndjson(&[share("s1", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    assert_eq!(status, 200);
+    let url = server.url("/v1/events");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for i in 0..EACH {
+                    let body = click(&format!("c{c}-{i}"), "s1", TOKYO, T0 + 1 + i as i64);
+                    let answer: serde_json::Value = client
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("POST")
+                        .json()
+                        .await
+                        .expect("JSON");
+                    assert_eq!(answer["accepted"], 1, "{answer}");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.expect("a client");
+    }
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
+    };
+    let (requests, groups) = (
+        value("viralglobe_ingest_group_requests_sum"),
+        value("viralglobe_ingest_group_requests_count"),
+    );
+    assert_eq!(requests, (CLIENTS * EACH + 1) as f64);
+    assert!(
+        groups < requests,
+        "{requests} requests from {CLIENTS} clients at once, in {groups} commits: none shared one"
+    );
+    server.kill();
+
+    let server = TestServer::start_in(dir.path(), &[]);
+    let stats = server.stats("bones-brigade").await;
+    assert_eq!(
+        stats["totals"]["clicks"],
+        (CLIENTS * EACH) as u64,
+        "{stats}"
+    );
+    let (_, again) = server
+        .post_ndjson(&[click("c7-7", "s1", TOKYO, T0 + 8)])
+        .await;
+    assert_eq!(again["duplicates"], 1, "{again}");
+}

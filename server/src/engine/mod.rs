@@ -104,6 +104,24 @@ fn type_label(event: &InputEvent) -> &'static str {
     }
 }
 
+fn count_outcomes(outcomes: &[Outcome], labels: Vec<&'static str>) {
+    for (outcome, label) in outcomes.iter().zip(labels) {
+        match outcome {
+            Outcome::Accepted | Outcome::Held => {
+                metrics::counter!("viralglobe_events_ingested_total", "type" => label).increment(1);
+            }
+            Outcome::Duplicate => {
+                metrics::counter!("viralglobe_events_duplicate_total", "type" => label)
+                    .increment(1);
+            }
+            Outcome::Rejected(_) => {
+                metrics::counter!("viralglobe_events_rejected_total", "reason" => "unresolvable")
+                    .increment(1);
+            }
+        }
+    }
+}
+
 /// Follows `records` as a restart follows a recording, in memory; returns each campaign's last
 /// `seq`. For the fuzz target of the recording reader.
 pub fn follow_in_memory(records: &[RecordedEvent]) -> Vec<(String, u64)> {
@@ -265,14 +283,33 @@ impl Engine {
     /// [`Engine::apply`] with waits that begin stamped `now_ms` (cluster mode: the log entry's
     /// time, so that every node gives up the same events at the same entry).
     pub fn apply_at(&self, batch: Vec<Located>, now_ms: u64) -> Result<Vec<Outcome>, EngineError> {
+        let mut results = self.apply_group_at(vec![batch], now_ms);
+        results.pop().expect("one result a batch")
+    }
+
+    /// Applies batches from requests that arrived together, in order, under one lock, and writes
+    /// them out with one commit (group commit); returns what [`Engine::apply`] would have for each.
+    pub fn apply_group(
+        &self,
+        batches: Vec<Vec<Located>>,
+    ) -> Vec<Result<Vec<Outcome>, EngineError>> {
+        self.apply_group_at(batches, self.local_ms())
+    }
+
+    fn apply_group_at(
+        &self,
+        batches: Vec<Vec<Located>>,
+        now_ms: u64,
+    ) -> Vec<Result<Vec<Outcome>, EngineError>> {
         if let Some(reason) = self.stopped.get() {
-            return Err(EngineError::Stopped(reason.clone()));
+            return batches
+                .iter()
+                .map(|_| Err(EngineError::Stopped(reason.clone())))
+                .collect();
         }
         let started = Instant::now();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut labels = Vec::with_capacity(batch.len());
+        let mut applied = Vec::with_capacity(batches.len());
         let mut arcs = Vec::new();
-        let mut unavailable = None;
         let mut state = self.lock();
         let State {
             ledger,
@@ -281,30 +318,42 @@ impl Engine {
         } = &mut *state;
         ledger.now_ms = ledger.now_ms.max(now_ms);
         let mut written = Ok(());
-        for located in batch {
-            labels.push(type_label(&located.event));
-            let mut sink = Sink {
-                recorder,
-                indexer,
-                arcs: Some(&mut arcs),
-            };
-            match ledger.apply(located.event, located.place, &mut sink) {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(e) if e.nothing_written() => {
-                    unavailable = Some(e);
-                    break;
-                }
-                Err(e) => {
-                    written = Err(e);
-                    break;
+        for batch in batches {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            let mut labels = Vec::with_capacity(batch.len());
+            let mut unavailable = None;
+            for located in batch.into_iter().take_while(|_| written.is_ok()) {
+                labels.push(type_label(&located.event));
+                let mut sink = Sink {
+                    recorder,
+                    indexer,
+                    arcs: Some(&mut arcs),
+                };
+                match ledger.apply(located.event, located.place, &mut sink) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) if e.nothing_written() => {
+                        unavailable = Some(e);
+                        break;
+                    }
+                    Err(e) => {
+                        written = Err(e);
+                        break;
+                    }
                 }
             }
+            applied.push((outcomes, labels, unavailable));
         }
         if let Err(e) = written.and_then(|()| state.commit()) {
-            let _ = self.stopped.set(e.to_string());
+            let reason = e.to_string();
+            let _ = self.stopped.set(reason.clone());
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
             tracing::error!(error = %e, "recording failed: ingest stops until a restart");
-            return Err(e.into());
+            // Nothing of the group is acknowledged.
+            let mut first = Some(EngineError::from(e));
+            return applied
+                .iter()
+                .map(|_| Err(first.take().unwrap_or(EngineError::Stopped(reason.clone()))))
+                .collect();
         }
         let held = state.ledger.held();
         // A campaign's first line created its recording and epoch: its line begins, announced
@@ -318,31 +367,23 @@ impl Engine {
 
         metrics::gauge!("viralglobe_held_events").set(held as f64);
         metrics::histogram!("viralglobe_ingest_batch_seconds").record(started.elapsed());
-        for (outcome, label) in outcomes.iter().zip(labels) {
-            match outcome {
-                Outcome::Accepted | Outcome::Held => {
-                    metrics::counter!("viralglobe_events_ingested_total", "type" => label)
-                        .increment(1);
+        applied
+            .into_iter()
+            .map(|(outcomes, labels, unavailable)| {
+                count_outcomes(&outcomes, labels);
+                match unavailable {
+                    None => Ok(outcomes),
+                    Some(e) => {
+                        metrics::counter!("viralglobe_recording_errors_total").increment(1);
+                        tracing::warn!(error = %e, applied = outcomes.len(), "a recording cannot be opened: the rest of the batch is refused, ingest goes on");
+                        Err(EngineError::Unavailable {
+                            reason: e.to_string(),
+                            applied: outcomes,
+                        })
+                    }
                 }
-                Outcome::Duplicate => {
-                    metrics::counter!("viralglobe_events_duplicate_total", "type" => label)
-                        .increment(1);
-                }
-                Outcome::Rejected(_) => {
-                    metrics::counter!("viralglobe_events_rejected_total", "reason" => "unresolvable")
-                        .increment(1);
-                }
-            }
-        }
-        if let Some(e) = unavailable {
-            metrics::counter!("viralglobe_recording_errors_total").increment(1);
-            tracing::warn!(error = %e, applied = outcomes.len(), "a recording cannot be opened: the rest of the batch is refused, ingest goes on");
-            return Err(EngineError::Unavailable {
-                reason: e.to_string(),
-                applied: outcomes,
-            });
-        }
-        Ok(outcomes)
+            })
+            .collect()
     }
 
     /// Gives up the events that have waited longer than `max_age` for their share or parent

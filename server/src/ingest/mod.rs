@@ -2,11 +2,13 @@
 //! and the followed file, so both accept and reject exactly the same input.
 
 mod follow;
+mod group;
 mod http;
 
 use std::sync::Arc;
 
 pub use follow::follow;
+use group::GroupCommit;
 pub use http::{IngestLimits, post_events};
 use serde::Serialize;
 use viralglobe_protocol::{InputError, InputEvent, Place};
@@ -68,6 +70,8 @@ struct Prepared {
 #[derive(Clone)]
 pub struct Pipeline {
     engine: Arc<Engine>,
+    /// Requests' batches, applied together when they arrive together.
+    group: Arc<GroupCommit>,
     geo: Arc<GeoDb>,
     /// Cluster mode: batches go to the log, and the engine applies them from there.
     log: Option<Arc<Cluster>>,
@@ -75,7 +79,13 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(engine: Arc<Engine>, geo: Arc<GeoDb>, log: Option<Arc<Cluster>>) -> Self {
-        Self { engine, geo, log }
+        let group = GroupCommit::new(engine.clone());
+        Self {
+            engine,
+            group,
+            geo,
+            log,
+        }
     }
 
     /// Parses, locates and applies numbered lines as one batch. Blank lines are skipped. Blocks
@@ -105,7 +115,7 @@ impl Pipeline {
             return Ok(());
         };
         let applied = match &self.log {
-            None => self.engine.apply(prepared.batch),
+            None => self.group.apply(prepared.batch).await,
             Some(log) => log.append(prepared.batch).await,
         };
         settle(applied, prepared.numbers, report)

@@ -41,6 +41,11 @@ pub fn metrics_handle() -> PrometheusHandle {
                     ],
                 )
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    Matcher::Full("viralglobe_ingest_group_requests".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
+                .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
             // Only fails if another recorder is installed; then ours still renders what it gets.
@@ -131,7 +136,11 @@ fn describe() {
     );
     describe_histogram!(
         "viralglobe_ingest_batch_seconds",
-        "Time to apply and record one ingest batch"
+        "Time to apply and record one group of ingest batches (requests that arrived together)"
+    );
+    describe_histogram!(
+        "viralglobe_ingest_group_requests",
+        "Requests whose batches were applied and written out together (group commit)"
     );
     describe_counter!(
         "viralglobe_recording_errors_total",

@@ -1,0 +1,70 @@
+//! Group commit: the batches of requests that arrive together are applied under one lock and
+//! written out with one commit, instead of a lock and a `write(2)` (and under `--fsync always`
+//! an fsync) each. Every request is still answered only once its own events are written.
+//!
+//! The first request of a group schedules the commit on its worker and the commit yields once
+//! before it takes the group: the requests the worker reads in the meantime (those that arrived
+//! with it) join. A request alone waits for nothing else.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+use tokio::sync::oneshot;
+
+use crate::engine::{Engine, EngineError, Located, Outcome};
+
+type Answer = oneshot::Sender<Result<Vec<Outcome>, EngineError>>;
+
+pub(crate) struct GroupCommit {
+    engine: Arc<Engine>,
+    waiting: Mutex<Vec<(Vec<Located>, Answer)>>,
+    /// Whether a commit is scheduled that will take what is waiting.
+    scheduled: AtomicBool,
+}
+
+impl GroupCommit {
+    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+        Arc::new(Self {
+            engine,
+            waiting: Mutex::default(),
+            scheduled: AtomicBool::new(false),
+        })
+    }
+
+    /// Applies `batch` with whatever else arrives with it; what [`Engine::apply`] returns.
+    pub async fn apply(self: &Arc<Self>, batch: Vec<Located>) -> Result<Vec<Outcome>, EngineError> {
+        let (answer, answered) = oneshot::channel();
+        self.lock().push((batch, answer));
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            let group = self.clone();
+            actix_web::rt::spawn(async move { group.commit().await });
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(EngineError::Stopped(
+                "the commit of this request's group did not finish".into(),
+            ))
+        })
+    }
+
+    async fn commit(&self) {
+        // Behind the requests this worker has read already: they join the group.
+        tokio::task::yield_now().await;
+        self.scheduled.store(false, Ordering::Release);
+        let group = std::mem::take(&mut *self.lock());
+        if group.is_empty() {
+            return;
+        }
+        metrics::histogram!("viralglobe_ingest_group_requests").record(group.len() as f64);
+        let (batches, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        for (answer, result) in answers.into_iter().zip(self.engine.apply_group(batches)) {
+            // A client that went away is not answered; its events are in, as with any request.
+            let _ = answer.send(result);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<Located>, Answer)>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
