@@ -277,8 +277,9 @@ async fn hundreds_of_campaigns_fit_in_a_low_descriptor_limit() {
 }
 
 /// A recording that cannot be opened refuses only the events that need it, with a 503 and
-/// `Retry-After`; what came before them in the request is acknowledged, other campaigns go on,
-/// and once the cause is gone the same events are taken. Nothing stops.
+/// `Retry-After`; what came before them in the request is acknowledged, other campaigns go on, a
+/// restart with the cause still there starts without that campaign, and once the cause is gone
+/// the same events are taken. Nothing stops.
 #[tokio::test]
 async fn a_recording_that_cannot_be_opened_refuses_only_its_events() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -307,6 +308,18 @@ async fn a_recording_that_cannot_be_opened_refuses_only_its_events() {
     assert_eq!(status, 200, "other campaigns go on");
     let (status, health) = server.get_json("/healthz").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    // A restart with the directory still there starts, without that campaign, and says so.
+    server.kill();
+    let server = TestServer::start_in(dir.path(), &[]);
+    assert!(
+        server
+            .log()
+            .contains("not a file where a campaign recording would be"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.stats("fine").await["totals"]["shares"], 2);
 
     std::fs::remove_dir(&blocker).expect("the cause goes");
     let (status, answer) = server

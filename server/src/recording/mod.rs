@@ -162,6 +162,13 @@ pub fn recorded_campaigns(data_dir: &Path) -> Result<Vec<String>, RecordingError
             let name = entry.file_name().into_string().ok()?;
             let id = name.strip_suffix(".ndjson")?;
             viralglobe_protocol::input::check_campaign_id(id).ok()?;
+            // Something else in a recording's place (a directory, say) is not one: the server
+            // starts without it, and that campaign's events are refused until it is moved away.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                tracing::warn!(path = %entry.path().display(),
+                    "not a file where a campaign recording would be: skipped");
+                return None;
+            }
             Some(id.to_owned())
         })
         .collect();
