@@ -230,18 +230,23 @@ fn http_server(
             .app_data(parts.exports.clone())
             .wrap_fn(|req, service| {
                 // One line at debug and a duration per request, by the route that served it.
-                let (method, path) = (req.method().clone(), req.path().to_owned());
+                // The method and path only when they are logged: this runs for every request.
+                let logged = tracing::enabled!(tracing::Level::DEBUG)
+                    .then(|| (req.method().clone(), req.path().to_owned()));
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                 let started = std::time::Instant::now();
                 let response = service.call(req);
                 async move {
                     let response = response.await?;
-                    let status = response.status().as_u16();
+                    let status = response.status();
                     let elapsed = started.elapsed();
                     metrics::histogram!("viralglobe_http_request_seconds",
-                        "route" => route, "status" => status.to_string())
+                        "route" => route, "status" => status_label(status))
                     .record(elapsed);
-                    tracing::debug!(%method, path, status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request");
+                    if let Some((method, path)) = logged {
+                        tracing::debug!(%method, path, status = status.as_u16(),
+                            elapsed_ms = elapsed.as_secs_f64() * 1e3, "request");
+                    }
                     Ok(response)
                 }
             })
@@ -345,4 +350,18 @@ fn http_server(
         server = server.workers(workers.max(1));
     }
     Ok(server.listen(listener)?.run())
+}
+
+/// A status as a metric label; the statuses the server answers with are labels made once.
+fn status_label(status: actix_web::http::StatusCode) -> metrics::SharedString {
+    match status.as_u16() {
+        200 => "200".into(),
+        204 => "204".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        404 => "404".into(),
+        413 => "413".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    }
 }
