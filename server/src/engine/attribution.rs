@@ -227,16 +227,20 @@ impl AttributionAccumulator {
     /// `(other)` one.
     fn cascade(&mut self, node: &ShareNode) -> &mut CascadeCounts {
         let other = self.other();
-        let pooled = !self.cascades.contains_key(&node.root) && self.cascades.len() >= MAX_SLICES;
+        let pooled = !self.cascades.contains_key(&*node.root) && self.cascades.len() >= MAX_SLICES;
         let key = if pooled {
             other.clone()
         } else {
-            node.root.clone()
+            node.root.arc()
         };
         self.cascades.entry(key).or_insert_with(|| CascadeCounts {
-            channel: if pooled { other } else { node.channel.clone() },
-            sharer_kind: node.sharer_kind.clone().filter(|_| !pooled),
-            reach: node.reach.filter(|_| !pooled),
+            channel: if pooled {
+                other
+            } else {
+                node.via.channel.clone()
+            },
+            sharer_kind: node.via.sharer_kind.clone().filter(|_| !pooled),
+            reach: node.reach.get().filter(|_| !pooled),
             by_generation: Vec::new(),
         })
     }
@@ -244,7 +248,7 @@ impl AttributionAccumulator {
     pub(super) fn share(&mut self, node: &ShareNode) {
         let counts = self.cascade(node).at(node.generation);
         counts.shares += 1;
-        counts.reach = counts.reach.saturating_add(node.reach.unwrap_or(0));
+        counts.reach = counts.reach.saturating_add(node.reach.get().unwrap_or(0));
     }
 
     pub(super) fn click(&mut self, node: &ShareNode, place: Option<&Place>, ts: Timestamp) {
@@ -280,7 +284,11 @@ impl AttributionAccumulator {
         let delay = ts.0.saturating_sub(node.ts.0);
         which(&mut self.delays).record(delay);
         let other = self.other();
-        let by_channel = slice(&mut self.delays_by_channel, node.channel.clone(), || other);
+        let by_channel = slice(
+            &mut self.delays_by_channel,
+            node.via.channel.clone(),
+            || other,
+        );
         which(by_channel).record(delay);
     }
 
@@ -288,9 +296,11 @@ impl AttributionAccumulator {
         let Some(place) = place else { return };
         let other = self.other();
         self.places.count(place, &other, &f);
-        let by_channel = slice(&mut self.places_by_channel, node.channel.clone(), || {
-            other.clone()
-        });
+        let by_channel = slice(
+            &mut self.places_by_channel,
+            node.via.channel.clone(),
+            || other.clone(),
+        );
         by_channel.count(place, &other, &f);
     }
 
@@ -361,16 +371,19 @@ pub(super) fn virality(by_generation: &BTreeMap<u32, Tally>) -> Virality {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::tree::{Name, Reach, Via};
 
     fn node(root: &str, generation: u32, channel: &str, ts_s: i64) -> ShareNode {
         ShareNode {
-            campaign: "c".into(),
+            campaign: Name::new("c".into()),
             generation,
-            root: root.into(),
+            root: Name::new(root.into()),
             place: None,
-            channel: channel.into(),
-            sharer_kind: Some(if generation == 0 { "cast" } else { "fan" }.into()),
-            reach: (generation == 0).then_some(100),
+            via: Arc::new(Via {
+                channel: channel.into(),
+                sharer_kind: Some(if generation == 0 { "cast" } else { "fan" }.into()),
+            }),
+            reach: Reach::new((generation == 0).then_some(100)),
             ts: Timestamp(ts_s * 1_000),
         }
     }

@@ -21,7 +21,7 @@ use super::{
     indexer::Indexer,
     seen::SeenIds,
     stats::CampaignStatsAccumulator,
-    tree::{ShareNode, ShareTree},
+    tree::{Name, Reach, ShareNode, ShareTree, Via},
 };
 use crate::{
     fast_hash::{FastMap, FastSet},
@@ -112,7 +112,8 @@ pub(super) struct CampaignLedger {
 pub(super) struct Ledger {
     pub shares: Arc<ShareTree>,
     pub campaigns: FastMap<Arc<str>, CampaignLedger>,
-    interned: FastSet<Arc<str>>,
+    interned: FastSet<Name>,
+    vias: FastSet<Arc<Via>>,
     seen_clicks: SeenIds,
     seen_conversions: SeenIds,
     /// Shares whose parent has not arrived, by id.
@@ -165,6 +166,7 @@ impl Ledger {
             shares,
             campaigns: FastMap::default(),
             interned: FastSet::default(),
+            vias: FastSet::default(),
             seen_clicks: SeenIds::default(),
             seen_conversions: SeenIds::default(),
             pending_shares: FastMap::default(),
@@ -189,10 +191,29 @@ impl Ledger {
     }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
+        self.name(s).arc()
+    }
+
+    /// The one [`Via`] of a channel and a sharer's kind.
+    fn via(&mut self, channel: &str, sharer_kind: Option<&str>) -> Arc<Via> {
+        let via = Via {
+            channel: self.intern(channel),
+            sharer_kind: sharer_kind.map(|k| self.intern(k)),
+        };
+        if let Some(found) = self.vias.get(&via) {
+            return found.clone();
+        }
+        let new = Arc::new(via);
+        self.vias.insert(new.clone());
+        new
+    }
+
+    /// The one [`Name`] of `s`.
+    fn name(&mut self, s: &str) -> Name {
         if let Some(found) = self.interned.get(s) {
             return found.clone();
         }
-        let new: Arc<str> = s.into();
+        let new = Name::new(s.into());
         self.interned.insert(new.clone());
         new
     }
@@ -241,7 +262,7 @@ impl Ledger {
             .get(parent_id.as_str())
             .map(|p| (p.campaign.clone(), p.generation + 1, p.root.to_string()));
         if let Some((parent_campaign, generation, root)) = parent {
-            if parent_campaign != campaign {
+            if *parent_campaign != *campaign {
                 return Ok(Outcome::Rejected(rejected(
                     "parent",
                     format!("share `{parent_id}` belongs to campaign `{parent_campaign}`"),
@@ -370,7 +391,7 @@ impl Ledger {
     fn release_waiting(&mut self, id: Box<str>, sink: &mut Sink<'_>) -> Result<(), RecordingError> {
         let mut resolved = vec![id];
         while let Some(id) = resolved.pop() {
-            let Some(node) = self.shares.get(&id).map(|n| n.clone()) else {
+            let Some(node) = self.shares.get(&*id).map(|n| n.clone()) else {
                 continue;
             };
             // What waited was taken out of memory above: a failure from here on may leave
@@ -389,7 +410,7 @@ impl Ledger {
                     // It expired, and a share with its id waits again, for another parent.
                     continue;
                 }
-                if child.campaign != node.campaign {
+                if *child.campaign != *node.campaign {
                     // Its parent arrived in another campaign: it can never resolve. It stays in
                     // its campaign's recording as an unresolved share, given up.
                     tracing::warn!(share = %child_id, parent = %id, "a waiting share's parent arrived in another campaign; it stays unresolved");
@@ -509,13 +530,12 @@ impl Ledger {
                 };
                 self.stop_waiting(&share.id);
                 let node = ShareNode {
-                    campaign: campaign.clone(),
+                    campaign: self.name(&campaign),
                     generation,
-                    root: self.intern(root),
+                    root: self.name(root),
                     place,
-                    channel: self.intern(&share.channel),
-                    sharer_kind: share.sharer_kind.as_deref().map(|k| self.intern(k)),
-                    reach: share.reach,
+                    via: self.via(&share.channel, share.sharer_kind.as_deref()),
+                    reach: Reach::new(share.reach),
                     ts: share.ts,
                 };
                 let parent = share
@@ -780,7 +800,7 @@ impl Ledger {
             .waiting_children
             .keys()
             .chain(self.held_actions.keys())
-            .filter(|id| self.shares.contains_key(&**id))
+            .filter(|id| self.shares.contains_key(&***id))
             .cloned()
             .collect();
         ready.sort();

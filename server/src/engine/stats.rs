@@ -78,7 +78,7 @@ pub(super) struct CampaignStatsAccumulator {
 impl CampaignStatsAccumulator {
     /// Applies `f` to every slice `node` belongs to.
     fn each_slice(&mut self, node: &ShareNode, f: impl Fn(&mut Counts)) {
-        let kind = match &node.sharer_kind {
+        let kind = match &node.via.sharer_kind {
             Some(kind) => kind.clone(),
             None => self
                 .unknown_kind
@@ -87,9 +87,11 @@ impl CampaignStatsAccumulator {
         };
         let other = self.other.get_or_insert_with(|| OTHER.into()).clone();
         f(&mut self.totals);
-        f(slice(&mut self.by_channel, node.channel.clone(), || {
-            other.clone()
-        }));
+        f(slice(
+            &mut self.by_channel,
+            node.via.channel.clone(),
+            || other.clone(),
+        ));
         f(slice(&mut self.by_sharer_kind, kind.clone(), || {
             other.clone()
         }));
@@ -100,7 +102,7 @@ impl CampaignStatsAccumulator {
         f(&mut self.by_generation[generation]);
         f(slice(
             &mut self.by_kind_channel,
-            (kind, node.channel.clone()),
+            (kind, node.via.channel.clone()),
             || (other.clone(), other.clone()),
         ));
     }
@@ -115,7 +117,7 @@ impl CampaignStatsAccumulator {
 
     pub(super) fn share(&mut self, node: &ShareNode) {
         self.max_generation = self.max_generation.max(node.generation);
-        let reach = node.reach.unwrap_or(0);
+        let reach = node.reach.get().unwrap_or(0);
         self.each_slice(node, |c| {
             c.shares += 1;
             c.reach = c.reach.saturating_add(reach);
@@ -123,7 +125,7 @@ impl CampaignStatsAccumulator {
     }
 
     pub(super) fn click(&mut self, node: &ShareNode) {
-        let reached = u64::from(node.reach.is_some());
+        let reached = u64::from(node.reach.get().is_some());
         self.each_slice(node, |c| {
             c.clicks += 1;
             c.reach_clicks += reached;
