@@ -253,7 +253,7 @@ impl Feed {
         let Some((first, last)) = frame.seqs else {
             if self.resuming && self.filter.campaign.is_some() {
                 // `lagged`: what the queue dropped is in the recording.
-                return self.refill(session).await;
+                return Box::pin(self.refill(session)).await;
             }
             return send(session, frame.text.clone()).await;
         };
@@ -283,7 +283,7 @@ impl Feed {
     async fn tell_behind(&mut self, session: &mut Session) -> bool {
         let dropped_arcs = std::mem::take(&mut self.behind);
         if self.resuming && self.filter.campaign.is_some() {
-            return self.refill(session).await;
+            return Box::pin(self.refill(session)).await;
         }
         send(session, encode(&ServerMessage::Lagged { dropped_arcs })).await
     }
@@ -372,8 +372,10 @@ async fn serve(
     if !send(session, encode(&hello)).await {
         return Ended::SendFailed;
     }
+    // Boxed, as the rare paths below: their futures are large, and every session's task would
+    // carry their size for its whole life.
     if let (Some(resume), Some(offset)) = (resume, offset)
-        && !feed.resume(session, resume, offset).await
+        && !Box::pin(feed.resume(session, resume, offset)).await
     {
         return Ended::SendFailed;
     }
