@@ -507,18 +507,23 @@ fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Insta
             Encoding::Json => &mut json,
             Encoding::Compact => &mut compact,
         };
-        if !frames.contains_key(&sub.filter) {
-            let arcs = match sub.filter.campaign.as_deref() {
-                Some(campaign) => by_campaign.get(campaign).map_or(&[][..], Vec::as_slice),
-                None => &all,
-            };
-            let frame = build_frame(arcs, &sub.filter, sub.encoding, published);
-            frames.insert(sub.filter.clone(), frame.map(|(f, n)| (Arc::new(f), n)));
-        }
-        let Some((frame, count)) = &frames[&sub.filter] else {
+        // One lookup for every subscriber whose filter's frame is built (all but the first).
+        let built = match frames.get(&sub.filter) {
+            Some(built) => built.clone(),
+            None => {
+                let arcs = match sub.filter.campaign.as_deref() {
+                    Some(campaign) => by_campaign.get(campaign).map_or(&[][..], Vec::as_slice),
+                    None => &all,
+                };
+                let frame = build_frame(arcs, &sub.filter, sub.encoding, published)
+                    .map(|(f, n)| (Arc::new(f), n));
+                frames.insert(sub.filter.clone(), frame.clone());
+                frame
+            }
+        };
+        let Some((frame, count)) = built else {
             continue;
         };
-        let (frame, count) = (frame.clone(), *count);
         let sent = sub.try_send_lagged() && sub.try_send(frame);
         if !sent && !sub.tx.is_closed() {
             sub.dropped_arcs += count;

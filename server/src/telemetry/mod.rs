@@ -152,7 +152,7 @@ fn describe() {
     );
     describe_histogram!(
         "viralglobe_live_delivery_seconds",
-        "From an arc's publication to its frame's hand-over to a live subscriber's socket"
+        "From an arc's publication to its frame's hand-over to a live subscriber's socket (one frame in 8 of each subscriber's)"
     );
     describe_histogram!(
         "viralglobe_live_queue_depth",
