@@ -532,16 +532,7 @@ async fn behind_nginx_a_subscriber_survives_the_loss_of_its_node() {
     let mut holder = None;
     for (index, node) in nodes.iter().enumerate() {
         let node = node.as_ref().expect("running");
-        let metrics = reqwest::get(node.url("/metrics"))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        if metrics
-            .lines()
-            .any(|l| l == "viralglobe_live_subscribers 1")
-        {
+        if node.metrics().await.get("viralglobe_live_subscribers") == Some(1.0) {
             holder = Some(index);
         }
     }

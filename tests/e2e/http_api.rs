@@ -210,18 +210,8 @@ async fn sessions_log_why_they_closed_and_metrics_cover_process_and_fan_out() {
     );
     assert!(server.log().contains(r#""message":"websocket connected""#));
 
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("text");
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
-    };
+    let metrics = server.metrics().await;
+    let value = |name: &str| metrics.value(name);
     assert!(value("process_resident_memory_bytes") > 1e6);
     assert!(value("process_open_fds") >= 3.0);
     assert!(value("process_max_fds") >= value("process_open_fds"));

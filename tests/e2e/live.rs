@@ -371,16 +371,10 @@ async fn a_subscriber_is_never_sent_arcs_older_than_the_lag_bound() {
     );
     assert_eq!(received + lost, total, "received {received} + lost {lost}");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "arcs in order");
-    let metrics = reqwest::get(server.url("/metrics"))
+    let counted = server
+        .metrics()
         .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
-    let counted = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("viralglobe_live_dropped_arcs_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok());
+        .get("viralglobe_live_dropped_arcs_total");
     assert_eq!(counted, Some(lost as f64), "the metric counts them");
 }
 

@@ -488,18 +488,8 @@ async fn concurrent_requests_share_a_commit_and_lose_nothing_acknowledged() {
     for client in clients {
         client.await.expect("a client");
     }
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
-    };
+    let metrics = server.metrics().await;
+    let value = |name: &str| metrics.value(name);
     let (requests, groups) = (
         value("viralglobe_ingest_group_requests_sum"),
         value("viralglobe_ingest_group_requests_count"),

@@ -132,6 +132,17 @@ impl TestServer {
         (status, response.json().await.expect("a JSON answer"))
     }
 
+    /// `/metrics`, with [`Metrics::value`] to read an unlabelled series from it.
+    pub async fn metrics(&self) -> Metrics {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text");
+        Metrics(text)
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = reqwest::get(self.url(path)).await.expect("GET");
         let status = response.status().as_u16();
@@ -301,4 +312,22 @@ pub mod ips {
     pub const TOKYO: &str = "1.21.128.10";
     pub const SYDNEY: &str = "1.42.0.10";
     pub const PRIVATE: &str = "192.168.1.20";
+}
+
+/// The Prometheus text of `/metrics`.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the unlabelled series `name`, if the page has it.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// [`Metrics::get`], failing the test with the page when the series is missing.
+    pub fn value(&self, name: &str) -> f64 {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{}", self.0))
+    }
 }

@@ -3,31 +3,13 @@
 
 use std::{ops::Range, path::PathBuf, sync::Arc};
 
-use viralglobe_protocol::{ArcEvent, RecordedEvent, rule};
+use viralglobe_protocol::RecordedEvent;
 
 use super::tree::ShareTree;
 use crate::recording::{
     self,
     index::{IndexedLine, KeptIndexes, RecordingIndex, Shares},
 };
-
-/// The share tree, as an index's source of share facts. A line only names shares resolved above
-/// it in the same recording (the engine resolves a click or a child share once its share is in
-/// the tree, and a share's campaign is its lines'), so the tree's later growth changes no arc.
-#[derive(Debug)]
-struct TreeShares(Arc<ShareTree>);
-
-impl Shares for TreeShares {
-    fn draws(&self, record: &RecordedEvent) -> bool {
-        let related = rule::related_share(record).and_then(|id| self.0.get(id));
-        rule::draws(record, related.as_deref())
-    }
-
-    fn arc_of(&self, record: &RecordedEvent, seq: u64) -> Option<ArcEvent> {
-        let related = rule::related_share(record).and_then(|id| self.0.get(id));
-        rule::arc_of(record, related.as_deref(), seq)
-    }
-}
 
 pub(super) struct Indexer {
     data_dir: PathBuf,
@@ -41,7 +23,10 @@ impl Indexer {
     pub fn new(data_dir: PathBuf, tree: Arc<ShareTree>) -> Self {
         Self {
             data_dir,
-            shares: Arc::new(TreeShares(tree)),
+            // A line only names shares resolved above it in the same recording (the engine
+            // resolves a click or a child share once its share is in the tree, and a share's
+            // campaign is its lines'), so the tree's later growth changes no arc.
+            shares: tree,
             kept: KeptIndexes::default(),
             written: Vec::new(),
         }

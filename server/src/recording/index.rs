@@ -12,8 +12,10 @@
 //! engine adds to an index while holding its own lock, and must never wait behind a replay.
 
 use std::{
+    borrow::Borrow,
     collections::BTreeMap,
     fs::File,
+    hash::Hash,
     io::{self, BufReader, Seek, SeekFrom},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
@@ -21,7 +23,7 @@ use std::{
 
 use viralglobe_protocol::{
     ArcEvent, ArcKind, InputEvent, RecordedEvent, TimelineBucket,
-    rule::{self, LoggedShare},
+    rule::{self, LoggedShare, ShareFacts},
 };
 
 use super::Lines;
@@ -50,27 +52,30 @@ pub trait Shares: Send + Sync + std::fmt::Debug {
     fn arc_of(&self, record: &RecordedEvent, seq: u64) -> Option<ArcEvent>;
 }
 
-/// The shares a recording resolves, learnt by reading it.
-#[derive(Debug, Default)]
-struct LoggedShares(FastDashMap<Box<str>, LoggedShare>);
-
-impl LoggedShares {
-    fn learn(&self, record: &RecordedEvent) {
-        if let Some((id, share)) = rule::resolved_share(record) {
-            self.0.insert(id.into(), share);
-        }
-    }
-}
-
-impl Shares for LoggedShares {
+/// Any concurrent map of share ids to their facts answers for a recording's shares: the
+/// engine's tree, or the shares learnt by reading the recording.
+impl<K, V> Shares for FastDashMap<K, V>
+where
+    K: Borrow<str> + Eq + Hash + Send + Sync + std::fmt::Debug,
+    V: ShareFacts + Send + Sync + std::fmt::Debug,
+{
     fn draws(&self, record: &RecordedEvent) -> bool {
-        let related = rule::related_share(record).and_then(|id| self.0.get(id));
+        let related = rule::related_share(record).and_then(|id| self.get(id));
         rule::draws(record, related.as_deref())
     }
 
     fn arc_of(&self, record: &RecordedEvent, seq: u64) -> Option<ArcEvent> {
-        let related = rule::related_share(record).and_then(|id| self.0.get(id));
+        let related = rule::related_share(record).and_then(|id| self.get(id));
         rule::arc_of(record, related.as_deref(), seq)
+    }
+}
+
+/// The shares a recording resolves, learnt by reading it.
+type LoggedShares = FastDashMap<Box<str>, LoggedShare>;
+
+fn learn(shares: &LoggedShares, record: &RecordedEvent) {
+    if let Some((id, share)) = rule::resolved_share(record) {
+        shares.insert(id.into(), share);
     }
 }
 
@@ -242,7 +247,7 @@ impl RecordingIndex {
                 let line = line?;
                 end = Some(line.end);
                 if let Ok(record) = line.record {
-                    shares.learn(&record);
+                    learn(shares, &record);
                     let draws = shares.draws(&record);
                     chunk.push(IndexedLine::new(line.offset, line.end, &record, draws));
                 }
