@@ -112,8 +112,10 @@ impl Library {
             }
             None => return Err(ReplayError::NotFound(campaign.to_owned())),
         };
-        // An index the engine keeps serves the file it indexes.
+        // An index the engine keeps serves the file it indexes (and one read before it was
+        // kept, the demo's while it loads, is not needed any more).
         if let Some(index) = self.kept.get(campaign).filter(|index| index.path == path) {
+            self.read.remove(campaign);
             return Ok(index.clone());
         }
         if let Some(index) = self.read.get(campaign).map(|i| i.clone()) {
