@@ -698,7 +698,17 @@ async fn a_node_starts_from_a_snapshot_and_the_trimmed_log_loses_no_history() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(length < 50, "61 entries appended, {length} left: trimmed");
+    let snapshot_lines: Vec<String> = a
+        .log()
+        .lines()
+        .filter(|l| l.contains("snapshot"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        length < 50,
+        "61 entries appended, {length} left: trimmed; node a on snapshots:\n{}",
+        snapshot_lines.join("\n")
+    );
     let latest = redis_cli(&["GET", "viralglobe:snapshot"]);
     assert!(latest.contains('-'), "a snapshot is named: {latest:?}");
 
