@@ -222,13 +222,12 @@ impl Follower {
             match self.read(c, true) {
                 Ok(None) => {}
                 Ok(Some(reply)) => {
+                    // A snapshot is due by events applied, whatever the number of entries one
+                    // read brings (a node that fell behind reads many at once).
                     for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-                        if let Err(e) = self.apply(entry) {
+                        if let Err(e) = self.apply(entry).and_then(|()| self.note_snapshot()) {
                             return self.stop(e.to_string());
                         }
-                    }
-                    if let Err(e) = self.note_snapshot() {
-                        return self.stop(e.to_string());
                     }
                 }
                 Err(e) => {
