@@ -486,6 +486,14 @@ impl TestNginx {
 
 impl Drop for TestNginx {
     fn drop(&mut self) {
+        // TERM, so that the master stops its worker first: a KILL left the worker running.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
