@@ -129,28 +129,28 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ArcEvent>, DecodeError> {
                 .map_err(|_| r.error("a string that is not UTF-8"))
         })
         .collect::<Result<Vec<String>, _>>()?;
-    let string = |r: &Reader<'_>, i: u64| {
+    // Each reads its index, then finds it in its table.
+    let string = |r: &mut Reader<'_>| {
+        let i = r.varint()?;
         strings
             .get(i as usize)
             .cloned()
             .ok_or_else(|| r.error("a string index past the table"))
     };
-    let optional = |r: &Reader<'_>, i: u64| match i {
+    let optional = |r: &mut Reader<'_>| match r.varint()? {
         0 => Ok(None),
-        i => string(r, i - 1).map(Some),
+        i => strings
+            .get(i as usize - 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| r.error("a string index past the table")),
     };
     let mut places = Vec::new();
     for _ in 0..r.count()? {
         let lat = r.zigzag()? as f64 / 1e6;
         let lon = r.zigzag()? as f64 / 1e6;
-        let city = {
-            let i = r.varint()?;
-            optional(&r, i)?
-        };
-        let country = {
-            let i = r.varint()?;
-            optional(&r, i)?
-        };
+        let city = optional(&mut r)?;
+        let country = optional(&mut r)?;
         places.push(Place {
             lat,
             lon,
@@ -158,7 +158,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ArcEvent>, DecodeError> {
             country,
         });
     }
-    let place = |r: &Reader<'_>, i: u64| {
+    let place = |r: &mut Reader<'_>| {
+        let i = r.varint()?;
         places
             .get(i as usize)
             .cloned()
@@ -177,47 +178,23 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ArcEvent>, DecodeError> {
         };
         let generation =
             u32::try_from(r.varint()?).map_err(|_| r.error("a generation past u32"))?;
-        let campaign = {
-            let i = r.varint()?;
-            string(&r, i)?
-        };
-        let share = {
-            let i = r.varint()?;
-            string(&r, i)?
-        };
-        let root = {
-            let i = r.varint()?;
-            string(&r, i)?
-        };
-        let channel = {
-            let i = r.varint()?;
-            string(&r, i)?
-        };
+        let campaign = string(&mut r)?;
+        let share = string(&mut r)?;
+        let root = string(&mut r)?;
+        let channel = string(&mut r)?;
         let sharer_kind = match flags & SHARER_KIND {
             0 => None,
-            _ => Some({
-                let i = r.varint()?;
-                string(&r, i)?
-            }),
+            _ => Some(string(&mut r)?),
         };
         let ts = Timestamp(ts_base.wrapping_add(r.zigzag()?));
         let from = match flags & FROM {
             0 => None,
-            _ => Some({
-                let i = r.varint()?;
-                place(&r, i)?
-            }),
+            _ => Some(place(&mut r)?),
         };
-        let to = {
-            let i = r.varint()?;
-            place(&r, i)?
-        };
+        let to = place(&mut r)?;
         let goal = match flags & GOAL {
             0 => None,
-            _ => Some({
-                let i = r.varint()?;
-                string(&r, i)?
-            }),
+            _ => Some(string(&mut r)?),
         };
         let value_cents = (flags & VALUE != 0).then(|| r.varint()).transpose()?;
         let reach = (flags & REACH != 0).then(|| r.varint()).transpose()?;
