@@ -46,6 +46,8 @@ const state = {
   attribution: null,
   filter,
   presenter: params.get("present") === "1",
+  // A tracked link's code (`?qr=CODE`): its QR code shows in presenter mode, for the audience.
+  qr: /^[0-9A-Za-z]{11}$/.test(params.get("qr") || "") ? params.get("qr") : null,
   // Live: the newest arc's campaign time; arcs a second over the last few seconds.
   campaignTime: null,
   rate: 0,
@@ -223,6 +225,7 @@ function keepInAddress() {
   keep("channel", filter.channel);
   keep("generation", filter.generation);
   keep("present", state.presenter ? "1" : "");
+  keep("qr", state.qr || "");
   history.replaceState(null, "", `?${params}`);
 }
 
@@ -680,6 +683,10 @@ async function start() {
   }
   watchPointer(canvas);
   showView();
+  if (state.qr) {
+    $("qr").querySelector("img").src = `/v1/links/${state.qr}/qr.svg`;
+    $("qr").hidden = false;
+  }
   if (state.presenter) present(true);
   // The view changes size with the window and with the layout (the panel filling in).
   new ResizeObserver(() => state.view === "map" && resize()).observe($("view-area"));

@@ -52,6 +52,23 @@ impl Connection {
             )
             .as_bytes(),
         );
+        self.exchange(body).await
+    }
+
+    /// GETs `path` with `headers` (whole `Name: value` lines) and reads the whole answer.
+    pub async fn get(&mut self, path: &str, headers: &[&str]) -> anyhow::Result<Answer> {
+        self.head.clear();
+        self.head
+            .extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n").as_bytes());
+        for header in headers {
+            self.head.extend_from_slice(header.as_bytes());
+            self.head.extend_from_slice(b"\r\n");
+        }
+        self.head.extend_from_slice(b"\r\n");
+        self.exchange(&[]).await
+    }
+
+    async fn exchange(&mut self, body: &[u8]) -> anyhow::Result<Answer> {
         let socket = self.stream.get_mut();
         socket.write_all(&self.head).await?;
         socket.write_all(body).await?;

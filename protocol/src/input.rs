@@ -55,9 +55,64 @@ pub struct ShareEvent {
     /// The tool that created the share link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+    /// A tracked link the server minted for this share (`POST /v1/links`, or a visitor's
+    /// browser through `vg.js`): its visits are this share's clicks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<ShareLink>,
     #[serde(flatten)]
     pub origin: Origin,
     pub ts: Timestamp,
+}
+
+/// A share's tracked link: `/l/{code}` redirects to `destination` and records a click.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLink {
+    /// Base62, [`LINK_CODE_LEN`] characters: 64 random bits or more, so codes cannot be guessed.
+    pub code: String,
+    /// Where a visit lands: an http(s) URL of at most [`MAX_DESTINATION_LEN`] bytes.
+    pub destination: String,
+}
+
+/// Characters of a link code: 62^11 > 2^64, so eleven base62 characters hold 64 random bits.
+pub const LINK_CODE_LEN: usize = 11;
+/// Longest link destination accepted.
+pub const MAX_DESTINATION_LEN: usize = 2048;
+
+/// A link code is exactly [`LINK_CODE_LEN`] base62 characters.
+pub fn check_link_code(code: &str) -> Result<(), InputError> {
+    if code.len() != LINK_CODE_LEN || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(InputError::field(
+            "code",
+            format!("must be {LINK_CODE_LEN} letters and digits"),
+        ));
+    }
+    Ok(())
+}
+
+/// A destination is an absolute http or https URL with a host, at most
+/// [`MAX_DESTINATION_LEN`] bytes, with no spaces or control characters.
+pub fn check_destination(url: &str) -> Result<(), InputError> {
+    let field = |message: &str| InputError::field("destination", message);
+    if url.len() > MAX_DESTINATION_LEN {
+        return Err(field(&format!("longer than {MAX_DESTINATION_LEN} bytes")));
+    }
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Err(field("must be an http:// or https:// URL"));
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(field("must not hold spaces or control characters"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(field("must name a host"));
+    }
+    Ok(())
 }
 
 /// A visit through a share's link.
@@ -80,6 +135,10 @@ pub struct ConversionEvent {
     /// `signup`, `purchase`, …
     pub goal: String,
     pub value_cents: u64,
+    /// Reported by a visitor's browser (`vg.js`), which nobody can verify; revenue to trust comes
+    /// server to server.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
     #[serde(flatten)]
     pub origin: Origin,
     pub ts: Timestamp,
@@ -124,6 +183,20 @@ impl InputEvent {
             Self::Click(c) => &c.origin,
             Self::Conversion(c) => &c.origin,
         }
+    }
+
+    pub fn origin_mut(&mut self) -> &mut Origin {
+        match self {
+            Self::Share(s) => &mut s.origin,
+            Self::Click(c) => &mut c.origin,
+            Self::Conversion(c) => &mut c.origin,
+        }
+    }
+
+    /// Drops the address once it has placed the event: recordings, the cluster's log and
+    /// everything read from them keep the place, never a visitor's address.
+    pub fn forget_address(&mut self) {
+        self.origin_mut().ip = None;
     }
 
     /// Parses one NDJSON line (or one element of a JSON array).
@@ -207,6 +280,8 @@ struct Fields {
     reach: Option<u64>,
     parent: Option<String>,
     tool: Option<String>,
+    link: Option<ShareLink>,
+    unverified: Option<bool>,
     share: Option<String>,
     goal: Option<String>,
     value_cents: Option<u64>,
@@ -266,6 +341,8 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
                 "reach" => take!("reach", f.reach),
                 "parent" => take!("parent", f.parent),
                 "tool" => take!("tool", f.tool),
+                "link" => take!("link", f.link),
+                "unverified" => take!("unverified", f.unverified),
                 "share" => take!("share", f.share),
                 "goal" => take!("goal", f.goal),
                 "value_cents" => take!("value_cents", f.value_cents),
@@ -400,6 +477,16 @@ impl Fields {
                 check_id(&channel, "channel")?;
                 let sharer = required(self.sharer, "sharer", "share")?;
                 check_id(&sharer, "sharer")?;
+                if let Some(link) = &self.link {
+                    check_link_code(&link.code).map_err(|e| InputError {
+                        field: Some("link"),
+                        message: format!("`code` {}", e.message),
+                    })?;
+                    check_destination(&link.destination).map_err(|e| InputError {
+                        field: Some("link"),
+                        message: format!("`destination` {}", e.message),
+                    })?;
+                }
                 if let Some(parent) = &self.parent {
                     check_id(parent, "parent")?;
                     if *parent == id {
@@ -418,6 +505,7 @@ impl Fields {
                     reach: self.reach,
                     parent: self.parent,
                     tool: self.tool,
+                    link: self.link,
                     origin: self.origin,
                     ts,
                 })
@@ -442,6 +530,7 @@ impl Fields {
                     share,
                     goal,
                     value_cents: self.value_cents.unwrap_or(0),
+                    unverified: self.unverified.unwrap_or(false),
                     origin: self.origin,
                     ts,
                 })
@@ -506,6 +595,42 @@ mod tests {
         assert!(e.message.contains("column"), "{e}");
         let e = err(r#"{"type":"click","share":"s","ts":1350406800000} trailing"#);
         assert!(e.message.contains("trailing"), "{e}");
+    }
+
+    #[test]
+    fn links_are_checked_and_kept() {
+        let line = r#"{"type":"share","id":"s","campaign":"c","channel":"fb","sharer":"x","link":{"code":"Ab3dE5gH1jK","destination":"https://shop.example/a?b=1#c"},"ts":1350406800000}"#;
+        let event = InputEvent::parse(line.as_bytes()).expect("share with a link");
+        assert_eq!(serde_json::to_string(&event).expect("json"), line);
+        for bad in [
+            r#"{"code":"short","destination":"https://a.example"}"#,
+            r#"{"code":"Ab3dE5gH1j-","destination":"https://a.example"}"#,
+            r#"{"code":"Ab3dE5gH1jK","destination":"javascript:alert(1)"}"#,
+            r#"{"code":"Ab3dE5gH1jK","destination":"https:///path"}"#,
+            r#"{"code":"Ab3dE5gH1jK","destination":"https://a.example/ b"}"#,
+        ] {
+            let e = err(&format!(
+                r#"{{"type":"share","id":"s","campaign":"c","channel":"fb","sharer":"x","link":{bad},"ts":1350406800000}}"#
+            ));
+            assert_eq!(e.field, Some("link"), "{bad}: {e}");
+        }
+        let long = format!("https://a.example/{}", "x".repeat(MAX_DESTINATION_LEN));
+        assert!(check_destination(&long).is_err());
+        assert!(check_destination("HTTP://A.example").is_ok());
+    }
+
+    #[test]
+    fn unverified_conversions_say_so() {
+        let line = r#"{"type":"conversion","share":"s","goal":"purchase","value_cents":5,"unverified":true,"ts":1350406800000}"#;
+        let InputEvent::Conversion(c) = InputEvent::parse(line.as_bytes()).expect("conversion")
+        else {
+            panic!("not a conversion")
+        };
+        assert!(c.unverified);
+        assert_eq!(
+            serde_json::to_string(&InputEvent::Conversion(c)).expect("json"),
+            line
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod stats;
 mod timestamp;
 
 pub use arc::{ArcEvent, ArcKind, Place};
-pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent};
+pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent, ShareLink};
 pub use live::{Encoding, FilterError, Generations, LiveFilter, ServerMessage};
 pub use record::RecordedEvent;
 pub use replay::{ReplayClock, ReplayControl, Timeline, TimelineBucket};

@@ -90,6 +90,10 @@ pub struct CampaignStats {
     pub by_generation: BTreeMap<u32, Tally>,
     /// Sharer kind, then channel: e.g. the cast's Twitter shares.
     pub by_sharer_kind_channel: BTreeMap<String, BTreeMap<String, Tally>>,
+    /// Of the conversions, those a visitor's browser reported (`vg.js`): counted in the totals
+    /// like any other, but nobody can verify them. Revenue to trust is reported server to server.
+    #[serde(default)]
+    pub unverified: GoalTally,
     /// Clicks and conversions still waiting for their share, and shares for their parent.
     pub held: u64,
     #[serde(default)]

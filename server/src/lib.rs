@@ -13,6 +13,7 @@ pub mod geo;
 pub(crate) mod hello;
 pub mod hub;
 pub mod ingest;
+pub mod links;
 pub mod live;
 pub mod recording;
 pub mod replay;

@@ -266,6 +266,53 @@ pub struct Settings {
         default_value_t = 1_000_000
     )]
     pub redis_snapshot_events: u64,
+
+    /// The address people reach this server at, for tracked links' URLs
+    /// (`https://go.example.com`; default: `http://` and the listening address).
+    #[arg(long, env = "VIRALGLOBE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `Forwarded` or
+    /// `X-Forwarded-For` header names a visitor's address. From anyone else it is ignored.
+    #[arg(long, env = "VIRALGLOBE_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+
+    /// Visits and browser events that send `Sec-GPC: 1` or `DNT: 1` are counted without a place.
+    #[arg(long, env = "VIRALGLOBE_RESPECT_GPC")]
+    pub respect_gpc: bool,
+
+    /// Campaigns (comma-separated; `*` for all) whose conversions browsers may not report
+    /// through `vg.js`; they must come server to server.
+    #[arg(
+        long,
+        env = "VIRALGLOBE_BROWSER_CONVERSIONS_OFF",
+        value_delimiter = ','
+    )]
+    pub browser_conversions_off: Vec<String>,
+
+    /// Child links and browser conversions one address may make per minute.
+    #[arg(long, env = "VIRALGLOBE_LINK_RATE_PER_ADDRESS", default_value_t = 60)]
+    pub link_rate_per_address: u32,
+
+    /// Links one campaign may gain per minute (producers' and browsers' together).
+    #[arg(
+        long,
+        env = "VIRALGLOBE_LINK_RATE_PER_CAMPAIGN",
+        default_value_t = 6_000
+    )]
+    pub link_rate_per_campaign: u32,
+
+    /// Clicks on tracked links waiting to be recorded, at most; beyond, a click is counted lost.
+    #[arg(long, env = "VIRALGLOBE_CLICK_QUEUE", default_value_t = 65_536)]
+    pub click_queue: usize,
+}
+
+/// An address range (`10.0.0.0/8`) or one address.
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR range"))
 }
 
 impl Settings {
@@ -286,6 +333,24 @@ impl Settings {
             held_expiry: self.held_expiry(),
             snapshot_every: self.redis_snapshot_events,
         })
+    }
+
+    /// Tracked links, for a server listening on `address`.
+    pub fn links(&self, address: SocketAddr) -> crate::links::LinkOptions {
+        let public_url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        crate::links::LinkOptions {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            trusted_proxies: self.trusted_proxy.clone(),
+            respect_gpc: self.respect_gpc,
+            browser_conversions_off: self.browser_conversions_off.clone(),
+            per_address_per_minute: self.link_rate_per_address,
+            per_campaign_per_minute: self.link_rate_per_campaign,
+            click_queue: self.click_queue,
+            redis: self.redis.clone(),
+        }
     }
 
     pub fn fsync_interval(&self) -> Duration {

@@ -22,6 +22,7 @@ use crate::{
     geo::GeoDb,
     hub::{Hub, QueueBounds},
     ingest::{self, IngestLimits, Pipeline},
+    links::{self, Tracker},
     live, recording,
     replay::{self, Library},
     routes,
@@ -82,7 +83,9 @@ impl Application {
             settings.read_token.clone(),
             settings.allowed_origins.clone(),
         );
+        let tracker = Tracker::start(engine.clone(), pipeline.clone(), settings.links(address));
         let parts = Parts {
+            tracker: web::Data::from(tracker),
             pipeline: web::Data::new(pipeline.clone()),
             cluster: web::Data::new(log.clone()),
             engine: web::Data::from(engine.clone()),
@@ -197,6 +200,7 @@ fn spawn_expiry_timer(engine: Arc<Engine>, max_age: std::time::Duration) {
 /// What request handlers are handed, each part on its own (`web::Data<T>`).
 #[derive(Clone)]
 struct Parts {
+    tracker: web::Data<Tracker>,
     pipeline: web::Data<Pipeline>,
     cluster: web::Data<Option<Arc<Cluster>>>,
     engine: web::Data<Engine>,
@@ -218,6 +222,7 @@ fn http_server(
     let mut server = HttpServer::new(move || {
         let access = parts.access.clone();
         App::new()
+            .app_data(parts.tracker.clone())
             .app_data(parts.pipeline.clone())
             .app_data(parts.cluster.clone())
             .app_data(parts.engine.clone())
@@ -308,6 +313,39 @@ fn http_server(
                     .head(routes::world_json),
             )
             .service(routes::resource("/v1/events").post(ingest::post_events))
+            .service(routes::resource("/v1/links").post(links::create_link))
+            .service(
+                routes::resource("/v1/links/{code}")
+                    .get(links::describe_link)
+                    .head(links::describe_link),
+            )
+            .service(
+                routes::resource("/v1/links/{code}/qr.svg")
+                    .get(links::link_qr)
+                    .head(links::link_qr),
+            )
+            .service(
+                routes::resource("/v1/links/{code}/share")
+                    .wrap(public_cors())
+                    .post(links::browser_share)
+                    .route(web::method(Method::OPTIONS).to(links::preflight)),
+            )
+            .service(
+                routes::resource("/v1/links/{code}/conversions")
+                    .wrap(public_cors())
+                    .post(links::browser_conversion)
+                    .route(web::method(Method::OPTIONS).to(links::preflight)),
+            )
+            .service(
+                routes::resource("/l/{code}")
+                    .get(links::redirect)
+                    .head(links::redirect),
+            )
+            .service(
+                routes::resource("/vg.js")
+                    .get(links::vg_js)
+                    .head(links::vg_js),
+            )
             .service(routes::resource("/v1/live").get(live::live))
             .service(
                 routes::resource("/v1/campaigns")
@@ -352,10 +390,18 @@ fn http_server(
     Ok(server.listen(listener)?.run())
 }
 
+/// The endpoints any site's pages call (through `vg.js`): readable from every origin, without
+/// credentials.
+fn public_cors() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+}
+
 /// A status as a metric label; the statuses the server answers with are labels made once.
 fn status_label(status: actix_web::http::StatusCode) -> metrics::SharedString {
     match status.as_u16() {
         200 => "200".into(),
+        201 => "201".into(),
+        302 => "302".into(),
         204 => "204".into(),
         400 => "400".into(),
         401 => "401".into(),

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::{
     demo::{demo_server, demo_server_with},
-    support::TestServer,
+    support::{TestServer, campaign_arcs},
 };
 
 /// A person opens the page in Chromium: the demo's arcs arrive and are drawn, the counters fill,
@@ -276,4 +276,61 @@ async fn the_page_resumes_after_the_server_restarts() {
         "{report}"
     );
     assert!(report["resumes"].as_u64() >= Some(1), "{report}");
+}
+
+/// A campaign through tracked links in real browsers (`links.mjs`): the post's link, a visitor's
+/// own link from `vg.js` on the campaign's site (another origin), a second visitor's share and
+/// purchase. The server counts and draws exactly that, with the visitors' places.
+#[tokio::test]
+async fn tracked_links_fill_the_globe_from_real_browsers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/links.mjs");
+    let output = Command::new("node")
+        .arg(script)
+        .args(["--url", &server.base, "--campaign", "film-launch", "--out"])
+        .arg(screenshots())
+        .output()
+        .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("the driver's JSON report");
+    let stats = server.stats("film-launch").await;
+    let summary = &stats["summary"];
+    assert_eq!(
+        (
+            &summary["shares"],
+            &summary["clicks"],
+            &summary["conversions"]
+        ),
+        (&3.into(), &2.into(), &1.into()),
+        "{stats}\n{report}"
+    );
+    assert_eq!(stats["unverified"]["value_cents"], 2499, "{stats}");
+    let mut arcs: Vec<_> = campaign_arcs(&server, "film-launch", 6)
+        .await
+        .into_iter()
+        .map(|a| {
+            let from = a.from.and_then(|f| f.city);
+            (format!("{:?}", a.kind), a.generation, from, a.to.city)
+        })
+        .collect();
+    arcs.sort();
+    let city = |c: &str| Some(c.to_owned());
+    assert_eq!(
+        arcs,
+        [
+            ("Click".into(), 0, city("Los Angeles"), city("Tokyo")),
+            ("Click".into(), 1, city("Tokyo"), city("Berlin")),
+            ("Conversion".into(), 1, city("Berlin"), city("Tokyo")),
+            ("Share".into(), 0, None, city("Los Angeles")),
+            ("Share".into(), 1, city("Los Angeles"), city("Tokyo")),
+            ("Share".into(), 2, city("Tokyo"), city("Berlin")),
+        ],
+        "{report}"
+    );
 }

@@ -951,3 +951,94 @@ async fn redis_wait_acknowledges_only_what_a_replica_has() {
     let stats = node.stats(CAMPAIGN).await;
     assert_eq!(stats["summary"]["seq"], 10, "{stats}");
 }
+
+/// A link minted on one node redirects and records on another (the link is a share in the log),
+/// one visitor is one visit whichever node the proxy sends them to (the day's salt is shared),
+/// and the log in Redis carries the visit's place, never the visitor's address.
+#[tokio::test]
+async fn a_link_made_on_one_node_redirects_on_another_and_redis_keeps_no_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let tracked = |name: &str| {
+        TestServer::start_in(
+            &dir.path().join(name),
+            &["--redis", &redis.url(), "--trusted-proxy", "127.0.0.1"],
+        )
+    };
+    let (a, b) = (tracked("a"), tracked("b"));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let created = client
+        .post(a.url("/v1/links"))
+        .json(&serde_json::json!({
+            "campaign": "cluster-links", "destination": "https://shop.example/",
+            "channel": "facebook", "sharer": "studio", "lat": 34.05, "lon": -118.24,
+        }))
+        .send()
+        .await
+        .expect("POST /v1/links");
+    assert_eq!(created.status().as_u16(), 201);
+    let link: Value = created.json().await.expect("JSON");
+    let path = format!("/l/{}", link["code"].as_str().expect("code"));
+    // Node b follows the log: the link is known there within moments (HEAD: no visit).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .head(b.url(&path))
+        .send()
+        .await
+        .expect("HEAD")
+        .status()
+        != 302
+    {
+        assert!(Instant::now() < deadline, "node b never learned the link");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    for (node, address) in [(&b, ips::TOKYO), (&a, ips::TOKYO), (&a, ips::SYDNEY)] {
+        let response = client
+            .get(node.url(&path))
+            .header("x-forwarded-for", address)
+            .header("user-agent", browser)
+            .send()
+            .await
+            .expect("GET the link");
+        assert_eq!(response.status().as_u16(), 302);
+    }
+    // Two visitors: Tokyo's second visit, on the other node, is the same visit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (sa, sb) = (
+            a.stats("cluster-links").await,
+            b.stats("cluster-links").await,
+        );
+        let clicks = |s: &Value| s["summary"]["clicks"].as_u64();
+        if clicks(&sa) == Some(2) && clicks(&sb) == Some(2) {
+            let metrics = a.metrics().await.0 + &b.metrics().await.0;
+            assert!(
+                metrics.contains(r#"viralglobe_link_clicks_total{outcome="duplicate"} 1"#),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sa}\n{sb}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "XRANGE",
+            "viralglobe:log",
+            "-",
+            "+",
+        ])
+        .output()
+        .expect("redis-cli");
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("Tokyo"), "the log carries places: {log}");
+    for address in [ips::TOKYO, ips::SYDNEY] {
+        assert!(!log.contains(address), "{address} is in the log: {log}");
+    }
+}

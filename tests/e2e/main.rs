@@ -9,6 +9,7 @@ mod follow;
 mod held;
 mod http_api;
 mod ingest;
+mod links;
 mod live;
 mod readme;
 mod recovery;

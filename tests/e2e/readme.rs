@@ -71,3 +71,57 @@ async fn the_sending_events_example_draws_what_the_readme_says() {
     assert_eq!(stats["totals"]["revenue_cents"], 1499);
     assert_eq!(run()["duplicates"], 4, "sent again: duplicates");
 }
+
+/// "Track a campaign yourself": against the demo server trusting this machine's proxy header,
+/// the commands mint a post's link, follow it from Stockholm, share it on and buy from Auckland;
+/// the counters and arcs are what the README says.
+#[tokio::test]
+async fn the_track_a_campaign_example_fills_the_globe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = crate::demo::demo_server_with(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
+    let script =
+        readme_block("## Track a campaign yourself").replace("http://127.0.0.1:8080", &server.base);
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        printed.contains("302 http://localhost:8000/?vg="),
+        "{printed}"
+    );
+    let stats = server.stats("my-film").await;
+    let summary = &stats["summary"];
+    assert_eq!(
+        (
+            &summary["shares"],
+            &summary["clicks"],
+            &summary["conversions"]
+        ),
+        (&2.into(), &2.into(), &1.into()),
+        "{stats}\n{printed}"
+    );
+    assert!(
+        printed.contains(r#""shares":2,"clicks":2,"conversions":1"#),
+        "{printed}"
+    );
+    let mut drawn: Vec<(ArcKind, Option<String>, Option<String>)> =
+        crate::support::campaign_arcs(&server, "my-film", 5)
+            .await
+            .into_iter()
+            .map(|a| (a.kind, a.from.and_then(|f| f.city), a.to.city))
+            .collect();
+    drawn.sort_by_key(|d| format!("{d:?}"));
+    let city = |c: &str| Some(c.to_owned());
+    assert_eq!(
+        drawn,
+        [
+            (ArcKind::Click, city("Los Angeles"), city("Stockholm")),
+            (ArcKind::Click, city("Stockholm"), city("Auckland")),
+            (ArcKind::Conversion, city("Auckland"), city("Stockholm")),
+            (ArcKind::Share, None, city("Los Angeles")),
+            (ArcKind::Share, city("Los Angeles"), city("Stockholm")),
+        ]
+    );
+}

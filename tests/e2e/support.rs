@@ -278,6 +278,23 @@ impl Subscriber {
     }
 }
 
+/// Every arc of the campaign so far, from the start of its line.
+pub async fn campaign_arcs(server: &TestServer, campaign: &str, count: usize) -> Vec<ArcEvent> {
+    let (_, hello) = server.subscribe(&format!("?campaign={campaign}")).await;
+    let ServerMessage::Hello { campaigns, .. } = hello else {
+        unreachable!()
+    };
+    let epoch = campaigns
+        .iter()
+        .find(|c| c.id == campaign)
+        .and_then(|c| c.epoch.clone())
+        .expect("the campaign's epoch");
+    let (mut subscriber, _) = server
+        .subscribe(&format!("?campaign={campaign}&since=0&epoch={epoch}"))
+        .await;
+    subscriber.arcs(count, Duration::from_secs(10)).await
+}
+
 /// Builders for input lines.
 pub mod events {
     use serde_json::json;

@@ -71,6 +71,10 @@ pub struct Cli {
     /// its newest generation, and captions tell what just happened.
     #[arg(long)]
     pub story: bool,
+    /// Show this address as a QR code in the corner: a tracked link of the campaign's post
+    /// (`POST /v1/links` answers its `url`), for an audience to scan from the stage screen.
+    #[arg(long, value_name = "URL")]
+    pub qr: Option<String>,
 }
 
 impl Cli {

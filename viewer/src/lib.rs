@@ -134,6 +134,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         replay::plugin,
         story::plugin(cli.story),
     ));
+    if let Some(url) = &cli.qr {
+        app.insert_resource(hud::QrLink(url.clone()));
+    }
     connect(&mut app, &cli, file)?;
     let output = match (&cli.frames, &cli.video) {
         (Some(dir), _) => {

@@ -4,6 +4,7 @@ mod cluster;
 mod feed;
 mod ingest;
 mod memory;
+mod redirect;
 mod seek;
 mod soak;
 
@@ -27,6 +28,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if wanted(Figure::Latency) {
         for row in feed::latency(cli, span).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Redirect) {
+        for row in redirect::redirects(cli, span).await? {
             row.print();
         }
     }

@@ -25,6 +25,11 @@ use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, Located, Outcome};
 
+/// The day's visit salt of tracked links, shared by every node (`viralglobe:visit-salt:<day>`).
+const VISIT_SALT_KEY: &str = "viralglobe:visit-salt";
+/// How long Redis keeps a day's salt: past it, visit ids of that day cannot be recomputed.
+const VISIT_SALT_TTL_SECS: u64 = 2 * 86_400;
+
 /// The stream that holds the log.
 const LOG_KEY: &str = "viralglobe:log";
 /// The deployment's epoch: made by the first node to start on an empty Redis, read by the rest.
@@ -46,6 +51,30 @@ pub enum ClusterError {
     Mirror { path: String, error: String },
     #[error("applying the log failed: {0}")]
     Engine(#[from] EngineError),
+}
+
+/// The visit salt of `day` that every node uses: the first node's `proposal` is kept (for two
+/// days, then Redis forgets it), and every node reads it back.
+pub fn shared_visit_salt(url: &str, day: u64, proposal: &str) -> Result<String, ClusterError> {
+    let address = address_of(url);
+    let mut con = follower::connect(&follower::client(url)?, &address)?;
+    let key = format!("{VISIT_SALT_KEY}:{day}");
+    let redis_error = |e: redis::RedisError| ClusterError::Redis {
+        address: address.clone(),
+        error: e.to_string(),
+    };
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(proposal)
+        .arg("NX")
+        .arg("EX")
+        .arg(VISIT_SALT_TTL_SECS)
+        .exec(&mut con)
+        .map_err(redis_error)?;
+    redis::cmd("GET")
+        .arg(&key)
+        .query(&mut con)
+        .map_err(redis_error)
 }
 
 /// What the cluster needs to know, as plain values.

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use viralglobe_protocol::{InputEvent, Timestamp};
+use viralglobe_protocol::{InputEvent, Timestamp, input::Origin};
 
 use super::player;
 
@@ -191,7 +191,18 @@ impl Iterator for FreshEvents {
                 self.records.next()?
             }
         };
-        serde_json::to_string(&self.refresh(record.event)).ok()
+        let mut event = self.refresh(record.event);
+        // The recording keeps places, not addresses: each event says where it happened.
+        if let Some(at) = record.at {
+            *event.origin_mut() = Origin {
+                ip: None,
+                lat: Some(at.lat),
+                lon: Some(at.lon),
+                city: at.city,
+                country: at.country,
+            };
+        }
+        serde_json::to_string(&event).ok()
     }
 }
 

@@ -19,6 +19,7 @@ use viralglobe_protocol::{
 use super::{
     attribution::AttributionAccumulator,
     indexer::Indexer,
+    links::Links,
     seen::SeenIds,
     stats::CampaignStatsAccumulator,
     tree::{Name, Reach, ShareNode, ShareTree, Via},
@@ -140,6 +141,8 @@ pub(super) struct Ledger {
     next_ticket: u64,
     /// Only while a restart follows the recordings.
     rebuild: Option<Rebuild>,
+    /// The tracked links of the shares followed so far.
+    pub links: Arc<Links>,
 }
 
 /// What a restart keeps while it follows the recorded lines, then drops, so live operation keeps
@@ -182,6 +185,7 @@ impl Ledger {
             stamp_waits: false,
             next_ticket: 0,
             rebuild: Some(Rebuild::default()),
+            links: Arc::default(),
         }
     }
 
@@ -510,6 +514,9 @@ impl Ledger {
         let campaign = self.intern(line.campaign.as_deref()?);
         match &line.event {
             InputEvent::Share(share) => {
+                if !line.given_up {
+                    self.links.follow(share, &campaign);
+                }
                 let Some((generation, root)) = line.generation.zip(line.root.as_deref()) else {
                     // A share id waits in one campaign at a time, but once given up it may wait
                     // again in another. A restart follows campaign after campaign, so a wait of
@@ -570,7 +577,9 @@ impl Ledger {
                 ledger.stats.saw(action.ts(), place.is_some());
                 match (action, &goal) {
                     (InputEvent::Conversion(c), Some(goal)) => {
-                        ledger.stats.conversion(&node, goal, c.value_cents);
+                        ledger
+                            .stats
+                            .conversion(&node, goal, c.value_cents, c.unverified);
                         let at = place.as_deref();
                         ledger
                             .attribution

@@ -10,6 +10,7 @@ mod agreement;
 mod attribution;
 mod indexer;
 mod ledger;
+mod links;
 mod seen;
 mod stats;
 mod tree;
@@ -22,6 +23,7 @@ use std::{
 };
 
 pub use ledger::{Expired, HeldLimits, Outcome};
+pub use links::{Link, Links};
 use tree::ShareTree;
 use viralglobe_protocol::{
     CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent, attribution::Cascades,
@@ -87,6 +89,9 @@ impl State {
 
 pub struct Engine {
     state: Mutex<State>,
+    /// The share tree and the links, read without the lock.
+    shares: Arc<ShareTree>,
+    links: Arc<Links>,
     /// The indexes of the recordings it writes, kept as it writes them.
     kept_indexes: KeptIndexes,
     hub: Arc<Hub>,
@@ -244,8 +249,11 @@ impl Engine {
         );
         let sync_files = recorder.sync_files();
         let kept_indexes = state.indexer.kept();
+        let links = ledger.links.clone();
         Ok(Self {
             state: Mutex::new(state),
+            shares,
+            links,
             kept_indexes,
             hub,
             sync_files,
@@ -540,6 +548,18 @@ impl Engine {
             campaign: campaign.to_owned(),
             cascades: c.attribution.cascades(limit),
         })
+    }
+
+    /// Every tracked link of the recordings, as they are followed.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// A resolved share's generation, channel and place, if it is resolved.
+    pub fn share(&self, id: &str) -> Option<(u32, Option<Arc<Place>>)> {
+        self.shares
+            .get(id)
+            .map(|node| (node.generation, node.place.clone()))
     }
 
     /// Why ingest stopped, if it did.

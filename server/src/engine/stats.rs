@@ -63,6 +63,7 @@ pub(super) fn slice<K: Eq + std::hash::Hash, V: Default>(
 pub(super) struct CampaignStatsAccumulator {
     totals: Counts,
     by_goal: FastMap<Arc<str>, GoalTally>,
+    unverified: GoalTally,
     by_channel: FastMap<Arc<str>, Counts>,
     by_sharer_kind: FastMap<Arc<str>, Counts>,
     by_generation: Vec<Counts>,
@@ -132,7 +133,17 @@ impl CampaignStatsAccumulator {
         });
     }
 
-    pub(super) fn conversion(&mut self, node: &ShareNode, goal: &Arc<str>, value_cents: u64) {
+    pub(super) fn conversion(
+        &mut self,
+        node: &ShareNode,
+        goal: &Arc<str>,
+        value_cents: u64,
+        unverified: bool,
+    ) {
+        if unverified {
+            self.unverified.conversions += 1;
+            self.unverified.value_cents = self.unverified.value_cents.saturating_add(value_cents);
+        }
         self.each_slice(node, |c| {
             c.conversions += 1;
             c.revenue_cents = c.revenue_cents.saturating_add(value_cents);
@@ -192,6 +203,7 @@ impl CampaignStatsAccumulator {
                 .map(|(g, c)| (g, c.to_wire()))
                 .collect(),
             by_sharer_kind_channel: by_kind_channel,
+            unverified: self.unverified.clone(),
             held,
             ..CampaignStats::default()
         }

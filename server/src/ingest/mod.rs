@@ -114,11 +114,20 @@ impl Pipeline {
         let Some(prepared) = self.prepare(lines, report) else {
             return Ok(());
         };
-        let applied = match &self.log {
-            None => self.group.apply(prepared.batch).await,
-            Some(log) => log.append(prepared.batch).await,
-        };
+        let applied = self.apply_located(prepared.batch).await;
         settle(applied, prepared.numbers, report)
+    }
+
+    /// Applies events that are parsed and located already (the tracked links' shares, clicks
+    /// and conversions) the way a request's batch is: group commit, or the cluster's log.
+    pub(crate) async fn apply_located(
+        &self,
+        batch: Vec<Located>,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        match &self.log {
+            None => self.group.apply(batch).await,
+            Some(log) => log.append(batch).await,
+        }
     }
 
     fn prepare<'a>(
@@ -133,8 +142,9 @@ impl Pipeline {
                 continue;
             }
             match InputEvent::parse(line) {
-                Ok(event) => {
+                Ok(mut event) => {
                     let place = self.locate(&event);
+                    event.forget_address();
                     batch.push(Located { event, place });
                     numbers.push(number);
                 }
@@ -159,7 +169,12 @@ impl Pipeline {
                 country: origin.country.clone(),
             }));
         }
-        let reason = match origin.ip {
+        self.locate_address(origin.ip)
+    }
+
+    /// The place of an address; a miss is counted by its reason.
+    pub(crate) fn locate_address(&self, ip: Option<std::net::IpAddr>) -> Option<Arc<Place>> {
+        let reason = match ip {
             Some(ip) => match self.geo.locate(ip) {
                 Ok(place) => return Some(place),
                 Err(miss) => miss.as_str(),

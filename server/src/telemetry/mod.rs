@@ -88,6 +88,12 @@ fn start_at_zero() {
     metrics::gauge!("viralglobe_live_subscribers").set(0.0);
     metrics::counter!("viralglobe_live_dropped_arcs_total").absolute(0);
     metrics::counter!("viralglobe_recording_errors_total").absolute(0);
+    for visitor in ["person", "bot", "head", "unknown_link"] {
+        metrics::counter!("viralglobe_link_redirects_total", "visitor" => visitor).absolute(0);
+    }
+    for outcome in ["recorded", "duplicate", "rejected", "lost"] {
+        metrics::counter!("viralglobe_link_clicks_total", "outcome" => outcome).absolute(0);
+    }
 }
 
 fn describe() {
@@ -129,6 +135,14 @@ fn describe() {
         "Held events given up after waiting longer than --held-expiry-secs, by type"
     );
     describe_counter!("viralglobe_arcs_total", "Arcs resolved, by kind");
+    describe_counter!(
+        "viralglobe_link_redirects_total",
+        "Redirects of tracked links, by visitor: a person (a click), a bot or link preview, HEAD, or a code that is no link"
+    );
+    describe_counter!(
+        "viralglobe_link_clicks_total",
+        "Clicks of people on tracked links, by outcome: recorded, a duplicate (the same visitor within the hour), or lost (not recorded: queue full, ingest refused)"
+    );
     describe_gauge!("viralglobe_live_subscribers", "Open live-feed websockets");
     describe_counter!(
         "viralglobe_live_dropped_arcs_total",

@@ -1,14 +1,17 @@
 //! The heads-up display: campaign, clock and connection (top left), counters and value per visit
-//! (top right), legend (bottom left), replay timeline (bottom), place names on the globe, and a
-//! help overlay. Sizes follow the viewport so a projector shows them as a laptop does.
+//! (top right), legend (bottom left), replay timeline (bottom), place names on the globe, a
+//! campaign link's QR code (bottom right, `--qr`), and a help overlay. Sizes follow the viewport
+//! so a projector shows them as a laptop does.
 
 mod help;
 mod labels;
 mod legend;
 mod panel;
+mod qr;
 mod timeline;
 
 use bevy::prelude::*;
+pub use qr::QrLink;
 
 pub const TEXT: Color = Color::srgb(0.91, 0.94, 1.0);
 pub const DIM_TEXT: Color = Color::srgb(0.55, 0.63, 0.74);
@@ -21,6 +24,7 @@ pub(super) fn plugin(app: &mut App) {
         help::plugin,
         timeline::plugin,
         labels::plugin,
+        qr::plugin,
     ));
 }
 

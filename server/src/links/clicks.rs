@@ -1,0 +1,73 @@
+//! Clicks on their way to the pipeline. The redirect answers at once and leaves its click here:
+//! one task takes whatever has queued up and applies it as one batch (one group commit, or one
+//! append to the cluster's log). The queue is bounded; a click that finds it full, or that the
+//! pipeline refuses (full disk, Redis away), is counted in `viralglobe_link_clicks_total`
+//! with `outcome="lost"` and logged, and the visitor has been redirected all the same.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    engine::{EngineError, Located, Outcome},
+    ingest::Pipeline,
+};
+
+/// Clicks applied in one batch at most.
+const BATCH: usize = 4_096;
+
+#[derive(Clone)]
+pub(crate) struct ClickQueue {
+    sender: mpsc::Sender<Located>,
+}
+
+impl ClickQueue {
+    /// Starts the task that records queued clicks; call inside the server's runtime.
+    pub fn start(pipeline: Pipeline, capacity: usize) -> Self {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        actix_web::rt::spawn(record(pipeline, receiver));
+        Self { sender }
+    }
+
+    pub fn push(&self, click: Located) {
+        if let Err(error) = self.sender.try_send(click) {
+            lost(1, &error.to_string());
+        }
+    }
+}
+
+fn lost(clicks: usize, why: &str) {
+    metrics::counter!("viralglobe_link_clicks_total", "outcome" => "lost").increment(clicks as u64);
+    // At most a line a second: a full queue under load would otherwise log every click.
+    static LOGGED_AT: AtomicI64 = AtomicI64::new(0);
+    let second = super::visitor::now_ms() / 1_000;
+    if LOGGED_AT.swap(second, Ordering::Relaxed) != second {
+        tracing::warn!(clicks, why, "clicks on tracked links not recorded");
+    }
+}
+
+async fn record(pipeline: Pipeline, mut receiver: mpsc::Receiver<Located>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let clicks = batch.len();
+        let outcomes = match pipeline.apply_located(std::mem::take(&mut batch)).await {
+            Ok(outcomes) => outcomes,
+            Err(EngineError::Unavailable { reason, applied }) => {
+                lost(clicks - applied.len(), &reason);
+                applied
+            }
+            Err(error) => {
+                lost(clicks, &error.to_string());
+                Vec::new()
+            }
+        };
+        for outcome in outcomes {
+            let outcome = match outcome {
+                Outcome::Accepted | Outcome::Held => "recorded",
+                Outcome::Duplicate => "duplicate",
+                Outcome::Rejected(_) => "rejected",
+            };
+            metrics::counter!("viralglobe_link_clicks_total", "outcome" => outcome).increment(1);
+        }
+    }
+}
