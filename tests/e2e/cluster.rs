@@ -958,7 +958,7 @@ async fn redis_wait_acknowledges_only_what_a_replica_has() {
 #[tokio::test]
 async fn a_link_made_on_one_node_redirects_on_another_and_redis_keeps_no_address() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let redis = TestRedis::start(&dir.path().join("redis"));
+    let mut redis = TestRedis::start(&dir.path().join("redis"));
     let tracked = |name: &str| {
         TestServer::start_in(
             &dir.path().join(name),
@@ -1041,4 +1041,34 @@ async fn a_link_made_on_one_node_redirects_on_another_and_redis_keeps_no_address
     for address in [ips::TOKYO, ips::SYDNEY] {
         assert!(!log.contains(address), "{address} is in the log: {log}");
     }
+    // Redis away: the visitor is still sent on at once; the click is counted lost and logged.
+    redis.kill();
+    let asked = Instant::now();
+    let response = client
+        .get(b.url(&path))
+        .header("x-forwarded-for", ips::BERLIN)
+        .header("user-agent", browser)
+        .send()
+        .await
+        .expect("GET the link");
+    assert_eq!(response.status().as_u16(), 302);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let lost = r#"viralglobe_link_clicks_total{outcome="lost"}"#;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.metrics().await.value(lost) != 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the click was never counted lost"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        b.log().contains("clicks on tracked links not recorded"),
+        "{}",
+        b.log()
+    );
 }

@@ -194,13 +194,21 @@ impl Tracker {
                 .any(|h| req.headers().get(*h).is_some_and(|v| v.as_bytes() == b"1"))
     }
 
-    fn limit_address(&self, address: Option<IpAddr>, what: &'static str) -> Result<(), LinkError> {
-        let Some(address) = address else {
-            return Ok(());
-        };
-        self.per_address
-            .take(limits::address_key(address))
-            .map_err(|retry| LinkError::RateLimited(what, retry_secs(retry)))
+    /// A browser's request through `vg.js`, within its address's allowance; the address that
+    /// places what it makes (none when the visitor opted out).
+    fn browser_visitor(&self, req: &HttpRequest) -> Result<Option<IpAddr>, LinkError> {
+        let address = self.address(req);
+        if let Some(address) = address {
+            self.per_address
+                .take(limits::address_key(address))
+                .map_err(|retry| {
+                    LinkError::RateLimited(
+                        "links and conversions from this address",
+                        retry_secs(retry),
+                    )
+                })?;
+        }
+        Ok(address.filter(|_| !self.opted_out(req)))
     }
 
     fn limit_campaign(&self, campaign: &Arc<str>) -> Result<(), LinkError> {

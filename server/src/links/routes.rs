@@ -203,9 +203,7 @@ pub async fn browser_share(
     let sharer = body
         .text("sharer", MAX_BROWSER_SHARER)?
         .unwrap_or_else(|| "visitor".to_owned());
-    let opted_out = tracker.opted_out(&req);
-    let address = tracker.address(&req);
-    tracker.limit_address(address, "links and conversions from this address")?;
+    let placed_by = tracker.browser_visitor(&req)?;
     let minted = tracker
         .mint(NewLink {
             id: None,
@@ -218,7 +216,7 @@ pub async fn browser_share(
             parent: Some(parent.share.to_string()),
             tool: Some("vg.js".to_owned()),
             place: None,
-            address: (!opted_out).then_some(address).flatten(),
+            address: placed_by,
         })
         .await?;
     Ok(HttpResponse::Created().json(minted))
@@ -248,8 +246,7 @@ pub async fn browser_conversion(
         Some(id) => format!("browser-{}-{id}", link.campaign),
         None => format!("browser-{}", codes::new_code()),
     };
-    let address = tracker.address(&req);
-    tracker.limit_address(address, "links and conversions from this address")?;
+    let placed_by = tracker.browser_visitor(&req)?;
     let line = serde_json::json!({
         "type": "conversion",
         "id": id,
@@ -260,11 +257,7 @@ pub async fn browser_conversion(
         "ts": visitor::now_ms(),
     });
     let event = InputEvent::parse(line.to_string().as_bytes()).map_err(LinkError::Invalid)?;
-    let place = if tracker.opted_out(&req) {
-        None
-    } else {
-        tracker.pipeline.locate_address(address)
-    };
+    let place = tracker.pipeline.locate_address(placed_by);
     match tracker.apply(Located { event, place }).await? {
         Outcome::Accepted | Outcome::Held => {
             Ok(HttpResponse::Created().json(serde_json::json!({ "recorded": true })))
