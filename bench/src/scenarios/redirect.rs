@@ -14,7 +14,6 @@ use crate::{
     http::Connection,
     report::{Row, count},
     server::Process,
-    workload::Rng,
 };
 
 const CONNECTIONS: usize = 32;
@@ -55,7 +54,7 @@ pub async fn redirects(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     // Paced at 10,000/s: the time to answer, counted from when each request was due.
     let server = Process::server_with(cli, ARGS)?;
     let path = format!("/l/{}", mint(&server.address).await?);
-    let paced_load = paced(&server.address, &path, span).await?;
+    let paced_load = paced(&server.address, &path, span, 2).await?;
     let mut times = paced_load.times;
     times.sort();
     let quantile = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
@@ -78,7 +77,7 @@ pub async fn redirects(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     // A kill -9 in the middle of the paced load: which answered redirects lost their click.
     let before = clicks_settled(&server.address).await?;
     let address = server.address.clone();
-    let killed_load = tokio::spawn(async move { paced(&address, &path, span).await });
+    let killed_load = tokio::spawn(async move { paced(&address, &path, span, 3).await });
     tokio::time::sleep(span / 2).await;
     let server = server.restart(cli, ARGS)?;
     let killed_load = killed_load.await??;
@@ -112,6 +111,16 @@ async fn mint(address: &str) -> anyhow::Result<String> {
     );
     let link: serde_json::Value = serde_json::from_slice(&answer.body)?;
     Ok(link["code"].as_str().context("no code")?.to_owned())
+}
+
+/// The address of visitor `n` of connection `c` in phase `seed`: every one different (a
+/// bijection of seed, connection and number, so no visit is a reload), spread over the whole
+/// address space as a crowd's would be.
+fn visitor(seed: u64, c: usize, n: u64) -> Ipv4Addr {
+    let unique = ((seed as u32) << 29) | ((c as u32) << 23) | (n as u32 & 0x7f_ffff);
+    // An odd multiplier and a xor-shift are both invertible modulo 2^32.
+    let mixed = unique.wrapping_mul(0x9e37_79b1);
+    Ipv4Addr::from(mixed ^ (mixed >> 16))
 }
 
 /// Clicks the campaign counts.
@@ -148,12 +157,20 @@ struct Load {
 
 /// As fast as the server answers, on every connection.
 async fn closed_loop(address: &str, path: &str, span: Duration) -> anyhow::Result<Load> {
-    run(address, path, span, None).await
+    run(address, path, span, None, 1).await
 }
 
-/// [`PACED_RATE`] in all, each connection's requests due at even intervals.
-async fn paced(address: &str, path: &str, span: Duration) -> anyhow::Result<Load> {
-    run(address, path, span, Some(PACED_RATE / CONNECTIONS as f64)).await
+/// [`PACED_RATE`] in all, each connection's requests due at even intervals; visitors drawn from
+/// `seed` (a phase of its own needs new visitors: the same ones again would be reloads).
+async fn paced(address: &str, path: &str, span: Duration, seed: u64) -> anyhow::Result<Load> {
+    run(
+        address,
+        path,
+        span,
+        Some(PACED_RATE / CONNECTIONS as f64),
+        seed,
+    )
+    .await
 }
 
 /// Redirects on [`CONNECTIONS`] connections for `span`, each from a new visitor. A connection the
@@ -163,6 +180,7 @@ async fn run(
     path: &str,
     span: Duration,
     per_connection: Option<f64>,
+    seed: u64,
 ) -> anyhow::Result<Load> {
     let started = Instant::now();
     let clients: Vec<_> = (0..CONNECTIONS)
@@ -170,7 +188,7 @@ async fn run(
             let (address, path) = (address.to_owned(), path.to_owned());
             tokio::spawn(async move {
                 let mut connection = Connection::open(&address).await?;
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1));
+
                 let mut times = Vec::new();
                 let mut answered = 0u64;
                 while started.elapsed() < span {
@@ -179,7 +197,7 @@ async fn run(
                     if let Some(due) = due {
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    let visitor = Ipv4Addr::from(rng.next_u64() as u32);
+                    let visitor = visitor(seed, c, answered);
                     let forwarded = format!("X-Forwarded-For: {visitor}");
                     let Ok(answer) = connection.get(&path, &[USER_AGENT, &forwarded]).await else {
                         break;

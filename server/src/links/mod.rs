@@ -151,6 +151,27 @@ pub struct Tracker {
     clicks: ClickQueue,
     per_address: RateLimit<IpAddr>,
     per_campaign: RateLimit<Arc<str>>,
+    redirects: Redirects,
+}
+
+/// `viralglobe_link_redirects_total` by visitor, looked up once: the redirect counts each.
+struct Redirects {
+    person: metrics::Counter,
+    bot: metrics::Counter,
+    head: metrics::Counter,
+    unknown_link: metrics::Counter,
+}
+
+impl Redirects {
+    fn new() -> Self {
+        let counter = |visitor: &'static str| metrics::counter!("viralglobe_link_redirects_total", "visitor" => visitor);
+        Self {
+            person: counter("person"),
+            bot: counter("bot"),
+            head: counter("head"),
+            unknown_link: counter("unknown_link"),
+        }
+    }
 }
 
 impl Tracker {
@@ -170,6 +191,7 @@ impl Tracker {
             clicks,
             per_address: RateLimit::new(options.per_address_per_minute, MAX_LIMITED_KEYS),
             per_campaign: RateLimit::new(options.per_campaign_per_minute, MAX_LIMITED_KEYS),
+            redirects: Redirects::new(),
             options,
         })
     }

@@ -1,7 +1,11 @@
 //! The link routes: minting and describing links (producers), the redirect and the QR code
 //! (anyone holding a link), and the public endpoints `vg.js` calls from visitors' browsers.
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{Method, StatusCode, header},
+    web,
+};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -11,6 +15,7 @@ use super::{LinkError, NewLink, Tracker, codes, visitor};
 use crate::{
     auth::Access,
     engine::{Located, Outcome},
+    error::json_error,
 };
 
 /// Largest body of `POST /v1/links`.
@@ -112,17 +117,18 @@ pub async fn link_qr(
 
 /// `GET /l/{code}` (and `HEAD`): 302 to the destination with `vg=CODE`, at once; a person's
 /// visit is left to be recorded as a click. Bots, link previews and `HEAD` are not counted.
-pub async fn redirect(
-    req: HttpRequest,
-    code: web::Path<String>,
-    tracker: web::Data<Tracker>,
-) -> HttpResponse {
-    let Some(link) = check_link_code(&code)
+pub async fn redirect(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        let message = format!("{method} is not served on {}", req.path());
+        return json_error(StatusCode::METHOD_NOT_ALLOWED, &message);
+    }
+    let code = req.path().strip_prefix("/l/").unwrap_or_default();
+    let Some(link) = check_link_code(code)
         .ok()
-        .and_then(|()| tracker.engine.links().get(&code))
+        .and_then(|()| tracker.engine.links().get(code))
     else {
-        metrics::counter!("viralglobe_link_redirects_total", "visitor" => "unknown_link")
-            .increment(1);
+        tracker.redirects.unknown_link.increment(1);
         return HttpResponse::NotFound()
             .content_type("text/html; charset=utf-8")
             .body(NOT_FOUND_PAGE);
@@ -131,15 +137,15 @@ pub async fn redirect(
         .headers()
         .get(header::USER_AGENT)
         .map_or(&b""[..], |v| v.as_bytes());
-    let visitor = if req.method() == actix_web::http::Method::HEAD {
-        "head"
+    let counted = &tracker.redirects;
+    if method == Method::HEAD {
+        counted.head.increment(1);
     } else if user_agent.is_empty() || tracker.bots.is_bot(&String::from_utf8_lossy(user_agent)) {
-        "bot"
+        counted.bot.increment(1);
     } else {
         record_visit(&req, &tracker, &link.share, &link.code, user_agent);
-        "person"
-    };
-    metrics::counter!("viralglobe_link_redirects_total", "visitor" => visitor).increment(1);
+        counted.person.increment(1);
+    }
     HttpResponse::Found()
         .insert_header((header::LOCATION, with_code(&link.destination, &link.code)))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))

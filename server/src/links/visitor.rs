@@ -173,11 +173,20 @@ pub(crate) fn visit_id(
     hasher.update(user_agent);
     hasher.update(code.as_bytes());
     hasher.update(&((ms.max(0) / 3_600_000) as u64).to_le_bytes());
-    format!("visit-{}", to_hex(&hasher.finalize().as_bytes()[..16]))
+    let mut id = String::with_capacity(6 + 32);
+    id.push_str("visit-");
+    id.push_str(&to_hex(&hasher.finalize().as_bytes()[..16]));
+    id
 }
 
 fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    hex
 }
 
 fn from_hex(text: &str) -> Option<[u8; 32]> {
