@@ -76,6 +76,8 @@ pub enum LinkError {
     BrowserConversionsOff(String),
     #[error("{0}")]
     Unavailable(EngineError),
+    #[error("the event's outcome did not come back; send it again")]
+    NoOutcome,
 }
 
 impl ResponseError for LinkError {
@@ -88,7 +90,7 @@ impl ResponseError for LinkError {
             Self::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Taken(_) => StatusCode::CONFLICT,
             Self::BrowserConversionsOff(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NoOutcome => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -101,7 +103,7 @@ impl ResponseError for LinkError {
             Self::RateLimited(_, seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::NoOutcome => {
                 response.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
@@ -288,9 +290,7 @@ impl Tracker {
             .apply_located(vec![located])
             .await
             .map_err(LinkError::Unavailable)?;
-        outcomes.pop().ok_or_else(|| {
-            LinkError::Unavailable(EngineError::Stopped("the event was not applied".into()))
-        })
+        outcomes.pop().ok_or(LinkError::NoOutcome)
     }
 }
 
