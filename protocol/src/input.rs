@@ -218,10 +218,49 @@ impl InputEvent {
             };
             InputError {
                 field: failed_field,
-                message: msg,
+                message: bounded(&msg),
             }
         })
     }
+}
+
+/// Bytes of a value an error message quotes; the rest is said by its length.
+pub const MAX_QUOTED: usize = 120;
+
+/// `message` with every quoted value (`"…"` or `` `…` ``) cut to [`MAX_QUOTED`] bytes and its
+/// length: an answer never echoes a whole value back, however large the value sent.
+pub fn bounded(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut quote: Option<(char, usize)> = None; // the open quote, and bytes inside so far
+    let mut escaped = false;
+    for c in message.chars() {
+        match quote {
+            None => {
+                if c == '"' || c == '`' {
+                    quote = Some((c, 0));
+                }
+                out.push(c);
+            }
+            Some((open, inside)) => {
+                let closes = c == open && !escaped;
+                escaped = !escaped && c == '\\' && open == '"';
+                if closes {
+                    if inside > MAX_QUOTED {
+                        out.push_str(&format!("…{c} ({inside} bytes)"));
+                    } else {
+                        out.push(c);
+                    }
+                    quote = None;
+                    continue;
+                }
+                if inside < MAX_QUOTED && inside + c.len_utf8() <= MAX_QUOTED {
+                    out.push(c);
+                }
+                quote = Some((open, inside + c.len_utf8()));
+            }
+        }
+    }
+    out
 }
 
 /// Why a line was rejected, naming the field when one is to blame.
@@ -586,6 +625,27 @@ mod tests {
         assert_eq!(e.field, Some("parent"), "{e}");
         let e = err(r#"{"type":"click","share":"s","lat":91,"lon":0,"ts":1350406800000}"#);
         assert_eq!(e.field, Some("lat"), "{e}");
+    }
+
+    #[test]
+    fn an_error_quotes_a_large_value_only_in_part() {
+        let huge = "x".repeat(10_000_000);
+        let e = err(&format!(
+            r#"{{"type":"{huge}","share":"s","ts":1350406800000}}"#
+        ));
+        assert_eq!(e.field, Some("type"));
+        assert!(e.message.len() < 400, "{} bytes", e.message.len());
+        assert!(e.message.contains("(10000000 bytes)"), "{}", e.message);
+        let e = err(&format!(r#"{{"type":"click","share":"s","ts":"{huge}"}}"#));
+        assert_eq!(e.field, Some("ts"));
+        assert!(e.message.len() < 400, "{}", e.message);
+        let e = err(&format!(
+            r#"{{"type":"click","share":"s","value_cents":"{huge}","ts":1}}"#
+        ));
+        assert!(e.message.len() < 400, "{}", e.message);
+        // Short values are quoted whole.
+        let e = err(r#"{"type":"clack","share":"s","ts":1350406800000}"#);
+        assert!(e.message.contains("`clack`"), "{}", e.message);
     }
 
     #[test]

@@ -401,17 +401,18 @@ impl Hub {
             (std::mem::take(&mut pending.items), since)
         };
         let mut subscribers = lock(&self.subscribers);
+        // Closed sockets leave at the next tick, published to or not, and the gauge says so.
+        let before = subscribers.len();
+        subscribers.retain(|s| !s.tx.is_closed());
+        if subscribers.len() != before {
+            metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
+        }
         if items.is_empty() {
             // A subscriber that lost arcs hears about it as soon as its queue has room.
             for sub in subscribers.iter_mut().filter(|s| s.dropped_arcs > 0) {
                 sub.try_send_lagged();
             }
             return;
-        }
-        let before = subscribers.len();
-        subscribers.retain(|s| !s.tx.is_closed());
-        if subscribers.len() != before {
-            metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
         }
         if subscribers.is_empty() {
             return;

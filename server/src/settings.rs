@@ -168,6 +168,12 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Host names (comma-separated) that token-less ingest answers to besides this machine's
+    /// (`localhost`, loopback addresses). Any other `Host`, or a page of another site, is refused:
+    /// a web page cannot post events to a token-less server through DNS rebinding.
+    #[arg(long, env = "VIRALGLOBE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_host: Vec<String>,
+
     /// When recordings reach the disk.
     #[arg(long, env = "VIRALGLOBE_FSYNC", value_enum, default_value = "interval")]
     pub fsync: FsyncPolicy,

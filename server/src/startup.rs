@@ -82,6 +82,7 @@ impl Application {
             address.ip().is_loopback(),
             settings.read_token.clone(),
             settings.allowed_origins.clone(),
+            settings.allowed_host.clone(),
         );
         let tracker = Tracker::start(engine.clone(), pipeline.clone(), settings.links(address));
         let parts = Parts {

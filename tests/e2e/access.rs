@@ -21,6 +21,27 @@ async fn ingest_needs_the_bearer_token_when_one_is_set() {
         .post(&body, "application/x-ndjson", Some("s3cret"))
         .await;
     assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)));
+    // The scheme is case-insensitive (RFC 9110): `bearer` and `BEARER` are `Bearer`.
+    for scheme in ["bearer", "BEARER"] {
+        let response = reqwest::Client::new()
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .header("authorization", format!("{scheme} s3cret"))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .header("authorization", "Basic s3cret")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 401, "another scheme");
 }
 
 #[tokio::test]
@@ -131,4 +152,56 @@ async fn the_read_api_checks_the_read_token() {
         .await
         .expect("GET");
     assert_eq!(health.status().as_u16(), 200);
+}
+
+/// A token-less server on loopback takes events from this machine only: a request for another
+/// host name (a web page's DNS rebinding) or from another site's page is refused; this machine's
+/// names and `--allowed-host` are served.
+#[tokio::test]
+async fn token_less_ingest_refuses_other_hosts_and_other_sites() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &["--allowed-host", "globe.internal"]);
+    let port = server.base.rsplit(':').next().expect("port").to_owned();
+    let post = |headers: Vec<(&'static str, String)>, id: &str| {
+        let mut request = reqwest::Client::new()
+            .post(server.url("/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body(share(id, None, "facebook", LOS_ANGELES, T0));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.expect("POST");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("text"))
+        }
+    };
+    for (headers, why) in [
+        (
+            vec![("host", format!("attacker.example:{port}"))],
+            "rebinding",
+        ),
+        (
+            vec![("origin", "https://attacker.example".to_owned())],
+            "cross-site",
+        ),
+        (vec![("origin", "null".to_owned())], "opaque origin"),
+    ] {
+        let (status, body) = post(headers, "r1").await;
+        assert_eq!(status, 403, "{why}: {body}");
+        assert!(body.contains("--allowed-host"), "{body}");
+    }
+    for (i, headers) in [
+        vec![],
+        vec![("host", format!("localhost:{port}"))],
+        vec![("host", format!("[::1]:{port}"))],
+        vec![("host", format!("globe.internal:{port}"))],
+        vec![("origin", format!("http://localhost:{port}"))],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, body) = post(headers, &format!("ok{i}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
 }

@@ -569,3 +569,37 @@ async fn json_bodies_share_a_bounded_budget() {
     let second = post_second().await.expect("POST");
     assert_eq!(second.status().as_u16(), 200, "the budget came back");
 }
+
+/// An answer never echoes whole values: a JSON array of events whose `type` is 100 KB each is
+/// refused line by line with short excerpts (it once came back as large as it was sent), and a
+/// body that is one huge string is named by its length.
+#[tokio::test]
+async fn refusals_quote_only_an_excerpt_of_what_was_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let bad_type = "y".repeat(100_000);
+    let elements: Vec<String> = (0..100)
+        .map(|_| format!(r#"{{"type":"{bad_type}","share":"s","ts":1350406800000}}"#))
+        .collect();
+    let body = format!("[{}]", elements.join(","));
+    let (status, answer) = server.post(&body, "application/json", None).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["rejected_count"], 100);
+    let size = answer.to_string().len();
+    assert!(
+        size < 50_000,
+        "{size} bytes answered to {} sent",
+        body.len()
+    );
+    assert!(
+        answer["rejected"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("(100000 bytes)")),
+        "{}",
+        answer["rejected"][0]
+    );
+    let body = format!(r#""{}""#, "z".repeat(1_000_000));
+    let (status, answer) = server.post(&body, "application/json", None).await;
+    assert_eq!(status, 400);
+    assert!(answer.to_string().len() < 1_000, "{answer}");
+}

@@ -453,3 +453,23 @@ async fn subscribers_that_never_read_are_disconnected() {
     assert!(!fresh.arcs(10, Duration::from_secs(5)).await.is_empty());
     drop(stalled);
 }
+
+/// `viralglobe_live_subscribers` counts open sockets: one that closes leaves the gauge within a
+/// tick, though nothing is published (it once stayed until the next arc).
+#[tokio::test]
+async fn the_subscriber_gauge_drops_when_a_socket_closes_with_nothing_published() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let gauge = "viralglobe_live_subscribers";
+    let (subscriber, _) = server.subscribe("").await;
+    assert_eq!(server.metrics().await.value(gauge), 1.0);
+    drop(subscriber);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.metrics().await.value(gauge) != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "a closed socket is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
+use viralglobe_protocol::input::bounded;
 
 use super::IngestReport;
 use super::Pipeline;
@@ -306,9 +307,12 @@ async fn read_json(
     }
     let trimmed = body.trim_ascii_start();
     let elements: Vec<&RawValue> = if trimmed.starts_with(b"{") {
-        vec![serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?]
+        vec![
+            serde_json::from_slice(&body)
+                .map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?,
+        ]
     } else {
-        serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?
+        serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?
     };
     let lines = (1u64..).zip(elements.iter().map(|raw| raw.get().as_bytes()));
     state
