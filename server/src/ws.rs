@@ -54,15 +54,26 @@ pub async fn receive(
 ) -> Inbound {
     match msg {
         Some(Ok(Message::Text(text))) => Inbound::Text(text),
-        Some(Ok(Message::Ping(bytes))) => Inbound::Handled(session.pong(&bytes).await.is_ok()),
+        Some(Ok(Message::Ping(bytes))) => Inbound::Handled(matches!(
+            tokio::time::timeout(CLIENT_TIMEOUT, session.pong(&bytes)).await,
+            Ok(Ok(()))
+        )),
         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Inbound::Handled(false),
         Some(Ok(_)) => Inbound::Handled(true),
     }
 }
 
 /// On each heartbeat: pings, or gives up on a client silent for longer than [`CLIENT_TIMEOUT`].
+/// The ping itself waits no longer than that: a client that stopped reading leaves no room for
+/// it, and without a deadline the session would wait for room for ever.
 pub async fn keep_alive(session: &mut Session, last_heard: Instant) -> bool {
-    last_heard.elapsed() < CLIENT_TIMEOUT && session.ping(b"").await.is_ok()
+    let Some(left) = CLIENT_TIMEOUT.checked_sub(last_heard.elapsed()) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(left, session.ping(b"")).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Why a websocket session ended, for its log line.
