@@ -226,7 +226,7 @@ impl Follower {
                     // read brings (a node that fell behind reads many at once).
                     for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
                         if let Err(e) = self.apply(entry).and_then(|()| self.note_snapshot()) {
-                            return self.stop(e.to_string());
+                            return self.stop(e.reason());
                         }
                     }
                 }

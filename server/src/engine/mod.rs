@@ -63,6 +63,17 @@ pub enum EngineError {
     },
 }
 
+impl EngineError {
+    /// What went wrong, without the words a `Stopped` wraps it in: the reason a caller that stops
+    /// in turn gives, so that it reads once.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Stopped(reason) => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// An event with the place it happened, if known.
 pub struct Located {
     pub event: InputEvent,
@@ -569,5 +580,25 @@ impl Engine {
 
     pub fn held(&self) -> usize {
         self.lock().ledger.held()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineError;
+
+    /// The cluster's follower stops with the reason the engine gave; `append` then answers with
+    /// it: the words of a stop are said once (they once read "ingest is stopped after a
+    /// recording failure (ingest is stopped after a recording failure (…").
+    #[test]
+    fn a_stop_passed_on_says_its_reason_once() {
+        let engine = EngineError::Stopped("cannot write campaigns/a.ndjson: disk full".into());
+        let passed_on = EngineError::Stopped(engine.reason()).to_string();
+        assert_eq!(
+            passed_on.matches("ingest is stopped").count(),
+            1,
+            "{passed_on}"
+        );
+        assert!(passed_on.contains("disk full"), "{passed_on}");
     }
 }
