@@ -382,11 +382,30 @@ fn http_server(
             )
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(let_stalled_readers_go)
     .shutdown_timeout(3);
     if let Some(workers) = workers {
         server = server.workers(workers.max(1));
     }
     Ok(server.listen(listener)?.run())
+}
+
+/// How long a peer may keep its receive window shut, or leave what was sent unacknowledged,
+/// before the kernel drops the connection: longer than a websocket's own silence timeout (its
+/// session ends first and says why), short enough that a client that never reads cannot hold a
+/// descriptor and a full send buffer for ever after its session ended.
+const STALLED_PEER_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// On every accepted connection: `TCP_USER_TIMEOUT`, which Linux applies to a peer that keeps its
+/// window shut too. (When a session ends, actix-http still flushes what it had buffered; into a
+/// socket that never drains, that waited for ever.)
+fn let_stalled_readers_go(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(error) =
+            socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(STALLED_PEER_TIMEOUT))
+    {
+        tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
+    }
 }
 
 /// The endpoints any site's pages call (through `vg.js`): readable from every origin, without

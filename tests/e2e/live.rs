@@ -473,3 +473,83 @@ async fn the_subscriber_gauge_drops_when_a_socket_closes_with_nothing_published(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The red team's stalled readers: sockets with a 4 KiB receive buffer that never read a byte nor
+/// answer a ping, on the live feed and on a replay, while 60,000 arcs are published; then the
+/// traffic stops. Each is let go within the bound (30 s of silence ends the session; a peer whose
+/// window stays shut 35 s loses the connection), and the server gives every descriptor back.
+/// (They once waited on a ping, then on a flush, for ever.)
+#[tokio::test]
+async fn stalled_readers_with_small_buffers_are_let_go_within_the_bound() {
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let address: std::net::SocketAddr = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let share = json!({"type": "share", "id": "st-s", "campaign": "stalled", "channel": "email",
+        "sharer": "x", "ip": BERLIN, "ts": T0});
+    let (status, _) = server.post_ndjson(&[share.to_string()]).await;
+    assert_eq!(status, 200);
+    let fds = || async { server.metrics().await.value("process_open_fds") };
+    let before = fds().await;
+    let paths = ["/v1/live", "/v1/campaigns/stalled/replay?speed=10000000"];
+    let stalled: Vec<std::net::TcpStream> = paths
+        .iter()
+        .flat_map(|path| std::iter::repeat_n(*path, 5))
+        .map(|path| {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+            socket.connect(&address.into()).expect("connect");
+            let mut tcp: std::net::TcpStream = socket.into();
+            write!(
+                tcp,
+                "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .expect("handshake");
+            tcp
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fds().await < before + 10.0 {
+        assert!(Instant::now() < deadline, "the ten sockets never opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for batch in 0..6 {
+        let clicks: Vec<String> = (0..10_000)
+            .map(|i| {
+                json!({"type": "click", "id": format!("st-{batch}-{i}"), "share": "st-s",
+                    "ip": TOKYO, "ts": T0 + i})
+                .to_string()
+            })
+            .collect();
+        let (status, _) = server.post_ndjson(&clicks).await;
+        assert_eq!(status, 200);
+    }
+    let stopped = Instant::now();
+    let bound = Duration::from_secs(50);
+    while fds().await > before {
+        assert!(
+            stopped.elapsed() < bound,
+            "{} descriptors still held {:?} after the traffic stopped",
+            fds().await - before,
+            stopped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "all let go {:?} after the traffic stopped",
+        stopped.elapsed()
+    );
+    let (mut fresh, _) = server.subscribe("?campaign=stalled").await;
+    let click = json!({"type": "click", "share": "st-s", "ip": TOKYO, "ts": T0});
+    server.post_ndjson(&[click.to_string()]).await;
+    assert_eq!(fresh.arcs(1, Duration::from_secs(5)).await.len(), 1);
+    drop(stalled);
+}
