@@ -403,8 +403,6 @@ async fn slow_subscriber(server: &TestServer) -> Subscriber {
 /// queues go, and the server keeps serving everyone else.
 #[tokio::test]
 async fn subscribers_that_never_read_are_disconnected() {
-    use std::io::Write as _;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
     command
@@ -423,15 +421,10 @@ async fn subscribers_that_never_read_are_disconnected() {
     };
     let stalled: Vec<std::net::TcpStream> = (0..5)
         .map(|_| {
-            let mut tcp = std::net::TcpStream::connect(&address).expect("connect");
-            write!(
-                tcp,
-                "GET /v1/live HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n\
-                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-                 Sec-WebSocket-Version: 13\r\n\r\n"
+            never_reading(
+                std::net::TcpStream::connect(&address).expect("connect"),
+                "/v1/live",
             )
-            .expect("handshake");
-            tcp
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -481,8 +474,6 @@ async fn the_subscriber_gauge_drops_when_a_socket_closes_with_nothing_published(
 /// (They once waited on a ping, then on a flush, for ever.)
 #[tokio::test]
 async fn stalled_readers_with_small_buffers_are_let_go_within_the_bound() {
-    use std::io::Write as _;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start_in(dir.path(), &[]);
     let address: std::net::SocketAddr = server
@@ -505,15 +496,7 @@ async fn stalled_readers_with_small_buffers_are_let_go_within_the_bound() {
                 .expect("socket");
             socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
             socket.connect(&address.into()).expect("connect");
-            let mut tcp: std::net::TcpStream = socket.into();
-            write!(
-                tcp,
-                "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n\
-                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-                 Sec-WebSocket-Version: 13\r\n\r\n"
-            )
-            .expect("handshake");
-            tcp
+            never_reading(socket.into(), path)
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -552,4 +535,19 @@ async fn stalled_readers_with_small_buffers_are_let_go_within_the_bound() {
     server.post_ndjson(&[click.to_string()]).await;
     assert_eq!(fresh.arcs(1, Duration::from_secs(5)).await.len(), 1);
     drop(stalled);
+}
+
+/// A websocket client on `tcp` that asks for `path` and then never reads a byte.
+fn never_reading(mut tcp: std::net::TcpStream, path: &str) -> std::net::TcpStream {
+    use std::io::Write as _;
+
+    let host = tcp.peer_addr().expect("peer");
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("handshake");
+    tcp
 }
