@@ -9,6 +9,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// This moment, by the system's clock.
+    pub fn now() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(since_epoch.as_millis() as i64)
+    }
+
     /// Parses an RFC 3339 date-time such as `2012-10-16T17:00:00Z` or
     /// `2012-10-16T10:00:00.250-07:00`.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {

@@ -966,10 +966,7 @@ async fn a_link_made_on_one_node_redirects_on_another_and_redis_keeps_no_address
         )
     };
     let (a, b) = (tracked("a"), tracked("b"));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = crate::support::no_redirects();
     let created = client
         .post(a.url("/v1/links"))
         .json(&serde_json::json!({

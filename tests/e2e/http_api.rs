@@ -163,14 +163,8 @@ async fn metrics_exist_from_the_start_and_time_requests_by_route() {
 #[tokio::test]
 async fn sessions_log_why_they_closed_and_metrics_cover_process_and_fan_out() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
-    command
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--geoip")
-        .arg(crate::support::geolite2_city())
-        .env("RUST_LOG", "info,viralglobe_server=debug");
+    let mut command = TestServer::command_in(dir.path(), &["--log-format", "json"]);
+    command.env("RUST_LOG", "info,viralglobe_server=debug");
     let server = TestServer::spawn(command);
     let (mut subscriber, _) = server.subscribe("?campaign=bones-brigade").await;
     let (status, _) = server

@@ -10,18 +10,10 @@ use std::{
 use serde_json::{Value, json};
 use viralglobe_protocol::ArcKind;
 
-use crate::support::{TestServer, campaign_arcs, ips};
+use crate::support::{TestServer, campaign_arcs, ips, no_redirects};
 
 const CAMPAIGN: &str = "summer-launch";
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-
-/// A client that does not follow redirects: the tests look at them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
 
 /// A server that takes the visitor's address from `X-Forwarded-For`, as behind a proxy.
 fn tracker(dir: &Path, args: &[&str]) -> TestServer {
@@ -31,7 +23,7 @@ fn tracker(dir: &Path, args: &[&str]) -> TestServer {
 }
 
 async fn create(server: &TestServer, body: Value) -> (u16, Value) {
-    let response = client()
+    let response = no_redirects()
         .post(server.url("/v1/links"))
         .json(&body)
         .send()
@@ -56,7 +48,7 @@ async fn visit(
     address: &str,
     user_agent: &str,
 ) -> (u16, Option<String>) {
-    let response = client()
+    let response = no_redirects()
         .get(server.url(path))
         .header("x-forwarded-for", address)
         .header("user-agent", user_agent)
@@ -72,7 +64,7 @@ async fn visit(
 
 /// What a visitor's browser posts through `vg.js`, from `address`.
 async fn from_browser(server: &TestServer, path: &str, address: &str, body: Value) -> (u16, Value) {
-    let response = client()
+    let response = no_redirects()
         .post(server.url(path))
         .header("x-forwarded-for", address)
         .header("content-type", "text/plain")
@@ -142,7 +134,7 @@ async fn a_posts_link_brings_visits_child_shares_and_a_purchase() {
         (302, true),
         "bots are redirected too"
     );
-    let head = client()
+    let head = no_redirects()
         .head(server.url(&format!("/l/{code}")))
         .header("user-agent", BROWSER)
         .send()
@@ -307,7 +299,7 @@ async fn bad_or_abusive_link_requests_are_refused_with_the_reason() {
         assert_eq!(status, 201, "{link}");
         codes.push(link["code"].as_str().expect("code").to_owned());
     }
-    let response = client()
+    let response = no_redirects()
         .post(server.url("/v1/links"))
         .json(&body)
         .send()
@@ -415,7 +407,7 @@ async fn bad_or_abusive_link_requests_are_refused_with_the_reason() {
     let guarded = tracker(dir.path(), &["--ingest-token", "tok-links"]);
     let (status, _) = create(&guarded, post_link()).await;
     assert_eq!(status, 401);
-    let response = client()
+    let response = no_redirects()
         .post(guarded.url("/v1/links"))
         .bearer_auth("tok-links")
         .json(&post_link())
@@ -455,14 +447,8 @@ async fn links_and_clicks_survive_a_restart_and_a_kill() {
 #[tokio::test]
 async fn no_visitor_address_is_kept_anywhere() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
-    command
-        .args(["--listen", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--geoip")
-        .arg(crate::support::geolite2_city())
-        .env("RUST_LOG", "debug");
+    let mut command = TestServer::command_in(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
+    command.env("RUST_LOG", "debug");
     let server = TestServer::spawn(command);
     let (_, root) = create(&server, post_link()).await;
     let code = root["code"].as_str().expect("code").to_owned();
@@ -551,7 +537,7 @@ async fn global_privacy_control_visits_count_without_a_place() {
     let (_, root) = create(&server, post_link()).await;
     let path = format!("/l/{}", root["code"].as_str().expect("code"));
     for (address, gpc) in [(ips::TOKYO, "1"), (ips::BERLIN, "0")] {
-        let response = client()
+        let response = no_redirects()
             .get(server.url(&path))
             .header("x-forwarded-for", address)
             .header("user-agent", BROWSER)

@@ -40,6 +40,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the server on `data_dir` with extra command-line arguments.
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Self {
+        Self::spawn(Self::command_in(data_dir, args))
+    }
+
+    /// The command [`TestServer::start_in`] runs, for a test to add to (its environment, say)
+    /// before [`TestServer::spawn`].
+    pub fn command_in(data_dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"));
         command
             .arg("--listen")
@@ -49,7 +55,7 @@ impl TestServer {
             .arg("--geoip")
             .arg(geolite2_city())
             .args(args);
-        Self::spawn(command)
+        command
     }
 
     pub fn spawn(mut command: Command) -> Self {
@@ -293,6 +299,14 @@ pub async fn campaign_arcs(server: &TestServer, campaign: &str, count: usize) ->
         .subscribe(&format!("?campaign={campaign}&since=0&epoch={epoch}"))
         .await;
     subscriber.arcs(count, Duration::from_secs(10)).await
+}
+
+/// An HTTP client that does not follow redirects: the tests look at them.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// Builders for input lines.

@@ -4,7 +4,7 @@
 
 use std::{
     io::{IsTerminal, Write},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -146,7 +146,7 @@ impl FreshEvents {
     fn new(campaign: &str) -> Self {
         Self {
             campaign: campaign.to_owned(),
-            run: format!("sim{}", now().0),
+            run: format!("sim{}", Timestamp::now().0),
             pass: 0,
             records: Box::new(player::records()),
         }
@@ -154,7 +154,7 @@ impl FreshEvents {
 
     fn refresh(&self, event: InputEvent) -> InputEvent {
         let fresh = |id: &str| format!("{}.{}-{id}", self.run, self.pass);
-        let ts = now();
+        let ts = Timestamp::now();
         match event {
             InputEvent::Share(mut share) => {
                 share.id = fresh(&share.id);
@@ -204,13 +204,6 @@ impl Iterator for FreshEvents {
         }
         serde_json::to_string(&event).ok()
     }
-}
-
-fn now() -> Timestamp {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(since_epoch.as_millis() as i64)
 }
 
 /// A line a second on stderr; rewritten in place on a terminal.

@@ -10,10 +10,9 @@ use viralglobe_protocol::{ShareEvent, Timestamp};
 
 use crate::fast_hash::FastDashMap;
 
-/// What one link leads to.
+/// What one link leads to (its code is the key it is found by).
 #[derive(Debug)]
 pub struct Link {
-    pub code: Box<str>,
     pub share: Box<str>,
     pub campaign: Arc<str>,
     pub destination: Box<str>,
@@ -41,7 +40,6 @@ impl Links {
             .entry(link.code.as_str().into())
             .or_insert_with(|| {
                 Arc::new(Link {
-                    code: link.code.as_str().into(),
                     share: share.id.as_str().into(),
                     campaign: campaign.clone(),
                     destination: link.destination.as_str().into(),

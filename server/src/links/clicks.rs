@@ -45,7 +45,7 @@ fn lost(clicks: usize, why: &str) {
     metrics::counter!("viralglobe_link_clicks_total", "outcome" => "lost").increment(clicks as u64);
     // At most a line a second: a full queue under load would otherwise log every click.
     static LOGGED_AT: AtomicI64 = AtomicI64::new(0);
-    let second = super::visitor::now_ms() / 1_000;
+    let second = viralglobe_protocol::Timestamp::now().0 / 1_000;
     if LOGGED_AT.swap(second, Ordering::Relaxed) != second {
         tracing::warn!(clicks, why, "clicks on tracked links not recorded");
     }

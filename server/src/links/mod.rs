@@ -24,7 +24,7 @@ pub use routes::{
     browser_conversion, browser_share, create_link, describe_link, link_qr, preflight, redirect,
     vg_js,
 };
-use viralglobe_protocol::{InputError, InputEvent, Place, input::check_destination};
+use viralglobe_protocol::{InputError, InputEvent, Place, Timestamp, input::check_destination};
 
 use self::{clicks::ClickQueue, limits::RateLimit, visitor::VisitSalt};
 use crate::{
@@ -232,7 +232,12 @@ impl Tracker {
                     )
                 })?;
         }
-        Ok(address.filter(|_| !self.opted_out(req)))
+        Ok(self.placing(req, address))
+    }
+
+    /// The address that places what `req` makes: none when the visitor opted out.
+    fn placing(&self, req: &HttpRequest, address: Option<IpAddr>) -> Option<IpAddr> {
+        address.filter(|_| !self.opted_out(req))
     }
 
     fn limit_campaign(&self, campaign: &Arc<str>) -> Result<(), LinkError> {
@@ -263,7 +268,7 @@ impl Tracker {
             "lon": stated.map(|p| p.lon),
             "city": stated.and_then(|p| p.city.clone()),
             "country": stated.and_then(|p| p.country.clone()),
-            "ts": visitor::now_ms(),
+            "ts": Timestamp::now(),
         });
         let event = InputEvent::parse(line.to_string().as_bytes()).map_err(LinkError::Invalid)?;
         // Only a valid link spends the campaign's allowance.

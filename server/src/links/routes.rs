@@ -9,7 +9,7 @@ use actix_web::{
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
-use viralglobe_protocol::{InputError, InputEvent, Place, input::check_link_code};
+use viralglobe_protocol::{InputError, InputEvent, Place, Timestamp, input::check_link_code};
 
 use super::{LinkError, NewLink, Tracker, codes, visitor};
 use crate::{
@@ -77,9 +77,9 @@ pub async fn describe_link(
     let link = tracker.link(&code)?;
     let resolved = tracker.engine.share(&link.share);
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "code": link.code,
-        "url": tracker.url_of(&link.code),
-        "qr": format!("{}/v1/links/{}/qr.svg", tracker.options.public_url, link.code),
+        "code": code.as_str(),
+        "url": tracker.url_of(&code),
+        "qr": format!("{}/v1/links/{code}/qr.svg", tracker.options.public_url),
         "id": link.share,
         "campaign": &*link.campaign,
         "destination": link.destination,
@@ -97,8 +97,9 @@ pub async fn link_qr(
     code: web::Path<String>,
     tracker: web::Data<Tracker>,
 ) -> Result<HttpResponse, LinkError> {
-    let link = tracker.link(&code)?;
-    let url = tracker.url_of(&link.code);
+    // Only a link's code gets one; an unknown code is a 404, as its redirect is.
+    tracker.link(&code)?;
+    let url = tracker.url_of(&code);
     let svg = qrcode::QrCode::new(url.as_bytes())
         .map_err(|e| {
             LinkError::Invalid(InputError {
@@ -143,29 +144,27 @@ pub async fn redirect(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResp
     } else if user_agent.is_empty() || tracker.bots.is_bot(&String::from_utf8_lossy(user_agent)) {
         counted.bot.increment(1);
     } else {
-        record_visit(&req, &tracker, &link.share, &link.code, user_agent);
+        record_visit(&req, &tracker, &link.share, code, user_agent);
         counted.person.increment(1);
     }
     HttpResponse::Found()
-        .insert_header((header::LOCATION, with_code(&link.destination, &link.code)))
+        .insert_header((header::LOCATION, with_code(&link.destination, code)))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .finish()
 }
 
 fn record_visit(req: &HttpRequest, tracker: &Tracker, share: &str, code: &str, user_agent: &[u8]) {
-    let now = visitor::now_ms();
+    let now = Timestamp::now();
     let address = tracker.address(req);
-    let place = if tracker.opted_out(req) {
-        None
-    } else {
-        tracker.pipeline.locate_address(address)
-    };
-    let salt = tracker.salt.key(visitor::day_of(now));
+    let place = tracker
+        .pipeline
+        .locate_address(tracker.placing(req, address));
+    let salt = tracker.salt.key(visitor::day_of(now.0));
     let event = InputEvent::Click(viralglobe_protocol::ClickEvent {
-        id: Some(visitor::visit_id(&salt, address, user_agent, code, now)),
+        id: Some(visitor::visit_id(&salt, address, user_agent, code, now.0)),
         share: share.to_owned(),
         origin: Default::default(),
-        ts: viralglobe_protocol::Timestamp(now),
+        ts: now,
     });
     tracker.clicks.push(Located { event, place });
 }
@@ -260,7 +259,7 @@ pub async fn browser_conversion(
         "goal": goal,
         "value_cents": value_cents,
         "unverified": true,
-        "ts": visitor::now_ms(),
+        "ts": Timestamp::now(),
     });
     let event = InputEvent::parse(line.to_string().as_bytes()).map_err(LinkError::Invalid)?;
     let place = tracker.pipeline.locate_address(placed_by);

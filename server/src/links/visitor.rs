@@ -12,6 +12,7 @@ use std::{
 
 use actix_web::{HttpRequest, http::header::HeaderMap};
 use ipnet::IpNet;
+use viralglobe_protocol::Timestamp;
 
 use super::codes;
 
@@ -118,7 +119,7 @@ impl VisitSalt {
             .spawn(move || {
                 let mut failing = false;
                 loop {
-                    let day = day_of(now_ms());
+                    let day = day_of(Timestamp::now().0);
                     let proposal = to_hex(&salt.key(day));
                     match crate::cluster::shared_visit_salt(&redis_url, day, &proposal) {
                         Ok(agreed) => {
@@ -142,13 +143,6 @@ impl VisitSalt {
             tracing::warn!(%error, "cannot start sharing the visit salt");
         }
     }
-}
-
-/// Milliseconds since 1970.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) fn day_of(ms: i64) -> u64 {
