@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::{
     demo::{demo_server, demo_server_with},
-    support::{TestServer, campaign_arcs},
+    support::{TestServer, drawn},
 };
 
 /// A person opens the page in Chromium: the demo's arcs arrive and are drawn, the counters fill,
@@ -311,15 +311,7 @@ async fn tracked_links_fill_the_globe_from_real_browsers() {
         "{stats}\n{report}"
     );
     assert_eq!(stats["unverified"]["value_cents"], 2499, "{stats}");
-    let mut arcs: Vec<_> = campaign_arcs(&server, "film-launch", 6)
-        .await
-        .into_iter()
-        .map(|a| {
-            let from = a.from.and_then(|f| f.city);
-            (format!("{:?}", a.kind), a.generation, from, a.to.city)
-        })
-        .collect();
-    arcs.sort();
+    let arcs = drawn(&server, "film-launch", 6).await;
     let city = |c: &str| Some(c.to_owned());
     assert_eq!(
         arcs,

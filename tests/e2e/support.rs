@@ -301,6 +301,25 @@ pub async fn campaign_arcs(server: &TestServer, campaign: &str, count: usize) ->
     subscriber.arcs(count, Duration::from_secs(10)).await
 }
 
+/// An arc as a person reads it off the globe: its kind, generation, and the cities it runs from
+/// and to.
+pub type Drawn = (String, u32, Option<String>, Option<String>);
+
+/// The first `count` arcs of `campaign` as [`Drawn`], sorted: for tests where arcs made by
+/// concurrent clients may come in any order.
+pub async fn drawn(server: &TestServer, campaign: &str, count: usize) -> Vec<Drawn> {
+    let mut drawn: Vec<Drawn> = campaign_arcs(server, campaign, count)
+        .await
+        .into_iter()
+        .map(|a| {
+            let from = a.from.and_then(|f| f.city);
+            (format!("{:?}", a.kind), a.generation, from, a.to.city)
+        })
+        .collect();
+    drawn.sort();
+    drawn
+}
+
 /// An HTTP client that does not follow redirects: the tests look at them.
 pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()

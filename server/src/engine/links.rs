@@ -15,7 +15,8 @@ use crate::fast_hash::FastDashMap;
 pub struct Link {
     pub share: Box<str>,
     pub campaign: Arc<str>,
-    pub destination: Box<str>,
+    /// Shared by every link that leads there: a post's child links all lead where it does.
+    pub destination: Arc<str>,
     pub channel: Box<str>,
     pub sharer: Box<str>,
     pub parent: Option<Box<str>>,
@@ -25,6 +26,8 @@ pub struct Link {
 #[derive(Debug, Default)]
 pub struct Links {
     by_code: FastDashMap<Box<str>, Arc<Link>>,
+    /// Each destination once (up to 2 KB each), however many links lead there.
+    destinations: FastDashMap<Arc<str>, ()>,
 }
 
 impl Links {
@@ -42,12 +45,49 @@ impl Links {
                 Arc::new(Link {
                     share: share.id.as_str().into(),
                     campaign: campaign.clone(),
-                    destination: link.destination.as_str().into(),
+                    destination: self.destination(&link.destination),
                     channel: share.channel.as_str().into(),
                     sharer: share.sharer.as_str().into(),
                     parent: share.parent.as_deref().map(Into::into),
                     ts: share.ts,
                 })
             });
+    }
+
+    fn destination(&self, url: &str) -> Arc<str> {
+        if let Some(known) = self.destinations.get(url) {
+            return known.key().clone();
+        }
+        self.destinations
+            .entry(url.into())
+            .or_default()
+            .key()
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_to_one_destination_share_its_text() {
+        let links = Links::default();
+        let campaign: Arc<str> = "c".into();
+        let share = |id: &str, code: &str| {
+            let line = format!(
+                r#"{{"type":"share","id":"{id}","campaign":"c","channel":"fb","sharer":"x","link":{{"code":"{code}","destination":"https://a.example/p"}},"ts":1350406800000}}"#
+            );
+            match viralglobe_protocol::InputEvent::parse(line.as_bytes()) {
+                Ok(viralglobe_protocol::InputEvent::Share(share)) => share,
+                other => panic!("{other:?}"),
+            }
+        };
+        links.follow(&share("s1", "AAAAAAAAAAA"), &campaign);
+        links.follow(&share("s2", "BBBBBBBBBBB"), &campaign);
+        let (a, b) = (links.get("AAAAAAAAAAA"), links.get("BBBBBBBBBBB"));
+        let (a, b) = (a.expect("a"), b.expect("b"));
+        assert!(Arc::ptr_eq(&a.destination, &b.destination));
+        assert_eq!((&*a.share, &*b.share), ("s1", "s2"));
     }
 }

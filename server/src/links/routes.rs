@@ -82,7 +82,7 @@ pub async fn describe_link(
         "qr": format!("{}/v1/links/{code}/qr.svg", tracker.options.public_url),
         "id": link.share,
         "campaign": &*link.campaign,
-        "destination": link.destination,
+        "destination": &*link.destination,
         "channel": link.channel,
         "sharer": link.sharer,
         "parent": link.parent,
