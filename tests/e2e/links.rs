@@ -553,3 +553,53 @@ async fn global_privacy_control_visits_count_without_a_place() {
     let places: Vec<_> = arcs.iter().map(|a| a.to.city.as_deref()).collect();
     assert_eq!(places, [Some("Los Angeles"), Some("Berlin")], "{arcs:?}");
 }
+
+/// The queue between the redirect and the pipeline is bounded (`--click-queue`): a burst beyond
+/// it is still redirected, every visitor, and what could not be queued is counted lost, never
+/// held in memory; recorded and lost add up to the visits.
+#[tokio::test]
+async fn a_burst_beyond_the_click_queue_is_redirected_and_counted_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A queue of one, and a commit that waits for the disk: a burst cannot all fit.
+    let server = tracker(dir.path(), &["--click-queue", "1", "--fsync", "always"]);
+    let (_, root) = create(&server, post_link()).await;
+    let path = format!("/l/{}", root["code"].as_str().expect("code"));
+    let visits: Vec<_> = (0..300u32)
+        .map(|i| {
+            let request = no_redirects()
+                .get(server.url(&path))
+                .header(
+                    "x-forwarded-for",
+                    std::net::Ipv4Addr::from(0x5100_0000 + i).to_string(),
+                )
+                .header("user-agent", BROWSER)
+                .send();
+            tokio::spawn(async move { request.await.expect("GET").status().as_u16() })
+        })
+        .collect();
+    for visit in visits {
+        assert_eq!(visit.await.expect("visit"), 302);
+    }
+    let series = |outcome: &str| format!(r#"viralglobe_link_clicks_total{{outcome="{outcome}"}}"#);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (recorded, lost) = loop {
+        let metrics = server.metrics().await;
+        let (recorded, lost) = (
+            metrics.value(&series("recorded")),
+            metrics.value(&series("lost")),
+        );
+        if recorded + lost == 300.0 || Instant::now() > deadline {
+            break (recorded, lost);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(recorded + lost, 300.0, "recorded {recorded}, lost {lost}");
+    assert!(lost > 0.0, "a queue of 1 took a burst of 300 whole");
+    let stats = clicks_reach(&server, recorded as u64).await;
+    assert_eq!(stats["summary"]["clicks"], recorded as u64, "{stats}");
+    assert!(
+        server
+            .log()
+            .contains("clicks on tracked links not recorded")
+    );
+}
