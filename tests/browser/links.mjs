@@ -112,7 +112,11 @@ try {
   check(expected(report.live.counters) || report.live.lagged > 0,
     `the stage counts ${JSON.stringify(report.live)}`);
   await stage.reload();
-  await stage.waitForFunction(() => window.viralGlobe?.connection === "open", null, { timeout: 15_000 });
+  // The socket opens before the hello arrives: wait for the totals, not for "open".
+  await stage.waitForFunction((want) => {
+    const c = window.viralGlobe?.counters;
+    return c && c.shares === want.shares && c.clicks === want.clicks && c.purchases === want.purchases;
+  }, { shares: 3, clicks: 2, purchases: 1 }, { timeout: 15_000, polling: 100 }).catch(() => {});
   report.reopened = await stage.evaluate(() => window.viralGlobe.counters);
   check(expected(report.reopened), `the reopened stage counts ${JSON.stringify(report.reopened)}`);
   await stage.waitForFunction(() => {
