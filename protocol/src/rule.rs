@@ -201,14 +201,6 @@ impl LogReader {
         }
     }
 
-    /// Takes the next line of the log; whether it draws an arc (numbered, not built).
-    pub fn next_draws(&mut self, record: &RecordedEvent) -> bool {
-        self.learn(record);
-        let drawn = self.draws(record);
-        self.arcs += u64::from(drawn);
-        drawn
-    }
-
     /// Whether `record` draws an arc, by the facts learnt so far.
     pub fn draws(&self, record: &RecordedEvent) -> bool {
         draws(

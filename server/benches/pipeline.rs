@@ -15,12 +15,7 @@ use viralglobe_bench::{
     workload::{CampaignTraffic, Rng, ip_mix, launch_time},
 };
 
-use viralglobe_server::{
-    engine::{Engine, HeldLimits},
-    geo::GeoDb,
-    hub::Hub,
-    ingest::{IngestReport, Pipeline},
-};
+use viralglobe_server::{Engine, GeoDb, HeldLimits, Hub, IngestReport, Pipeline};
 
 fn geo_path() -> PathBuf {
     std::env::var_os("VIRALGLOBE_TEST_GEOIP")

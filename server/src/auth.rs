@@ -11,7 +11,7 @@ use actix_web::{
 use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AccessError {
+pub(crate) enum AccessError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error(
@@ -51,7 +51,7 @@ impl ResponseError for AccessError {
 }
 
 #[derive(Debug, Clone)]
-pub struct Access {
+pub(crate) struct Access {
     ingest_token: Option<String>,
     ingest_open: bool,
     /// Host names besides this machine's that token-less ingest answers to (`--allowed-host`).
@@ -91,7 +91,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 impl Access {
-    pub fn new(
+    pub(crate) fn new(
         ingest_token: Option<String>,
         loopback: bool,
         read_token: Option<String>,
@@ -124,7 +124,7 @@ impl Access {
         }
     }
 
-    pub fn check_ingest(&self, req: &HttpRequest) -> Result<(), AccessError> {
+    pub(crate) fn check_ingest(&self, req: &HttpRequest) -> Result<(), AccessError> {
         if !self.ingest_open {
             return Err(AccessError::IngestDisabled);
         }
@@ -175,7 +175,7 @@ impl Access {
 
     /// The `Access-Control-Allow-Origin` for a browser page at `origin` reading the API: any
     /// origin without an allowlist, only the listed ones with one.
-    pub fn cors_allow_origin(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+    pub(crate) fn cors_allow_origin(&self, origin: &HeaderValue) -> Option<HeaderValue> {
         if self.allowed_origins.is_empty() {
             return Some(HeaderValue::from_static("*"));
         }
@@ -189,7 +189,7 @@ impl Access {
     /// Live feeds accept the read token as `?token=` (browsers cannot set websocket headers) or
     /// as a bearer token, and check the Origin of browser connections against the allowlist.
     /// [`Access::check_read`] with the `token` of the request's own query string.
-    pub fn check_read_request(&self, req: &HttpRequest) -> Result<(), AccessError> {
+    pub(crate) fn check_read_request(&self, req: &HttpRequest) -> Result<(), AccessError> {
         let query =
             web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
                 .map(web::Query::into_inner)
@@ -197,7 +197,7 @@ impl Access {
         self.check_read(req, query.get("token").map(String::as_str))
     }
 
-    pub fn check_read(
+    pub(crate) fn check_read(
         &self,
         req: &HttpRequest,
         query_token: Option<&str>,

@@ -2,6 +2,6 @@
 
 use actix_web::{HttpResponse, http::StatusCode};
 
-pub fn json_error(status: StatusCode, error: &impl std::fmt::Display) -> HttpResponse {
+pub(crate) fn json_error(status: StatusCode, error: &impl std::fmt::Display) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": error.to_string() }))
 }

@@ -19,7 +19,7 @@ use viralglobe_protocol::Place;
 use crate::fast_hash::FastDashMap;
 
 /// Where geoipupdate and distribution packages put City databases, in the order we look.
-pub const DEFAULT_LOCATIONS: &[&str] = &[
+pub(crate) const DEFAULT_LOCATIONS: &[&str] = &[
     "/var/lib/GeoIP/GeoLite2-City.mmdb",
     "/var/lib/GeoIP/GeoIP2-City.mmdb",
     "/var/lib/GeoIP/dbip-city-lite.mmdb",
@@ -49,7 +49,7 @@ pub enum Miss {
 }
 
 impl Miss {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::NotGlobal => "not_global",
             Self::NotFound => "not_found",
@@ -200,7 +200,7 @@ impl GeoDb {
     }
 
     /// A database held in memory (the demo's, embedded in the binary).
-    pub fn from_bytes(bytes: Vec<u8>, name: &str, cache_capacity: usize) -> Result<Self, GeoError> {
+    pub(crate) fn from_bytes(bytes: Vec<u8>, name: &str, cache_capacity: usize) -> Result<Self, GeoError> {
         let reader = maxminddb::Reader::from_source(bytes).map_err(|source| GeoError::Open {
             path: name.into(),
             source,
@@ -215,7 +215,7 @@ impl GeoDb {
         })
     }
 
-    pub fn without_database() -> Self {
+    pub(crate) fn without_database() -> Self {
         Self {
             reader: None,
             description: "none".into(),
@@ -225,7 +225,7 @@ impl GeoDb {
         }
     }
 
-    pub fn description(&self) -> &str {
+    pub(crate) fn description(&self) -> &str {
         &self.description
     }
 
@@ -270,7 +270,7 @@ impl GeoDb {
 }
 
 /// Whether `ip` is a globally routed unicast address that a geo database can place.
-pub fn is_global(ip: IpAddr) -> bool {
+pub(crate) fn is_global(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_global_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// A campaign's counters with where its arc line stands (its epoch and last `seq`).
-pub fn with_offset(
+pub(crate) fn with_offset(
     mut summary: CampaignSummary,
     offset_of: impl Fn(&str) -> Option<Offset>,
 ) -> CampaignSummary {
@@ -21,7 +21,7 @@ pub fn with_offset(
 }
 
 /// The counters of a campaign's line so far, where they are not its statistics' (the demo's loop).
-pub fn count_line(summary: &mut CampaignSummary, line: &LineCounts) {
+pub(crate) fn count_line(summary: &mut CampaignSummary, line: &LineCounts) {
     summary.shares = line.shares;
     summary.clicks = line.clicks;
     summary.conversions = line.conversions;
@@ -31,15 +31,14 @@ pub fn count_line(summary: &mut CampaignSummary, line: &LineCounts) {
 }
 
 /// `hello` for `filter`, each campaign's epoch and last `seq` as `offset_of` tells them.
-pub fn hello(
+pub(crate) fn hello(
     engine: &Engine,
     filter: &LiveFilter,
     offset_of: impl Fn(&str) -> Option<Offset>,
 ) -> ServerMessage {
     let campaigns = engine
-        .summaries()
+        .summaries(|id| filter.wants_campaign(id))
         .into_iter()
-        .filter(|c| filter.wants_campaign(&c.id))
         .map(|c| with_offset(c, &offset_of))
         .collect();
     ServerMessage::Hello {

@@ -1,24 +1,44 @@
 //! The Viral Globe server: ingest → geolocation → share generations → recordings → live arcs.
 //! `ARCHITECTURE.md` at the repository root has the map.
+//!
+//! The library is the server binary's, and exports only what the binary, the benchmarks, the
+//! maintainers' tools (`xtask`), the fuzz targets and the end-to-end tests need.
+#![warn(unreachable_pub)]
 
-pub(crate) mod auth;
-pub mod cluster;
+mod auth;
+mod cluster;
+mod commands;
 pub mod demo;
-pub mod engine;
-pub(crate) mod error;
+mod engine;
+mod error;
 mod fast_hash;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod geo;
-pub(crate) mod hello;
-pub mod hub;
-pub mod ingest;
-pub mod links;
-pub mod live;
-pub mod recording;
-pub mod replay;
-pub(crate) mod routes;
-pub mod settings;
-pub mod startup;
-pub mod telemetry;
-pub(crate) mod ws;
+mod geo;
+mod hello;
+mod hub;
+mod ingest;
+mod links;
+mod live;
+mod reading;
+mod recording;
+mod replay;
+mod routes;
+mod settings;
+mod startup;
+mod telemetry;
+mod ws;
+
+pub use engine::{Engine, HeldLimits};
+pub use geo::{GeoDb, decode_place};
+pub use hub::Hub;
+pub use ingest::{IngestReport, Pipeline};
+pub use recording::campaign_path;
+pub use settings::{Cli, Command, ExportFormat, LogFormat};
+pub use startup::Application;
+pub use telemetry::init_logging;
+
+/// Exports of a campaign's arcs to a file (the `export` command).
+pub mod export {
+    pub use crate::{commands::export_to_file as to_file, replay::export::Format};
+}

@@ -81,7 +81,7 @@ async fn the_demo_campaign_reproduces_the_published_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = demo_server(dir.path());
     let stats = loaded_stats(&server).await;
-    let figures = xtask::figures::published(&stats);
+    let figures = viralglobe_server::demo::figures::published(&stats);
     let table: Vec<String> = figures.iter().map(ToString::to_string).collect();
     assert!(figures.iter().all(|f| f.holds()), "\n{}", table.join("\n"));
     assert_eq!(stats.held, 0);
@@ -309,27 +309,6 @@ fn the_recording_itself_holds_every_published_figure() {
     assert!(signups > 46_000, "sign-ups: {signups}");
 }
 
-#[test]
-fn regenerating_the_demo_with_its_seed_gives_the_committed_bytes() {
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-data");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
-        committed.join(xtask::CITIES_FILE),
-        dir.path().join(xtask::CITIES_FILE),
-    )
-    .expect("cities");
-    xtask::regenerate(dir.path(), 2012).expect("regenerate");
-    for file in [
-        xtask::RECORDING_FILE,
-        xtask::GEO_DB_FILE,
-        xtask::PARAMS_FILE,
-    ] {
-        let fresh = std::fs::read(dir.path().join(file)).expect("fresh");
-        let kept = std::fs::read(committed.join(file)).expect("committed");
-        assert!(fresh == kept, "{file} differs from a fresh generation");
-    }
-}
-
 /// A marketer replays the demo from its first post at 100,000× and draws its timeline.
 #[tokio::test]
 async fn the_demo_campaign_replays_from_its_first_post_with_a_timeline() {
@@ -350,7 +329,7 @@ async fn the_demo_campaign_replays_from_its_first_post_with_a_timeline() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let mut expected = TimelineBucket::default();
-    for record in demo::player::records() {
+    for record in demo::records() {
         match record.event {
             InputEvent::Share(_) => expected.shares += 1,
             InputEvent::Click(_) => expected.clicks += 1,

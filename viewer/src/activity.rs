@@ -4,7 +4,7 @@
 use bevy::prelude::*;
 use viralglobe_protocol::{Timeline, TimelineBucket};
 
-use crate::{replay::Counted, tally::Tally};
+use crate::tally::{Counted, Tally};
 
 /// Activity per time bucket over the replayed span.
 #[derive(Resource, Debug, Clone, PartialEq)]

@@ -6,7 +6,16 @@ use std::collections::BTreeMap;
 use bevy::prelude::Resource;
 use viralglobe_protocol::{ArcEvent, ArcKind, CampaignStats, CampaignSummary, TimelineBucket};
 
-use crate::replay::Counted;
+/// What counters and activity need of an arc, borrowed from wherever it is kept (an event, a
+/// file's packed arcs).
+pub struct Counted<'a> {
+    pub ts: i64,
+    pub kind: ArcKind,
+    pub generation: u32,
+    pub goal: Option<&'a str>,
+    pub value_cents: u64,
+    pub channel: &'a str,
+}
 
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct Tally {

@@ -171,7 +171,7 @@ pub fn extract(database: &Path) -> anyhow::Result<Vec<DemoCity>> {
         if !(16..=24).contains(&prefix) {
             continue;
         }
-        let Some(place) = viralglobe_server::geo::decode_place(&found) else {
+        let Some(place) = viralglobe_server::decode_place(&found) else {
             continue;
         };
         let (Some(name), Some(country)) = (place.city.as_deref(), place.country.as_deref()) else {

@@ -20,12 +20,7 @@ use std::{
 use serde::Serialize;
 use viralglobe_protocol::{CampaignStats, Timestamp};
 
-use viralglobe_server::{
-    engine::{Engine, HeldLimits},
-    geo::GeoDb,
-    hub::Hub,
-    ingest::{IngestReport, Pipeline},
-};
+use viralglobe_server::{Engine, GeoDb, HeldLimits, Hub, IngestReport, Pipeline};
 
 use crate::cities::DemoCity;
 
@@ -439,9 +434,7 @@ pub fn record(
         .stats(CAMPAIGN)
         .ok_or_else(|| anyhow::anyhow!("no campaign recorded"))?;
     Ok((
-        std::fs::read(viralglobe_server::recording::campaign_path(
-            data_dir, CAMPAIGN,
-        ))?,
+        std::fs::read(viralglobe_server::campaign_path(data_dir, CAMPAIGN))?,
         stats,
     ))
 }

@@ -1,12 +1,14 @@
 //! Maintainer tools, kept out of the user binary: the demo campaign's audience cities (from a real
-//! City database), its seeded generator (run through the server's own pipeline), and the published
-//! figures it must reproduce. `cargo xtask --help`.
+//! City database), its seeded generator (run through the server's own pipeline), and the check
+//! that keeps the crates' modules layered. `cargo xtask --help`.
 
 pub mod cities;
-pub mod figures;
+pub mod cycles;
 pub mod generate;
 
 use std::path::Path;
+
+use viralglobe_server::demo::figures;
 
 /// File names inside `demo-data/`.
 pub const CITIES_FILE: &str = "cities.tsv";
@@ -44,4 +46,30 @@ pub fn regenerate(dir: &Path, seed: u64) -> anyhow::Result<Vec<figures::Figure>>
         "demo campaign recorded"
     );
     Ok(figures::published(&stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn regenerating_the_demo_with_its_seed_gives_the_committed_bytes() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo-data");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            committed.join(super::CITIES_FILE),
+            dir.path().join(super::CITIES_FILE),
+        )
+        .expect("cities");
+        super::regenerate(dir.path(), 2012).expect("regenerate");
+        for file in [
+            super::RECORDING_FILE,
+            super::GEO_DB_FILE,
+            super::PARAMS_FILE,
+        ] {
+            let fresh = std::fs::read(dir.path().join(file)).expect("fresh");
+            let kept = std::fs::read(committed.join(file)).expect("committed");
+            assert!(fresh == kept, "{file} differs from a fresh generation");
+        }
+    }
 }

@@ -32,10 +32,16 @@ enum Command {
         #[arg(long, default_value_t = 2012)]
         seed: u64,
     },
+    /// List the module cycles of a crate (`server`, `viewer`…): sibling modules that use each
+    /// other, directly or around a loop. Fails when there is one; the tests run the same check.
+    Cycles {
+        #[arg(default_values = ["server", "viewer"])]
+        crates: Vec<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    viralglobe_server::telemetry::init_logging(false);
+    viralglobe_server::init_logging(false);
     match Cli::parse().command {
         Command::DemoCities { geoip, out } => {
             let cities = xtask::cities::extract(&geoip)?;
@@ -46,6 +52,16 @@ fn main() -> anyhow::Result<()> {
             for figure in xtask::regenerate(&dir, seed)? {
                 println!("{figure}");
             }
+        }
+        Command::Cycles { crates } => {
+            let mut found = 0;
+            for krate in &crates {
+                for cycle in xtask::cycles::find(krate)? {
+                    println!("{}: {cycle}", krate.display());
+                    found += 1;
+                }
+            }
+            anyhow::ensure!(found == 0, "{found} module cycles");
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Health, LOG_KEY, Waiters, follower};
+use super::{Health, LOG_KEY, Waiters, connection};
 use crate::engine::EngineError;
 
 /// Batches sent in one round trip at most.
@@ -60,7 +60,7 @@ impl Appender {
                     self.refuse(group, "Redis is unreachable; retrying");
                     continue;
                 }
-                None => match follower::connect(&self.client, &self.address) {
+                None => match connection::connect(&self.client, &self.address) {
                     Ok(c) => {
                         backoff = Duration::from_millis(100);
                         self.health.set_appender_up(true);

@@ -15,45 +15,11 @@ use std::{
 
 use redis::streams::{StreamId, StreamReadReply};
 
-use super::{ClusterError, Health, LOG_KEY, Waiters, entry, snapshot};
+use super::{ClusterError, Health, LOG_KEY, Waiters, connection, entry, snapshot};
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// Entries read per round trip.
 const READ_COUNT: usize = 1_000;
-/// How long one read waits for new entries before asking again.
-const BLOCK_MS: u64 = 1_000;
-
-pub(super) fn client(url: &str) -> Result<redis::Client, ClusterError> {
-    // `rediss://`: TLS with rustls and ring. Installing it twice is harmless (it stays).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    redis::Client::open(url).map_err(|e| ClusterError::Url {
-        url: super::address_of(url),
-        error: e.to_string(),
-    })
-}
-
-/// A connection with deadlines, so that a Redis that stops answering is noticed.
-pub(super) fn connect(
-    client: &redis::Client,
-    address: &str,
-) -> Result<redis::Connection, ClusterError> {
-    let unreachable = |e: redis::RedisError| ClusterError::Unreachable {
-        address: address.to_owned(),
-        error: if e.is_connection_refusal() {
-            format!("{e} (is redis-server running? README, \"Running several nodes\")")
-        } else {
-            // A TLS failure names the certificate; a private CA is trusted with SSL_CERT_FILE.
-            e.to_string()
-        },
-    };
-    let con = client
-        .get_connection_with_timeout(Duration::from_secs(3))
-        .map_err(unreachable)?;
-    let deadline = Some(Duration::from_millis(BLOCK_MS) + Duration::from_secs(10));
-    con.set_read_timeout(deadline).map_err(unreachable)?;
-    con.set_write_timeout(deadline).map_err(unreachable)?;
-    Ok(con)
-}
 
 /// `ms-n` → (ms, n); an id Redis made always parses.
 fn parse_id(id: &str) -> (u64, u64) {
@@ -83,7 +49,7 @@ pub(super) struct Snapshots {
 }
 
 impl Snapshots {
-    pub fn new(mirror: &Path, every: u64) -> Self {
+    pub(super) fn new(mirror: &Path, every: u64) -> Self {
         Self {
             mirror: mirror.to_owned(),
             every,
@@ -118,19 +84,19 @@ impl Follower {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT").arg(READ_COUNT);
         if block {
-            cmd.arg("BLOCK").arg(BLOCK_MS);
+            cmd.arg("BLOCK").arg(connection::BLOCK_MS);
         }
         cmd.arg("STREAMS").arg(LOG_KEY).arg(&self.last).query(con)
     }
 
     /// Applies every entry the log has now.
-    pub fn catch_up(&mut self) -> Result<(), ClusterError> {
+    pub(super) fn catch_up(&mut self) -> Result<(), ClusterError> {
         let started = Instant::now();
         let redis_error = |e: redis::RedisError| ClusterError::Redis {
             address: self.address.clone(),
             error: e.to_string(),
         };
-        let mut con = connect(&self.client, &self.address)?;
+        let mut con = connection::connect(&self.client, &self.address)?;
         let newest: Vec<StreamId> = redis::cmd("XREVRANGE")
             .arg(LOG_KEY)
             .arg("+")
@@ -171,7 +137,7 @@ impl Follower {
         Ok(())
     }
 
-    pub fn spawn(self) {
+    pub(super) fn spawn(self) {
         let spawned = thread::Builder::new()
             .name("log-follower".into())
             .spawn(move || self.run());
@@ -182,14 +148,14 @@ impl Follower {
     }
 
     fn run(mut self) {
-        let mut con = connect(&self.client, &self.address).ok();
+        let mut con = connection::connect(&self.client, &self.address).ok();
         let mut backoff = Backoff::new();
         // When the log's trimming was last checked; `None`: at once.
         let mut trim_checked = Some(Instant::now());
         loop {
             let c = match con.as_mut() {
                 Some(c) => c,
-                None => match connect(&self.client, &self.address) {
+                None => match connection::connect(&self.client, &self.address) {
                     Ok(c) => {
                         tracing::info!(redis = %self.address, applied = %self.last, "following the log again");
                         self.health.set_follower_up(true);

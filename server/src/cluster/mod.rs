@@ -6,6 +6,7 @@
 //! ordinary recordings, which replays, exports and resuming subscribers read.
 
 mod appender;
+mod connection;
 mod entry;
 mod follower;
 mod snapshot;
@@ -55,9 +56,13 @@ pub enum ClusterError {
 
 /// The visit salt of `day` that every node uses: the first node's `proposal` is kept (for two
 /// days, then Redis forgets it), and every node reads it back.
-pub fn shared_visit_salt(url: &str, day: u64, proposal: &str) -> Result<String, ClusterError> {
-    let address = address_of(url);
-    let mut con = follower::connect(&follower::client(url)?, &address)?;
+pub(crate) fn shared_visit_salt(
+    url: &str,
+    day: u64,
+    proposal: &str,
+) -> Result<String, ClusterError> {
+    let address = connection::address_of(url);
+    let mut con = connection::connect(&connection::client(url)?, &address)?;
     let key = format!("{VISIT_SALT_KEY}:{day}");
     let redis_error = |e: redis::RedisError| ClusterError::Redis {
         address: address.clone(),
@@ -229,13 +234,13 @@ pub struct Cluster {
 }
 
 /// Where a node keeps its mirror of the log: beside, never over, the local mode's recordings.
-pub fn mirror_dir(data_dir: &Path) -> std::path::PathBuf {
+pub(crate) fn mirror_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("redis-mirror")
 }
 
 /// Empties the mirror: a node rebuilds it from the log at every start, so it never holds
 /// anything the log does not.
-pub fn clear_mirror(dir: &Path) -> Result<(), ClusterError> {
+pub(crate) fn clear_mirror(dir: &Path) -> Result<(), ClusterError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -246,23 +251,13 @@ pub fn clear_mirror(dir: &Path) -> Result<(), ClusterError> {
     }
 }
 
-/// The address in a Redis URL, without its password.
-fn address_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    host.split(['/', '?', '#'])
-        .next()
-        .unwrap_or(host)
-        .to_owned()
-}
-
 /// Readies `mirror` for a node that starts: emptied, then filled with the latest snapshot if
 /// there is one; and the deployment's epoch, made now if this is the first node on this Redis.
-pub fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, ClusterError> {
-    let client = follower::client(&options.url)?;
-    let address = address_of(&options.url);
+pub(crate) fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, ClusterError> {
+    let client = connection::client(&options.url)?;
+    let address = connection::address_of(&options.url);
     clear_mirror(mirror)?;
-    let mut con = follower::connect(&client, &address)?;
+    let mut con = connection::connect(&client, &address)?;
     let made = crate::recording::new_epoch();
     let (_, epoch): (redis::Value, String) = redis::pipe()
         .cmd("SET")
@@ -289,8 +284,8 @@ impl Cluster {
         engine: Arc<Engine>,
         mirror: &Path,
     ) -> Result<Arc<Self>, ClusterError> {
-        let client = follower::client(&options.url)?;
-        let address = address_of(&options.url);
+        let client = connection::client(&options.url)?;
+        let address = connection::address_of(&options.url);
         let node = format!("{}-{}", std::process::id(), crate::recording::new_epoch());
         let waiters = Arc::new(Waiters::default());
         let health = Arc::new(Health::default());
@@ -408,23 +403,5 @@ impl Cluster {
                 .clone(),
             stopped,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_address_is_shown_without_the_password() {
-        assert_eq!(
-            address_of("redis://:secret@10.0.0.5:6380/2"),
-            "10.0.0.5:6380"
-        );
-        assert_eq!(
-            address_of("rediss://user:pw@redis.example:6379"),
-            "redis.example:6379"
-        );
-        assert_eq!(address_of("redis://127.0.0.1"), "127.0.0.1");
     }
 }

@@ -19,7 +19,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterError, LOG_KEY, follower};
+use super::{ClusterError, LOG_KEY, connection};
 
 /// Names the latest snapshot's entry.
 const LATEST_KEY: &str = "viralglobe:snapshot";
@@ -69,7 +69,7 @@ pub(super) fn restore(
     address: &str,
     dir: &Path,
 ) -> Result<Option<String>, ClusterError> {
-    let mut con = follower::connect(client, address)?;
+    let mut con = connection::connect(client, address)?;
     for _ in 0..5 {
         let started = Instant::now();
         let latest: Option<String> = redis::cmd("GET")
@@ -150,7 +150,7 @@ pub(super) fn write(
     pending: &Pending,
 ) -> Result<(), ClusterError> {
     let started = Instant::now();
-    let mut con = follower::connect(client, address)?;
+    let mut con = connection::connect(client, address)?;
     let locked: Option<String> = redis::cmd("SET")
         .arg(LOCK_KEY)
         .arg(node)

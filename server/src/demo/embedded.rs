@@ -4,7 +4,7 @@
 pub const CAMPAIGN: &str = "bones-brigade";
 
 /// The recorded Bones Brigade campaign (zstd-compressed NDJSON of `RecordedEvent`s).
-pub static RECORDING: &[u8] = include_bytes!("../../../demo-data/bones-brigade.ndjson.zst");
+pub(crate) static RECORDING: &[u8] = include_bytes!("../../../demo-data/bones-brigade.ndjson.zst");
 
 /// The MaxMind-format City database that places every address the demo uses.
-pub static GEO_DB: &[u8] = include_bytes!("../../../demo-data/demo-city.mmdb");
+pub(crate) static GEO_DB: &[u8] = include_bytes!("../../../demo-data/demo-city.mmdb");

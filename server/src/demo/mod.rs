@@ -2,9 +2,13 @@
 //! live traffic for a running server. The tools that make the recording are maintainers': `cargo
 //! xtask` (the `xtask` crate).
 
-pub mod embedded;
-pub mod player;
+pub(crate) mod embedded;
+pub mod figures;
+pub(crate) mod player;
 pub mod simulate;
+
+pub use embedded::CAMPAIGN;
+pub use player::{Pace, records};
 
 use std::{path::Path, sync::Arc};
 

@@ -32,7 +32,7 @@ pub fn records() -> impl Iterator<Item = RecordedEvent> {
 
 /// The embedded recording's events with where their lines are in it (and in the file
 /// [`unpack`] writes).
-pub fn located_records() -> impl Iterator<Item = (RecordedEvent, Range<u64>)> {
+pub(crate) fn located_records() -> impl Iterator<Item = (RecordedEvent, Range<u64>)> {
     let decoder = zstd::stream::read::Decoder::new(embedded::RECORDING)
         .expect("the embedded demo recording is zstd");
     let mut lines = Lines::new(BufReader::new(decoder), 0);
@@ -46,7 +46,7 @@ pub fn located_records() -> impl Iterator<Item = (RecordedEvent, Range<u64>)> {
 
 /// The epoch of the embedded recording's arc line: a hash of its bytes, the same in every run
 /// of the same build.
-pub fn recording_epoch() -> String {
+pub(crate) fn recording_epoch() -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     embedded::RECORDING.hash(&mut hasher);
@@ -56,7 +56,7 @@ pub fn recording_epoch() -> String {
 /// Writes the embedded recording out as a plain recording under `data_dir/demo/`, where replays,
 /// timelines and exports read it like any other. The file is named by its epoch, so a later start
 /// reuses it and a new build writes its own.
-pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
+pub(crate) fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
     let dir = data_dir.join("demo");
     std::fs::create_dir_all(&dir)?;
     let name = format!("{}-{}.ndjson", embedded::CAMPAIGN, recording_epoch());
@@ -74,7 +74,7 @@ pub fn unpack(data_dir: &Path) -> std::io::Result<PathBuf> {
 
 /// Plays the campaign again and again on a thread of its own. Each loop is a new epoch of the
 /// campaign's live arc line (the run's own, then the loop's number), announced with a `reset`.
-pub fn spawn(hub: Arc<Hub>, pace: Pace) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn(hub: Arc<Hub>, pace: Pace) -> std::io::Result<std::thread::JoinHandle<()>> {
     let run = recording::new_epoch();
     std::thread::Builder::new()
         .name("demo-player".into())

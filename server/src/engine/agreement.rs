@@ -162,7 +162,7 @@ fn live_arcs(dir: &std::path::Path, ops: &[Op]) -> (BTreeMap<String, Vec<ArcEven
                     .iter()
                     .map(|c| (engine.stats(c), engine.cascades(c, 256)))
                     .collect();
-                (engine.summaries(), engine.held(), per_campaign)
+                (engine.summaries(|_| true), engine.held(), per_campaign)
             };
             let counted = figures(&engine);
             drop(engine);

@@ -20,7 +20,7 @@ pub(super) struct Indexer {
 }
 
 impl Indexer {
-    pub fn new(data_dir: PathBuf, tree: Arc<ShareTree>) -> Self {
+    pub(super) fn new(data_dir: PathBuf, tree: Arc<ShareTree>) -> Self {
         Self {
             data_dir,
             // A line only names shares resolved above it in the same recording (the engine
@@ -32,17 +32,17 @@ impl Indexer {
         }
     }
 
-    pub fn kept(&self) -> KeptIndexes {
+    pub(super) fn kept(&self) -> KeptIndexes {
         self.kept.clone()
     }
 
     /// The share facts every index the engine keeps draws with.
-    pub fn shares(&self) -> Arc<dyn Shares> {
+    pub(super) fn shares(&self) -> Arc<dyn Shares> {
         self.shares.clone()
     }
 
     /// A line of `campaign`'s recording at `bytes`, which draws an arc or not (`draws`).
-    pub fn written(
+    pub(super) fn written(
         &mut self,
         campaign: &Arc<str>,
         bytes: Range<u64>,
@@ -54,7 +54,7 @@ impl Indexer {
     }
 
     /// A line of `campaign`'s recording read at start: in its file already.
-    pub fn read(
+    pub(super) fn read(
         &mut self,
         campaign: &Arc<str>,
         bytes: Range<u64>,
@@ -68,7 +68,7 @@ impl Indexer {
     }
 
     /// The lines written are in their files now: index them.
-    pub fn committed(&mut self) {
+    pub(super) fn committed(&mut self) {
         let mut written = std::mem::take(&mut self.written);
         let mut lines = Vec::new();
         let mut each = written.drain(..).peekable();
@@ -85,7 +85,7 @@ impl Indexer {
     }
 
     /// The lines written did not all reach their files (ingest stops): forget them.
-    pub fn failed(&mut self) {
+    pub(super) fn failed(&mut self) {
         self.written.clear();
     }
 

@@ -12,7 +12,7 @@ use crate::fast_hash::FastDashMap;
 
 /// What one link leads to (its code is the key it is found by).
 #[derive(Debug)]
-pub struct Link {
+pub(crate) struct Link {
     pub share: Box<str>,
     pub campaign: Arc<str>,
     /// Shared by every link that leads there: a post's child links all lead where it does.
@@ -24,14 +24,14 @@ pub struct Link {
 }
 
 #[derive(Debug, Default)]
-pub struct Links {
+pub(crate) struct Links {
     by_code: FastDashMap<Box<str>, Arc<Link>>,
     /// Each destination once (up to 2 KB each), however many links lead there.
     destinations: FastDashMap<Arc<str>, ()>,
 }
 
 impl Links {
-    pub fn get(&self, code: &str) -> Option<Arc<Link>> {
+    pub(crate) fn get(&self, code: &str) -> Option<Arc<Link>> {
         self.by_code.get(code).map(|l| l.clone())
     }
 

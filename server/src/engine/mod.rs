@@ -13,6 +13,7 @@ mod ledger;
 mod links;
 mod seen;
 mod stats;
+mod summaries;
 mod tree;
 
 use std::{
@@ -22,16 +23,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use ledger::{Expired, HeldLimits, Outcome};
-pub use links::{Link, Links};
+pub use ledger::HeldLimits;
+pub(crate) use ledger::{Expired, Outcome};
+pub(crate) use links::{Link, Links};
 use tree::ShareTree;
 use viralglobe_protocol::{
-    CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent, attribution::Cascades,
+    ArcEvent, CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent,
+    attribution::Cascades,
 };
 
 use self::{
     indexer::Indexer,
     ledger::{Ledger, Sink},
+    summaries::Summaries,
 };
 use crate::{
     hub::Hub,
@@ -66,7 +70,7 @@ pub enum EngineError {
 impl EngineError {
     /// What went wrong, without the words a `Stopped` wraps it in: the reason a caller that stops
     /// in turn gives, so that it reads once.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Self::Stopped(reason) => reason.clone(),
             other => other.to_string(),
@@ -87,6 +91,21 @@ struct State {
 }
 
 impl State {
+    /// The ledger, and the sink its lines go to (with the arcs they draw, when `arcs` is given).
+    fn parts<'a>(&'a mut self, arcs: Option<&'a mut Vec<ArcEvent>>) -> (&'a mut Ledger, Sink<'a>) {
+        let Self {
+            ledger,
+            recorder,
+            indexer,
+        } = self;
+        let sink = Sink {
+            recorder,
+            indexer,
+            arcs,
+        };
+        (ledger, sink)
+    }
+
     /// Writes out what is buffered; then what was written is indexed.
     fn commit(&mut self) -> Result<(), RecordingError> {
         let committed = self.recorder.commit();
@@ -100,9 +119,10 @@ impl State {
 
 pub struct Engine {
     state: Mutex<State>,
-    /// The share tree and the links, read without the lock.
+    /// The share tree, the links and the campaigns' counters, read without the lock.
     shares: Arc<ShareTree>,
     links: Arc<Links>,
+    summaries: Summaries,
     /// The indexes of the recordings it writes, kept as it writes them.
     kept_indexes: KeptIndexes,
     hub: Arc<Hub>,
@@ -140,7 +160,7 @@ fn count_outcomes(outcomes: &[Outcome], labels: Vec<&'static str>) {
 
 /// Follows `records` as a restart follows a recording, in memory; returns each campaign's last
 /// `seq`. For the fuzz target of the recording reader.
-pub fn follow_in_memory(records: &[RecordedEvent]) -> Vec<(String, u64)> {
+pub(crate) fn follow_in_memory(records: &[RecordedEvent]) -> Vec<(String, u64)> {
     let limits = HeldLimits {
         max: usize::MAX,
         max_per_campaign: usize::MAX,
@@ -214,16 +234,8 @@ impl Engine {
             indexer,
         };
         let rebuilt = {
-            let State {
-                ledger,
-                recorder,
-                indexer,
-            } = &mut state;
-            ledger.finish_rebuild(&mut Sink {
-                recorder,
-                indexer,
-                arcs: None,
-            })
+            let (ledger, mut sink) = state.parts(None);
+            ledger.finish_rebuild(&mut sink)
         };
         let written = rebuilt.and_then(|rebuilt| {
             state.commit()?;
@@ -261,10 +273,13 @@ impl Engine {
         let sync_files = recorder.sync_files();
         let kept_indexes = state.indexer.kept();
         let links = ledger.links.clone();
+        let summaries = Summaries::default();
+        summaries.publish(state.ledger.changed_summaries());
         Ok(Self {
             state: Mutex::new(state),
             shares,
             links,
+            summaries,
             kept_indexes,
             hub,
             sync_files,
@@ -287,7 +302,7 @@ impl Engine {
     /// Cluster mode, before anything is applied: every new campaign's epoch is `epoch` (the
     /// deployment's, so that every node numbers the same arc line), and lines that start a wait
     /// carry the log's time (so that a node rebuilt from them gives up what every node does).
-    pub fn enter_cluster_mode(&self, epoch: String) {
+    pub(crate) fn enter_cluster_mode(&self, epoch: String) {
         let mut state = self.lock();
         state.recorder.set_new_campaign_epoch(epoch);
         state.ledger.stamp_waits = true;
@@ -295,20 +310,20 @@ impl Engine {
 
     /// Applies a batch in order and writes it out; returns one outcome per event. The batch is
     /// durable (per the fsync policy) when this returns `Ok`.
-    pub fn apply(&self, batch: Vec<Located>) -> Result<Vec<Outcome>, EngineError> {
+    pub(crate) fn apply(&self, batch: Vec<Located>) -> Result<Vec<Outcome>, EngineError> {
         self.apply_at(batch, self.local_ms())
     }
 
     /// [`Engine::apply`] with waits that begin stamped `now_ms` (cluster mode: the log entry's
     /// time, so that every node gives up the same events at the same entry).
-    pub fn apply_at(&self, batch: Vec<Located>, now_ms: u64) -> Result<Vec<Outcome>, EngineError> {
+    pub(crate) fn apply_at(&self, batch: Vec<Located>, now_ms: u64) -> Result<Vec<Outcome>, EngineError> {
         let mut results = self.apply_group_at(vec![batch], now_ms);
         results.pop().expect("one result a batch")
     }
 
     /// Applies batches from requests that arrived together, in order, under one lock, and writes
     /// them out with one commit (group commit); returns what [`Engine::apply`] would have for each.
-    pub fn apply_group(
+    pub(crate) fn apply_group(
         &self,
         batches: Vec<Vec<Located>>,
     ) -> Vec<Result<Vec<Outcome>, EngineError>> {
@@ -330,11 +345,7 @@ impl Engine {
         let mut applied = Vec::with_capacity(batches.len());
         let mut arcs = Vec::new();
         let mut state = self.lock();
-        let State {
-            ledger,
-            recorder,
-            indexer,
-        } = &mut *state;
+        let (ledger, mut sink) = state.parts(Some(&mut arcs));
         ledger.now_ms = ledger.now_ms.max(now_ms);
         let mut written = Ok(());
         for batch in batches {
@@ -343,11 +354,6 @@ impl Engine {
             let mut unavailable = None;
             for located in batch.into_iter().take_while(|_| written.is_ok()) {
                 labels.push(type_label(&located.event));
-                let mut sink = Sink {
-                    recorder,
-                    indexer,
-                    arcs: Some(&mut arcs),
-                };
                 match ledger.apply(located.event, located.place, &mut sink) {
                     Ok(outcome) => outcomes.push(outcome),
                     Err(e) if e.nothing_written() => {
@@ -363,6 +369,7 @@ impl Engine {
             applied.push((outcomes, labels, unavailable));
         }
         if let Err(e) = written.and_then(|()| state.commit()) {
+            self.summaries.publish(state.ledger.changed_summaries());
             let reason = e.to_string();
             let _ = self.stopped.set(reason.clone());
             metrics::counter!("viralglobe_recording_errors_total").increment(1);
@@ -381,6 +388,7 @@ impl Engine {
         for (campaign, epoch) in state.recorder.take_new_epochs() {
             self.hub.reset(&campaign, epoch);
         }
+        self.summaries.publish(state.ledger.changed_summaries());
         self.hub.publish(arcs);
         drop(state);
 
@@ -407,12 +415,12 @@ impl Engine {
 
     /// Gives up the events that have waited longer than `max_age` for their share or parent
     /// share, writing the lines that say so.
-    pub fn expire_held(&self, max_age: Duration) -> Result<Expired, EngineError> {
+    pub(crate) fn expire_held(&self, max_age: Duration) -> Result<Expired, EngineError> {
         self.expire_held_at(self.local_ms(), max_age)
     }
 
     /// [`Engine::expire_held`] by a clock of the caller's (cluster mode: the log's).
-    pub fn expire_held_at(&self, now_ms: u64, max_age: Duration) -> Result<Expired, EngineError> {
+    pub(crate) fn expire_held_at(&self, now_ms: u64, max_age: Duration) -> Result<Expired, EngineError> {
         if let Some(reason) = self.stopped.get() {
             return Err(EngineError::Stopped(reason.clone()));
         }
@@ -420,18 +428,10 @@ impl Engine {
             return Ok(Expired::default());
         };
         let mut state = self.lock();
-        let State {
-            ledger,
-            recorder,
-            indexer,
-        } = &mut *state;
-        let mut sink = Sink {
-            recorder,
-            indexer,
-            arcs: None,
-        };
+        let (ledger, mut sink) = state.parts(None);
         let expired = ledger.expire(cutoff, &mut sink);
         let held = ledger.held();
+        self.summaries.publish(ledger.changed_summaries());
         // What was given up before a failure is written out too.
         let written = state.commit().and(expired);
         drop(state);
@@ -469,7 +469,7 @@ impl Engine {
     /// Writes out what is buffered and lists the data directory's state files with their lengths
     /// now. They only grow while the server runs, so their first bytes stay what they are: the
     /// state as of the last batch applied, to copy at leisure (cluster mode's snapshots).
-    pub fn state_files(&self, data_dir: &Path) -> Result<Vec<(String, u64)>, EngineError> {
+    pub(crate) fn state_files(&self, data_dir: &Path) -> Result<Vec<(String, u64)>, EngineError> {
         let mut state = self.lock();
         if let Err(e) = state.commit() {
             let _ = self.stopped.set(e.to_string());
@@ -490,7 +490,7 @@ impl Engine {
     /// Loads `campaign`'s recording that lives outside the data directory (the embedded demo's,
     /// unpacked at `path`), in chunks so that readers are never kept waiting long. Nothing is
     /// written. Once it is loaded, its index is kept with those of the recordings written here.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         campaign: &str,
         path: Option<&Path>,
@@ -507,6 +507,7 @@ impl Engine {
                 let draws = state.ledger.follow(&record, place).is_some();
                 lines.push(IndexedLine::new(bytes.start, bytes.end, &record, draws));
             }
+            self.summaries.publish(state.ledger.changed_summaries());
             drop(state);
             if let Some(index) = &index {
                 index.add(&lines);
@@ -518,26 +519,19 @@ impl Engine {
         }
     }
 
-    pub fn sync_files(&self) -> SyncFiles {
+    pub(crate) fn sync_files(&self) -> SyncFiles {
         self.sync_files.clone()
     }
 
     /// The indexes of the recordings it writes, for replays: kept up to date as it writes.
-    pub fn kept_indexes(&self) -> KeptIndexes {
+    pub(crate) fn kept_indexes(&self) -> KeptIndexes {
         self.kept_indexes.clone()
     }
 
-    /// Every campaign's counters, sorted by id.
-    pub fn summaries(&self) -> Vec<CampaignSummary> {
-        let state = self.lock();
-        let mut list: Vec<_> = state
-            .ledger
-            .campaigns
-            .iter()
-            .map(|(id, c)| c.stats.summary(id))
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        list
+    /// The counters of the campaigns `wanted` names, sorted by id, as of the last batch applied:
+    /// read without the engine's lock.
+    pub(crate) fn summaries(&self, wanted: impl Fn(&str) -> bool) -> Vec<CampaignSummary> {
+        self.summaries.of(wanted)
     }
 
     pub fn stats(&self, campaign: &str) -> Option<CampaignStats> {
@@ -552,7 +546,7 @@ impl Engine {
     }
 
     /// The campaign's `limit` top cascades.
-    pub fn cascades(&self, campaign: &str, limit: usize) -> Option<Cascades> {
+    pub(crate) fn cascades(&self, campaign: &str, limit: usize) -> Option<Cascades> {
         let state = self.lock();
         let c = state.ledger.campaigns.get(campaign)?;
         Some(Cascades {
@@ -562,23 +556,23 @@ impl Engine {
     }
 
     /// Every tracked link of the recordings, as they are followed.
-    pub fn links(&self) -> &Links {
+    pub(crate) fn links(&self) -> &Links {
         &self.links
     }
 
     /// A resolved share's generation, channel and place, if it is resolved.
-    pub fn share(&self, id: &str) -> Option<(u32, Option<Arc<Place>>)> {
+    pub(crate) fn share(&self, id: &str) -> Option<(u32, Option<Arc<Place>>)> {
         self.shares
             .get(id)
             .map(|node| (node.generation, node.place.clone()))
     }
 
     /// Why ingest stopped, if it did.
-    pub fn stopped(&self) -> Option<&str> {
+    pub(crate) fn stopped(&self) -> Option<&str> {
         self.stopped.get().map(String::as_str)
     }
 
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.lock().ledger.held()
     }
 }

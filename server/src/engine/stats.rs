@@ -18,7 +18,7 @@ pub(super) struct Counts {
 }
 
 impl Counts {
-    pub fn add(&mut self, other: &Counts) {
+    pub(super) fn add(&mut self, other: &Counts) {
         self.shares += other.shares;
         self.clicks += other.clicks;
         self.conversions += other.conversions;
@@ -27,7 +27,7 @@ impl Counts {
         self.reach_clicks += other.reach_clicks;
     }
 
-    pub fn to_wire(self) -> Tally {
+    pub(super) fn to_wire(self) -> Tally {
         Tally {
             shares: self.shares,
             clicks: self.clicks,

@@ -13,15 +13,15 @@ use viralglobe_protocol::{Place, Timestamp, rule::ShareFacts};
 /// A name that many shares repeat (campaign, root), interned by the ledger: a thin pointer to the
 /// one `Arc<str>` of its text, half the size of an `Arc<str>`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Arc<Arc<str>>);
+pub(super) struct Name(Arc<Arc<str>>);
 
 impl Name {
-    pub fn new(text: Arc<str>) -> Self {
+    pub(super) fn new(text: Arc<str>) -> Self {
         Self(Arc::new(text))
     }
 
     /// The text as the `Arc<str>` every holder of this name shares.
-    pub fn arc(&self) -> Arc<str> {
+    pub(super) fn arc(&self) -> Arc<str> {
         Arc::clone(&self.0)
     }
 }
@@ -54,14 +54,14 @@ impl fmt::Display for Name {
 /// A share's reach, if it has one, in one word: `u64::MAX` is none (a reach that large is kept as
 /// one less).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Reach(u64);
+pub(super) struct Reach(u64);
 
 impl Reach {
-    pub fn new(reach: Option<u64>) -> Self {
+    pub(super) fn new(reach: Option<u64>) -> Self {
         Self(reach.map_or(u64::MAX, |r| r.min(u64::MAX - 1)))
     }
 
-    pub fn get(self) -> Option<u64> {
+    pub(super) fn get(self) -> Option<u64> {
         (self.0 != u64::MAX).then_some(self.0)
     }
 }
@@ -75,14 +75,14 @@ impl fmt::Debug for Reach {
 /// Where a share came from: its channel and its sharer's kind. There are few distinct pairs, so
 /// the ledger interns each and nodes point to it.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Via {
+pub(super) struct Via {
     pub channel: Arc<str>,
     pub sharer_kind: Option<Arc<str>>,
 }
 
 /// A resolved share. Places are shared with the geo cache.
 #[derive(Debug, Clone)]
-pub struct ShareNode {
+pub(super) struct ShareNode {
     pub campaign: Name,
     pub root: Name,
     pub via: Arc<Via>,
@@ -95,7 +95,7 @@ pub struct ShareNode {
 
 /// Share ids are global: clicks and conversions name only the share, not its campaign. An id of
 /// up to 23 bytes is kept inline.
-pub type ShareTree = crate::fast_hash::FastDashMap<SmolStr, ShareNode>;
+pub(super) type ShareTree = crate::fast_hash::FastDashMap<SmolStr, ShareNode>;
 
 impl ShareFacts for ShareNode {
     fn place(&self) -> Option<&Place> {

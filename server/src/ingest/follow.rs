@@ -57,7 +57,7 @@ impl Bookmark {
 
 /// Starts following `source` (`-` is stdin) on a thread of its own; for a file, where it got to
 /// is noted in `data_dir`.
-pub fn follow(
+pub(crate) fn follow(
     source: PathBuf,
     pipeline: Pipeline,
     data_dir: &Path,

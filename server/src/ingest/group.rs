@@ -25,7 +25,7 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn new(engine: Arc<Engine>) -> Arc<Self> {
+    pub(super) fn new(engine: Arc<Engine>) -> Arc<Self> {
         Arc::new(Self {
             engine,
             waiting: Mutex::default(),
@@ -34,7 +34,10 @@ impl GroupCommit {
     }
 
     /// Applies `batch` with whatever else arrives with it; what [`Engine::apply`] returns.
-    pub async fn apply(self: &Arc<Self>, batch: Vec<Located>) -> Result<Vec<Outcome>, EngineError> {
+    pub(super) async fn apply(
+        self: &Arc<Self>,
+        batch: Vec<Located>,
+    ) -> Result<Vec<Outcome>, EngineError> {
         let (answer, answered) = oneshot::channel();
         self.lock().push((batch, answer));
         if !self.scheduled.swap(true, Ordering::AcqRel) {

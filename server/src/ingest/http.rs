@@ -20,7 +20,7 @@ use crate::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum IngestError {
+pub(crate) enum IngestError {
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error(
@@ -130,7 +130,7 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, IngestError> {
 /// What one request may bring, and what all JSON bodies together may hold in memory (an NDJSON
 /// body is applied as it streams; a JSON array is read whole first).
 #[derive(Debug)]
-pub struct IngestLimits {
+pub(crate) struct IngestLimits {
     pub max_body_bytes: usize,
     pub max_line_bytes: usize,
     pub max_json_bytes_in_flight: usize,
@@ -173,7 +173,7 @@ struct Ingest<'a> {
     limits: &'a IngestLimits,
 }
 
-pub async fn post_events(
+pub(crate) async fn post_events(
     req: HttpRequest,
     mut payload: web::Payload,
     pipeline: web::Data<Pipeline>,

@@ -7,9 +7,9 @@ mod http;
 
 use std::sync::Arc;
 
-pub use follow::follow;
+pub(crate) use follow::follow;
 use group::GroupCommit;
-pub use http::{IngestLimits, post_events};
+pub(crate) use http::{IngestLimits, post_events};
 use serde::Serialize;
 use viralglobe_protocol::{InputError, InputEvent, Place};
 

@@ -28,13 +28,13 @@ pub(crate) struct ClickQueue {
 
 impl ClickQueue {
     /// Starts the task that records queued clicks; call inside the server's runtime.
-    pub fn start(pipeline: Pipeline, capacity: usize) -> Self {
+    pub(super) fn start(pipeline: Pipeline, capacity: usize) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         actix_web::rt::spawn(record(pipeline, receiver));
         Self { sender }
     }
 
-    pub fn push(&self, click: Located) {
+    pub(super) fn push(&self, click: Located) {
         if let Err(error) = self.sender.try_send(click) {
             lost(1, &error.to_string());
         }

@@ -24,7 +24,7 @@ struct Window<K> {
 }
 
 impl<K: Eq + Hash> RateLimit<K> {
-    pub fn new(per_minute: u32, max_keys: usize) -> Self {
+    pub(super) fn new(per_minute: u32, max_keys: usize) -> Self {
         Self {
             per_minute,
             max_keys,
@@ -37,7 +37,7 @@ impl<K: Eq + Hash> RateLimit<K> {
 
     /// Counts one use by `key`; `Err(retry_after)` when `key` used up this minute, or when the
     /// minute has seen `max_keys` keys already (memory stays bounded whoever asks).
-    pub fn take(&self, key: K) -> Result<(), Duration> {
+    pub(super) fn take(&self, key: K) -> Result<(), Duration> {
         let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if now.duration_since(window.started) >= WINDOW {

@@ -20,7 +20,7 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use ipnet::IpNet;
-pub use routes::{
+pub(crate) use routes::{
     browser_conversion, browser_share, create_link, describe_link, link_qr, preflight, redirect,
     vg_js,
 };
@@ -59,7 +59,7 @@ pub struct LinkOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error("{0}")]
@@ -137,14 +137,14 @@ struct NewLink {
 
 /// A minted link, as answered.
 #[derive(Debug, serde::Serialize)]
-pub struct Minted {
+pub(crate) struct Minted {
     pub id: String,
     pub code: String,
     pub url: String,
 }
 
 /// Everything the link routes share.
-pub struct Tracker {
+pub(crate) struct Tracker {
     engine: Arc<Engine>,
     pipeline: Pipeline,
     options: LinkOptions,
@@ -179,7 +179,11 @@ impl Redirects {
 impl Tracker {
     /// Starts the click recorder (and, in cluster mode, the salt's sharing): call inside the
     /// server's runtime.
-    pub fn start(engine: Arc<Engine>, pipeline: Pipeline, options: LinkOptions) -> Arc<Self> {
+    pub(crate) fn start(
+        engine: Arc<Engine>,
+        pipeline: Pipeline,
+        options: LinkOptions,
+    ) -> Arc<Self> {
         let salt = VisitSalt::new();
         if let Some(redis) = &options.redis {
             salt.share_through(redis.clone());

@@ -29,7 +29,7 @@ const MAX_BROWSER_SHARER: usize = 64;
 const VG_JS: &str = include_str!("../../../assets/web/vg.js");
 
 /// `POST /v1/links`: a campaign post's link (or any share's), minted with the ingest token.
-pub async fn create_link(
+pub(crate) async fn create_link(
     req: HttpRequest,
     payload: web::Payload,
     tracker: web::Data<Tracker>,
@@ -67,7 +67,7 @@ pub async fn create_link(
 }
 
 /// `GET /v1/links/{code}`: what a link is and where it leads (readers).
-pub async fn describe_link(
+pub(crate) async fn describe_link(
     req: HttpRequest,
     code: web::Path<String>,
     tracker: web::Data<Tracker>,
@@ -93,7 +93,7 @@ pub async fn describe_link(
 }
 
 /// `GET /v1/links/{code}/qr.svg`: the link's address as a QR code, for a stage screen or a flyer.
-pub async fn link_qr(
+pub(crate) async fn link_qr(
     code: web::Path<String>,
     tracker: web::Data<Tracker>,
 ) -> Result<HttpResponse, LinkError> {
@@ -118,7 +118,7 @@ pub async fn link_qr(
 
 /// `GET /l/{code}` (and `HEAD`): 302 to the destination with `vg=CODE`, at once; a person's
 /// visit is left to be recorded as a click. Bots, link previews and `HEAD` are not counted.
-pub async fn redirect(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+pub(crate) async fn redirect(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         let message = format!("{method} is not served on {}", req.path());
@@ -194,7 +194,7 @@ exist</h1><p>Check the address: a tracked link's code has 11 letters and digits.
 
 /// `POST /v1/links/{code}/share` (from `vg.js`): a child link of the link that brought this
 /// visitor, to the same destination, placed where the visitor is.
-pub async fn browser_share(
+pub(crate) async fn browser_share(
     req: HttpRequest,
     code: web::Path<String>,
     payload: web::Payload,
@@ -229,7 +229,7 @@ pub async fn browser_share(
 
 /// `POST /v1/links/{code}/conversions` (from `vg.js`): a goal reached by a visitor whom this link
 /// brought, recorded as unverified.
-pub async fn browser_conversion(
+pub(crate) async fn browser_conversion(
     req: HttpRequest,
     code: web::Path<String>,
     payload: web::Payload,
@@ -277,7 +277,7 @@ pub async fn browser_conversion(
 /// CORS preflight of the browser endpoints (`vg.js` sends `text/plain`, which needs none; a page
 /// that sends `application/json` or headers of its own asks first). Any header may come: these
 /// endpoints take no credentials and read no header a page could forge to gain anything.
-pub async fn preflight(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn preflight(req: HttpRequest) -> HttpResponse {
     let asked = req
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
@@ -291,7 +291,7 @@ pub async fn preflight(req: HttpRequest) -> HttpResponse {
 }
 
 /// `GET /vg.js`: the script for the marketer's site.
-pub async fn vg_js() -> HttpResponse {
+pub(crate) async fn vg_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))

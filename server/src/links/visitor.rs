@@ -81,7 +81,7 @@ pub(crate) struct VisitSalt {
 }
 
 impl VisitSalt {
-    pub fn new() -> Arc<Self> {
+    pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             today: RwLock::new((u64::MAX, [0; 32])),
         })
@@ -89,7 +89,7 @@ impl VisitSalt {
 
     /// The salt of `day` (days since 1970, UTC): drawn at its first use, and the previous day's
     /// forgotten then.
-    pub fn key(&self, day: u64) -> [u8; 32] {
+    pub(super) fn key(&self, day: u64) -> [u8; 32] {
         {
             let today = self.today.read().unwrap_or_else(|p| p.into_inner());
             if today.0 == day {
@@ -112,7 +112,7 @@ impl VisitSalt {
 
     /// Cluster mode: agree on each day's salt through Redis, off the request path (a redirect
     /// never waits on Redis; until the first answer of a day, this node's own salt is used).
-    pub fn share_through(self: &Arc<Self>, redis_url: String) {
+    pub(super) fn share_through(self: &Arc<Self>, redis_url: String) {
         let salt = self.clone();
         let spawned = std::thread::Builder::new()
             .name("visit-salt".into())

@@ -4,29 +4,31 @@
 use std::sync::Arc;
 
 use actix_web::web;
-use actix_ws::Session;
 use viralglobe_protocol::{ArcEvent, Encoding, LiveFilter};
 
-use crate::replay::{Library, ReplayError, cursor::Cursor, cursor::Progress};
+use crate::{
+    replay::{Library, ReplayError, cursor::Cursor, cursor::Progress},
+    ws::{Ended, Outbox},
+};
 
 /// Arcs per frame while catching up.
 const ARCS_PER_FRAME: usize = 1_000;
 
 /// Sends the arcs after `since` up to and including `to` that `filter` wants, at full speed.
-/// Returns whether the client is still there.
+/// Fails when the recording cannot be read; within, whether the client took every arc.
 pub(super) async fn send_recorded(
-    session: &mut Session,
+    out: &mut Outbox,
     library: Arc<Library>,
     filter: &LiveFilter,
     encoding: Encoding,
     since: u64,
     to: u64,
-) -> Result<bool, ReplayError> {
+) -> Result<Result<(), Ended>, ReplayError> {
     let Some(campaign) = filter.campaign.clone() else {
-        return Ok(true);
+        return Ok(Ok(()));
     };
     if to <= since {
-        return Ok(true);
+        return Ok(Ok(()));
     }
     let read_error = |source: std::io::Error| ReplayError::Read {
         campaign: campaign.clone(),
@@ -56,8 +58,10 @@ pub(super) async fn send_recorded(
             .map_err(|e| read_error(std::io::Error::other(e.to_string())))?;
         cursor = moved_cursor;
         let (progress, moved) = outcome.map_err(read_error)?;
-        if !arcs.is_empty() && !super::feed::send_arcs(session, arcs, encoding).await {
-            return Ok(false);
+        if !arcs.is_empty()
+            && let Err(ended) = out.arcs(arcs, encoding).await
+        {
+            return Ok(Err(ended));
         }
         if progress == Progress::End && !moved {
             tracing::warn!(
@@ -69,5 +73,5 @@ pub(super) async fn send_recorded(
             break;
         }
     }
-    Ok(true)
+    Ok(Ok(()))
 }

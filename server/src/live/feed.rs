@@ -6,115 +6,41 @@
 //! trimmed. Such a subscriber is never told `lagged`: what its queue dropped is read from the
 //! recording instead.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
-use actix_ws::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytestring::ByteString;
 use serde::Deserialize;
-use tracing::Instrument;
-use viralglobe_protocol::{ArcEvent, Encoding, LiveFilter, ServerMessage, compact};
+use viralglobe_protocol::{Encoding, LiveFilter, ServerMessage, compact};
 
 use super::catch_up;
 use crate::{
-    auth::Access,
     engine::Engine,
-    error::json_error,
     hello::hello,
     hub::{Frame, Frames, Hub, Offset},
-    replay::{Library, ReplayError, Resume},
-    ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send, send_binary},
+    reading::{ReadError, Reading, Resume},
+    replay::Library,
+    ws::{self, Ended, Outbox, Source},
 };
 
 #[derive(Debug, Deserialize)]
-pub struct LiveQuery {
-    campaign: Option<String>,
-    kind: Option<String>,
-    channel: Option<String>,
-    generation: Option<String>,
+pub(crate) struct LiveQuery {
     encoding: Option<String>,
-    token: Option<String>,
-    since: Option<String>,
-    epoch: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LiveError {
-    #[error("query parameter `{field}`: {message}")]
-    BadQuery {
-        field: &'static str,
-        message: String,
-    },
-}
-
-impl ResponseError for LiveError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        json_error(self.status_code(), self)
-    }
-}
-
-impl From<ReplayError> for LiveError {
-    fn from(error: ReplayError) -> Self {
-        match error {
-            ReplayError::BadQuery { field, message } => Self::BadQuery { field, message },
-            other => Self::BadQuery {
-                field: "since",
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-pub async fn live(
+pub(crate) async fn live(
     req: HttpRequest,
     body: web::Payload,
+    reading: Reading,
     query: web::Query<LiveQuery>,
-    access: web::Data<Access>,
     hub: web::Data<Hub>,
     library: web::Data<Library>,
     engine: web::Data<Engine>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let LiveQuery {
-        campaign,
-        kind,
-        channel,
-        generation,
-        encoding,
-        token,
-        since,
-        epoch,
-    } = query.into_inner();
-    access.check_read(&req, token.as_deref())?;
-    let filter = LiveFilter::from_query(
-        campaign,
-        kind.as_deref(),
-        channel.as_deref(),
-        generation.as_deref(),
-    )
-    .map_err(|e| LiveError::BadQuery {
-        field: e.field,
-        message: e.message,
-    })?;
-    let encoding = Encoding::from_query(encoding.as_deref()).map_err(|e| LiveError::BadQuery {
-        field: e.field,
-        message: e.message,
-    })?;
-    let resume = Resume::parse(since.as_deref(), epoch.as_deref()).map_err(LiveError::from)?;
-    if resume.is_some() && filter.campaign.is_none() {
-        return Err(LiveError::BadQuery {
-            field: "campaign",
-            message: "resuming with `since` needs the `campaign` it counts in".into(),
-        }
-        .into());
-    }
-
-    let span = ws::session_span("live", &req, filter.campaign.as_deref());
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let encoding = Encoding::from_query(query.encoding.as_deref())
+        .map_err(|e| ReadError::bad(e.field, e.message))?;
+    let resume = reading.resume()?;
+    let filter = reading.filter;
     let (frames, offset, line) = hub.subscribe_counted(filter.clone(), encoding);
     // The hello gives the campaign's offset at the subscription: its queue holds exactly what
     // follows, and a new subscriber is sent nothing at or before it (arcs published in the tick
@@ -146,10 +72,11 @@ pub async fn live(
         arc_frames: 0,
         behind: 0,
         encoding,
+        frames,
+        opening: Some((hello, resume, offset)),
     };
-    let session = run_session(session, stream, frames, hello, feed, resume, offset);
-    actix_web::rt::spawn(session.instrument(span));
-    Ok(response)
+    let campaign = feed.filter.campaign.clone();
+    ws::start("live", &req, body, campaign.as_deref(), feed)
 }
 
 /// A subscriber's frames of arcs whose delivery time is sampled: one in this many (the first
@@ -176,6 +103,11 @@ struct Feed {
     /// Arcs in frames dropped for waiting too long in the queue, not yet told.
     behind: u64,
     encoding: Encoding,
+    /// The subscriber's queue at the hub.
+    frames: Frames,
+    /// Until the session opens: `hello`, and where a resuming subscriber resumes in the offset
+    /// it subscribed at.
+    opening: Option<(ServerMessage, Option<Resume>, Option<Offset>)>,
 }
 
 impl Feed {
@@ -184,71 +116,73 @@ impl Feed {
     }
 
     /// Sends a reset to epoch `epoch`.
-    async fn reset(&mut self, session: &mut Session, epoch: &str) -> bool {
+    async fn reset(&mut self, out: &mut Outbox, epoch: &str) -> Result<(), Ended> {
         let reset = ServerMessage::Reset {
             campaign: self.campaign().to_owned(),
             epoch: epoch.to_owned(),
         };
         self.epoch = Some(epoch.to_owned());
         (self.floor, self.sent) = (0, 0);
-        send(session, encode(&reset)).await
+        out.message(&reset).await
     }
 
     /// Brings the subscriber from `since` up to the campaign's `offset` from the recording.
-    async fn catch_up(&mut self, session: &mut Session, since: u64, offset: &Offset) -> bool {
+    async fn catch_up(
+        &mut self,
+        out: &mut Outbox,
+        since: u64,
+        offset: &Offset,
+    ) -> Result<(), Ended> {
         let library = self.library.clone();
         // Boxed: a rare path with a large future, kept out of every session's task.
-        let recorded = catch_up::send_recorded(
-            session,
-            library,
-            &self.filter,
-            self.encoding,
-            since,
-            offset.seq,
-        );
+        let recorded =
+            catch_up::send_recorded(out, library, &self.filter, self.encoding, since, offset.seq);
         match Box::pin(recorded).await {
-            Ok(open) => {
+            Ok(sent) => {
                 self.floor = offset.seq;
                 self.sent = self.sent.max(offset.seq);
-                open
+                sent
             }
             Err(error) => {
                 tracing::error!(%error, campaign = self.campaign(), "cannot read the recording to catch up");
                 let message = ServerMessage::Error {
                     message: format!("cannot catch up: {error}"),
                 };
-                let _ = send(session, encode(&message)).await;
-                false
+                let _ = out.message(&message).await;
+                Err(Ended::ReadFailed)
             }
         }
     }
 
     /// A resuming subscriber's first step: a reset if its epoch is not the campaign's, then the
     /// recorded arcs after `since`.
-    async fn resume(&mut self, session: &mut Session, resume: Resume, offset: Offset) -> bool {
+    async fn resume(
+        &mut self,
+        out: &mut Outbox,
+        resume: Resume,
+        offset: Offset,
+    ) -> Result<(), Ended> {
         let mut since = resume.since;
         if *offset.epoch != resume.epoch || since > offset.seq {
-            if !self.reset(session, &offset.epoch).await {
-                return false;
-            }
+            self.reset(out, &offset.epoch).await?;
             since = 0;
         }
         self.sent = since;
-        self.catch_up(session, since, &offset).await
+        self.catch_up(out, since, &offset).await
     }
 
     /// Forwards one frame from the hub, trimmed of what the recording already gave. Arcs that
     /// waited longer than the hub's `max_lag` are dropped instead: the subscriber is told
     /// `lagged` (or, resuming, given them from the recording) before the next fresh frame.
-    async fn forward(&mut self, session: &mut Session, frame: Arc<Frame>) -> bool {
+    async fn forward(&mut self, out: &mut Outbox, frame: Arc<Frame>) -> Result<(), Ended> {
         if frame.seqs.is_some() {
             if frame.published.elapsed() > self.hub.max_lag() {
                 self.behind += frame.arcs;
                 metrics::counter!("viralglobe_live_dropped_arcs_total").increment(frame.arcs);
-                return true;
+                return Ok(());
             }
-            if self.behind > 0 && !self.tell_behind(session).await {
-                return false;
+            if self.behind > 0 {
+                self.tell_behind(out).await?;
             }
         }
         if frame.reset {
@@ -256,172 +190,111 @@ impl Feed {
                 self.epoch = Some(epoch);
             }
             (self.floor, self.sent) = (0, 0);
-            return send(session, frame.text.clone()).await;
+            return out.text(frame.text.clone()).await;
         }
         let Some((first, last)) = frame.seqs else {
             if self.resuming && self.filter.campaign.is_some() {
                 // `lagged`: what the queue dropped is in the recording.
-                return Box::pin(self.refill(session)).await;
+                return Box::pin(self.refill(out)).await;
             }
-            return send(session, frame.text.clone()).await;
+            return out.text(frame.text.clone()).await;
         };
         if last <= self.floor {
-            return true;
+            return Ok(());
         }
         self.sent = last;
         if first > self.floor {
-            return send_frame(session, &frame).await;
+            return send_frame(out, &frame).await;
         }
         // Partly sent from the recording already: the rest of it.
         let mut arcs = match &frame.binary {
             Some(bytes) => match compact::decode(bytes) {
                 Ok(arcs) => arcs,
-                Err(_) => return send_frame(session, &frame).await,
+                Err(_) => return send_frame(out, &frame).await,
             },
             None => match serde_json::from_str(&frame.text) {
                 Ok(ServerMessage::Arcs { arcs }) => arcs,
-                _ => return send_frame(session, &frame).await,
+                _ => return send_frame(out, &frame).await,
             },
         };
         arcs.retain(|a| a.seq > self.floor);
-        send_arcs(session, arcs, self.encoding).await
+        out.arcs(arcs, self.encoding).await
     }
 
     /// After frames were dropped for waiting too long: `lagged`, or the recording's arcs.
-    async fn tell_behind(&mut self, session: &mut Session) -> bool {
+    async fn tell_behind(&mut self, out: &mut Outbox) -> Result<(), Ended> {
         let dropped_arcs = std::mem::take(&mut self.behind);
         if self.resuming && self.filter.campaign.is_some() {
-            return Box::pin(self.refill(session)).await;
+            return Box::pin(self.refill(out)).await;
         }
-        send(session, encode(&ServerMessage::Lagged { dropped_arcs })).await
+        out.message(&ServerMessage::Lagged { dropped_arcs }).await
     }
 
     /// After the hub dropped frames for this subscriber: the missing arcs from the recording, up
     /// to where the campaign stands now.
-    async fn refill(&mut self, session: &mut Session) -> bool {
+    async fn refill(&mut self, out: &mut Outbox) -> Result<(), Ended> {
         let Some(now) = self.hub.offset(self.campaign()) else {
-            return true;
+            return Ok(());
         };
         let mut since = self.sent;
         if self.epoch.as_deref() != Some(&*now.epoch) {
-            if !self.reset(session, &now.epoch).await {
-                return false;
-            }
+            self.reset(out, &now.epoch).await?;
             since = 0;
         }
-        self.catch_up(session, since, &now).await
+        self.catch_up(out, since, &now).await
     }
-}
-
-fn encode(message: &ServerMessage) -> String {
-    serde_json::to_string(message).expect("server messages serialize")
 }
 
 /// A frame from the hub, as text or binary.
-async fn send_frame(session: &mut Session, frame: &Frame) -> bool {
+async fn send_frame(out: &mut Outbox, frame: &Frame) -> Result<(), Ended> {
     match &frame.binary {
-        Some(bytes) => send_binary(session, bytes.clone()).await,
-        None => send(session, frame.text.clone()).await,
+        Some(bytes) => out.binary(bytes.clone()).await,
+        None => out.text(frame.text.clone()).await,
     }
 }
 
-/// Arcs in one message of the subscriber's encoding.
-pub(super) async fn send_arcs(
-    session: &mut Session,
-    arcs: Vec<ArcEvent>,
-    encoding: Encoding,
-) -> bool {
-    match encoding {
-        Encoding::Json => send(session, encode(&ServerMessage::Arcs { arcs })).await,
-        Encoding::Compact => {
-            let bytes = compact::encode(&arcs.iter().collect::<Vec<_>>());
-            send_binary(session, bytes.into()).await
+impl Source for Feed {
+    type Wake = Option<Arc<Frame>>;
+
+    async fn open(&mut self, out: &mut Outbox) -> Result<(), Ended> {
+        let Some((hello, resume, offset)) = self.opening.take() else {
+            return Ok(());
+        };
+        tracing::debug!(resuming = self.resuming, "subscribed");
+        out.message(&hello).await?;
+        // Boxed, as the rare paths of `forward`: their futures are large, and every session's
+        // task would carry their size for its whole life.
+        if let (Some(resume), Some(offset)) = (resume, offset) {
+            Box::pin(self.resume(out, resume, offset)).await?;
         }
+        Ok(())
     }
-}
 
-async fn run_session(
-    mut session: Session,
-    stream: actix_ws::MessageStream,
-    mut frames: Frames,
-    hello: ServerMessage,
-    mut feed: Feed,
-    resume: Option<Resume>,
-    offset: Option<Offset>,
-) {
-    let started = Instant::now();
-    tracing::debug!(resuming = feed.resuming, "websocket connected");
-    let ended = serve(
-        &mut session,
-        stream,
-        &mut frames,
-        hello,
-        &mut feed,
-        resume,
-        offset,
-    )
-    .await;
-    ws::log_end(ended, started);
-    ws::close(session).await;
-}
+    async fn wait(&mut self) -> Option<Arc<Frame>> {
+        self.frames.recv().await
+    }
 
-async fn serve(
-    session: &mut Session,
-    stream: actix_ws::MessageStream,
-    frames: &mut Frames,
-    hello: ServerMessage,
-    feed: &mut Feed,
-    resume: Option<Resume>,
-    offset: Option<Offset>,
-) -> Ended {
-    let mut stream = stream.max_frame_size(64 * 1024);
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    let mut last_heard = Instant::now();
-    if !send(session, encode(&hello)).await {
-        return Ended::SendFailed;
-    }
-    // Boxed, as the rare paths below: their futures are large, and every session's task would
-    // carry their size for its whole life.
-    if let (Some(resume), Some(offset)) = (resume, offset)
-        && !Box::pin(feed.resume(session, resume, offset)).await
-    {
-        return Ended::SendFailed;
-    }
-    loop {
-        tokio::select! {
-            frame = frames.recv() => match frame {
-                Some(frame) => {
-                    let published = frame.seqs.map(|_| frame.published);
-                    if !feed.forward(session, frame).await {
-                        return Ended::SendFailed;
-                    }
-                    // Dropped frames with nothing fresh behind them: said now, not at the next.
-                    if feed.behind > 0 && frames.is_empty() && !feed.tell_behind(session).await {
-                        return Ended::SendFailed;
-                    }
-                    // Sampled: a clock read and a histogram sample per frame per subscriber
-                    // were a tenth of the server's time at 10,000 subscribers.
-                    if let Some(published) = published {
-                        if feed.arc_frames.is_multiple_of(DELIVERY_SAMPLE) {
-                            feed.delivery.record(published.elapsed());
-                        }
-                        feed.arc_frames += 1;
-                    }
-                }
-                None => return Ended::ServerStopping,
-            },
-            msg = stream.recv() => {
-                last_heard = Instant::now();
-                // Subscribers have nothing to say; their text is ignored.
-                if let Inbound::Handled(false) = receive(session, msg).await {
-                    return Ended::ClientClosed;
-                }
-            }
-            _ = heartbeat.tick() => {
-                if !keep_alive(session, last_heard).await {
-                    return Ended::ClientSilent;
-                }
-            }
+    async fn act(&mut self, frame: Option<Arc<Frame>>, out: &mut Outbox) -> Result<(), Ended> {
+        let frame = frame.ok_or(Ended::ServerStopping)?;
+        let published = frame.seqs.map(|_| frame.published);
+        self.forward(out, frame).await?;
+        // Dropped frames with nothing fresh behind them: said now, not at the next.
+        if self.behind > 0 && self.frames.is_empty() {
+            self.tell_behind(out).await?;
         }
+        // Sampled: a clock read and a histogram sample per frame per subscriber were a tenth of
+        // the server's time at 10,000 subscribers.
+        if let Some(published) = published {
+            if self.arc_frames.is_multiple_of(DELIVERY_SAMPLE) {
+                self.delivery.record(published.elapsed());
+            }
+            self.arc_frames += 1;
+        }
+        Ok(())
+    }
+
+    /// Subscribers have nothing to say; their text is ignored.
+    async fn heard(&mut self, _: ByteString, _: &mut Outbox) -> Result<(), Ended> {
+        Ok(())
     }
 }

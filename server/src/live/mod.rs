@@ -4,4 +4,4 @@
 mod catch_up;
 mod feed;
 
-pub use feed::live;
+pub(crate) use feed::live;

@@ -30,7 +30,7 @@ use super::Lines;
 use crate::fast_hash::FastDashMap;
 
 /// Records between two checkpoints: a seek parses at most this many lines.
-pub const CHECKPOINT_EVERY: u64 = 1_024;
+pub(crate) const CHECKPOINT_EVERY: u64 = 1_024;
 const MINUTE_MS: i64 = 60_000;
 
 /// Where to start reading to reach a campaign time.
@@ -175,10 +175,10 @@ pub struct RecordingIndex {
 }
 
 /// An index shared by the engine (which may add to it) and every reader of the recording.
-pub type SharedIndex = Arc<RecordingIndex>;
+pub(crate) type SharedIndex = Arc<RecordingIndex>;
 
 /// The indexes the engine keeps, by campaign: one for every recording it writes.
-pub type KeptIndexes = Arc<FastDashMap<Box<str>, SharedIndex>>;
+pub(crate) type KeptIndexes = Arc<FastDashMap<Box<str>, SharedIndex>>;
 
 impl RecordingIndex {
     /// Indexes the recording at `path` (which must exist) by reading it.

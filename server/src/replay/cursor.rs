@@ -12,7 +12,7 @@ use crate::recording::{
     index::{Checkpoint, RecordingIndex},
 };
 
-pub struct Cursor {
+pub(crate) struct Cursor {
     lines: Lines<BufReader<File>>,
     /// Latest timestamp read so far (the replay clock of the reading position).
     clock: i64,
@@ -24,7 +24,7 @@ pub struct Cursor {
 
 /// How far one [`Cursor::advance`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// Every record up to the asked time was read.
     Reached,
     /// The arc limit was hit first.
@@ -35,7 +35,7 @@ pub enum Progress {
 
 impl Cursor {
     /// A cursor on the first record whose running clock is at or after `ts`.
-    pub fn seek(index: &RecordingIndex, ts: i64) -> io::Result<Self> {
+    pub(crate) fn seek(index: &RecordingIndex, ts: i64) -> io::Result<Self> {
         let mut cursor = Self::at(index, index.checkpoint_for(ts))?;
         // Skip what comes before `ts`, counting its arcs so `seq` stays the campaign's.
         while let Some(record) = cursor.read(index)? {
@@ -53,7 +53,7 @@ impl Cursor {
     }
 
     /// A cursor on the record that draws arc `since + 1` (or the end, if there is none yet).
-    pub fn seek_seq(index: &RecordingIndex, since: u64) -> io::Result<Self> {
+    pub(crate) fn seek_seq(index: &RecordingIndex, since: u64) -> io::Result<Self> {
         let checkpoint = index.checkpoint_for_seq(since);
         let mut cursor = Self::at(index, checkpoint)?;
         while let Some(record) = cursor.read(index)? {
@@ -81,19 +81,19 @@ impl Cursor {
     }
 
     /// The `seq` of the last arc passed.
-    pub fn arcs(&self) -> u64 {
+    pub(crate) fn arcs(&self) -> u64 {
         self.arcs
     }
 
     /// The replay clock at the reading position.
-    pub fn clock(&self) -> i64 {
+    pub(crate) fn clock(&self) -> i64 {
         self.clock
     }
 
     /// Appends the arcs of records due by `until` (running clock at or before it) and numbered
     /// at most `last_seq` that `filter` wants, at most `limit` of them.
     #[allow(clippy::too_many_arguments)]
-    pub fn advance(
+    pub(crate) fn advance(
         &mut self,
         index: &RecordingIndex,
         until: i64,
@@ -140,7 +140,7 @@ impl Cursor {
     /// an index read from the file takes in what has been appended since, and reading goes on
     /// (one the engine keeps has it already).
     #[allow(clippy::too_many_arguments)]
-    pub fn advance_growing(
+    pub(crate) fn advance_growing(
         &mut self,
         index: &RecordingIndex,
         until: i64,

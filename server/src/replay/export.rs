@@ -12,16 +12,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc::error::TrySendError;
 use viralglobe_protocol::{ArcEvent, LiveFilter, Place};
 
-use super::{checked_filter, cursor::Cursor, cursor::Progress};
-use crate::auth::Access;
-use crate::recording::index::RecordingIndex;
+use super::{cursor::Cursor, cursor::Progress};
+use crate::{reading::Reading, recording::index::RecordingIndex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,7 +56,7 @@ const CHUNK: usize = 2_000;
 /// Writes every arc of the campaign (that `filter` wants) to `sink`, a chunk at a time, with the
 /// `seq` the export has reached; stops early when `sink` returns false (the client went away).
 /// Blocking.
-pub fn export(
+pub(crate) fn export(
     index: &RecordingIndex,
     format: Format,
     filter: &LiveFilter,
@@ -186,17 +185,13 @@ fn geojson_feature(arc: &ArcEvent) -> serde_json::Value {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ExportQuery {
+pub(crate) struct ExportQuery {
     format: Option<Format>,
-    kind: Option<String>,
-    channel: Option<String>,
-    generation: Option<String>,
-    token: Option<String>,
 }
 
 /// Exports running at once: each holds a thread and a chunk or two of buffers, so there are at
 /// most `max` of them, and one whose client takes nothing for [`STALL_TIMEOUT`] ends.
-pub struct Exports {
+pub(crate) struct Exports {
     running: AtomicUsize,
     max: usize,
 }
@@ -211,7 +206,7 @@ impl Drop for ExportSlot {
 }
 
 impl Exports {
-    pub fn new(max: usize) -> Arc<Self> {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
             running: AtomicUsize::new(0),
             max: max.max(1),
@@ -253,27 +248,14 @@ fn hand_over(tx: &tokio::sync::mpsc::Sender<Bytes>, chunk: String) -> bool {
 }
 
 /// `GET /v1/campaigns/{id}/export?format=ndjson|csv|geojson&kind=…`
-pub async fn export_route(
-    req: HttpRequest,
-    campaign: web::Path<String>,
+pub(crate) async fn export_route(
+    reading: Reading,
     query: web::Query<ExportQuery>,
-    access: web::Data<Access>,
     library: web::Data<super::Library>,
     exports: web::Data<Exports>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let campaign = campaign.into_inner();
-    let query = query.into_inner();
-    let filter = checked_filter(
-        &req,
-        &access,
-        &campaign,
-        [
-            query.kind.as_deref(),
-            query.channel.as_deref(),
-            query.generation.as_deref(),
-        ],
-        query.token.as_deref(),
-    )?;
+    let filter = reading.filter;
+    let campaign = filter.campaign.clone().unwrap_or_default();
     let format = query.format.unwrap_or(Format::Ndjson);
     let epoch = library.epoch(&campaign);
     let library = library.into_inner();

@@ -5,19 +5,16 @@
 //! lines and a replay of a live campaign runs on into its new events.
 
 pub(crate) mod cursor;
-pub mod export;
+pub(crate) mod export;
 pub(crate) mod session;
 pub(crate) mod timeline;
 
 use std::{path::PathBuf, sync::Arc};
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use dashmap::DashMap;
 
-use viralglobe_protocol::LiveFilter;
-
 use crate::{
-    auth::{Access, AccessError},
     error::json_error,
     recording::{
         self,
@@ -39,8 +36,6 @@ pub enum ReplayError {
         field: &'static str,
         message: String,
     },
-    #[error(transparent)]
-    Access(#[from] AccessError),
 }
 
 impl ResponseError for ReplayError {
@@ -49,15 +44,11 @@ impl ResponseError for ReplayError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadQuery { .. } => StatusCode::BAD_REQUEST,
-            Self::Access(access) => access.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            Self::Access(access) => access.error_response(),
-            _ => json_error(self.status_code(), self),
-        }
+        json_error(self.status_code(), self)
     }
 }
 
@@ -137,73 +128,8 @@ impl Library {
     }
 }
 
-/// What every client reading a recording passes: the read token and Origin checks, then its
-/// filter parameters (`kind`, `channel`, `generation`). Returns the filter for `campaign`.
-pub fn checked_filter(
-    req: &HttpRequest,
-    access: &Access,
-    campaign: &str,
-    [kind, channel, generation]: [Option<&str>; 3],
-    token: Option<&str>,
-) -> Result<LiveFilter, ReplayError> {
-    access.check_read(req, token)?;
-    LiveFilter::from_query(Some(campaign.to_owned()), kind, channel, generation).map_err(|e| {
-        ReplayError::BadQuery {
-            field: e.field,
-            message: e.message,
-        }
-    })
-}
-
-/// Where a client asks to resume: after arc `since` of epoch `epoch`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resume {
-    pub since: u64,
-    pub epoch: String,
-}
-
-impl Resume {
-    /// Parses the `since` and `epoch` query parameters; both or neither.
-    pub fn parse(since: Option<&str>, epoch: Option<&str>) -> Result<Option<Self>, ReplayError> {
-        let bad = |field, message: String| ReplayError::BadQuery { field, message };
-        let (since, epoch) = match (since, epoch) {
-            (None, None) => return Ok(None),
-            (Some(since), Some(epoch)) => (since, epoch),
-            (Some(_), None) => {
-                return Err(bad(
-                    "epoch",
-                    "`since` needs the `epoch` its seq belongs to (from `hello` or `reset`)".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(bad(
-                    "since",
-                    "`epoch` needs `since`, the last seq received".into(),
-                ));
-            }
-        };
-        let since = since.parse::<u64>().map_err(|_| {
-            bad(
-                "since",
-                format!("`{since}` is not a seq: expected a whole number, 0 or more"),
-            )
-        })?;
-        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if epoch.is_empty() || epoch.len() > 64 || !epoch.chars().all(valid) {
-            return Err(bad(
-                "epoch",
-                format!("`{epoch}` is not an epoch: 1 to 64 letters, digits, `-`, `_` or `.`"),
-            ));
-        }
-        Ok(Some(Self {
-            since,
-            epoch: epoch.to_owned(),
-        }))
-    }
-}
-
 /// Parses a time query parameter: epoch milliseconds or RFC 3339.
-pub fn parse_time(field: &'static str, value: &str) -> Result<i64, ReplayError> {
+pub(crate) fn parse_time(field: &'static str, value: &str) -> Result<i64, ReplayError> {
     value
         .parse::<i64>()
         .ok()

@@ -4,21 +4,20 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::Session;
+use bytestring::ByteString;
 use serde::Deserialize;
-use tracing::Instrument;
 use viralglobe_protocol::{
     ArcEvent, LiveFilter, ReplayClock, ReplayControl, ServerMessage, Timestamp, replay::check_speed,
 };
 
-use super::{ReplayError, Resume, checked_filter, cursor::Cursor, cursor::Progress, parse_time};
+use super::{ReplayError, cursor::Cursor, cursor::Progress, parse_time};
 use crate::{
-    auth::Access,
     engine::Engine,
     hello::hello,
     hub::Offset,
+    reading::Reading,
     recording::index::SharedIndex,
-    ws::{self, Ended, HEARTBEAT, Inbound, keep_alive, receive, send},
+    ws::{self, Ended, Outbox, Source},
 };
 
 /// How often the playhead moves; arcs due within one step go out in one frame.
@@ -30,43 +29,27 @@ const ARCS_PER_STEP: usize = 5_000;
 const ARCS_PER_FRAME: usize = 1_000;
 
 #[derive(Debug, Deserialize)]
-pub struct ReplayQuery {
+pub(crate) struct ReplayQuery {
     speed: Option<f64>,
     from: Option<String>,
     to: Option<String>,
     #[serde(rename = "loop")]
     looping: Option<bool>,
     paused: Option<bool>,
-    kind: Option<String>,
-    channel: Option<String>,
-    generation: Option<String>,
-    token: Option<String>,
-    since: Option<String>,
-    epoch: Option<String>,
 }
 
-pub async fn replay(
+pub(crate) async fn replay(
     req: HttpRequest,
     body: web::Payload,
-    campaign: web::Path<String>,
+    reading: Reading,
     query: web::Query<ReplayQuery>,
-    access: web::Data<Access>,
     library: web::Data<super::Library>,
     engine: web::Data<Engine>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let campaign = campaign.into_inner();
     let query = query.into_inner();
-    let filter = checked_filter(
-        &req,
-        &access,
-        &campaign,
-        [
-            query.kind.as_deref(),
-            query.channel.as_deref(),
-            query.generation.as_deref(),
-        ],
-        query.token.as_deref(),
-    )?;
+    let resume = reading.resume()?;
+    let filter = reading.filter;
+    let campaign = filter.campaign.clone().unwrap_or_default();
     let bad = |field, message| ReplayError::BadQuery { field, message };
     let speed = check_speed(query.speed.unwrap_or(1.0)).map_err(|m| bad("speed", m))?;
     let from = query
@@ -79,8 +62,6 @@ pub async fn replay(
         .as_deref()
         .map(|v| parse_time("to", v))
         .transpose()?;
-
-    let resume = Resume::parse(query.since.as_deref(), query.epoch.as_deref())?;
 
     let name = campaign.clone();
     let opener = library.clone().into_inner();
@@ -117,15 +98,15 @@ pub async fn replay(
         epoch: epoch.as_str().into(),
         seq: index.arcs(),
     };
-    let mut first_messages = vec![hello(&engine, &filter, |_| Some(offset.clone()))];
+    let mut first = vec![hello(&engine, &filter, |_| Some(offset.clone()))];
     if reset {
-        first_messages.push(ServerMessage::Reset {
+        first.push(ServerMessage::Reset {
             campaign: campaign.clone(),
             epoch,
         });
     }
-    let span = ws::session_span("replay", &req, Some(&campaign));
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let mut step = tokio::time::interval(STEP);
+    step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let replay = Replay {
         campaign,
         index,
@@ -140,9 +121,12 @@ pub async fn replay(
         anchor_wall: Instant::now(),
         at_end: false,
         sent_until: start,
+        first,
+        step,
+        clock_every: tokio::time::interval(CLOCK_EVERY),
     };
-    actix_web::rt::spawn(run_session(session, stream, replay, first_messages).instrument(span));
-    Ok(response)
+    let campaign = replay.campaign.clone();
+    ws::start("replay", &req, body, Some(&campaign), replay)
 }
 
 struct Replay {
@@ -162,6 +146,18 @@ struct Replay {
     at_end: bool,
     /// Every arc up to this campaign time has been sent (the last step's reach).
     sent_until: i64,
+    /// `hello`, and a reset for a client resuming from another epoch.
+    first: Vec<ServerMessage>,
+    step: tokio::time::Interval,
+    clock_every: tokio::time::Interval,
+}
+
+/// What moves a replay on.
+enum Tick {
+    /// The playhead moved: send the arcs now due.
+    Step,
+    /// Time to tell the clock unasked.
+    Clock,
 }
 
 impl Replay {
@@ -286,86 +282,49 @@ impl Replay {
     }
 }
 
-fn encode(message: &ServerMessage) -> String {
-    serde_json::to_string(message).expect("server messages serialize")
-}
+impl Source for Replay {
+    type Wake = Tick;
 
-async fn run_session(
-    mut session: Session,
-    stream: actix_ws::MessageStream,
-    mut replay: Replay,
-    first: Vec<ServerMessage>,
-) {
-    let started = Instant::now();
-    tracing::debug!("websocket connected");
-    let ended = serve(&mut session, stream, &mut replay, first).await;
-    ws::log_end(ended, started);
-    ws::close(session).await;
-}
+    async fn open(&mut self, out: &mut Outbox) -> Result<(), Ended> {
+        for message in std::mem::take(&mut self.first) {
+            out.message(&message).await?;
+        }
+        Ok(())
+    }
 
-async fn serve(
-    session: &mut Session,
-    stream: actix_ws::MessageStream,
-    replay: &mut Replay,
-    first: Vec<ServerMessage>,
-) -> Ended {
-    let mut stream = stream.max_frame_size(64 * 1024);
-    let mut step = tokio::time::interval(STEP);
-    step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut clock = tokio::time::interval(CLOCK_EVERY);
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    let mut last_heard = Instant::now();
-    for message in &first {
-        if !send(session, encode(message)).await {
-            return Ended::SendFailed;
+    async fn wait(&mut self) -> Tick {
+        tokio::select! {
+            _ = self.step.tick() => Tick::Step,
+            _ = self.clock_every.tick() => Tick::Clock,
         }
     }
-    loop {
-        tokio::select! {
-            _ = step.tick() => {
-                match replay.step().await {
-                    Ok(arcs) => {
-                        for chunk in arcs.chunks(ARCS_PER_FRAME) {
-                            let frame = ServerMessage::Arcs { arcs: chunk.to_vec() };
-                            if !send(session, encode(&frame)).await {
-                                return Ended::SendFailed;
-                            }
-                        }
+
+    async fn act(&mut self, tick: Tick, out: &mut Outbox) -> Result<(), Ended> {
+        match tick {
+            Tick::Step => match self.step().await {
+                Ok(arcs) => {
+                    for chunk in arcs.chunks(ARCS_PER_FRAME) {
+                        let arcs = chunk.to_vec();
+                        out.message(&ServerMessage::Arcs { arcs }).await?;
                     }
-                    Err(error) => {
-                        tracing::error!(%error, "replay stopped");
-                        let message = ServerMessage::Error { message: error.to_string() };
-                        let _ = send(session, encode(&message)).await;
-                        return Ended::ReadFailed;
-                    }
+                    Ok(())
                 }
-            }
-            _ = clock.tick() => {
-                if !send(session, encode(&replay.clock())).await {
-                    return Ended::SendFailed;
+                Err(error) => {
+                    tracing::error!(%error, "replay stopped");
+                    let message = error.to_string();
+                    let _ = out.message(&ServerMessage::Error { message }).await;
+                    Err(Ended::ReadFailed)
                 }
-            }
-            msg = stream.recv() => {
-                last_heard = Instant::now();
-                match receive(session, msg).await {
-                    Inbound::Text(text) => {
-                        let answer = match replay.control(&text).await {
-                            Ok(()) => replay.clock(),
-                            Err(message) => ServerMessage::Error { message },
-                        };
-                        if !send(session, encode(&answer)).await {
-                            return Ended::SendFailed;
-                        }
-                    }
-                    Inbound::Handled(true) => {}
-                    Inbound::Handled(false) => return Ended::ClientClosed,
-                }
-            }
-            _ = heartbeat.tick() => {
-                if !keep_alive(session, last_heard).await {
-                    return Ended::ClientSilent;
-                }
-            }
+            },
+            Tick::Clock => out.message(&self.clock()).await,
         }
+    }
+
+    async fn heard(&mut self, text: ByteString, out: &mut Outbox) -> Result<(), Ended> {
+        let answer = match self.control(&text).await {
+            Ok(()) => self.clock(),
+            Err(message) => ServerMessage::Error { message },
+        };
+        out.message(&answer).await
     }
 }

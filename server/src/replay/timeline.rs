@@ -13,11 +13,11 @@ const DEFAULT_BUCKETS: usize = 200;
 const MAX_BUCKETS: usize = 10_000;
 
 #[derive(Debug, Deserialize)]
-pub struct TimelineQuery {
+pub(crate) struct TimelineQuery {
     buckets: Option<usize>,
 }
 
-pub async fn timeline(
+pub(crate) async fn timeline(
     req: actix_web::HttpRequest,
     access: web::Data<crate::auth::Access>,
     campaign: web::Path<String>,
@@ -43,7 +43,7 @@ pub async fn timeline(
 }
 
 /// About `buckets` buckets of whole minutes covering the campaign, from its first minute.
-pub fn build(index: &RecordingIndex, buckets: usize) -> Timeline {
+pub(crate) fn build(index: &RecordingIndex, buckets: usize) -> Timeline {
     let (first, last) = index.span().unwrap_or((0, 0));
     let from = first.div_euclid(MINUTE_MS) * MINUTE_MS;
     let minutes = (last - from) / MINUTE_MS + 1;

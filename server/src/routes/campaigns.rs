@@ -11,7 +11,7 @@ use crate::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum CampaignError {
+pub(super) enum CampaignError {
     #[error("no campaign `{0}`")]
     NotFound(String),
     #[error("query parameter `limit`: {0}")]
@@ -32,7 +32,7 @@ impl ResponseError for CampaignError {
 }
 
 /// Counters and revenue are the read token's to see, like the live feed.
-pub async fn list_campaigns(
+pub(crate) async fn list_campaigns(
     req: HttpRequest,
     access: web::Data<Access>,
     engine: web::Data<Engine>,
@@ -42,7 +42,7 @@ pub async fn list_campaigns(
     // A line that replays a recording (the demo's loop) is counted as far as it has played,
     // as its subscribers' hello counts it.
     let campaigns: Vec<_> = engine
-        .summaries()
+        .summaries(|_| true)
         .into_iter()
         .map(|c| {
             let line = hub.line_counts(&c.id);
@@ -56,7 +56,7 @@ pub async fn list_campaigns(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "campaigns": campaigns })))
 }
 
-pub async fn campaign_stats(
+pub(crate) async fn campaign_stats(
     req: HttpRequest,
     access: web::Data<Access>,
     id: web::Path<String>,
@@ -75,7 +75,7 @@ pub async fn campaign_stats(
 }
 
 #[derive(Debug, serde::Deserialize)]
-pub struct CascadesQuery {
+pub(crate) struct CascadesQuery {
     limit: Option<String>,
 }
 
@@ -85,7 +85,7 @@ const DEFAULT_CASCADES: usize = 10;
 
 /// The campaign's top cascades: each root share with the clicks, conversions and revenue of its
 /// whole cascade, generation by generation.
-pub async fn campaign_cascades(
+pub(crate) async fn campaign_cascades(
     req: HttpRequest,
     access: web::Data<Access>,
     id: web::Path<String>,

@@ -16,7 +16,7 @@ use crate::{
 /// 200 while the server takes events; 503 with the reason once ingest has stopped (or, in
 /// cluster mode, this node stopped following the log), so a load balancer or an operator sees
 /// it. Redis away is reported (`log.redis`) but stays 200: this node still serves its feeds.
-pub async fn healthz(
+pub(crate) async fn healthz(
     geo: web::Data<GeoDb>,
     engine: web::Data<Engine>,
     cluster: web::Data<Option<Arc<Cluster>>>,
@@ -44,7 +44,7 @@ pub async fn healthz(
 }
 
 /// Behind the read token too, when there is one (a scraper sends it as a bearer token).
-pub async fn metrics(
+pub(crate) async fn metrics(
     req: HttpRequest,
     access: web::Data<Access>,
     metrics: web::Data<PrometheusHandle>,

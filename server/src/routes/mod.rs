@@ -4,16 +4,18 @@ mod campaigns;
 mod health;
 mod page;
 
-pub use campaigns::{campaign_cascades, campaign_stats, list_campaigns};
-pub use health::{healthz, metrics};
-pub use page::{app_js, feed_js, globe_js, index, land_js, palette_json, style_css, world_json};
+pub(crate) use campaigns::{campaign_cascades, campaign_stats, list_campaigns};
+pub(crate) use health::{healthz, metrics};
+pub(crate) use page::{
+    app_js, feed_js, globe_js, index, land_js, palette_json, style_css, world_json,
+};
 
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 
 use crate::error::json_error;
 
 /// A route's resource: a method it does not serve is answered 405, in JSON like every error.
-pub fn resource(path: &str) -> Resource {
+pub(crate) fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
@@ -23,7 +25,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 /// Any other path: 404, in JSON.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     json_error(
         StatusCode::NOT_FOUND,
         &format!("no such path: {}", req.path()),
@@ -31,12 +33,12 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Query parameters that do not parse: 400 in JSON, naming the problem.
-pub fn query_errors() -> web::QueryConfig {
+pub(crate) fn query_errors() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(bad_request("query"))
 }
 
 /// Path segments that do not parse: 400 in JSON.
-pub fn path_errors() -> web::PathConfig {
+pub(crate) fn path_errors() -> web::PathConfig {
     web::PathConfig::default().error_handler(bad_request("path"))
 }
 

@@ -19,38 +19,38 @@ fn asset(content_type: &'static str, body: &'static str, max_age: u32) -> HttpRe
         .body(body)
 }
 
-pub async fn index() -> HttpResponse {
+pub(crate) async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML, 60)
 }
 
-pub async fn app_js() -> HttpResponse {
+pub(crate) async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS, 60)
 }
 
 /// The protocol client, apart from the drawing (docs/browser-protocol.md quotes it).
-pub async fn feed_js() -> HttpResponse {
+pub(crate) async fn feed_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", FEED_JS, 60)
 }
 
-pub async fn land_js() -> HttpResponse {
+pub(crate) async fn land_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", LAND_JS, 60)
 }
 
-pub async fn globe_js() -> HttpResponse {
+pub(crate) async fn globe_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", GLOBE_JS, 3_600)
 }
 
-pub async fn style_css() -> HttpResponse {
+pub(crate) async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS, 60)
 }
 
 /// The arcs' colours, the same palette the viewer draws with.
-pub async fn palette_json() -> HttpResponse {
+pub(crate) async fn palette_json() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
         .json(viralglobe_protocol::palette::PALETTE)
 }
 
-pub async fn world_json() -> HttpResponse {
+pub(crate) async fn world_json() -> HttpResponse {
     asset("application/json", WORLD_JSON, 86_400)
 }

@@ -1,6 +1,6 @@
 //! Logs (tracing, to stderr) and metrics (Prometheus text at /metrics).
 
-pub mod process;
+pub(crate) mod process;
 
 use std::{io::IsTerminal, sync::OnceLock, time::Duration};
 
@@ -24,7 +24,7 @@ pub fn init_logging(json: bool) {
 }
 
 /// The process-wide metrics recorder, installed on first use.
-pub fn metrics_handle() -> PrometheusHandle {
+pub(crate) fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
@@ -59,7 +59,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// Histograms keep their samples until they are folded in: done here every few seconds, so
 /// memory stays flat whether or not anyone scrapes `/metrics`.
-pub fn spawn_upkeep(handle: PrometheusHandle) {
+pub(crate) fn spawn_upkeep(handle: PrometheusHandle) {
     actix_web::rt::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(5));
         loop {

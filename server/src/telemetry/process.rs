@@ -7,7 +7,7 @@ use std::fs;
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Sets the `process_*` gauges from `/proc/self`; where it is missing (not Linux), nothing.
-pub fn update() {
+pub(crate) fn update() {
     if let Some(stat) = Stat::read() {
         metrics::gauge!("process_cpu_seconds_total").set(stat.cpu_ticks / TICKS_PER_SECOND);
         metrics::gauge!("process_threads").set(stat.threads);

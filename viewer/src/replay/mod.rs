@@ -10,7 +10,6 @@ use bevy::prelude::*;
 use viralglobe_protocol::replay::{MAX_SPEED, MIN_SPEED};
 
 pub use file::FileReplay;
-pub use packed::Counted;
 
 /// The demo campaign's recording, the one the server embeds: `--demo` plays it with no server.
 pub const DEMO_RECORDING: &[u8] = include_bytes!("../../../demo-data/bones-brigade.ndjson.zst");

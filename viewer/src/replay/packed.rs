@@ -7,6 +7,8 @@ use std::{collections::HashMap, ops::Range};
 
 use viralglobe_protocol::{ArcEvent, ArcKind, Place, Timestamp};
 
+use crate::tally::Counted;
+
 /// "No value" in a numbered field.
 const NONE: u32 = u32::MAX;
 const NO_NUMBER: u64 = u64::MAX;
@@ -70,16 +72,6 @@ pub struct PackedArcs {
     strings: Strings,
     places: Vec<PlaceKey>,
     place_numbers: HashMap<PlaceKey, u32>,
-}
-
-/// What counters and activity need of an arc, borrowed from the store.
-pub struct Counted<'a> {
-    pub ts: i64,
-    pub kind: ArcKind,
-    pub generation: u32,
-    pub goal: Option<&'a str>,
-    pub value_cents: u64,
-    pub channel: &'a str,
 }
 
 impl PackedArcs {

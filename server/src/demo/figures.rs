@@ -1,4 +1,5 @@
-//! The published figures of the Bones Brigade launch, checked against a campaign's statistics.
+//! The published figures of the Bones Brigade launch, checked against a campaign's statistics:
+//! by the demo's generator (`cargo xtask demo-generate`) and by the tests of the served demo.
 
 use std::fmt;
 

@@ -11,20 +11,22 @@
 //! campaign exactly: every arc after it reaches the subscriber's queue (unless dropped, which it
 //! is told), and what came before can be read from the recording.
 
+mod fanout;
+mod queue;
+
 use std::{
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicUsize, Ordering::Relaxed},
-    },
+    sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize},
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
-use bytestring::ByteString;
 use tokio::sync::mpsc;
-use viralglobe_protocol::{ArcEvent, ArcKind, Encoding, LiveFilter, ServerMessage, compact};
+use viralglobe_protocol::{ArcEvent, ArcKind, Encoding, LiveFilter};
 
 use crate::fast_hash::FastMap;
+
+use fanout::{send_arcs, send_reset};
+use queue::Subscriber;
+pub(crate) use queue::{Frame, Frames, QueueBounds};
 
 /// Where a campaign's arc line stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,131 +34,6 @@ pub struct Offset {
     pub epoch: Arc<str>,
     /// The last `seq` published in this epoch (0 before the first arc).
     pub seq: u64,
-}
-
-/// One message for one subscriber.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// A JSON message; empty when the frame is `binary`.
-    pub text: ByteString,
-    /// The arcs in the compact encoding, for subscribers that asked for it.
-    pub binary: Option<Bytes>,
-    /// The first and last `seq` of the arcs in it; `None` for other messages.
-    pub seqs: Option<(u64, u64)>,
-    /// True for a `reset`: the campaign's arc line started over.
-    pub reset: bool,
-    /// When the oldest arc in it was published (for other messages: when it was made).
-    pub published: Instant,
-    /// Arcs in it.
-    pub arcs: u64,
-}
-
-/// How much one subscriber's queue may hold: frames and bytes (a frame that does not fit is
-/// dropped for it, and it is told `lagged`), and how long a frame may wait (one older is dropped
-/// when it is read, rather than sent late: a subscriber never falls further behind than this).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueBounds {
-    pub frames: usize,
-    pub bytes: usize,
-    pub max_lag: Duration,
-}
-
-impl QueueBounds {
-    pub fn frames(frames: usize) -> Self {
-        Self {
-            frames,
-            bytes: 8 << 20,
-            max_lag: Duration::from_millis(500),
-        }
-    }
-}
-
-/// A subscriber's end of its queue.
-pub struct Frames {
-    // Shared, not copied: a queue slot is a pointer, and every subscriber's copy the same frame.
-    rx: mpsc::Receiver<Arc<Frame>>,
-    bytes: Arc<AtomicUsize>,
-}
-
-impl Frames {
-    pub async fn recv(&mut self) -> Option<Arc<Frame>> {
-        let frame = self.rx.recv().await?;
-        self.bytes.fetch_sub(frame.wire_len(), Relaxed);
-        Some(frame)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    pub fn try_recv(&mut self) -> Result<Arc<Frame>, mpsc::error::TryRecvError> {
-        let frame = self.rx.try_recv()?;
-        self.bytes.fetch_sub(frame.wire_len(), Relaxed);
-        Ok(frame)
-    }
-}
-
-impl Frame {
-    /// Bytes on the wire.
-    pub fn wire_len(&self) -> usize {
-        self.text.len() + self.binary.as_ref().map_or(0, Bytes::len)
-    }
-
-    fn message(text: String) -> Self {
-        Self {
-            text: text.into(),
-            binary: None,
-            seqs: None,
-            reset: false,
-            published: Instant::now(),
-            arcs: 0,
-        }
-    }
-}
-
-struct Subscriber {
-    filter: LiveFilter,
-    encoding: Encoding,
-    tx: mpsc::Sender<Arc<Frame>>,
-    /// Bytes in its queue, and how many it may hold.
-    queued_bytes: Arc<AtomicUsize>,
-    max_bytes: usize,
-    dropped_arcs: u64,
-}
-
-impl Subscriber {
-    /// Queues `frame` if it fits, in frames and in bytes (a frame bigger than the bound still
-    /// goes into an empty queue).
-    fn try_send(&mut self, frame: Arc<Frame>) -> bool {
-        let len = frame.wire_len();
-        let queued = self.queued_bytes.load(Relaxed);
-        if queued > 0 && queued + len > self.max_bytes {
-            return false;
-        }
-        // Counted before it can be read, so the reader's subtraction never goes below zero.
-        self.queued_bytes.fetch_add(len, Relaxed);
-        let sent = self.tx.try_send(frame).is_ok();
-        if !sent {
-            self.queued_bytes.fetch_sub(len, Relaxed);
-        }
-        sent
-    }
-
-    /// Tells the subscriber how many arcs it lost, if any; false if its queue is still full.
-    fn try_send_lagged(&mut self) -> bool {
-        if self.dropped_arcs == 0 {
-            return true;
-        }
-        let lagged = ServerMessage::Lagged {
-            dropped_arcs: self.dropped_arcs,
-        };
-        let text = serde_json::to_string(&lagged).expect("lagged serializes");
-        let sent = self.try_send(Arc::new(Frame::message(text)));
-        if sent {
-            self.dropped_arcs = 0;
-        }
-        sent
-    }
 }
 
 // Nearly every item is an arc: boxing them would cost an allocation each for the rare reset.
@@ -179,7 +56,7 @@ struct Pending {
 /// A line's counters, counted from its own arcs: for a line that replays a recording (the demo's
 /// loop), whose statistics are the whole recording's, not the line's so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LineCounts {
+pub(crate) struct LineCounts {
     pub shares: u64,
     pub clicks: u64,
     pub conversions: u64,
@@ -222,23 +99,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Encoded<'a> {
-    arc: &'a ArcEvent,
-    kind: ArcKind,
-    campaign: &'a str,
-    channel: &'a str,
-    generation: u32,
-    seq: u64,
-    json: Vec<u8>,
-}
-
 impl Hub {
     /// A hub whose subscriber queues hold `frames` frames (and the default bytes and lag).
     pub fn new(frames: usize) -> Arc<Self> {
         Self::bounded(QueueBounds::frames(frames))
     }
 
-    pub fn bounded(bounds: QueueBounds) -> Arc<Self> {
+    pub(crate) fn bounded(bounds: QueueBounds) -> Arc<Self> {
         Arc::new(Self {
             pending: Mutex::new(Pending::default()),
             subscribers: Mutex::new(Vec::new()),
@@ -251,7 +118,7 @@ impl Hub {
     }
 
     /// How long a frame may wait in a queue before it is dropped rather than sent.
-    pub fn max_lag(&self) -> Duration {
+    pub(crate) fn max_lag(&self) -> Duration {
         self.bounds.max_lag
     }
 
@@ -269,13 +136,13 @@ impl Hub {
 
     /// Starts `campaign`'s arc line over in a new epoch, and tells its subscribers, in order with
     /// the arcs before and after.
-    pub fn reset(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
+    pub(crate) fn reset(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
         self.reset_line(campaign, epoch.into(), false);
     }
 
     /// [`Hub::reset`] for a line whose counters the hub keeps from its arcs (the demo's loop):
     /// what a new subscriber is told it has shown so far.
-    pub fn reset_counted(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
+    pub(crate) fn reset_counted(&self, campaign: &str, epoch: impl Into<Arc<str>>) {
         self.reset_line(campaign, epoch.into(), true);
     }
 
@@ -301,13 +168,13 @@ impl Hub {
     }
 
     /// Where `campaign`'s arc line stands.
-    pub fn offset(&self, campaign: &str) -> Option<Offset> {
+    pub(crate) fn offset(&self, campaign: &str) -> Option<Offset> {
         lock(&self.pending).offsets.get(campaign).cloned()
     }
 
     /// The counters of `campaign`'s line so far, when the hub keeps them (see
     /// [`Hub::reset_counted`]).
-    pub fn line_counts(&self, campaign: &str) -> Option<LineCounts> {
+    pub(crate) fn line_counts(&self, campaign: &str) -> Option<LineCounts> {
         lock(&self.pending).lines.get(campaign).cloned()
     }
 
@@ -359,7 +226,7 @@ impl Hub {
 
     /// [`Hub::subscribe`] in an encoding, with the counters of the campaign's line at that offset
     /// when the hub keeps them (see [`Hub::reset_counted`]).
-    pub fn subscribe_counted(
+    pub(crate) fn subscribe_counted(
         &self,
         filter: LiveFilter,
         encoding: Encoding,
@@ -445,156 +312,10 @@ impl Hub {
     }
 }
 
-fn send_reset(subscribers: &mut [Subscriber], campaign: String, epoch: &str) {
-    let wanted = |s: &&mut Subscriber| s.filter.wants_campaign(&campaign);
-    let reset = ServerMessage::Reset {
-        campaign: campaign.clone(),
-        epoch: epoch.to_owned(),
-    };
-    let text: ByteString = serde_json::to_string(&reset)
-        .expect("reset serializes")
-        .into();
-    for sub in subscribers.iter_mut().filter(wanted) {
-        let frame = Frame {
-            text: text.clone(),
-            binary: None,
-            seqs: None,
-            reset: true,
-            published: Instant::now(),
-            arcs: 0,
-        };
-        // A subscriber too slow to take it is told it lagged; its next arcs show the new line.
-        if !sub.try_send(Arc::new(frame)) && !sub.tx.is_closed() {
-            sub.dropped_arcs += 1;
-        }
-    }
-}
-
-fn send_arcs(subscribers: &mut [Subscriber], arcs: &[ArcEvent], published: Instant) {
-    if arcs.is_empty() {
-        return;
-    }
-    // Each arc is serialized to JSON once, and only if a subscriber reads JSON.
-    let any_json = subscribers.iter().any(|s| s.encoding == Encoding::Json);
-    let encoded: Vec<Encoded<'_>> = arcs
-        .iter()
-        .map(|arc| Encoded {
-            arc,
-            kind: arc.kind,
-            campaign: &arc.campaign,
-            channel: &arc.channel,
-            generation: arc.generation,
-            seq: arc.seq,
-            json: if any_json {
-                serde_json::to_vec(arc).expect("arcs serialize")
-            } else {
-                Vec::new()
-            },
-        })
-        .collect();
-    // A subscriber to one campaign looks only at that campaign's arcs, and subscribers mostly
-    // share a handful of filters: one frame per distinct filter, found by hashing.
-    let all: Vec<&Encoded<'_>> = encoded.iter().collect();
-    let mut by_campaign: FastMap<&str, Vec<&Encoded<'_>>> = FastMap::default();
-    for e in &encoded {
-        by_campaign.entry(e.campaign).or_default().push(e);
-    }
-    // Frames by filter, one map per encoding (looked up by reference: no clone per subscriber).
-    let mut json: FastMap<LiveFilter, Option<(Arc<Frame>, u64)>> = FastMap::default();
-    let mut compact: FastMap<LiveFilter, Option<(Arc<Frame>, u64)>> = FastMap::default();
-    let mut dropped = 0;
-    for sub in subscribers.iter_mut() {
-        let frames = match sub.encoding {
-            Encoding::Json => &mut json,
-            Encoding::Compact => &mut compact,
-        };
-        // One lookup for every subscriber whose filter's frame is built (all but the first).
-        let built = match frames.get(&sub.filter) {
-            Some(built) => built.clone(),
-            None => {
-                let arcs = match sub.filter.campaign.as_deref() {
-                    Some(campaign) => by_campaign.get(campaign).map_or(&[][..], Vec::as_slice),
-                    None => &all,
-                };
-                let frame = build_frame(arcs, &sub.filter, sub.encoding, published)
-                    .map(|(f, n)| (Arc::new(f), n));
-                frames.insert(sub.filter.clone(), frame.clone());
-                frame
-            }
-        };
-        let Some((frame, count)) = built else {
-            continue;
-        };
-        let sent = sub.try_send_lagged() && sub.try_send(frame);
-        if !sent && !sub.tx.is_closed() {
-            sub.dropped_arcs += count;
-            dropped += count;
-        }
-    }
-    if dropped > 0 {
-        metrics::counter!("viralglobe_live_dropped_arcs_total").increment(dropped);
-    }
-}
-
-/// `{"type":"arc",…}` for one arc, `{"type":"arcs","arcs":[…]}` for several (or their compact
-/// binary message), nothing for none.
-fn build_frame(
-    encoded: &[&Encoded<'_>],
-    filter: &LiveFilter,
-    encoding: Encoding,
-    published: Instant,
-) -> Option<(Frame, u64)> {
-    let wanted = || {
-        encoded
-            .iter()
-            .filter(|e| filter.wants(e.kind, e.campaign, e.channel, e.generation))
-    };
-    let count = wanted().count() as u64;
-    let first = wanted().next()?.seq;
-    let last = wanted().next_back()?.seq;
-    if encoding == Encoding::Compact {
-        let arcs: Vec<&ArcEvent> = wanted().map(|e| e.arc).collect();
-        let frame = Frame {
-            text: ByteString::new(),
-            binary: Some(compact::encode(&arcs).into()),
-            seqs: Some((first, last)),
-            reset: false,
-            published,
-            arcs: count,
-        };
-        return Some((frame, count));
-    }
-    let mut out = Vec::new();
-    if count == 1 {
-        let json = &wanted().next()?.json;
-        out.extend_from_slice(br#"{"type":"arc","#);
-        out.extend_from_slice(&json[1..]);
-    } else {
-        out.extend_from_slice(br#"{"type":"arcs","arcs":["#);
-        for (i, e) in wanted().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&e.json);
-        }
-        out.extend_from_slice(b"]}");
-    }
-    let text = String::from_utf8(out).expect("JSON is UTF-8");
-    let frame = Frame {
-        text: text.into(),
-        binary: None,
-        seqs: Some((first, last)),
-        reset: false,
-        published,
-        arcs: count,
-    };
-    Some((frame, count))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use viralglobe_protocol::{Place, Timestamp};
+    use viralglobe_protocol::{Place, ServerMessage, Timestamp};
 
     fn arc(seq: u64, kind: ArcKind, campaign: &str) -> ArcEvent {
         let place = Place {

@@ -1,0 +1,140 @@
+//! One room for websockets: the session loop that every websocket runs (the live feed's and a
+//! replay's) — its span, heartbeat, what the client says, sends with deadlines, and why it ended —
+//! around a [`Source`] that says what to send.
+
+mod outbox;
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{Message, MessageStream};
+use bytestring::ByteString;
+use tracing::Instrument;
+
+pub(crate) use outbox::Outbox;
+
+/// How often the server pings, and how long a client may stay silent (pongs count) or take to
+/// accept one frame before it is closed.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest message a client may send (replay controls are a few dozen bytes).
+const MAX_INBOUND: usize = 64 * 1024;
+
+/// What a websocket sends: the live feed, or a replay.
+pub(crate) trait Source {
+    /// What wakes the source: a frame from the hub, a replay's step or clock.
+    type Wake;
+
+    /// Sends what comes first (`hello`, a reset, what a resume catches up on).
+    async fn open(&mut self, out: &mut Outbox) -> Result<(), Ended>;
+
+    /// Waits for the next thing to send. Dropped whenever the client speaks or the heartbeat
+    /// ticks, so it must lose nothing when dropped (a channel's `recv`, an interval's `tick`).
+    async fn wait(&mut self) -> Self::Wake;
+
+    /// Sends what `wake` calls for.
+    async fn act(&mut self, wake: Self::Wake, out: &mut Outbox) -> Result<(), Ended>;
+
+    /// Answers a text message from the client.
+    async fn heard(&mut self, text: ByteString, out: &mut Outbox) -> Result<(), Ended>;
+}
+
+/// Upgrades `req` to a websocket and runs `source` on it, on a task of its own, in the span of
+/// a session of `kind` (`live`, `replay`) for `campaign`.
+pub(crate) fn start(
+    kind: &'static str,
+    req: &HttpRequest,
+    body: web::Payload,
+    campaign: Option<&str>,
+    source: impl Source + 'static,
+) -> Result<HttpResponse, actix_web::Error> {
+    let span = session_span(kind, req, campaign);
+    let (response, session, stream) = actix_ws::handle(req, body)?;
+    let session = async move {
+        let started = Instant::now();
+        tracing::debug!("websocket connected");
+        let mut out = Outbox::new(session);
+        let ended = serve(&mut out, stream, source).await;
+        tracing::debug!(
+            reason = ended.as_str(),
+            duration_s = started.elapsed().as_secs_f64(),
+            "websocket closed"
+        );
+        out.close().await;
+    };
+    actix_web::rt::spawn(session.instrument(span));
+    Ok(response)
+}
+
+async fn serve(out: &mut Outbox, stream: MessageStream, mut source: impl Source) -> Ended {
+    let mut stream = stream.max_frame_size(MAX_INBOUND);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut last_heard = Instant::now();
+    if let Err(ended) = source.open(out).await {
+        return ended;
+    }
+    loop {
+        let done = tokio::select! {
+            wake = source.wait() => source.act(wake, out).await,
+            msg = stream.recv() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => source.heard(text, out).await,
+                    Some(Ok(Message::Ping(bytes))) => out.pong(&bytes).await,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Ended::ClientClosed),
+                    Some(Ok(_)) => Ok(()),
+                }
+            }
+            _ = heartbeat.tick() => out.keep_alive(last_heard).await,
+        };
+        if let Err(ended) = done {
+            return ended;
+        }
+    }
+}
+
+/// Why a websocket session ended, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The client closed the connection (or it broke).
+    ClientClosed,
+    /// Nothing heard from the client, not even a pong, for [`CLIENT_TIMEOUT`].
+    ClientSilent,
+    /// A frame could not be sent: the client is gone, or did not take it in time.
+    SendFailed,
+    /// The server is shutting down.
+    ServerStopping,
+    /// The recording could not be read.
+    ReadFailed,
+}
+
+impl Ended {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientClosed => "client closed",
+            Self::ClientSilent => "client silent",
+            Self::SendFailed => "send failed or timed out",
+            Self::ServerStopping => "server stopping",
+            Self::ReadFailed => "recording unreadable",
+        }
+    }
+}
+
+/// The span of one websocket session: a number of its own, the peer and the campaign, so that its
+/// connect and close lines (at debug) and any error can be told apart.
+fn session_span(kind: &'static str, req: &HttpRequest, campaign: Option<&str>) -> tracing::Span {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info_span!(
+        "session",
+        kind,
+        id,
+        peer,
+        campaign = campaign.unwrap_or("*")
+    )
+}
