@@ -200,7 +200,11 @@ impl GeoDb {
     }
 
     /// A database held in memory (the demo's, embedded in the binary).
-    pub(crate) fn from_bytes(bytes: Vec<u8>, name: &str, cache_capacity: usize) -> Result<Self, GeoError> {
+    pub(crate) fn from_bytes(
+        bytes: Vec<u8>,
+        name: &str,
+        cache_capacity: usize,
+    ) -> Result<Self, GeoError> {
         let reader = maxminddb::Reader::from_source(bytes).map_err(|source| GeoError::Open {
             path: name.into(),
             source,

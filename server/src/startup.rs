@@ -10,7 +10,7 @@ use actix_web::{
         Method,
         header::{self, HeaderValue},
     },
-    middleware, web,
+    web,
 };
 use anyhow::Context;
 
@@ -275,111 +275,11 @@ fn http_server(
             })
             .app_data(routes::query_errors())
             .app_data(routes::path_errors())
-            // First, and matched by its prefix alone: the redirect is the busiest route at a
-            // viral peak, and every dynamic pattern tried before it costs a regex match.
-            .service(web::scope("/l").default_service(web::to(links::redirect)))
-            .service(routes::resource("/").get(routes::index).head(routes::index))
-            .service(
-                routes::resource("/app.js")
-                    .get(routes::app_js)
-                    .head(routes::app_js),
-            )
-            .service(
-                routes::resource("/feed.js")
-                    .get(routes::feed_js)
-                    .head(routes::feed_js),
-            )
-            .service(
-                routes::resource("/land.js")
-                    .get(routes::land_js)
-                    .head(routes::land_js),
-            )
-            .service(
-                routes::resource("/globe.js")
-                    .wrap(middleware::Compress::default())
-                    .get(routes::globe_js)
-                    .head(routes::globe_js),
-            )
-            .service(
-                routes::resource("/palette.json")
-                    .get(routes::palette_json)
-                    .head(routes::palette_json),
-            )
-            .service(
-                routes::resource("/style.css")
-                    .get(routes::style_css)
-                    .head(routes::style_css),
-            )
-            .service(
-                routes::resource("/world.json")
-                    .wrap(middleware::Compress::default())
-                    .get(routes::world_json)
-                    .head(routes::world_json),
-            )
-            .service(routes::resource("/v1/events").post(ingest::post_events))
-            .service(routes::resource("/v1/links").post(links::create_link))
-            .service(
-                routes::resource("/v1/links/{code}")
-                    .get(links::describe_link)
-                    .head(links::describe_link),
-            )
-            .service(
-                routes::resource("/v1/links/{code}/qr.svg")
-                    .get(links::link_qr)
-                    .head(links::link_qr),
-            )
-            .service(
-                routes::resource("/v1/links/{code}/share")
-                    .wrap(public_cors())
-                    .post(links::browser_share)
-                    .route(web::method(Method::OPTIONS).to(links::preflight)),
-            )
-            .service(
-                routes::resource("/v1/links/{code}/conversions")
-                    .wrap(public_cors())
-                    .post(links::browser_conversion)
-                    .route(web::method(Method::OPTIONS).to(links::preflight)),
-            )
-            .service(
-                routes::resource("/vg.js")
-                    .get(links::vg_js)
-                    .head(links::vg_js),
-            )
-            .service(routes::resource("/v1/live").get(live::live))
-            .service(
-                routes::resource("/v1/campaigns")
-                    .get(routes::list_campaigns)
-                    .head(routes::list_campaigns),
-            )
-            .service(
-                routes::resource("/v1/campaigns/{id}/stats")
-                    .get(routes::campaign_stats)
-                    .head(routes::campaign_stats),
-            )
-            .service(
-                routes::resource("/v1/campaigns/{id}/cascades")
-                    .get(routes::campaign_cascades)
-                    .head(routes::campaign_cascades),
-            )
-            .service(routes::resource("/v1/campaigns/{id}/replay").get(replay::session::replay))
-            .service(
-                routes::resource("/v1/campaigns/{id}/timeline")
-                    .get(replay::timeline::timeline)
-                    .head(replay::timeline::timeline),
-            )
-            .service(
-                routes::resource("/v1/campaigns/{id}/export").get(replay::export::export_route),
-            )
-            .service(
-                routes::resource("/healthz")
-                    .get(routes::healthz)
-                    .head(routes::healthz),
-            )
-            .service(
-                routes::resource("/metrics")
-                    .get(routes::metrics)
-                    .head(routes::metrics),
-            )
+            .configure(links::configure)
+            .configure(ingest::configure)
+            .configure(live::configure)
+            .configure(replay::configure)
+            .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
     .on_connect(let_stalled_readers_go)
@@ -406,12 +306,6 @@ fn let_stalled_readers_go(connection: &dyn std::any::Any, _: &mut actix_web::dev
     {
         tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
     }
-}
-
-/// The endpoints any site's pages call (through `vg.js`): readable from every origin, without
-/// credentials.
-fn public_cors() -> middleware::DefaultHeaders {
-    middleware::DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
 }
 
 /// A status as a metric label; the statuses the server answers with are labels made once.

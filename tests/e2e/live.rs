@@ -1,4 +1,7 @@
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures_util::StreamExt;
 use serde_json::json;
@@ -550,4 +553,78 @@ fn never_reading(mut tcp: std::net::TcpStream, path: &str) -> std::net::TcpStrea
     )
     .expect("handshake");
     tcp
+}
+
+/// Connecting never waits for ingest: 1,000 subscribers connect while one batch of 100,000
+/// events (a JSON array: one batch, applied under one lock) goes in, and each gets its `hello`
+/// as quickly as with nothing going in. The hello's counters are those published after the last
+/// batch; the batch is applied away from the workers that serve the sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_connect_while_a_large_batch_is_applied() {
+    const EVENTS: usize = 100_000;
+    const SUBSCRIBERS: usize = 1_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Arc::new(TestServer::start_in(dir.path(), &[]));
+    server
+        .post_ndjson(&[share("s0", None, "facebook", LOS_ANGELES, T0)])
+        .await;
+    let hello_within = |server: Arc<TestServer>| async move {
+        let started = Instant::now();
+        let (subscriber, _) = server.subscribe("?campaign=quiet").await;
+        (started, started.elapsed(), subscriber)
+    };
+    // How long a hello takes with nothing going in, for comparison.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(hello_within(server.clone()).await.1);
+    }
+    idle.sort();
+
+    let clicks: Vec<serde_json::Value> = (0..EVENTS)
+        .map(|n| {
+            json!({"type": "click", "id": format!("c{n}"), "share": "s0", "ip": TOKYO,
+                   "ts": T0 + 1 + n as i64})
+        })
+        .collect();
+    let body = serde_json::to_string(&clicks).expect("body");
+    let posting = server.clone();
+    let batch = tokio::spawn(async move {
+        let started = Instant::now();
+        let (status, report) = posting.post(&body, "application/json", None).await;
+        (status, report, started, Instant::now())
+    });
+    let mut connects =
+        futures_util::stream::iter((0..SUBSCRIBERS).map(|_| hello_within(server.clone())))
+            .buffer_unordered(16);
+    let mut hellos = Vec::new();
+    let mut sockets = Vec::new();
+    while let Some((started, took, subscriber)) = connects.next().await {
+        hellos.push((started, took));
+        sockets.push(subscriber);
+    }
+    let (status, report, posted, answered) = batch.await.expect("the batch");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], EVENTS, "{report}");
+    let applying = answered - posted;
+    // The hellos asked for while the batch was in: it must overlap them to show anything.
+    let mut during: Vec<Duration> = hellos
+        .iter()
+        .filter(|(started, took)| *started > posted && *started + *took < answered)
+        .map(|(_, took)| *took)
+        .collect();
+    during.sort();
+    let slowest = during.last().copied().unwrap_or_default();
+    let p99 = during
+        .get(during.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    let shown = format!(
+        "{} of {SUBSCRIBERS} hellos while the batch of {EVENTS} took {applying:?}; their p99 \
+         {p99:?}, slowest {slowest:?}; with nothing going in the slowest of 50 took {:?}",
+        during.len(),
+        idle.last().expect("idle hellos"),
+    );
+    assert!(during.len() >= 100, "{shown}");
+    assert!(slowest < applying / 4, "{shown}");
+    eprintln!("{shown}");
 }

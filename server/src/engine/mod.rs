@@ -316,7 +316,11 @@ impl Engine {
 
     /// [`Engine::apply`] with waits that begin stamped `now_ms` (cluster mode: the log entry's
     /// time, so that every node gives up the same events at the same entry).
-    pub(crate) fn apply_at(&self, batch: Vec<Located>, now_ms: u64) -> Result<Vec<Outcome>, EngineError> {
+    pub(crate) fn apply_at(
+        &self,
+        batch: Vec<Located>,
+        now_ms: u64,
+    ) -> Result<Vec<Outcome>, EngineError> {
         let mut results = self.apply_group_at(vec![batch], now_ms);
         results.pop().expect("one result a batch")
     }
@@ -420,7 +424,11 @@ impl Engine {
     }
 
     /// [`Engine::expire_held`] by a clock of the caller's (cluster mode: the log's).
-    pub(crate) fn expire_held_at(&self, now_ms: u64, max_age: Duration) -> Result<Expired, EngineError> {
+    pub(crate) fn expire_held_at(
+        &self,
+        now_ms: u64,
+        max_age: Duration,
+    ) -> Result<Expired, EngineError> {
         if let Some(reason) = self.stopped.get() {
             return Err(EngineError::Stopped(reason.clone()));
         }

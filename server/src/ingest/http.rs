@@ -167,13 +167,18 @@ impl Drop for JsonBytes<'_> {
 
 /// One request's way in.
 struct Ingest<'a> {
-    pipeline: &'a Pipeline,
+    pipeline: &'a web::Data<Pipeline>,
     max_body_bytes: usize,
     max_line_bytes: usize,
     limits: &'a IngestLimits,
 }
 
-pub(crate) async fn post_events(
+/// `POST /v1/events`.
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config.service(crate::routes::resource("/v1/events").post(post_events));
+}
+
+async fn post_events(
     req: HttpRequest,
     mut payload: web::Payload,
     pipeline: web::Data<Pipeline>,
@@ -305,19 +310,38 @@ async fn read_json(
         held.take(chunk.len())?;
         body.extend_from_slice(&chunk);
     }
-    let trimmed = body.trim_ascii_start();
-    let elements: Vec<&RawValue> = if trimmed.starts_with(b"{") {
-        vec![
+    // Parsed and located on a blocking thread: an array of 100,000 events would otherwise hold
+    // the worker, and every connection it serves, for as long.
+    let pipeline = state.pipeline.clone();
+    let body = body.freeze();
+    let mut counted = std::mem::take(report);
+    let prepared = web::block(move || {
+        let trimmed = body.trim_ascii_start();
+        let elements: Vec<&RawValue> = if trimmed.starts_with(b"{") {
+            vec![
+                serde_json::from_slice(&body)
+                    .map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?,
+            ]
+        } else {
             serde_json::from_slice(&body)
-                .map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?,
-        ]
-    } else {
-        serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?
+                .map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?
+        };
+        let lines = (1u64..).zip(elements.iter().map(|raw| raw.get().as_bytes()));
+        let prepared = pipeline.prepare(lines, &mut counted);
+        Ok::<_, IngestError>((prepared, counted))
+    })
+    .await;
+    let (prepared, counted) = match prepared {
+        Ok(prepared) => prepared?,
+        Err(_) => {
+            let source = EngineError::Stopped("the server is stopping".into());
+            return Err(engine_failed(report)(source));
+        }
     };
-    let lines = (1u64..).zip(elements.iter().map(|raw| raw.get().as_bytes()));
+    *report = counted;
     state
         .pipeline
-        .ingest_async(lines, report)
+        .apply_prepared(prepared, report)
         .await
         .map_err(engine_failed(report))
 }

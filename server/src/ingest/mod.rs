@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 pub(crate) use follow::follow;
 use group::GroupCommit;
-pub(crate) use http::{IngestLimits, post_events};
+pub(crate) use http::{IngestLimits, configure};
 use serde::Serialize;
 use viralglobe_protocol::{InputError, InputEvent, Place};
 
@@ -62,7 +62,7 @@ impl IngestReport {
 }
 
 /// Parsed and located events, with their line numbers, ready for the engine or the log.
-struct Prepared {
+pub(crate) struct Prepared {
     batch: Vec<Located>,
     numbers: Vec<u64>,
 }
@@ -111,7 +111,17 @@ impl Pipeline {
         lines: impl IntoIterator<Item = (u64, &'a [u8])>,
         report: &mut IngestReport,
     ) -> Result<(), EngineError> {
-        let Some(prepared) = self.prepare(lines, report) else {
+        let prepared = self.prepare(lines, report);
+        self.apply_prepared(prepared, report).await
+    }
+
+    /// Applies what [`Pipeline::prepare`] made of a request's lines, and counts it in `report`.
+    pub(crate) async fn apply_prepared(
+        &self,
+        prepared: Option<Prepared>,
+        report: &mut IngestReport,
+    ) -> Result<(), EngineError> {
+        let Some(prepared) = prepared else {
             return Ok(());
         };
         let applied = self.apply_located(prepared.batch).await;
@@ -130,7 +140,9 @@ impl Pipeline {
         }
     }
 
-    fn prepare<'a>(
+    /// Parses and locates numbered lines: the events to apply, each with its line's number; a
+    /// line that is not an event is counted in `report`.
+    pub(crate) fn prepare<'a>(
         &self,
         lines: impl IntoIterator<Item = (u64, &'a [u8])>,
         report: &mut IngestReport,

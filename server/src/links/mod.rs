@@ -20,10 +20,7 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use ipnet::IpNet;
-pub(crate) use routes::{
-    browser_conversion, browser_share, create_link, describe_link, link_qr, preflight, redirect,
-    vg_js,
-};
+pub(crate) use routes::configure;
 use viralglobe_protocol::{InputError, InputEvent, Place, Timestamp, input::check_destination};
 
 use self::{clicks::ClickQueue, limits::RateLimit, visitor::VisitSalt};

@@ -4,7 +4,7 @@
 use actix_web::{
     HttpRequest, HttpResponse,
     http::{Method, StatusCode, header},
-    web,
+    middleware, web,
 };
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -16,6 +16,7 @@ use crate::{
     auth::Access,
     engine::{Located, Outcome},
     error::json_error,
+    routes::resource,
 };
 
 /// Largest body of `POST /v1/links`.
@@ -26,10 +27,43 @@ const MAX_BROWSER_BODY: usize = 1024;
 const MAX_BROWSER_NAME: usize = 32;
 const MAX_BROWSER_SHARER: usize = 64;
 
-const VG_JS: &str = include_str!("../../../assets/web/vg.js");
+/// The redirect first, matched by its prefix alone: it is the busiest route at a viral peak, and
+/// every pattern tried before it costs a match. Then the producers' and browsers' routes.
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::scope("/l").default_service(web::to(redirect)))
+        .service(resource("/v1/links").post(create_link))
+        .service(
+            resource("/v1/links/{code}")
+                .get(describe_link)
+                .head(describe_link),
+        )
+        .service(
+            resource("/v1/links/{code}/qr.svg")
+                .get(link_qr)
+                .head(link_qr),
+        )
+        .service(
+            resource("/v1/links/{code}/share")
+                .wrap(public_cors())
+                .post(browser_share)
+                .route(web::method(Method::OPTIONS).to(preflight)),
+        )
+        .service(
+            resource("/v1/links/{code}/conversions")
+                .wrap(public_cors())
+                .post(browser_conversion)
+                .route(web::method(Method::OPTIONS).to(preflight)),
+        );
+}
+
+/// Any site may call the browsers' endpoints: they take no token and answer no secrets.
+fn public_cors() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+}
 
 /// `POST /v1/links`: a campaign post's link (or any share's), minted with the ingest token.
-pub(crate) async fn create_link(
+async fn create_link(
     req: HttpRequest,
     payload: web::Payload,
     tracker: web::Data<Tracker>,
@@ -67,7 +101,7 @@ pub(crate) async fn create_link(
 }
 
 /// `GET /v1/links/{code}`: what a link is and where it leads (readers).
-pub(crate) async fn describe_link(
+async fn describe_link(
     req: HttpRequest,
     code: web::Path<String>,
     tracker: web::Data<Tracker>,
@@ -93,7 +127,7 @@ pub(crate) async fn describe_link(
 }
 
 /// `GET /v1/links/{code}/qr.svg`: the link's address as a QR code, for a stage screen or a flyer.
-pub(crate) async fn link_qr(
+async fn link_qr(
     code: web::Path<String>,
     tracker: web::Data<Tracker>,
 ) -> Result<HttpResponse, LinkError> {
@@ -118,7 +152,7 @@ pub(crate) async fn link_qr(
 
 /// `GET /l/{code}` (and `HEAD`): 302 to the destination with `vg=CODE`, at once; a person's
 /// visit is left to be recorded as a click. Bots, link previews and `HEAD` are not counted.
-pub(crate) async fn redirect(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+async fn redirect(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         let message = format!("{method} is not served on {}", req.path());
@@ -194,7 +228,7 @@ exist</h1><p>Check the address: a tracked link's code has 11 letters and digits.
 
 /// `POST /v1/links/{code}/share` (from `vg.js`): a child link of the link that brought this
 /// visitor, to the same destination, placed where the visitor is.
-pub(crate) async fn browser_share(
+async fn browser_share(
     req: HttpRequest,
     code: web::Path<String>,
     payload: web::Payload,
@@ -229,7 +263,7 @@ pub(crate) async fn browser_share(
 
 /// `POST /v1/links/{code}/conversions` (from `vg.js`): a goal reached by a visitor whom this link
 /// brought, recorded as unverified.
-pub(crate) async fn browser_conversion(
+async fn browser_conversion(
     req: HttpRequest,
     code: web::Path<String>,
     payload: web::Payload,
@@ -277,7 +311,7 @@ pub(crate) async fn browser_conversion(
 /// CORS preflight of the browser endpoints (`vg.js` sends `text/plain`, which needs none; a page
 /// that sends `application/json` or headers of its own asks first). Any header may come: these
 /// endpoints take no credentials and read no header a page could forge to gain anything.
-pub(crate) async fn preflight(req: HttpRequest) -> HttpResponse {
+async fn preflight(req: HttpRequest) -> HttpResponse {
     let asked = req
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
@@ -288,14 +322,6 @@ pub(crate) async fn preflight(req: HttpRequest) -> HttpResponse {
         .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, asked))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
         .finish()
-}
-
-/// `GET /vg.js`: the script for the marketer's site.
-pub(crate) async fn vg_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(VG_JS)
 }
 
 fn missing(field: &'static str) -> LinkError {

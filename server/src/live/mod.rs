@@ -4,4 +4,9 @@
 mod catch_up;
 mod feed;
 
-pub(crate) use feed::live;
+use actix_web::web;
+
+/// `GET /v1/live`.
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config.service(crate::routes::resource("/v1/live").get(feed::live));
+}

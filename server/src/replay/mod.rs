@@ -11,7 +11,7 @@ pub(crate) mod timeline;
 
 use std::{path::PathBuf, sync::Arc};
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
 use dashmap::DashMap;
 
 use crate::{
@@ -20,7 +20,20 @@ use crate::{
         self,
         index::{KeptIndexes, RecordingIndex, SharedIndex},
     },
+    routes::resource,
 };
+
+/// A campaign's replay, timeline and exports.
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/v1/campaigns/{id}/replay").get(session::replay))
+        .service(
+            resource("/v1/campaigns/{id}/timeline")
+                .get(timeline::timeline)
+                .head(timeline::timeline),
+        )
+        .service(resource("/v1/campaigns/{id}/export").get(export::export_route));
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

@@ -4,15 +4,40 @@ mod campaigns;
 mod health;
 mod page;
 
-pub(crate) use campaigns::{campaign_cascades, campaign_stats, list_campaigns};
-pub(crate) use health::{healthz, metrics};
-pub(crate) use page::{
-    app_js, feed_js, globe_js, index, land_js, palette_json, style_css, world_json,
-};
-
 use actix_web::{HttpRequest, HttpResponse, Resource, http::StatusCode, web};
 
 use crate::error::json_error;
+
+/// The page and its assets, the campaigns' read API, and the operational endpoints.
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    page::configure(config);
+    config
+        .service(
+            resource("/v1/campaigns")
+                .get(campaigns::list_campaigns)
+                .head(campaigns::list_campaigns),
+        )
+        .service(
+            resource("/v1/campaigns/{id}/stats")
+                .get(campaigns::campaign_stats)
+                .head(campaigns::campaign_stats),
+        )
+        .service(
+            resource("/v1/campaigns/{id}/cascades")
+                .get(campaigns::campaign_cascades)
+                .head(campaigns::campaign_cascades),
+        )
+        .service(
+            resource("/healthz")
+                .get(health::healthz)
+                .head(health::healthz),
+        )
+        .service(
+            resource("/metrics")
+                .get(health::metrics)
+                .head(health::metrics),
+        );
+}
 
 /// A route's resource: a method it does not serve is answered 405, in JSON like every error.
 pub(crate) fn resource(path: &str) -> Resource {

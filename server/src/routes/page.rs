@@ -1,56 +1,118 @@
-//! The browser page at `/`: plain HTML, CSS and JavaScript from `assets/web/`, and the world
-//! geography from `assets/world/`, built into the binary so the server needs no files to serve it.
+//! The browser page at `/` and the script for marketers' sites: plain HTML, CSS and JavaScript
+//! from `assets/web/`, and the world geography from `assets/world/`, built into the binary so the
+//! server needs no files to serve them.
 
-use actix_web::{HttpResponse, http::header};
+use actix_web::{HttpResponse, http::header, middleware, web};
 
-const INDEX_HTML: &str = include_str!("../../../assets/web/index.html");
-const APP_JS: &str = include_str!("../../../assets/web/app.js");
-const FEED_JS: &str = include_str!("../../../assets/web/feed.js");
-const LAND_JS: &str = include_str!("../../../assets/web/land.js");
-/// `assets/web-src/globe.js` bundled with three.js (`npm run web --prefix assets`).
-const GLOBE_JS: &str = include_str!("../../../assets/web/globe.js");
-const STYLE_CSS: &str = include_str!("../../../assets/web/style.css");
-const WORLD_JSON: &str = include_str!("../../../assets/world/world-50m.json");
+use super::resource;
 
-fn asset(content_type: &'static str, body: &'static str, max_age: u32) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
-        .body(body)
+/// A file served as it is, with how long browsers may keep it.
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+    max_age_s: u32,
+    /// Large and compressible: gzipped for clients that take it.
+    compress: bool,
 }
 
-pub(crate) async fn index() -> HttpResponse {
-    asset("text/html; charset=utf-8", INDEX_HTML, 60)
+const JS: &str = "text/javascript; charset=utf-8";
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../../assets/web/index.html"),
+        max_age_s: 60,
+        compress: false,
+    },
+    Asset {
+        path: "/app.js",
+        content_type: JS,
+        body: include_str!("../../../assets/web/app.js"),
+        max_age_s: 60,
+        compress: false,
+    },
+    // The protocol client, apart from the drawing (docs/browser-protocol.md quotes it).
+    Asset {
+        path: "/feed.js",
+        content_type: JS,
+        body: include_str!("../../../assets/web/feed.js"),
+        max_age_s: 60,
+        compress: false,
+    },
+    Asset {
+        path: "/land.js",
+        content_type: JS,
+        body: include_str!("../../../assets/web/land.js"),
+        max_age_s: 60,
+        compress: false,
+    },
+    // `assets/web-src/globe.js` bundled with three.js (`npm run web --prefix assets`).
+    Asset {
+        path: "/globe.js",
+        content_type: JS,
+        body: include_str!("../../../assets/web/globe.js"),
+        max_age_s: 3_600,
+        compress: true,
+    },
+    Asset {
+        path: "/style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../../assets/web/style.css"),
+        max_age_s: 60,
+        compress: false,
+    },
+    Asset {
+        path: "/world.json",
+        content_type: "application/json",
+        body: include_str!("../../../assets/world/world-50m.json"),
+        max_age_s: 86_400,
+        compress: true,
+    },
+    // The script a marketer's site includes (docs/links.md).
+    Asset {
+        path: "/vg.js",
+        content_type: JS,
+        body: include_str!("../../../assets/web/vg.js"),
+        max_age_s: 3_600,
+        compress: false,
+    },
+];
+
+impl Asset {
+    fn response(&self) -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type(self.content_type)
+            .insert_header((
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", self.max_age_s),
+            ))
+            .body(self.body)
+    }
 }
 
-pub(crate) async fn app_js() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", APP_JS, 60)
-}
-
-/// The protocol client, apart from the drawing (docs/browser-protocol.md quotes it).
-pub(crate) async fn feed_js() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", FEED_JS, 60)
-}
-
-pub(crate) async fn land_js() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", LAND_JS, 60)
-}
-
-pub(crate) async fn globe_js() -> HttpResponse {
-    asset("text/javascript; charset=utf-8", GLOBE_JS, 3_600)
-}
-
-pub(crate) async fn style_css() -> HttpResponse {
-    asset("text/css; charset=utf-8", STYLE_CSS, 60)
+/// Every asset, GET and HEAD, and the arcs' palette.
+pub(super) fn configure(config: &mut web::ServiceConfig) {
+    for asset in ASSETS {
+        let serve = move || async move { asset.response() };
+        let route = resource(asset.path).get(serve).head(serve);
+        if asset.compress {
+            config.service(route.wrap(middleware::Compress::default()));
+        } else {
+            config.service(route);
+        }
+    }
+    config.service(
+        resource("/palette.json")
+            .get(palette_json)
+            .head(palette_json),
+    );
 }
 
 /// The arcs' colours, the same palette the viewer draws with.
-pub(crate) async fn palette_json() -> HttpResponse {
+async fn palette_json() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
         .json(viralglobe_protocol::palette::PALETTE)
-}
-
-pub(crate) async fn world_json() -> HttpResponse {
-    asset("application/json", WORLD_JSON, 86_400)
 }
