@@ -19,7 +19,10 @@ mod tree;
 use std::{
     ops::Range,
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{
+        Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -53,13 +56,13 @@ pub enum EngineError {
     /// restart rebuilds the state from what was written.
     #[error("ingest is stopped after a recording failure ({0}); restart the server")]
     Stopped(String),
-    /// A recording could not be opened (no descriptor left, say): the events before the one that
-    /// needed it were applied and written (`applied`), that one and the rest were not. Ingest
-    /// goes on; they can be sent again.
     /// Cluster mode: the log (Redis) did not take the batch, or its outcome is not known here.
     /// Nothing in it was acknowledged; it can be sent again.
     #[error("the log cannot take this batch now: {0}; send it again later")]
     Log(String),
+    /// A recording could not be opened (no descriptor left, say): the events before the one that
+    /// needed it were applied and written (`applied`), that one and the rest were not. Ingest
+    /// goes on; they can be sent again.
     #[error("the recordings cannot take this event now ({reason}); send it again later")]
     Unavailable {
         reason: String,
@@ -123,6 +126,8 @@ pub struct Engine {
     shares: Arc<ShareTree>,
     links: Arc<Links>,
     summaries: Summaries,
+    /// Events waiting for their share or parent share, as of the last batch.
+    held: AtomicUsize,
     /// The indexes of the recordings it writes, kept as it writes them.
     kept_indexes: KeptIndexes,
     hub: Arc<Hub>,
@@ -261,6 +266,7 @@ impl Engine {
             hub.open_campaign(campaign, epoch, seq);
         }
         metrics::gauge!("viralglobe_held_events").set(ledger.held() as f64);
+        let held_now = AtomicUsize::new(ledger.held());
         tracing::info!(
             records,
             campaigns = ledger.campaigns.len(),
@@ -280,6 +286,7 @@ impl Engine {
             shares,
             links,
             summaries,
+            held: held_now,
             kept_indexes,
             hub,
             sync_files,
@@ -396,7 +403,7 @@ impl Engine {
         self.hub.publish(arcs);
         drop(state);
 
-        metrics::gauge!("viralglobe_held_events").set(held as f64);
+        self.note_held(held);
         metrics::histogram!("viralglobe_ingest_batch_seconds").record(started.elapsed());
         applied
             .into_iter()
@@ -443,7 +450,7 @@ impl Engine {
         // What was given up before a failure is written out too.
         let written = state.commit().and(expired);
         drop(state);
-        metrics::gauge!("viralglobe_held_events").set(held as f64);
+        self.note_held(held);
         match written {
             Ok(expired) => {
                 metrics::counter!("viralglobe_held_expired_total", "type" => "share")
@@ -580,8 +587,15 @@ impl Engine {
         self.stopped.get().map(String::as_str)
     }
 
+    /// Events waiting for their share or parent share, as of the last batch: read without the
+    /// lock (`/healthz` answers while a batch goes in).
     pub(crate) fn held(&self) -> usize {
-        self.lock().ledger.held()
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn note_held(&self, held: usize) {
+        self.held.store(held, Ordering::Relaxed);
+        metrics::gauge!("viralglobe_held_events").set(held as f64);
     }
 }
 

@@ -106,7 +106,6 @@ impl Ledger {
     }
 
     /// Applies one line of the held-event journal: a click or conversion waiting for its share.
-    /// Returns false for an entry already resolved into a campaign recording.
     /// Returns false for an entry already resolved into a campaign recording, or given up.
     pub(crate) fn follow_journal(
         &mut self,
