@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod agreement;
 mod attribution;
+mod error;
 mod indexer;
 mod ledger;
 mod links;
@@ -26,6 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub(crate) use error::EngineError;
 pub use ledger::HeldLimits;
 pub(crate) use ledger::{Expired, Outcome};
 pub(crate) use links::{Link, Links};
@@ -47,39 +49,6 @@ use crate::{
         index::{IndexedLine, KeptIndexes, RecordingIndex},
     },
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Recording(#[from] RecordingError),
-    /// After a failed write the in-memory state may be ahead of the disk; ingest stops until a
-    /// restart rebuilds the state from what was written.
-    #[error("ingest is stopped after a recording failure ({0}); restart the server")]
-    Stopped(String),
-    /// Cluster mode: the log (Redis) did not take the batch, or its outcome is not known here.
-    /// Nothing in it was acknowledged; it can be sent again.
-    #[error("the log cannot take this batch now: {0}; send it again later")]
-    Log(String),
-    /// A recording could not be opened (no descriptor left, say): the events before the one that
-    /// needed it were applied and written (`applied`), that one and the rest were not. Ingest
-    /// goes on; they can be sent again.
-    #[error("the recordings cannot take this event now ({reason}); send it again later")]
-    Unavailable {
-        reason: String,
-        applied: Vec<Outcome>,
-    },
-}
-
-impl EngineError {
-    /// What went wrong, without the words a `Stopped` wraps it in: the reason a caller that stops
-    /// in turn gives, so that it reads once.
-    pub(crate) fn reason(&self) -> String {
-        match self {
-            Self::Stopped(reason) => reason.clone(),
-            other => other.to_string(),
-        }
-    }
-}
 
 /// An event with the place it happened, if known.
 pub struct Located {
@@ -596,25 +565,5 @@ impl Engine {
     fn note_held(&self, held: usize) {
         self.held.store(held, Ordering::Relaxed);
         metrics::gauge!("viralglobe_held_events").set(held as f64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::EngineError;
-
-    /// The cluster's follower stops with the reason the engine gave; `append` then answers with
-    /// it: the words of a stop are said once (they once read "ingest is stopped after a
-    /// recording failure (ingest is stopped after a recording failure (…").
-    #[test]
-    fn a_stop_passed_on_says_its_reason_once() {
-        let engine = EngineError::Stopped("cannot write campaigns/a.ndjson: disk full".into());
-        let passed_on = EngineError::Stopped(engine.reason()).to_string();
-        assert_eq!(
-            passed_on.matches("ingest is stopped").count(),
-            1,
-            "{passed_on}"
-        );
-        assert!(passed_on.contains("disk full"), "{passed_on}");
     }
 }
