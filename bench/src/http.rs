@@ -47,7 +47,7 @@ impl Connection {
         self.head.clear();
         self.head.extend_from_slice(
             format!(
-                "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),
@@ -59,7 +59,7 @@ impl Connection {
     pub async fn get(&mut self, path: &str, headers: &[&str]) -> anyhow::Result<Answer> {
         self.head.clear();
         self.head
-            .extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n").as_bytes());
+            .extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n").as_bytes());
         for header in headers {
             self.head.extend_from_slice(header.as_bytes());
             self.head.extend_from_slice(b"\r\n");

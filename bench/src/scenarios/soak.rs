@@ -223,7 +223,7 @@ async fn exports(address: String, failures: Arc<Failures>) {
 async fn export_whole(address: &str) -> anyhow::Result<bool> {
     let mut stream = TcpStream::connect(address).await?;
     let request = format!(
-        "GET /v1/campaigns/{CAMPAIGN}/export?format=csv HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        "GET /v1/campaigns/{CAMPAIGN}/export?format=csv HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut answer = Vec::new();

@@ -20,7 +20,7 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use ipnet::IpNet;
-pub(crate) use routes::configure;
+pub(crate) use routes::{configure, configure_redirect};
 use viralglobe_protocol::{InputError, InputEvent, Place, Timestamp, input::check_destination};
 
 use self::{clicks::ClickQueue, limits::RateLimit, visitor::VisitSalt};

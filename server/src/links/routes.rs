@@ -27,11 +27,15 @@ const MAX_BROWSER_BODY: usize = 1024;
 const MAX_BROWSER_NAME: usize = 32;
 const MAX_BROWSER_SHARER: usize = 64;
 
-/// The redirect first, matched by its prefix alone: it is the busiest route at a viral peak, and
-/// every pattern tried before it costs a match. Then the producers' and browsers' routes.
+/// `/l/{code}`, matched by its prefix alone: registered first, as the busiest route at a viral
+/// peak (every pattern tried before a route costs a match).
+pub(crate) fn configure_redirect(config: &mut web::ServiceConfig) {
+    config.service(web::scope("/l").default_service(web::to(redirect)));
+}
+
+/// The producers' and browsers' routes.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::scope("/l").default_service(web::to(redirect)))
         .service(resource("/v1/links").post(create_link))
         .service(
             resource("/v1/links/{code}")
