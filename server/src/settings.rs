@@ -199,8 +199,9 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_MAX_HELD", default_value_t = 100_000)]
     pub max_held: usize,
 
-    /// Most shares of one campaign waiting for their parent share (held clicks and conversions
-    /// name no campaign: only --max-held bounds them).
+    /// Most events of one campaign waiting: shares for their parent share, and clicks and
+    /// conversions on such a share (those whose share has not arrived at all name no campaign:
+    /// only --max-held bounds them).
     #[arg(
         long,
         env = "VIRALGLOBE_MAX_HELD_PER_CAMPAIGN",

@@ -159,3 +159,127 @@ async fn held_events_expire_are_reported_and_kept() {
         "{answer}"
     );
 }
+
+/// Ids are unique within a campaign (the campaign of the share an event names): two producers
+/// may both number their clicks `c0`, `c1`… — every click counts in each campaign, a re-send is
+/// still a duplicate in its own, and a restart decides alike. A click that waited for its share
+/// and turns out to repeat an id of the campaign its share is in is given up as a duplicate.
+#[tokio::test]
+async fn click_ids_are_unique_within_their_campaign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let clicks_of = |share: &str, ts: i64| -> Vec<String> {
+        (0..50)
+            .map(|i| click(&format!("c{i}"), share, TOKYO, ts + i))
+            .collect()
+    };
+    let mut first = vec![share_in("alpha", "a-post", None, T0)];
+    first.extend(clicks_of("a-post", T0 + 1));
+    let (_, answer) = server.post_ndjson(&first).await;
+    assert_eq!(answer["accepted"], 51, "{answer}");
+    let mut second = vec![share_in("beta", "b-post", None, T0)];
+    second.extend(clicks_of("b-post", T0 + 1));
+    let (_, answer) = server.post_ndjson(&second).await;
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(51), Some(0)),
+        "the same ids in another campaign are other clicks: {answer}"
+    );
+    let (_, answer) = server.post_ndjson(&clicks_of("b-post", T0 + 1)).await;
+    assert_eq!(
+        answer["duplicates"], 50,
+        "re-sent in its own campaign: {answer}"
+    );
+
+    // c0 waits for a share of alpha's that has not arrived: when it does, c0 repeats an id of
+    // alpha's and is given up; c99 counts.
+    let (_, answer) = server
+        .post_ndjson(&[
+            click("c0", "a-late", SYDNEY, T0 + 100),
+            click("c99", "a-late", SYDNEY, T0 + 101),
+        ])
+        .await;
+    assert_eq!(answer["held"], 2, "{answer}");
+    let (_, answer) = server
+        .post_ndjson(&[share_in("alpha", "a-late", Some("a-post"), T0 + 102)])
+        .await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let alpha = server.stats("alpha").await;
+    assert_eq!(alpha["totals"]["clicks"], 51, "{alpha}");
+    assert_eq!(alpha["held"], 0, "{alpha}");
+    let beta = server.stats("beta").await;
+    assert_eq!(beta["totals"]["clicks"], 50, "{beta}");
+    assert!(
+        metrics(&server)
+            .await
+            .contains("viralglobe_held_duplicates_total 1"),
+        "the given-up repeat is counted"
+    );
+    server.kill();
+
+    let server = TestServer::start_in(dir.path(), &[]);
+    assert_eq!(server.stats("alpha").await, alpha);
+    assert_eq!(server.stats("beta").await, beta);
+    let (_, answer) = server.post_ndjson(&clicks_of("a-post", T0 + 1)).await;
+    assert_eq!(answer["duplicates"], 50, "after a restart too: {answer}");
+}
+
+/// Clicks and conversions on a share that waits for its parent count in that share's campaign's
+/// budget (`--max-held-per-campaign`), so one producer's stuck cascade cannot use up the whole
+/// server's (`--max-held`): another campaign's out-of-order events still wait and resolve.
+#[tokio::test]
+async fn clicks_on_a_waiting_share_count_in_its_campaign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(
+        dir.path(),
+        &["--max-held", "20", "--max-held-per-campaign", "5"],
+    );
+    let mut stuck = vec![share_in("flood", "f-child", Some("f-missing"), T0)];
+    stuck.extend((0..10).map(|i| click(&format!("f{i}"), "f-child", BERLIN, T0 + 1 + i)));
+    let (status, answer) = server.post_ndjson(&stuck).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["held"], 5, "one share and four clicks: {answer}");
+    let rejected = answer["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 6, "{answer}");
+    assert_eq!(rejected[0]["line"], 6, "{answer}");
+    let error = rejected[0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("campaign `flood`") && error.contains("--max-held-per-campaign"),
+        "{error}"
+    );
+
+    let (_, answer) = server
+        .post_ndjson(&[
+            click("k1", "root", TOKYO, T0 + 20),
+            share("child", Some("root"), "twitter", TOKYO, T0 + 21),
+            share("root", None, "facebook", LOS_ANGELES, T0 + 22),
+        ])
+        .await;
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["held"].as_u64()),
+        (Some(3), Some(2)),
+        "{answer}"
+    );
+    let stats = server.stats("bones-brigade").await;
+    assert_eq!(
+        (
+            stats["totals"]["shares"].as_u64(),
+            stats["totals"]["clicks"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{stats}"
+    );
+    // The flood's budget frees when its share is given up, not before; a restart counts alike.
+    server.kill();
+    let server = TestServer::start_in(
+        dir.path(),
+        &["--max-held", "20", "--max-held-per-campaign", "5"],
+    );
+    let (_, answer) = server
+        .post_ndjson(&[click("f99", "f-child", BERLIN, T0 + 30)])
+        .await;
+    assert_eq!(
+        answer["rejected_count"], 1,
+        "still full after a restart: {answer}"
+    );
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use viralglobe_protocol::{InputError, InputEvent, Place, RecordedEvent, ShareEvent};
 
 use super::{lines::*, *};
+use crate::engine::seen::HELD;
 use crate::recording::RecordingError;
 
 impl Ledger {
@@ -74,12 +75,11 @@ impl Ledger {
                 self.limits.max,
             )));
         }
-        let waiting_here = self.pending_by_campaign.get(&campaign).copied();
-        if waiting_here.unwrap_or(0) >= self.limits.max_per_campaign {
+        if self.held_in(&campaign) >= self.limits.max_per_campaign {
             return Ok(Outcome::Rejected(rejected(
                 "parent",
                 format!(
-                    "share `{parent_id}` has not arrived and {} shares of campaign `{campaign}` \
+                    "share `{parent_id}` has not arrived and {} events of campaign `{campaign}` \
                      already wait (--max-held-per-campaign)",
                     self.limits.max_per_campaign
                 ),
@@ -191,8 +191,18 @@ impl Ledger {
             // What waited was taken out of memory above: a failure from here on may leave
             // memory ahead of the recordings, so it is never one to simply try again.
             for action in self.held_actions.remove(&id).unwrap_or_default() {
-                self.held_action_count -= 1;
-                let line = action_line(action.event, &node, &action.place, Some(action.hold));
+                self.forget_held(&action);
+                let repeated = action
+                    .event
+                    .id()
+                    .is_some_and(|i| self.seen(&action.event).contains(&node.campaign, i));
+                let line = if repeated {
+                    // Its id is its campaign's already: given up as a duplicate, in the journal.
+                    metrics::counter!("viralglobe_held_duplicates_total").increment(1);
+                    held_given_up(&action)
+                } else {
+                    action_line(action.event, &node, &action.place, Some(action.hold))
+                };
                 self.write(line, action.place, sink)
                     .map_err(RecordingError::after_writing)?;
             }
@@ -231,12 +241,16 @@ impl Ledger {
         place: Option<Arc<Place>>,
         sink: &mut Sink<'_>,
     ) -> Result<Outcome, RecordingError> {
+        let node = self.shares.get(share_of(&event)).map(|n| n.clone());
+        // An id is unique in its campaign (its share's); while its share has not arrived, among
+        // the events that wait.
+        let scope = node.as_ref().map_or(HELD, |n| &*n.campaign);
         if let Some(id) = event.id()
-            && self.seen(&event).contains(id)
+            && self.seen(&event).contains(scope, id)
         {
             return Ok(Outcome::Duplicate);
         }
-        if let Some(node) = self.shares.get(share_of(&event)).map(|n| n.clone()) {
+        if let Some(node) = node {
             self.write(action_line(event, &node, &place, None), place, sink)?;
             return Ok(Outcome::Accepted);
         }
@@ -245,6 +259,19 @@ impl Ledger {
                 "share",
                 share_of(&event),
                 self.limits.max,
+            )));
+        }
+        // Its share waits for its parent: the campaign is known, and its budget bounds this too.
+        let campaign = self
+            .pending_shares
+            .get(share_of(&event))
+            .map(|p| p.campaign.clone());
+        if let Some(campaign) = &campaign
+            && self.held_in(campaign) >= self.limits.max_per_campaign
+        {
+            return Ok(Outcome::Rejected(campaign_held_limit(
+                campaign,
+                self.limits.max_per_campaign,
             )));
         }
         let line = RecordedEvent {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use viralglobe_protocol::{ArcEvent, InputEvent, Place, RecordedEvent, rule};
 
 use super::{lines::*, *};
+use crate::engine::seen::HELD;
 
 impl Ledger {
     /// Applies one line of a campaign recording; returns the arc it draws. `place` is the line's
@@ -65,7 +66,7 @@ impl Ledger {
             }
             action => {
                 if let Some(id) = action.id() {
-                    self.seen(action).insert(id);
+                    self.seen(action).insert(&campaign, id);
                 }
                 if let Some(hold) = line.hold {
                     if let Some(rebuild) = &mut self.rebuild {
@@ -133,9 +134,17 @@ impl Ledger {
             return false;
         }
         let counted_id = match line.event.id() {
-            Some(id) => self.seen(&line.event).insert(id),
+            Some(id) => self.seen(&line.event).insert(HELD, id),
             None => false,
         };
+        // On a share that waits itself, it counts in that share's campaign.
+        let campaign = self.pending_shares.get(&*share).map(|p| p.campaign.clone());
+        if let Some(campaign) = &campaign {
+            *self
+                .held_actions_by_campaign
+                .entry(campaign.clone())
+                .or_default() += 1;
+        }
         self.held_actions
             .entry(share.clone())
             .or_default()
@@ -145,6 +154,7 @@ impl Ledger {
                 event: line.event,
                 place,
                 counted_id,
+                campaign,
             });
         self.held_action_count += 1;
         self.queue_wait(Waiting::Action { share, hold }, line.held_at);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use viralglobe_protocol::{InputError, InputEvent, Place, RecordedEvent, ShareEvent};
 
-use super::{PendingShare, ShareNode, rejected};
+use super::{HeldAction, PendingShare, ShareNode, rejected};
 
 pub(super) fn share_of(event: &InputEvent) -> &str {
     match event {
@@ -72,4 +72,29 @@ pub(super) fn held_limit(field: &'static str, missing: &str, max: usize) -> Inpu
         field,
         format!("share `{missing}` has not arrived and {max} events already wait (--max-held)"),
     )
+}
+
+/// A click or conversion on a share that waits itself, over its campaign's budget.
+pub(super) fn campaign_held_limit(campaign: &str, max: usize) -> InputError {
+    rejected(
+        "share",
+        format!(
+            "its share waits for its parent and {max} events of campaign `{campaign}` already \
+             wait (--max-held-per-campaign)"
+        ),
+    )
+}
+
+/// The journal line that gives up a held click or conversion.
+pub(super) fn held_given_up(action: &HeldAction) -> RecordedEvent {
+    RecordedEvent {
+        event: action.event.clone(),
+        campaign: None,
+        at: action.place.as_deref().cloned(),
+        generation: None,
+        root: None,
+        hold: Some(action.hold),
+        held_at: None,
+        given_up: true,
+    }
 }

@@ -78,6 +78,8 @@ struct HeldAction {
     /// Whether holding it put its id among those seen: giving it up takes the id out again, so
     /// that it can be sent again once its share is there.
     counted_id: bool,
+    /// The campaign whose budget it counts in: that of its share, when its share waits too.
+    campaign: Option<Arc<str>>,
 }
 
 /// Something that waits, in the queue of waits by age.
@@ -91,8 +93,9 @@ enum Waiting {
 pub struct HeldLimits {
     /// All waiting events together.
     pub max: usize,
-    /// Shares of one campaign waiting for their parent (a waiting click or conversion names no
-    /// campaign: only `max` bounds those).
+    /// Events of one campaign waiting: shares for their parent, and clicks and conversions on a
+    /// share that waits itself (one whose share has not arrived names no campaign: only `max`
+    /// bounds those).
     pub max_per_campaign: usize,
 }
 
@@ -137,6 +140,8 @@ pub(super) struct Ledger {
     /// Share id → clicks and conversions waiting for it.
     held_actions: FastMap<Box<str>, Vec<HeldAction>>,
     held_action_count: usize,
+    /// How many of them wait on a share of each campaign that waits itself.
+    held_actions_by_campaign: FastMap<Arc<str>, usize>,
     limits: HeldLimits,
     next_hold: u64,
     /// Every wait, oldest first, for [`Ledger::expire`]; entries whose wait ended are skipped
@@ -189,6 +194,7 @@ impl Ledger {
             chain_links: FastMap::default(),
             held_actions: FastMap::default(),
             held_action_count: 0,
+            held_actions_by_campaign: FastMap::default(),
             limits,
             next_hold: 1,
             waiting_since: VecDeque::new(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use viralglobe_protocol::{Place, RecordedEvent, ShareEvent};
 
 use super::{lines::*, *};
-use crate::recording::RecordingError;
+use crate::{engine::seen::HELD, recording::RecordingError};
 
 impl Ledger {
     /// A share starts waiting for its parent.
@@ -64,12 +64,37 @@ impl Ledger {
         if list.is_empty() {
             self.held_actions.remove(share);
         }
+        self.forget_held(&action);
+    }
+
+    /// A held click or conversion that waits no more (resolved or given up): uncounted, and its
+    /// id out of the waiting events' (it goes to its campaign's if it resolved).
+    pub(super) fn forget_held(&mut self, action: &HeldAction) {
         self.held_action_count -= 1;
+        if let Some(campaign) = &action.campaign
+            && let Some(count) = self.held_actions_by_campaign.get_mut(campaign)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.held_actions_by_campaign.remove(campaign);
+            }
+        }
         if action.counted_id
             && let Some(id) = action.event.id()
         {
-            self.seen(&action.event).remove(id);
+            self.seen(&action.event).remove(HELD, id);
         }
+    }
+
+    /// Events of `campaign` waiting: shares for their parent, and clicks and conversions on a
+    /// share that waits itself.
+    pub(super) fn held_in(&self, campaign: &str) -> usize {
+        self.pending_by_campaign.get(campaign).copied().unwrap_or(0)
+            + self
+                .held_actions_by_campaign
+                .get(campaign)
+                .copied()
+                .unwrap_or(0)
     }
 
     // ---- Expiry ----
@@ -137,17 +162,7 @@ impl Ledger {
                     .get(share)?
                     .iter()
                     .find(|a| a.hold == *hold)?;
-                let line = RecordedEvent {
-                    event: action.event.clone(),
-                    campaign: None,
-                    at: action.place.as_deref().cloned(),
-                    generation: None,
-                    root: None,
-                    hold: Some(*hold),
-                    held_at: None,
-                    given_up: true,
-                };
-                Some((line, action.place.clone()))
+                Some((held_given_up(action), action.place.clone()))
             }
         }
     }
