@@ -1069,3 +1069,41 @@ async fn a_link_made_on_one_node_redirects_on_another_and_redis_keeps_no_address
         b.log()
     );
 }
+
+/// A node whose disk fills stops taking events, and says why once: the follower's stop reaches
+/// every later request as "ingest is stopped after a recording failure (… full …)", never that
+/// sentence inside itself, and `/healthz` gives the same reason.
+#[tokio::test]
+async fn a_node_with_a_full_disk_says_why_it_stopped_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let data = dir.path().join("node");
+    let server = node(&data, &redis);
+    let share = |campaign: &str, id: &str| {
+        serde_json::json!({"type": "share", "id": id, "campaign": campaign, "channel": "email",
+            "sharer": "x", "lat": 1.0, "lon": 2.0, "ts": 1_350_406_800_000_i64})
+        .to_string()
+    };
+    let (status, answer) = server.post_ndjson(&[share("fine", "s1")]).await;
+    assert_eq!(status, 200, "{answer}");
+    // Writes to this campaign's recording fail as on a full device.
+    let campaigns = data.join("redis-mirror/campaigns");
+    std::os::unix::fs::symlink("/dev/full", campaigns.join("broken.ndjson")).expect("symlink");
+    let mut answers = Vec::new();
+    for id in ["s2", "s3", "s4"] {
+        let (status, answer) = server.post_ndjson(&[share("broken", id)]).await;
+        assert_eq!(status, 503, "{answer}");
+        answers.push(answer["error"].as_str().unwrap_or_default().to_owned());
+    }
+    let (status, health) = server.get_json("/healthz").await;
+    assert_eq!(status, 503, "{health}");
+    answers.push(health["reason"].as_str().unwrap_or_default().to_owned());
+    for said in &answers {
+        assert!(
+            said.matches("ingest is stopped").count() <= 1,
+            "{answers:#?}"
+        );
+        assert!(said.contains("broken.ndjson"), "{answers:#?}");
+    }
+    assert!(answers[1].contains("ingest is stopped"), "{answers:#?}");
+}
