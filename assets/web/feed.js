@@ -12,13 +12,17 @@
 // whose `clock` messages go to `onClock`; `feed.send({type: "pause"})` steers it. A live feed
 // hands on only arcs after the last one it handed on (a repeat is counted in `feed.duplicates`,
 // a skip in `feed.gaps`, unfiltered); a replay hands on everything, as its seeks number arcs afresh.
+// A live feed whose websocket cannot open at all (a proxy that breaks websockets) reads the same
+// messages as server-sent events instead (`/v1/live/events`, JSON); `feed.transport` says which.
 
 export function connectFeed({
   base, campaign, mode = "live", token = null, filter = {}, encoding = "json", replayQuery = () => "",
   onHello = () => {}, onArcs = () => {}, onClock = () => {}, onLag = () => {}, onReset = () => {},
   onError = () => {}, onStatus = () => {}, onRefused = null,
 }) {
-  const feed = { position: { epoch: null, seq: 0 }, duplicates: 0, gaps: 0, resumes: 0 };
+  const feed = {
+    position: { epoch: null, seq: 0 }, duplicates: 0, gaps: 0, resumes: 0, transport: "websocket",
+  };
   const filtered = Object.values(filter).some(Boolean);
   let socket = null;
   let retry = 0;
@@ -59,11 +63,13 @@ export function connectFeed({
 
   function open(resume) {
     if (resume && feed.position.epoch) feed.resumes++;
+    if (feed.transport === "events") return openEvents();
     const ws = new WebSocket(urlFor(resume));
     ws.binaryType = "arraybuffer";
     socket = ws;
     onStatus("connecting");
-    ws.onopen = () => { retry = 0; onStatus("open"); };
+    let opened = false;
+    ws.onopen = () => { opened = true; retry = 0; onStatus("open"); };
     ws.onmessage = (event) => {
       if (event.data instanceof ArrayBuffer) {
         try {
@@ -73,33 +79,15 @@ export function connectFeed({
         }
         return;
       }
-      const message = JSON.parse(event.data);
-      switch (message.type) {
-        case "arc": arcs([message]); break;
-        case "arcs": arcs(message.arcs); break;
-        case "clock": onClock(message); break;
-        case "lagged": onLag(message.dropped_arcs); break;
-        case "error": onError(message.message); break;
-        case "hello": {
-          const ours = message.campaigns.find((c) => c.id === campaign);
-          // A live hello says where the feed starts; a replay's only names the recording's epoch.
-          if (!feed.position.epoch && ours?.epoch) {
-            feed.position = { epoch: ours.epoch, seq: mode === "live" ? ours.seq : 0 };
-            onHello(ours);
-          }
-          break;
-        }
-        case "reset": // the campaign's arc line started over (a new campaign, a demo loop)
-          if (message.campaign === campaign) {
-            feed.position = { epoch: message.epoch, seq: 0 };
-            onReset(message.epoch);
-          }
-          break;
-        default: break; // types added later
-      }
+      message(event.data);
     };
     ws.onclose = async () => {
       if (closed || socket !== ws) return;
+      // Never opened, though the server may be there: read the live feed as events instead.
+      if (!opened && mode === "live" && typeof EventSource !== "undefined") {
+        feed.transport = "events";
+        return openEvents();
+      }
       onStatus("closed");
       // A refused token is not retried: whoever opened the feed is told.
       if (onRefused && (await onRefused())) return;
@@ -108,9 +96,54 @@ export function connectFeed({
     };
   }
 
+  // The live feed as server-sent events: the same messages, JSON only. The browser reconnects
+  // by itself, resuming after the last event's id (`epoch:seq`).
+  function openEvents() {
+    const url = urlFor(true)
+      .replace(/^ws/, "http")
+      .replace("/v1/live?", "/v1/live/events?")
+      .replace("&encoding=compact", "");
+    const source = new EventSource(url);
+    socket = source;
+    onStatus("connecting");
+    source.onopen = () => { retry = 0; onStatus("open"); };
+    source.onmessage = (event) => message(event.data);
+    source.onerror = () => { if (!closed) onStatus("connecting"); };
+  }
+
+  // One message of the protocol, from either transport.
+  function message(text) {
+    const message = JSON.parse(text);
+    switch (message.type) {
+      case "arc": arcs([message]); break;
+      case "arcs": arcs(message.arcs); break;
+      case "clock": onClock(message); break;
+      case "lagged": onLag(message.dropped_arcs); break;
+      case "error": onError(message.message); break;
+      case "hello": {
+        const ours = message.campaigns.find((c) => c.id === campaign);
+        // A live hello says where the feed starts; a replay's only names the recording's epoch.
+        if (!feed.position.epoch && ours?.epoch) {
+          feed.position = { epoch: ours.epoch, seq: mode === "live" ? ours.seq : 0 };
+          onHello(ours);
+        }
+        break;
+      }
+      case "reset": // the campaign's arc line started over (a new campaign, a demo loop)
+        if (message.campaign === campaign) {
+          feed.position = { epoch: message.epoch, seq: 0 };
+          onReset(message.epoch);
+        }
+        break;
+      default: break; // types added later
+    }
+  }
+
   open(false);
   feed.send = (message) => {
-    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    if (socket instanceof WebSocket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(message));
+    }
   };
   feed.close = () => {
     closed = true;

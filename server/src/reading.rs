@@ -84,6 +84,30 @@ impl Reading {
         }
         Ok(resume)
     }
+
+    /// Where an event-stream reader resumes: after its `Last-Event-ID` (`epoch:seq`, the id of
+    /// the last event it got, which a browser's `EventSource` sends when it reconnects), or else
+    /// after `since` of `epoch` as for a websocket.
+    pub(crate) fn resume_events(&self, req: &HttpRequest) -> Result<Option<Resume>, ReadError> {
+        const FIELD: &str = "Last-Event-ID";
+        let Some(last) = req.headers().get("last-event-id") else {
+            return self.resume();
+        };
+        let last = last
+            .to_str()
+            .map_err(|_| ReadError::bad(FIELD, "not `epoch:seq`"))?;
+        let (epoch, since) = last
+            .rsplit_once(':')
+            .ok_or_else(|| ReadError::bad(FIELD, format!("`{last}` is not `epoch:seq`")))?;
+        let resume = Resume::parse(Some(since), Some(epoch))?;
+        if self.filter.campaign.is_none() {
+            return Err(ReadError::bad(
+                "campaign",
+                "resuming after an event needs the `campaign` it counts in",
+            ));
+        }
+        Ok(resume)
+    }
 }
 
 impl FromRequest for Reading {

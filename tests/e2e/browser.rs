@@ -42,6 +42,17 @@ fn the_page_asks_for_a_read_token() {
     assert!(report["arcs"].as_u64() > Some(0), "{report}");
 }
 
+/// Behind a proxy that breaks websockets, the page reads the live feed as server-sent events
+/// (`/v1/live/events`) and draws the demo's arcs all the same.
+#[test]
+fn the_page_falls_back_to_server_sent_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = demo_server_with(dir.path(), &[]);
+    let report = drive_page("events.mjs", &server.base, &[]);
+    assert!(report["streams"].as_u64() > Some(0), "{report}");
+    assert!(report["arcs"].as_u64() > Some(20), "{report}");
+}
+
 /// A page that stops reading (a busy tab, a slow machine) is dropped arcs rather than slowing the
 /// server, and says so: the `lagged` notice, with how many arcs it missed.
 #[test]

@@ -5,6 +5,7 @@ mod access;
 mod browser;
 mod cluster;
 mod demo;
+mod events;
 mod follow;
 mod held;
 mod http_api;

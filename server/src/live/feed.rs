@@ -28,6 +28,7 @@ pub(crate) struct LiveQuery {
     encoding: Option<String>,
 }
 
+/// `GET /v1/live`: a websocket.
 pub(crate) async fn live(
     req: HttpRequest,
     body: web::Payload,
@@ -40,12 +41,53 @@ pub(crate) async fn live(
     let encoding = Encoding::from_query(query.encoding.as_deref())
         .map_err(|e| ReadError::bad(e.field, e.message))?;
     let resume = reading.resume()?;
-    let filter = reading.filter;
+    let feed = subscribe(reading.filter, encoding, resume, hub, library, &engine);
+    let campaign = feed.filter.campaign.clone();
+    ws::start("live", &req, body, campaign.as_deref(), feed)
+}
+
+/// `GET /v1/live/events`: the same feed as server-sent events, JSON only, for clients that
+/// cannot open a websocket (a proxy that breaks them, say). A browser's `EventSource` resumes
+/// by itself: it sends the id of the last event it got (`epoch:seq`) as `Last-Event-ID`.
+pub(crate) async fn live_events(
+    req: HttpRequest,
+    reading: Reading,
+    hub: web::Data<Hub>,
+    library: web::Data<Library>,
+    engine: web::Data<Engine>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let resume = reading.resume_events(&req)?;
+    let feed = subscribe(
+        reading.filter,
+        Encoding::Json,
+        resume,
+        hub,
+        library,
+        &engine,
+    );
+    let campaign = feed.filter.campaign.clone();
+    Ok(ws::start_events(
+        "live-events",
+        &req,
+        campaign.as_deref(),
+        feed,
+    ))
+}
+
+/// Registers a subscriber with the hub and makes its feed: `hello` and where it stands.
+fn subscribe(
+    filter: LiveFilter,
+    encoding: Encoding,
+    resume: Option<Resume>,
+    hub: web::Data<Hub>,
+    library: web::Data<Library>,
+    engine: &Engine,
+) -> Feed {
     let (frames, offset, line) = hub.subscribe_counted(filter.clone(), encoding);
     // The hello gives the campaign's offset at the subscription: its queue holds exactly what
     // follows, and a new subscriber is sent nothing at or before it (arcs published in the tick
     // it joined in are in the queue too: trimmed, as for a resume).
-    let mut hello = hello(&engine, &filter, |c| match &offset {
+    let mut hello = hello(engine, &filter, |c| match &offset {
         Some(o) if filter.campaign.as_deref() == Some(c) => Some(o.clone()),
         _ => hub.offset(c),
     });
@@ -60,7 +102,7 @@ pub(crate) async fn live(
         (None, Some(o)) => o.seq,
         _ => 0,
     };
-    let feed = Feed {
+    Feed {
         hub: hub.into_inner(),
         library: library.into_inner(),
         filter,
@@ -74,9 +116,7 @@ pub(crate) async fn live(
         encoding,
         frames,
         opening: Some((hello, resume, offset)),
-    };
-    let campaign = feed.filter.campaign.clone();
-    ws::start("live", &req, body, campaign.as_deref(), feed)
+    }
 }
 
 /// A subscriber's frames of arcs whose delivery time is sampled: one in this many (the first
@@ -187,6 +227,7 @@ impl Feed {
         }
         if frame.reset {
             if let Ok(ServerMessage::Reset { epoch, .. }) = serde_json::from_str(&frame.text) {
+                out.set_epoch(&epoch);
                 self.epoch = Some(epoch);
             }
             (self.floor, self.sent) = (0, 0);
@@ -247,10 +288,8 @@ impl Feed {
 
 /// A frame from the hub, as text or binary.
 async fn send_frame(out: &mut Outbox, frame: &Frame) -> Result<(), Ended> {
-    match &frame.binary {
-        Some(bytes) => out.binary(bytes.clone()).await,
-        None => out.text(frame.text.clone()).await,
-    }
+    let last = frame.seqs.map(|(_, last)| last);
+    out.frame(&frame.text, frame.binary.as_ref(), last).await
 }
 
 impl Source for Feed {
@@ -261,6 +300,9 @@ impl Source for Feed {
             return Ok(());
         };
         tracing::debug!(resuming = self.resuming, "subscribed");
+        if let Some(epoch) = &self.epoch {
+            out.set_epoch(epoch);
+        }
         out.message(&hello).await?;
         // Boxed, as the rare paths of `forward`: their futures are large, and every session's
         // task would carry their size for its whole life.

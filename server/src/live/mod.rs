@@ -6,7 +6,9 @@ mod feed;
 
 use actix_web::web;
 
-/// `GET /v1/live`.
+/// `GET /v1/live` (a websocket) and `GET /v1/live/events` (server-sent events).
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config.service(crate::routes::resource("/v1/live").get(feed::live));
+    config
+        .service(crate::routes::resource("/v1/live").get(feed::live))
+        .service(crate::routes::resource("/v1/live/events").get(feed::live_events));
 }

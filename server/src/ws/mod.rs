@@ -1,6 +1,7 @@
-//! One room for websockets: the session loop that every websocket runs (the live feed's and a
-//! replay's) — its span, heartbeat, what the client says, sends with deadlines, and why it ended —
-//! around a [`Source`] that says what to send.
+//! One room for sessions: the loop that every websocket runs (the live feed's and a replay's) —
+//! its span, heartbeat, what the client says, sends with deadlines, and why it ended — around a
+//! [`Source`] that says what to send; and the same for a server-sent event stream (the live feed
+//! for clients that cannot open a websocket), which has nothing to hear.
 
 mod outbox;
 
@@ -9,9 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use actix_ws::{Message, MessageStream};
+use bytes::Bytes;
 use bytestring::ByteString;
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 pub(crate) use outbox::Outbox;
@@ -57,7 +60,7 @@ pub(crate) fn start(
     let session = async move {
         let started = Instant::now();
         tracing::debug!("websocket connected");
-        let mut out = Outbox::new(session);
+        let mut out = Outbox::socket(session);
         let ended = serve(&mut out, stream, source).await;
         tracing::debug!(
             reason = ended.as_str(),
@@ -68,6 +71,60 @@ pub(crate) fn start(
     };
     actix_web::rt::spawn(session.instrument(span));
     Ok(response)
+}
+
+/// Runs `source` as a server-sent event stream (`text/event-stream`), on a task of its own.
+/// The body is a bounded queue of events: a client that stops reading fills it, and the next
+/// send that waits longer than [`CLIENT_TIMEOUT`] ends the session.
+pub(crate) fn start_events(
+    kind: &'static str,
+    req: &HttpRequest,
+    campaign: Option<&str>,
+    source: impl Source + 'static,
+) -> HttpResponse {
+    let span = session_span(kind, req, campaign);
+    let (body, events) = mpsc::channel::<Bytes>(EVENTS_QUEUED);
+    let session = async move {
+        let started = Instant::now();
+        tracing::debug!("event stream opened");
+        let mut out = Outbox::events(body);
+        let ended = serve_events(&mut out, source).await;
+        tracing::debug!(
+            reason = ended.as_str(),
+            duration_s = started.elapsed().as_secs_f64(),
+            "event stream closed"
+        );
+    };
+    actix_web::rt::spawn(session.instrument(span));
+    let stream = futures_util::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        Some((Ok::<_, actix_web::Error>(event), events))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // nginx would otherwise hold events back to fill its buffers.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream)
+}
+
+/// Events queued for one stream's body.
+const EVENTS_QUEUED: usize = 16;
+
+async fn serve_events(out: &mut Outbox, mut source: impl Source) -> Ended {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    if let Err(ended) = source.open(out).await {
+        return ended;
+    }
+    loop {
+        let done = tokio::select! {
+            wake = source.wait() => source.act(wake, out).await,
+            _ = heartbeat.tick() => out.keep_alive(Instant::now()).await,
+        };
+        if let Err(ended) = done {
+            return ended;
+        }
+    }
 }
 
 async fn serve(out: &mut Outbox, stream: MessageStream, mut source: impl Source) -> Ended {

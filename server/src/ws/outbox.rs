@@ -1,10 +1,13 @@
-//! The sending half of a websocket: every frame waits for room no longer than the client may take
-//! ([`CLIENT_TIMEOUT`]), so a client that stopped reading ends its session instead of holding it.
+//! The sending half of a session, on a websocket or a server-sent event stream: every frame
+//! waits for room no longer than the client may take ([`CLIENT_TIMEOUT`]), so a client that
+//! stopped reading ends its session instead of holding it.
 
 use std::time::{Duration, Instant};
 
 use actix_ws::Session;
+use bytes::Bytes;
 use bytestring::ByteString;
+use tokio::sync::mpsc;
 use viralglobe_protocol::{ArcEvent, Encoding, ServerMessage, compact};
 
 use super::{CLIENT_TIMEOUT, Ended};
@@ -13,27 +16,65 @@ use super::{CLIENT_TIMEOUT, Ended};
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(crate) struct Outbox {
-    session: Session,
+    transport: Transport,
+    /// The epoch the arcs sent count in: an event stream names each arcs event `epoch:seq`, the
+    /// position a browser's `EventSource` resumes from (`Last-Event-ID`).
+    epoch: Option<String>,
+}
+
+enum Transport {
+    Socket(Session),
+    /// The event stream's body, a bounded queue of whole events.
+    Events(mpsc::Sender<Bytes>),
 }
 
 impl Outbox {
-    pub(super) fn new(session: Session) -> Self {
-        Self { session }
+    pub(super) fn socket(session: Session) -> Self {
+        Self {
+            transport: Transport::Socket(session),
+            epoch: None,
+        }
     }
 
-    /// One text frame, already encoded.
+    pub(super) fn events(body: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            transport: Transport::Events(body),
+            epoch: None,
+        }
+    }
+
+    /// The epoch that the arcs sent from now on count in.
+    pub(crate) fn set_epoch(&mut self, epoch: &str) {
+        self.epoch = Some(epoch.to_owned());
+    }
+
+    /// One message, already encoded as JSON.
     pub(crate) async fn text(&mut self, frame: impl Into<ByteString>) -> Result<(), Ended> {
-        within(CLIENT_TIMEOUT, self.session.text(frame)).await
+        self.text_at(frame.into(), None).await
     }
 
-    /// One binary frame, already encoded.
-    pub(crate) async fn binary(&mut self, bytes: bytes::Bytes) -> Result<(), Ended> {
-        within(CLIENT_TIMEOUT, self.session.binary(bytes)).await
+    /// A frame of the hub's: JSON, or its compact binary form; `last` is the `seq` of its last
+    /// arc, if it carries arcs.
+    pub(crate) async fn frame(
+        &mut self,
+        text: &ByteString,
+        binary: Option<&Bytes>,
+        last: Option<u64>,
+    ) -> Result<(), Ended> {
+        match (&mut self.transport, binary) {
+            (Transport::Socket(session), Some(bytes)) => {
+                within(CLIENT_TIMEOUT, session.binary(bytes.clone())).await
+            }
+            _ => self.text_at(text.clone(), last).await,
+        }
     }
 
     pub(crate) async fn message(&mut self, message: &ServerMessage) -> Result<(), Ended> {
-        self.text(serde_json::to_string(message).expect("server messages serialize"))
-            .await
+        if let ServerMessage::Reset { epoch, .. } = message {
+            self.set_epoch(epoch);
+        }
+        let text = serde_json::to_string(message).expect("server messages serialize");
+        self.text_at(text.into(), None).await
     }
 
     /// Arcs in one message of the client's encoding.
@@ -42,35 +83,69 @@ impl Outbox {
         arcs: Vec<ArcEvent>,
         encoding: Encoding,
     ) -> Result<(), Ended> {
-        match encoding {
-            Encoding::Json => self.message(&ServerMessage::Arcs { arcs }).await,
-            Encoding::Compact => {
+        let last = arcs.last().map(|a| a.seq);
+        match (&mut self.transport, encoding) {
+            (Transport::Socket(session), Encoding::Compact) => {
                 let bytes = compact::encode(&arcs.iter().collect::<Vec<_>>());
-                self.binary(bytes.into()).await
+                within(CLIENT_TIMEOUT, session.binary(bytes)).await
+            }
+            _ => {
+                let text = serde_json::to_string(&ServerMessage::Arcs { arcs })
+                    .expect("server messages serialize");
+                self.text_at(text.into(), last).await
+            }
+        }
+    }
+
+    async fn text_at(&mut self, text: ByteString, last: Option<u64>) -> Result<(), Ended> {
+        match &mut self.transport {
+            Transport::Socket(session) => within(CLIENT_TIMEOUT, session.text(text)).await,
+            Transport::Events(body) => {
+                // One `data:` line: the server's JSON has no line breaks.
+                let id = match (&self.epoch, last) {
+                    (Some(epoch), Some(seq)) => format!("id: {epoch}:{seq}\n"),
+                    _ => String::new(),
+                };
+                let event = Bytes::from(format!("{id}data: {text}\n\n"));
+                within(CLIENT_TIMEOUT, body.send(event)).await
             }
         }
     }
 
     pub(super) async fn pong(&mut self, bytes: &[u8]) -> Result<(), Ended> {
-        within(CLIENT_TIMEOUT, self.session.pong(bytes)).await
+        match &mut self.transport {
+            Transport::Socket(session) => within(CLIENT_TIMEOUT, session.pong(bytes)).await,
+            Transport::Events(_) => Ok(()),
+        }
     }
 
-    /// On each heartbeat: pings, or gives up on a client silent for longer than
-    /// [`CLIENT_TIMEOUT`]. The ping waits no longer than the client has left: one that stopped
-    /// reading leaves no room for it.
+    /// On each heartbeat: a websocket is pinged, or given up when its client was silent for
+    /// longer than [`CLIENT_TIMEOUT`] (the ping waits no longer than the client has left: one
+    /// that stopped reading leaves no room for it); an event stream gets a comment line, which
+    /// keeps proxies from closing it and finds a client that went away.
     pub(super) async fn keep_alive(&mut self, last_heard: Instant) -> Result<(), Ended> {
-        let left = CLIENT_TIMEOUT
-            .checked_sub(last_heard.elapsed())
-            .ok_or(Ended::ClientSilent)?;
-        within(left, self.session.ping(b""))
-            .await
-            .map_err(|_| Ended::ClientSilent)
+        match &mut self.transport {
+            Transport::Socket(session) => {
+                let left = CLIENT_TIMEOUT
+                    .checked_sub(last_heard.elapsed())
+                    .ok_or(Ended::ClientSilent)?;
+                within(left, session.ping(b""))
+                    .await
+                    .map_err(|_| Ended::ClientSilent)
+            }
+            Transport::Events(body) => {
+                within(CLIENT_TIMEOUT, body.send(Bytes::from_static(b": \n\n"))).await
+            }
+        }
     }
 
     /// A close frame if the client takes it soon; the session is dropped either way, so the
-    /// subscriber's queue and the task go whatever the client does.
+    /// subscriber's queue and the task go whatever the client does. An event stream ends with
+    /// its sender.
     pub(super) async fn close(self) {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.session.close(None)).await;
+        if let Transport::Socket(session) = self.transport {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(None)).await;
+        }
     }
 }
 

@@ -1,0 +1,213 @@
+//! The live feed as server-sent events (`GET /v1/live/events`), read by a real HTTP client the
+//! way a browser's `EventSource` reads it: the same arcs as a websocket, each arcs event named
+//! `epoch:seq`, resumed after `Last-Event-ID` with no gap and no duplicate.
+
+use std::time::Duration;
+
+use viralglobe_protocol::{ArcEvent, ServerMessage};
+
+use crate::support::{TestServer, events::*, ips::*};
+
+const T0: i64 = 1_350_406_800_000;
+
+/// An event stream being read: whole events, comments (heartbeats) skipped.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    async fn open(server: &TestServer, query: &str, last_event_id: Option<&str>) -> Self {
+        let mut request =
+            reqwest::Client::new().get(server.url(&format!("/v1/live/events{query}")));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("GET /v1/live/events");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().expect("type"),
+            "text/event-stream"
+        );
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's id and message; `None` on timeout or the end of the stream.
+    async fn next(&mut self, within: Duration) -> Option<(Option<String>, ServerMessage)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut data) = (None, None);
+                for line in event.lines() {
+                    if let Some(value) = line.strip_prefix("id: ") {
+                        id = Some(value.to_owned());
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        data = Some(value.to_owned());
+                    }
+                }
+                if let Some(data) = data {
+                    let message = serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("not a protocol message ({e}): {data}"));
+                    return Some((id, message));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// Arcs until the one numbered `seq` has come, with the id of the last arcs event.
+    async fn arcs_until(&mut self, seq: u64) -> (Vec<ArcEvent>, Option<String>) {
+        let (mut arcs, mut last_id): (Vec<ArcEvent>, _) = (Vec::new(), None);
+        while arcs.last().is_none_or(|a| a.seq < seq) {
+            match self.next(Duration::from_secs(5)).await {
+                Some((id, ServerMessage::Arcs { arcs: more })) => {
+                    arcs.extend(more);
+                    last_id = id;
+                }
+                Some((id, ServerMessage::Arc(arc))) => {
+                    arcs.push(arc);
+                    last_id = id;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        (arcs, last_id)
+    }
+}
+
+/// A websocket subscriber's arcs until the one numbered `seq`.
+async fn socket_arcs_until(socket: &mut crate::support::Subscriber, seq: u64) -> Vec<ArcEvent> {
+    let mut arcs: Vec<ArcEvent> = Vec::new();
+    while arcs.last().is_none_or(|a| a.seq < seq) {
+        match socket.next_message(Duration::from_secs(5)).await {
+            Some(ServerMessage::Arcs { arcs: more }) => arcs.extend(more),
+            Some(ServerMessage::Arc(arc)) => arcs.push(arc),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    arcs
+}
+
+/// The `seq`s of `arcs` from `first` on (a subscriber that joined while earlier arcs were being
+/// published may get them too, after a `hello` that says so).
+fn seqs_from(arcs: &[ArcEvent], first: u64) -> Vec<u64> {
+    arcs.iter().map(|a| a.seq).filter(|&s| s >= first).collect()
+}
+
+fn epoch_of(hello: &ServerMessage) -> String {
+    let ServerMessage::Hello { campaigns, .. } = hello else {
+        panic!("not a hello: {hello:?}")
+    };
+    campaigns[0].epoch.clone().expect("an epoch")
+}
+
+async fn post_cascade(server: &TestServer, n: i64) {
+    let (status, answer) = server
+        .post_ndjson(&[
+            share(&format!("s{n}"), None, "facebook", LOS_ANGELES, T0 + n),
+            click(&format!("c{n}"), &format!("s{n}"), TOKYO, T0 + n + 1),
+        ])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The same arcs as a websocket subscriber with the same filter, each arcs event named by the
+/// epoch of its campaign's line and the `seq` of its last arc.
+#[tokio::test]
+async fn an_event_stream_gets_the_arcs_a_websocket_gets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    post_cascade(&server, 0).await;
+    let query = "?campaign=bones-brigade&kind=share,click";
+    let (mut socket, hello) = server.subscribe(query).await;
+    let mut events = EventStream::open(&server, query, None).await;
+    let (_, first) = events.next(Duration::from_secs(5)).await.expect("hello");
+    assert_eq!(epoch_of(&first), epoch_of(&hello));
+    post_cascade(&server, 10).await;
+    post_cascade(&server, 20).await;
+    let by_socket = socket_arcs_until(&mut socket, 6).await;
+    let (by_events, last_id) = events.arcs_until(6).await;
+    assert_eq!(seqs_from(&by_events, 3), [3, 4, 5, 6], "{by_events:?}");
+    assert_eq!(seqs_from(&by_socket, 3), [3, 4, 5, 6], "{by_socket:?}");
+    let kinds = |arcs: &[ArcEvent]| arcs.iter().map(|a| (a.seq, a.kind)).collect::<Vec<_>>();
+    assert_eq!(
+        kinds(&by_events[by_events.len() - 4..]),
+        kinds(&by_socket[by_socket.len() - 4..])
+    );
+    assert_eq!(last_id, Some(format!("{}:6", epoch_of(&hello))));
+}
+
+/// A reader that comes back with `Last-Event-ID` after the server was killed and restarted gets
+/// every arc after that event, from the recording and then live: no gap, no duplicate.
+#[tokio::test]
+async fn an_event_stream_resumes_after_its_last_event_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    post_cascade(&server, 0).await;
+    let mut events = EventStream::open(&server, "?campaign=bones-brigade", None).await;
+    let (_, hello) = events.next(Duration::from_secs(5)).await.expect("hello");
+    post_cascade(&server, 10).await;
+    let (arcs, last_id) = events.arcs_until(4).await;
+    assert_eq!(seqs_from(&arcs, 3), [3, 4]);
+    // It got up to seq 2 only, say: it resumes after event `epoch:2`.
+    let resume_at = format!("{}:2", epoch_of(&hello));
+    assert_eq!(last_id, Some(format!("{}:4", epoch_of(&hello))));
+    drop(events);
+    server.kill();
+
+    let server = TestServer::start_in(dir.path(), &[]);
+    post_cascade(&server, 20).await;
+    let mut events = EventStream::open(&server, "?campaign=bones-brigade", Some(&resume_at)).await;
+    let (_, again) = events.next(Duration::from_secs(5)).await.expect("hello");
+    assert_eq!(
+        epoch_of(&again),
+        epoch_of(&hello),
+        "the same line after a restart"
+    );
+    let (mut arcs, _) = events.arcs_until(6).await;
+    post_cascade(&server, 30).await;
+    arcs.extend(events.arcs_until(8).await.0);
+    assert_eq!(seqs_from(&arcs, 0), [3, 4, 5, 6, 7, 8], "{arcs:?}");
+}
+
+/// `Last-Event-ID` from another line (a data directory made afresh, say) gets a reset to the
+/// current epoch and the whole line; one that is not `epoch:seq` is a 400 naming the header.
+#[tokio::test]
+async fn a_stale_last_event_id_gets_a_reset_and_the_whole_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    post_cascade(&server, 0).await;
+    let mut events =
+        EventStream::open(&server, "?campaign=bones-brigade", Some("gone-epoch:9")).await;
+    let (_, hello) = events.next(Duration::from_secs(5)).await.expect("hello");
+    let (_, reset) = events.next(Duration::from_secs(5)).await.expect("reset");
+    assert!(
+        matches!(&reset, ServerMessage::Reset { epoch, .. } if *epoch == epoch_of(&hello)),
+        "{reset:?}"
+    );
+    let (arcs, last_id) = events.arcs_until(2).await;
+    assert_eq!(seqs_from(&arcs, 0), [1, 2]);
+    assert_eq!(last_id, Some(format!("{}:2", epoch_of(&hello))));
+
+    let response = reqwest::Client::new()
+        .get(server.url("/v1/live/events?campaign=bones-brigade"))
+        .header("last-event-id", "no-seq-here")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 400);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("Last-Event-ID"), "{body}");
+}
