@@ -269,7 +269,7 @@ async fn clicks_on_a_waiting_share_count_in_its_campaign() {
         (Some(2), Some(1)),
         "{stats}"
     );
-    // The flood's budget frees when its share is given up, not before; a restart counts alike.
+    // A restart counts the waiting clicks in their campaign again: its budget is still full.
     server.kill();
     let server = TestServer::start_in(
         dir.path(),
