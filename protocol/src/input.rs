@@ -169,6 +169,15 @@ impl InputEvent {
         }
     }
 
+    /// The share a click or conversion belongs to (its campaign is that share's).
+    pub fn share(&self) -> Option<&str> {
+        match self {
+            Self::Share(_) => None,
+            Self::Click(c) => Some(&c.share),
+            Self::Conversion(c) => Some(&c.share),
+        }
+    }
+
     pub fn ts(&self) -> Timestamp {
         match self {
             Self::Share(s) => s.ts,

@@ -5,7 +5,7 @@
 //! maintainers' tools (`xtask`), the fuzz targets and the end-to-end tests need.
 #![warn(unreachable_pub)]
 
-mod auth;
+pub mod auth;
 mod cluster;
 mod commands;
 pub mod demo;
@@ -34,7 +34,7 @@ pub use geo::{GeoDb, decode_place};
 pub use hub::Hub;
 pub use ingest::{IngestReport, Pipeline};
 pub use recording::campaign_path;
-pub use settings::{Cli, Command, ExportFormat, LogFormat};
+pub use settings::{Cli, Command, ExportFormat, LogFormat, TokenScope};
 pub use startup::Application;
 pub use telemetry::init_logging;
 

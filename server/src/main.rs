@@ -3,7 +3,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use viralglobe_server::{
-    Application, Cli, Command, ExportFormat, LogFormat, demo,
+    Application, Cli, Command, ExportFormat, LogFormat, TokenScope,
+    auth::{Scope, mint},
+    demo,
     export::{self, Format},
     init_logging,
 };
@@ -50,6 +52,28 @@ async fn main() -> anyhow::Result<()> {
             };
             let totals = demo::simulate::run(&options)?;
             println!("{}", serde_json::to_string(&totals)?);
+        }
+        Command::Token {
+            campaigns,
+            scopes,
+            ttl,
+            origins,
+            subject,
+            jwt_secret,
+        } => {
+            let scopes: Vec<_> = scopes
+                .into_iter()
+                .map(|scope| match scope {
+                    TokenScope::Read => Scope::Read,
+                    TokenScope::Ingest => Scope::Ingest,
+                    TokenScope::Links => Scope::Links,
+                })
+                .collect();
+            let origins = (!origins.is_empty()).then_some(origins);
+            println!(
+                "{}",
+                mint(&jwt_secret, &campaigns, &scopes, ttl, origins, subject)?
+            );
         }
         Command::Export {
             campaign,

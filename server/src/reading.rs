@@ -126,10 +126,18 @@ fn read(req: &HttpRequest) -> Result<Reading, ReadError> {
     let access = req
         .app_data::<web::Data<Access>>()
         .expect("the server registers its access rules");
-    access.check_read(req, query.token.as_deref())?;
+    let grant = access.check_read(req, query.token.as_deref())?;
     let campaign = match req.match_info().get("id") {
         Some(id) => Some(id.to_owned()),
         None => query.campaign,
+    };
+    // A token for some campaigns reads one of them: the one named, or its only one.
+    let campaign = match campaign {
+        Some(campaign) => {
+            grant.check(&campaign)?;
+            Some(campaign)
+        }
+        None => grant.default_campaign()?,
     };
     let filter = LiveFilter::from_query(
         campaign,

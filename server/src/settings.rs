@@ -87,6 +87,33 @@ pub enum Command {
         #[arg(long, env = "VIRALGLOBE_INGEST_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Print a campaign-scoped token (JWT, HS256) for a client: what it may do (`--scope`), in
+    /// which campaigns (`--campaign`, repeatable, or `*`), for how long (`--ttl`). The server
+    /// that checks it runs with the same --jwt-secret.
+    Token {
+        /// A campaign the token opens (repeatable); `*` for every campaign.
+        #[arg(long = "campaign", required = true)]
+        campaigns: Vec<String>,
+        /// What it opens (repeatable, or comma-separated).
+        #[arg(
+            long = "scope",
+            value_enum,
+            value_delimiter = ',',
+            default_value = "read"
+        )]
+        scopes: Vec<TokenScope>,
+        /// How long it lasts: seconds, or a number with `s`, `m`, `h` or `d` (`30d`).
+        #[arg(long, default_value = "30d", value_parser = parse_ttl)]
+        ttl: Duration,
+        /// Pages (origins, e.g. `https://client.example`) that may use it; any when none is named.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Who it is for (`sub`), named in the server's log when it is refused.
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long, env = "VIRALGLOBE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+    },
     /// Write a recorded campaign's arcs to stdout (or --out) as NDJSON, CSV or GeoJSON.
     Export {
         /// The campaign (with --demo: the embedded demo's, bones-brigade).
@@ -116,6 +143,39 @@ impl Cli {
     pub fn command(self) -> Command {
         self.command.unwrap_or(Command::Serve(self.settings))
     }
+}
+
+/// What a token minted by `token` opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenScope {
+    /// The live feed, replays, exports and the read API.
+    Read,
+    /// POST /v1/events.
+    Ingest,
+    /// POST /v1/links.
+    Links,
+}
+
+/// `30d`, `12h`, `15m`, `90s` or `90`.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: a number with s, m, h or d, e.g. 30d")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds_per))
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}`: a number of {unit} above 0"))
 }
 
 /// The formats of `export`.
@@ -162,6 +222,17 @@ pub struct Settings {
     /// `/metrics`. `/healthz` stays open.
     #[arg(long, env = "VIRALGLOBE_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
+
+    /// Secret (32 bytes or more) that signs campaign-scoped tokens (JWT, HS256): tokens minted by
+    /// `viralglobe-server token` open only the campaigns and scopes they name. With it (or
+    /// --jwt-public-key) reading needs a token: a scoped one, or --read-token.
+    #[arg(long, env = "VIRALGLOBE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Public key of an issuer of campaign-scoped tokens: a PEM file (RSA: RS256, EC P-256: ES256)
+    /// or a JWKS file (`{"keys": [...]}`, each key picked by its `kid`).
+    #[arg(long, env = "VIRALGLOBE_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
 
     /// Origins of browser pages allowed to open the live feed and replays and to read the API
     /// (CORS), comma-separated (e.g. `https://example.com`). Empty allows any.

@@ -15,7 +15,7 @@ use actix_web::{
 use anyhow::Context;
 
 use crate::{
-    auth::Access,
+    auth::{Access, TokenKeys},
     cluster::{self, Cluster},
     demo::{self, embedded, player::Pace},
     engine::{Engine, HeldLimits},
@@ -83,6 +83,10 @@ impl Application {
             settings.read_token.clone(),
             settings.allowed_origins.clone(),
             settings.allowed_host.clone(),
+            TokenKeys::load(
+                settings.jwt_secret.as_deref(),
+                settings.jwt_public_key.as_deref(),
+            )?,
         );
         let tracker = Tracker::start(engine.clone(), pipeline.clone(), settings.links(address));
         let parts = Parts {

@@ -18,4 +18,5 @@ mod replay;
 mod resume;
 mod simulate;
 mod support;
+mod tokens;
 mod viewer;

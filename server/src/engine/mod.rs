@@ -551,6 +551,11 @@ impl Engine {
             .map(|node| (node.generation, node.place.clone()))
     }
 
+    /// The campaign of a recorded share.
+    pub(crate) fn share_campaign(&self, id: &str) -> Option<Arc<str>> {
+        self.shares.get(id).map(|node| node.campaign.arc())
+    }
+
     /// Why ingest stopped, if it did.
     pub(crate) fn stopped(&self) -> Option<&str> {
         self.stopped.get().map(String::as_str)

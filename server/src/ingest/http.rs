@@ -15,7 +15,7 @@ use viralglobe_protocol::input::bounded;
 use super::IngestReport;
 use super::Pipeline;
 use crate::{
-    auth::{Access, AccessError},
+    auth::{Access, AccessError, Grant, Scope},
     engine::EngineError,
 };
 
@@ -168,6 +168,8 @@ impl Drop for JsonBytes<'_> {
 /// One request's way in.
 struct Ingest<'a> {
     pipeline: &'a web::Data<Pipeline>,
+    /// The campaigns the request's token may post to.
+    grant: Grant,
     max_body_bytes: usize,
     max_line_bytes: usize,
     limits: &'a IngestLimits,
@@ -185,9 +187,10 @@ async fn post_events(
     access: web::Data<Access>,
     limits: web::Data<IngestLimits>,
 ) -> Result<HttpResponse, IngestError> {
-    access.check_ingest(&req)?;
+    let grant = access.check_write(&req, Scope::Ingest)?;
     let state = Ingest {
         pipeline: &pipeline,
+        grant,
         max_body_bytes: limits.max_body_bytes,
         max_line_bytes: limits.max_line_bytes,
         limits: &limits,
@@ -273,7 +276,7 @@ async fn ingest_lines(
     let fitting = &lines[..oversize.unwrap_or(lines.len())];
     state
         .pipeline
-        .ingest_async(fitting.iter().copied(), report)
+        .ingest_async(fitting.iter().copied(), report, &state.grant)
         .await
         .map_err(engine_failed(report))?;
     if let Some(index) = oversize {
@@ -313,6 +316,7 @@ async fn read_json(
     // Parsed and located on a blocking thread: an array of 100,000 events would otherwise hold
     // the worker, and every connection it serves, for as long.
     let pipeline = state.pipeline.clone();
+    let grant = state.grant.clone();
     let body = body.freeze();
     let mut counted = std::mem::take(report);
     let prepared = web::block(move || {
@@ -327,7 +331,7 @@ async fn read_json(
                 .map_err(|e| IngestError::NotJson(bounded(&e.to_string())))?
         };
         let lines = (1u64..).zip(elements.iter().map(|raw| raw.get().as_bytes()));
-        let prepared = pipeline.prepare(lines, &mut counted);
+        let prepared = pipeline.prepare(lines, &mut counted, &grant);
         Ok::<_, IngestError>((prepared, counted))
     })
     .await;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use viralglobe_protocol::{InputError, InputEvent, Place};
 
 use crate::{
+    auth::Grant,
     cluster::Cluster,
     engine::{Engine, EngineError, Located, Outcome},
     geo::GeoDb,
@@ -95,7 +96,8 @@ impl Pipeline {
         lines: impl IntoIterator<Item = (u64, &'a [u8])>,
         report: &mut IngestReport,
     ) -> Result<(), EngineError> {
-        let Some(prepared) = self.prepare(lines, report) else {
+        let Some(prepared) = self.prepare(lines, report, &Grant::all(crate::auth::Scope::Ingest))
+        else {
             return Ok(());
         };
         let applied = match &self.log {
@@ -106,12 +108,13 @@ impl Pipeline {
     }
 
     /// [`Pipeline::ingest`] for request handlers: waits for the log without blocking a worker.
-    pub async fn ingest_async<'a>(
+    pub(crate) async fn ingest_async<'a>(
         &self,
         lines: impl IntoIterator<Item = (u64, &'a [u8])>,
         report: &mut IngestReport,
+        grant: &Grant,
     ) -> Result<(), EngineError> {
-        let prepared = self.prepare(lines, report);
+        let prepared = self.prepare(lines, report, grant);
         self.apply_prepared(prepared, report).await
     }
 
@@ -141,19 +144,26 @@ impl Pipeline {
     }
 
     /// Parses and locates numbered lines: the events to apply, each with its line's number; a
-    /// line that is not an event is counted in `report`.
+    /// line that is not an event, or is for a campaign `grant` does not reach, is counted in
+    /// `report`.
     pub(crate) fn prepare<'a>(
         &self,
         lines: impl IntoIterator<Item = (u64, &'a [u8])>,
         report: &mut IngestReport,
+        grant: &Grant,
     ) -> Option<Prepared> {
         let mut batch = Vec::new();
         let mut numbers = Vec::new();
+        let mut refused = 0u64;
         for (number, line) in lines {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match InputEvent::parse(line) {
+                Ok(event) if let Err(refusal) = self.admit(&event, grant) => {
+                    refused += 1;
+                    report.reject(number, refusal);
+                }
                 Ok(mut event) => {
                     let place = self.locate(&event);
                     event.forget_address();
@@ -167,7 +177,40 @@ impl Pipeline {
                 }
             }
         }
+        if refused > 0 {
+            metrics::counter!("viralglobe_events_rejected_total", "reason" => "campaign")
+                .increment(refused);
+            grant.log_refusal(refused);
+        }
         (!batch.is_empty()).then_some(Prepared { batch, numbers })
+    }
+
+    /// Whether `grant` reaches the event's campaign: a share's own, or for a click or a
+    /// conversion, its share's, which must be recorded already (a token for one campaign cannot
+    /// add clicks to another's shares, and cannot know which campaign a share not yet recorded
+    /// will be in).
+    fn admit(&self, event: &InputEvent, grant: &Grant) -> Result<(), InputError> {
+        if grant.reaches_all() {
+            return Ok(());
+        }
+        let (field, campaign) = match (event, event.share()) {
+            (InputEvent::Share(share), _) => ("campaign", Some(Arc::from(share.campaign.as_str()))),
+            (_, Some(share)) => ("share", self.engine.share_campaign(share)),
+            (_, None) => return Ok(()),
+        };
+        let message = match campaign {
+            Some(campaign) if grant.allows(&campaign) => return Ok(()),
+            Some(campaign) => grant.refusal(&campaign).to_string(),
+            None => format!(
+                "share `{}` is not recorded: with a token for some campaigns, post the share \
+                 before its clicks and conversions",
+                viralglobe_protocol::input::bounded(event.share().unwrap_or_default())
+            ),
+        };
+        Err(InputError {
+            field: Some(field),
+            message,
+        })
     }
 
     /// An explicit position wins over the address; no location is counted by reason.

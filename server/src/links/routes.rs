@@ -13,7 +13,7 @@ use viralglobe_protocol::{InputError, InputEvent, Place, Timestamp, input::check
 
 use super::{LinkError, NewLink, Tracker, codes, visitor};
 use crate::{
-    auth::Access,
+    auth::{Access, Scope},
     engine::{Located, Outcome},
     error::json_error,
     routes::resource,
@@ -66,16 +66,18 @@ fn public_cors() -> middleware::DefaultHeaders {
     middleware::DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
 }
 
-/// `POST /v1/links`: a campaign post's link (or any share's), minted with the ingest token.
+/// `POST /v1/links`: a campaign post's link (or any share's), minted with the ingest token or a
+/// token scoped to `links` in its campaign.
 async fn create_link(
     req: HttpRequest,
     payload: web::Payload,
     tracker: web::Data<Tracker>,
     access: web::Data<Access>,
 ) -> Result<HttpResponse, LinkError> {
-    access.check_ingest(&req)?;
+    let grant = access.check_write(&req, Scope::Links)?;
     let body = Body::read(payload, MAX_LINK_BODY).await?;
     let campaign = body.required("campaign")?;
+    grant.check(&campaign)?;
     let place = match (body.number_f64("lat")?, body.number_f64("lon")?) {
         (Some(lat), Some(lon)) => Some(Place {
             lat,
@@ -111,8 +113,9 @@ async fn describe_link(
     tracker: web::Data<Tracker>,
     access: web::Data<Access>,
 ) -> Result<HttpResponse, LinkError> {
-    access.check_read_request(&req)?;
+    let grant = access.check_read_request(&req)?;
     let link = tracker.link(&code)?;
+    grant.check(&link.campaign)?;
     let resolved = tracker.engine.share(&link.share);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "code": code.as_str(),

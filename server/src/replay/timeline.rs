@@ -24,7 +24,7 @@ pub(crate) async fn timeline(
     query: web::Query<TimelineQuery>,
     library: web::Data<super::Library>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    access.check_read_request(&req)?;
+    access.check_read_request(&req)?.check(&campaign)?;
     let buckets = query.buckets.unwrap_or(DEFAULT_BUCKETS);
     if !(1..=MAX_BUCKETS).contains(&buckets) {
         return Err(ReplayError::BadQuery {

@@ -49,7 +49,9 @@ pub(crate) async fn metrics(
     access: web::Data<Access>,
     metrics: web::Data<PrometheusHandle>,
 ) -> Result<HttpResponse, AccessError> {
-    access.check_read_request(&req)?;
+    access
+        .check_read_request(&req)?
+        .check_all("/metrics (counters of every campaign)")?;
     crate::telemetry::process::update();
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
