@@ -234,8 +234,9 @@ function softwareRendering() {
 }
 
 // Builds the globe in `container` (a canvas of its own) for `world`; `colorOf(arc)` gives an
-// arc's CSS colour, `weightOf(arc)` how much it draws the camera (0 for none).
-export function createGlobe(container, world, colorOf, weightOf) {
+// arc's CSS colour, `weightOf(arc)` how much it draws the camera (0 for none). `autoRotate: false`
+// leaves it still when nothing happens.
+export function createGlobe(container, world, colorOf, weightOf, { autoRotate = true } = {}) {
   const renderer = new THREE.WebGLRenderer({ antialias: !softwareRendering(), preserveDrawingBuffer: true });
   renderer.setPixelRatio(Math.min(2, window.devicePixelRatio || 1));
   renderer.domElement.dataset.testid = "globe";
@@ -280,7 +281,8 @@ export function createGlobe(container, world, colorOf, weightOf) {
   resize();
   // The container changes size with the page's layout too (the panel filling in), not only with
   // the window: the drawing follows, or it would be stretched.
-  new ResizeObserver(resize).observe(container);
+  const resizes = new ResizeObserver(resize);
+  resizes.observe(container);
 
   // A point's pixel in the canvas (CSS pixels from its top left).
   const toScreen = (point) => {
@@ -292,7 +294,7 @@ export function createGlobe(container, world, colorOf, weightOf) {
   // Left alone, the camera turns towards the action; while a person hovers it stays still.
   function steer() {
     following = seconds() - touched > FOLLOW_AFTER_S && action.length() > 1 && !hovering;
-    controls.autoRotate = !following && !hovering && seconds() - touched > FOLLOW_AFTER_S;
+    controls.autoRotate = autoRotate && !following && !hovering && seconds() - touched > FOLLOW_AFTER_S;
     if (!following) return;
     const distance = camera.position.length();
     const direction = camera.position.clone().normalize().lerp(action.clone().normalize(), 0.01).normalize();
@@ -310,6 +312,13 @@ export function createGlobe(container, world, colorOf, weightOf) {
     clear() {
       arcs.clear();
       action.set(0, 0, 0);
+    },
+    // Lets go of the canvas and its GPU memory (an embedded globe taken off its page).
+    dispose() {
+      resizes.disconnect();
+      controls.dispose();
+      renderer.dispose();
+      renderer.domElement.remove();
     },
     draw() {
       steer();

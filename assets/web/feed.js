@@ -108,7 +108,16 @@ export function connectFeed({
     onStatus("connecting");
     source.onopen = () => { retry = 0; onStatus("open"); };
     source.onmessage = (event) => message(event.data);
-    source.onerror = () => { if (!closed) onStatus("connecting"); };
+    source.onerror = async () => {
+      if (closed || socket !== source) return;
+      // The browser retries by itself, except after an answer that is not a stream (a refused
+      // token, a 503): then the feed decides, as for a websocket.
+      if (source.readyState !== EventSource.CLOSED) return onStatus("connecting");
+      onStatus("closed");
+      if (onRefused && (await onRefused())) return;
+      retry = Math.min(retry + 1, 5);
+      setTimeout(() => !closed && socket === source && open(true), 1000 * retry);
+    };
   }
 
   // One message of the protocol, from either transport.

@@ -63,42 +63,91 @@ fn the_page_says_when_it_fell_behind() {
     assert!(report["lagged"].as_u64() > Some(0), "{report}");
 }
 
-/// The committed bundle `assets/web/globe.js` is what `npm run web --prefix assets` makes from
-/// `assets/web-src/` and the lockfile's three.js and esbuild: the same command, writing elsewhere,
-/// gives the same bytes. (Edited the globe and forgot to rebuild? This says so.)
+/// The committed bundles, `assets/web/globe.js` (the page's globe) and
+/// `assets/embed/viral-globe.js` (the embeddable element), are what `npm run web` and `npm run
+/// embed` (`--prefix assets`) make from `assets/web-src/` and the lockfile's three.js and esbuild:
+/// the same commands, writing elsewhere, give the same bytes. (Edited the globe and forgot to
+/// rebuild? This says so.)
 #[test]
-fn the_committed_globe_bundle_is_rebuilt_from_its_sources() {
+fn the_committed_bundles_are_rebuilt_from_their_sources() {
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
     let package: Value = serde_json::from_str(
         &std::fs::read_to_string(assets.join("package.json")).expect("assets/package.json"),
     )
     .expect("JSON");
-    let script = package["scripts"]["web"].as_str().expect("a `web` script");
+    for name in ["web", "embed"] {
+        let script = package["scripts"][name].as_str().expect("a bundle script");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("bundle.js");
+        let mut words = script.split_whitespace();
+        assert_eq!(words.next(), Some("esbuild"), "{script}");
+        let mut committed = None;
+        let args: Vec<String> = words
+            .map(|word| match word.strip_prefix("--outfile=") {
+                Some(path) => {
+                    committed = Some(assets.join(path));
+                    format!("--outfile={}", out.display())
+                }
+                None => word.to_owned(),
+            })
+            .collect();
+        let committed = committed.expect("an --outfile");
+        let status = std::process::Command::new(assets.join("node_modules/.bin/esbuild"))
+            .args(&args)
+            .current_dir(&assets)
+            .status()
+            .expect("esbuild runs (tests/run.sh runs `npm ci --prefix assets`)");
+        assert!(status.success());
+        let rebuilt = std::fs::read(&out).expect("rebuilt");
+        let committed_bytes = std::fs::read(&committed).expect("committed");
+        assert!(
+            rebuilt == committed_bytes,
+            "{} is not what its sources build ({} against {} bytes): run `npm run {name} \
+             --prefix assets` and commit it",
+            committed.display(),
+            rebuilt.len(),
+            committed_bytes.len()
+        );
+    }
+}
+
+/// A web developer puts the globe on a client's page, on another origin: the npm package, packed
+/// and installed from its tarball, draws the campaign with a token scoped to it (and to that
+/// page's origin), tells the host page through its events, and with a token for another campaign
+/// is refused and says so; the iframe form draws too.
+#[test]
+fn the_globe_embeds_in_another_sites_page() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("globe.js");
-    let mut words = script.split_whitespace();
-    assert_eq!(words.next(), Some("esbuild"), "{script}");
-    let args: Vec<String> = words
-        .map(|word| match word.strip_prefix("--outfile=") {
-            Some(_) => format!("--outfile={}", out.display()),
-            None => word.to_owned(),
-        })
-        .collect();
-    let status = std::process::Command::new(assets.join("node_modules/.bin/esbuild"))
-        .args(&args)
-        .current_dir(&assets)
-        .status()
-        .expect("esbuild runs (tests/run.sh runs `npm ci --prefix assets`)");
-    assert!(status.success());
-    let rebuilt = std::fs::read(&out).expect("rebuilt");
-    let committed = std::fs::read(assets.join("web/globe.js")).expect("committed");
-    assert!(
-        rebuilt == committed,
-        "assets/web/globe.js is not what its sources build ({} against {} bytes): run `npm run \
-         web --prefix assets` and commit it",
-        rebuilt.len(),
-        committed.len()
+    let server = demo_server_with(dir.path(), &["--jwt-secret", crate::tokens::SECRET]);
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let host = format!("http://127.0.0.1:{host_port}");
+    let token = crate::tokens::mint(&[
+        "--campaign",
+        "bones-brigade",
+        "--origin",
+        &host,
+        "--origin",
+        &server.base,
+    ]);
+    let other = crate::tokens::mint(&["--campaign", "another-client"]);
+    let report = drive_page(
+        "embed.mjs",
+        &server.base,
+        &[
+            "--token",
+            &token,
+            "--other-token",
+            &other,
+            "--host-port",
+            &host_port.to_string(),
+        ],
     );
+    assert!(report["ours"]["drawn"].as_u64() > Some(0), "{report}");
+    assert!(report["framed"]["drawn"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["theirs"]["heard"]["status"], 403, "{report}");
 }
 
 /// Where the drivers save their screenshots: the cargo target directory's `tmp/browser/`.

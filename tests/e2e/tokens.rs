@@ -8,12 +8,12 @@ use viralglobe_protocol::ServerMessage;
 
 use crate::support::{TestServer, ips::*};
 
-const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
+pub(crate) const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
 const INGEST: &str = "the-ingest-key";
 const T0: i64 = 1_350_406_800_000;
 
 /// `viralglobe-server token …`, as an operator runs it.
-fn mint(args: &[&str]) -> String {
+pub(crate) fn mint(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
         .arg("token")
         .args(args)
@@ -248,6 +248,14 @@ fn routes() -> Vec<(&'static str, Reach)> {
         ("/world.json", Public("geography")),
         ("/vg.js", Public("the script for marketers' sites")),
         ("/palette.json", Public("the arcs' colours")),
+        (
+            "/embed",
+            Public("the embeddable globe's page; its feed asks for the token"),
+        ),
+        (
+            "/embed/viral-globe.js",
+            Public("the embeddable globe's code"),
+        ),
     ]
 }
 

@@ -1,6 +1,7 @@
-//! The browser page at `/` and the script for marketers' sites: plain HTML, CSS and JavaScript
-//! from `assets/web/`, and the world geography from `assets/world/`, built into the binary so the
-//! server needs no files to serve them.
+//! The browser page at `/`, the embeddable globe at `/embed`, and the script for marketers'
+//! sites: plain HTML, CSS and JavaScript from `assets/web/` and `assets/embed/`, and the world
+//! geography from `assets/world/`, built into the binary so the server needs no files to serve
+//! them.
 
 use actix_web::{HttpResponse, http::header, middleware, web};
 
@@ -76,6 +77,22 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_str!("../../../assets/web/vg.js"),
         max_age_s: 3_600,
+        compress: false,
+    },
+    // The embeddable globe: the custom element (`npm run embed --prefix assets`, also the npm
+    // package viralglobe-globe), and a page of its own for an iframe (docs/embedding.md).
+    Asset {
+        path: "/embed/viral-globe.js",
+        content_type: JS,
+        body: include_str!("../../../assets/embed/viral-globe.js"),
+        max_age_s: 3_600,
+        compress: true,
+    },
+    Asset {
+        path: "/embed",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../../assets/web/embed.html"),
+        max_age_s: 60,
         compress: false,
     },
 ];
