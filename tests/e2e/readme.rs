@@ -118,3 +118,54 @@ async fn the_track_a_campaign_example_fills_the_globe() {
         ]
     );
 }
+
+/// "Embedding the globe for a client": against the demo server with a token secret, the token
+/// the command mints reads the client's campaign and is refused another's; the iframe snippet
+/// names the embed page with it.
+#[tokio::test]
+async fn the_embedding_example_mints_a_token_for_one_campaign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = crate::tokens::SECRET;
+    let server = crate::demo::demo_server_with(dir.path(), &["--jwt-secret", secret]);
+    // As a person would: once the demo's campaign is there.
+    let all = crate::tokens::mint(&["--campaign", "*"]);
+    let stats = server.url(&format!("/v1/campaigns/bones-brigade/stats?token={all}"));
+    for _ in 0..200 {
+        let status = reqwest::get(&stats).await.expect("GET").status();
+        if status.is_success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let script = readme_block("## Embedding the globe for a client")
+        .replace("http://127.0.0.1:8080", &server.base);
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_viralglobe-server"));
+    let path = format!(
+        "{}:{}",
+        binary.parent().expect("its folder").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .env("PATH", path)
+        .env("VIRALGLOBE_JWT_SECRET", secret)
+        .output()
+        .expect("sh runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        printed.contains(r#"{"summary":{"id":"bones-brigade","shares":"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(r#"{"error":"this token may not read campaign `another-client`"}"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "<iframe src=\"{}/embed?campaign=bones-brigade&token=ey",
+            server.base
+        )),
+        "{printed}"
+    );
+}
