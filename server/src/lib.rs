@@ -8,6 +8,7 @@
 pub mod auth;
 mod cluster;
 mod commands;
+mod consume;
 pub mod demo;
 mod engine;
 mod error;
@@ -16,6 +17,7 @@ mod fast_hash;
 pub mod fuzzing;
 mod geo;
 mod hello;
+mod hooks;
 mod hub;
 mod ingest;
 mod links;

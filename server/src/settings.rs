@@ -325,6 +325,22 @@ pub struct Settings {
     #[arg(long, env = "VIRALGLOBE_FOLLOW")]
     pub follow: Option<PathBuf>,
 
+    /// Consume events from a broker (repeatable; in the environment, space-separated):
+    /// `redis://host:port[/db]/STREAM?group=G` (Redis Streams, field `event`). Each message is one
+    /// event or NDJSON lines; it is acknowledged once its events are. docs/consuming.md.
+    #[arg(
+        long,
+        env = "VIRALGLOBE_CONSUME",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub consume: Vec<String>,
+
+    /// Signing secret of a Dub webhook: POST /v1/hooks/dub takes Dub's `link.clicked`,
+    /// `lead.created` and `sale.created` signed with it (docs/consuming.md).
+    #[arg(long, env = "VIRALGLOBE_DUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub dub_webhook_secret: Option<String>,
+
     /// Cluster mode: keep the log of accepted events in this Redis (`redis://[:password@]host:port`,
     /// `rediss://` for TLS; a private CA via SSL_CERT_FILE), shared by every node started with it. Each node follows the whole log and mirrors it under
     /// DATA_DIR/redis-mirror (rebuilt from the log at every start).

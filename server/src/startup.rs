@@ -1,7 +1,11 @@
 //! Builds the application from [`Settings`]: rebuilds state from the recordings, binds the
-//! listener (port 0 in tests), starts the live ticker, fsync timer and file follower.
+//! listener (port 0 in tests), starts the live ticker, fsync timer, file follower and consumers.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_web::{
     App, HttpServer,
@@ -17,9 +21,11 @@ use anyhow::Context;
 use crate::{
     auth::{Access, TokenKeys},
     cluster::{self, Cluster},
+    consume::{self, Consumers},
     demo::{self, embedded, player::Pace},
     engine::{Engine, HeldLimits},
     geo::GeoDb,
+    hooks::{self, DubHook},
     hub::{Hub, QueueBounds},
     ingest::{self, IngestLimits, Pipeline},
     links::{self, Tracker},
@@ -89,6 +95,12 @@ impl Application {
             )?,
         );
         let tracker = Tracker::start(engine.clone(), pipeline.clone(), settings.links(address));
+        let consumers = consume::start(
+            &settings.consume,
+            &node_name(address),
+            pipeline.clone(),
+            &follow_bookmark_dir,
+        )?;
         let parts = Parts {
             tracker: web::Data::from(tracker),
             pipeline: web::Data::new(pipeline.clone()),
@@ -98,6 +110,8 @@ impl Application {
             hub: web::Data::from(hub.clone()),
             library: web::Data::from(library),
             access: web::Data::new(access),
+            consumers: web::Data::new(consumers),
+            dub: web::Data::new(DubHook::new(settings.dub_webhook_secret.as_deref())),
             metrics: web::Data::new(metrics),
             exports: web::Data::from(replay::export::Exports::new(settings.max_exports)),
             limits: web::Data::new(IngestLimits {
@@ -138,6 +152,17 @@ impl Application {
         tracing::info!("stopped; recordings flushed");
         result
     }
+}
+
+/// This node's name among the consumers of a broker's group: the same at every restart (its
+/// unacknowledged messages come back to it), different from another node's on the same host.
+fn node_name(address: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "viralglobe".into());
+    format!("{host}-{}", address.port())
 }
 
 /// The City database: `--geoip`, or for the demo without one, the demo's own.
@@ -213,6 +238,8 @@ struct Parts {
     hub: web::Data<Hub>,
     library: web::Data<Library>,
     access: web::Data<Access>,
+    consumers: web::Data<Consumers>,
+    dub: web::Data<DubHook>,
     metrics: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
     limits: web::Data<IngestLimits>,
     exports: web::Data<replay::export::Exports>,
@@ -235,6 +262,8 @@ fn http_server(
             .app_data(parts.hub.clone())
             .app_data(parts.library.clone())
             .app_data(parts.access.clone())
+            .app_data(parts.consumers.clone())
+            .app_data(parts.dub.clone())
             .app_data(parts.metrics.clone())
             .app_data(parts.limits.clone())
             .app_data(parts.exports.clone())
@@ -284,6 +313,7 @@ fn http_server(
             .configure(links::configure_redirect)
             .configure(ingest::configure)
             .configure(links::configure)
+            .configure(hooks::configure)
             .configure(live::configure)
             .configure(replay::configure)
             .configure(routes::configure)

@@ -16,14 +16,14 @@ use crate::support::{Subscriber, TestServer, events, ips};
 const CAMPAIGN: &str = "bones-brigade";
 
 /// A Redis of the test's own, killed when dropped.
-struct TestRedis {
+pub(crate) struct TestRedis {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
 }
 
 impl TestRedis {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("redis directory");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -39,7 +39,7 @@ impl TestRedis {
     }
 
     /// Starts (again) on the same port and directory: what the append-only file holds comes back.
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
@@ -64,14 +64,14 @@ impl TestRedis {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }

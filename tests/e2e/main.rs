@@ -4,6 +4,7 @@
 mod access;
 mod browser;
 mod cluster;
+mod consume;
 mod demo;
 mod events;
 mod follow;

@@ -169,3 +169,30 @@ async fn the_embedding_example_mints_a_token_for_one_campaign() {
         "{printed}"
     );
 }
+
+/// "Consuming a stream": against a server consuming a Redis stream, Redis's own CLI adds the
+/// three events and the stats count them as the README says.
+#[tokio::test]
+async fn the_consuming_example_counts_what_redis_cli_adds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = crate::cluster::TestRedis::start(&dir.path().join("redis"));
+    let port = redis.url().rsplit(':').next().expect("a port").to_owned();
+    let source = format!("{}/clicks?group=globe", redis.url());
+    let server = TestServer::start_in(&dir.path().join("data"), &["--consume", &source]);
+    let script = readme_block("## Consuming a stream")
+        .replace("http://127.0.0.1:8080", &server.base)
+        .replace("-p 6390", &format!("-p {port}"));
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        printed.contains(
+            r#"{"summary":{"id":"from-redis","shares":1,"clicks":1,"conversions":1,"goals""#
+        ),
+        "{printed}\n{}",
+        server.log()
+    );
+}

@@ -249,6 +249,10 @@ fn routes() -> Vec<(&'static str, Reach)> {
         ("/vg.js", Public("the script for marketers' sites")),
         ("/palette.json", Public("the arcs' colours")),
         (
+            "/v1/hooks/dub",
+            Public("Dub signs it with --dub-webhook-secret"),
+        ),
+        (
             "/embed",
             Public("the embeddable globe's page; its feed asks for the token"),
         ),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::{
     auth::{Access, AccessError},
     cluster::Cluster,
+    consume::Consumers,
     engine::Engine,
     geo::GeoDb,
 };
@@ -20,6 +21,7 @@ pub(crate) async fn healthz(
     geo: web::Data<GeoDb>,
     engine: web::Data<Engine>,
     cluster: web::Data<Option<Arc<Cluster>>>,
+    consumers: web::Data<Consumers>,
 ) -> HttpResponse {
     let log = cluster.as_ref().as_ref().map(|c| c.health());
     let stopped = engine
@@ -39,6 +41,11 @@ pub(crate) async fn healthz(
     });
     if let Some(log) = log {
         body["log"] = serde_json::json!(log);
+    }
+    // A broker away is reported, not a failure: the node serves on, and the consumer resumes.
+    if !consumers.statuses().is_empty() {
+        let statuses: Vec<_> = consumers.statuses().iter().map(|s| &**s).collect();
+        body["sources"] = serde_json::json!(statuses);
     }
     response.json(body)
 }
