@@ -433,3 +433,232 @@ async fn dub_webhooks_become_shares_clicks_and_conversions() {
         "the visitor's address is not logged"
     );
 }
+
+/// A NATS server of the test's own with JetStream (Debian's `nats-server`), killed when dropped.
+pub(crate) struct TestNats {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TestNats {
+    pub(crate) fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+        };
+        nats.restart();
+        nats
+    }
+
+    fn restart(&mut self) {
+        // Debian installs it in /usr/sbin, which a user's PATH may lack.
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = std::process::Command::new(binary)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server runs (tests/run.sh installs Debian's nats-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The JetStream context of a fresh client; `events` and `dead.events` are captured by streams
+    /// of their own.
+    async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.url())
+            .await
+            .expect("a NATS client");
+        let context = async_nats::jetstream::new(client);
+        for (name, subject) in [("EVENTS", "events"), ("DEAD", "dead.events")] {
+            context
+                .get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: name.into(),
+                    subjects: vec![subject.into()],
+                    ..Default::default()
+                })
+                .await
+                .expect("a stream");
+        }
+        context
+    }
+
+    async fn produce(&self, messages: &[String]) {
+        let context = self.jetstream().await;
+        let mut acks = Vec::new();
+        for message in messages {
+            acks.push(
+                context
+                    .publish("events", message.clone().into())
+                    .await
+                    .expect("published"),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("stored");
+        }
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn nats_source(nats: &TestNats) -> String {
+    format!(
+        "{}/EVENTS?durable=globe&dlq=dead.events&ack_wait_ms=1000",
+        nats.url()
+    )
+}
+
+#[tokio::test]
+async fn a_nats_stream_is_consumed_whole_and_its_bad_lines_go_to_its_dead_letter_subject() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = TestNats::start(&dir.path().join("nats"));
+    let (messages, expected) = campaign_messages();
+    nats.produce(&messages).await;
+    let data = dir.path().join("data");
+    let server = TestServer::start_in(&data, &["--consume", &nats_source(&nats)]);
+    until_counted(&server, &expected, Duration::from_secs(60)).await;
+    // The letters are in the broker's dead-letter stream, none in the data directory.
+    let context = nats.jetstream().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut dead = context.get_stream("DEAD").await.expect("DEAD");
+    while dead.info().await.expect("info").state.messages < expected.bad
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        dead.info().await.expect("info").state.messages,
+        expected.bad
+    );
+    let letter = dead.get_raw_message(1).await.expect("a letter");
+    let letter: Value = serde_json::from_slice(&letter.payload).expect("JSON");
+    assert!(
+        letter["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{letter}"
+    );
+    assert!(
+        letter["position"]
+            .as_str()
+            .is_some_and(|p| p.parse::<u64>().is_ok()),
+        "a stream sequence: {letter}"
+    );
+    assert!(dead_letters(&data).is_empty());
+    let (_, health) = server.get_json("/healthz").await;
+    let source = &health["sources"][0];
+    assert_eq!(
+        (
+            &source["state"],
+            &source["consumed"],
+            &source["dead_lettered"]
+        ),
+        (&json!("consuming"), &json!(9_900), &json!(100)),
+        "{health}"
+    );
+}
+
+#[tokio::test]
+async fn a_nats_consumer_killed_three_times_and_a_nats_restart_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nats = TestNats::start(&dir.path().join("nats"));
+    let (messages, expected) = campaign_messages();
+    let data = dir.path().join("data");
+    let mut server = TestServer::start_in(&data, &["--consume", &nats_source(&nats)]);
+    let quarter = messages.len() / 4;
+    for round in 0..3 {
+        nats.produce(&messages[round * quarter..(round + 1) * quarter])
+            .await;
+        tokio::time::sleep(Duration::from_millis(20 + 20 * round as u64)).await;
+        server.kill();
+        server = TestServer::start_in(&data, &["--consume", &nats_source(&nats)]);
+    }
+    // The broker goes away: reported, the server serves on; back, the rest arrives.
+    nats.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, health) = server.get_json("/healthz").await;
+        assert_eq!(status, 200, "{health}");
+        if health["sources"][0]["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("broker unreachable"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    nats.restart();
+    nats.produce(&messages[3 * quarter..]).await;
+    until_counted(&server, &expected, Duration::from_secs(60)).await;
+}
+
+/// A source the server cannot consume stops it at start, saying why, before it serves anything.
+#[test]
+fn a_source_it_cannot_consume_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (url, says) in [
+        (
+            "kafka://127.0.0.1:9092/clicks?group=globe",
+            "Kafka is not supported yet",
+        ),
+        (
+            "redis://127.0.0.1:6379/clicks",
+            "name the consumer group: ?group=G",
+        ),
+        (
+            "nats://127.0.0.1:4222/EVENTS?durable=d&colour=red",
+            "unknown parameter `colour`",
+        ),
+        (
+            "redis://:s3cret@127.0.0.1:6379/clicks",
+            "redis://…@127.0.0.1:6379/clicks",
+        ),
+    ] {
+        let output = TestServer::command_in(dir.path(), &["--consume", url])
+            .output()
+            .expect("the server runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{url}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(
+            !stderr.contains("s3cret"),
+            "the password is not shown: {stderr}"
+        );
+    }
+}

@@ -196,3 +196,40 @@ async fn the_consuming_example_counts_what_redis_cli_adds() {
         server.log()
     );
 }
+
+/// "From NATS JetStream": against a server consuming a NATS stream it creates, bash publishes the
+/// three events over the NATS protocol and the stats count them as the README says.
+#[tokio::test]
+async fn the_nats_example_counts_what_bash_publishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = crate::consume::TestNats::start(&dir.path().join("nats"));
+    let port = nats.url().rsplit(':').next().expect("a port").to_owned();
+    let source = format!("{}/EVENTS?durable=globe&subject=events", nats.url());
+    let server = TestServer::start_in(&dir.path().join("data"), &["--consume", &source]);
+    // Once the consumer has made the stream, as it would have by the time a person types.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = server.get_json("/healthz").await;
+        if health["sources"][0]["state"] == "consuming" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let script = readme_block("### From NATS JetStream")
+        .replace("http://127.0.0.1:8080", &server.base)
+        .replace("127.0.0.1/4222", &format!("127.0.0.1/{port}"));
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        printed.contains(
+            r#"{"summary":{"id":"from-nats","shares":1,"clicks":1,"conversions":1,"goals""#
+        ),
+        "{printed}\n{}",
+        server.log()
+    );
+}

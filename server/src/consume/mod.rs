@@ -8,9 +8,10 @@
 //! the stream. When the pipeline refuses (no recording can take events, Redis away) the consumer
 //! keeps the batch, waits, and tries it again: it never acknowledges past what was refused.
 //!
-//! One thread per source; each broker is a [`Broker`] (`redis_stream.rs`).
+//! One thread per source; each broker is a [`Broker`] (`redis_stream.rs`, `nats.rs`).
 
 mod dead_letter;
+mod nats;
 mod redis_stream;
 
 use std::{
@@ -130,28 +131,36 @@ impl Consumers {
 /// A source, as `--consume` names it.
 enum Source {
     RedisStream(redis_stream::Options),
+    Nats(nats::Options),
 }
 
 impl Source {
     fn parse(url: &str, node: &str) -> Result<Self, ConsumeError> {
         let bad = |message: &str| ConsumeError::Url(shown(url), message.to_owned());
-        let (scheme, _) = url
-            .split_once("://")
-            .ok_or_else(|| bad("not a URL: `redis://host:port/STREAM?group=G`"))?;
+        let (scheme, _) = url.split_once("://").ok_or_else(|| {
+            bad("not a URL: `redis://…/STREAM?group=G` or `nats://…/STREAM?durable=D`")
+        })?;
         match scheme {
             "redis" | "rediss" => redis_stream::Options::parse(url, node)
                 .map(Source::RedisStream)
                 .map_err(|m| bad(&m)),
-            "kafka" | "nats" => Err(bad(
-                "not supported yet: Redis Streams (`redis://`) is; docs/consuming.md",
+            "nats" => nats::Options::parse(url, node)
+                .map(Source::Nats)
+                .map_err(|m| bad(&m)),
+            "kafka" => Err(bad(
+                "Kafka is not supported yet: Redis Streams and NATS JetStream are \
+                 (docs/consuming.md)",
             )),
-            other => Err(bad(&format!("unknown scheme `{other}`: `redis://`"))),
+            other => Err(bad(&format!(
+                "unknown scheme `{other}`: `redis://` or `nats://`"
+            ))),
         }
     }
 
     fn broker(self) -> Box<dyn Broker> {
         match self {
             Source::RedisStream(options) => Box::new(redis_stream::RedisStream::new(options)),
+            Source::Nats(options) => Box::new(nats::JetStream::new(options)),
         }
     }
 }

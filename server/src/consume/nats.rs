@@ -1,5 +1,6 @@
 //! NATS JetStream: `nats://host:port/STREAM?durable=NAME`, a durable pull consumer of the stream
 //! (created if it does not exist; explicit acks, re-delivery after `ack_wait_ms`, default 30,000).
+//! With `subject=SUBJECT` a missing stream is created, capturing that subject.
 //! Each message's payload is one event or NDJSON lines; a message is acked once its events are
 //! acknowledged. `dlq=SUBJECT` publishes dead letters to that subject (a stream must capture it).
 //! Every node with the same `durable` shares the consumer, so the server spreads the messages.
@@ -20,6 +21,7 @@ pub(super) struct Options {
     stream: String,
     durable: String,
     dlq: Option<String>,
+    subject: Option<String>,
     ack_wait: Duration,
 }
 
@@ -38,6 +40,7 @@ impl Options {
             stream: stream.to_owned(),
             durable: String::new(),
             dlq: None,
+            subject: None,
             ack_wait: Duration::from_secs(30),
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -45,6 +48,7 @@ impl Options {
             match name {
                 "durable" => options.durable = value.to_owned(),
                 "dlq" => options.dlq = Some(value.to_owned()).filter(|v| !v.is_empty()),
+                "subject" => options.subject = Some(value.to_owned()).filter(|v| !v.is_empty()),
                 "ack_wait_ms" => {
                     options.ack_wait = Duration::from_millis(value.parse().map_err(|_| {
                         format!("ack_wait_ms: a number of milliseconds, not `{value}`")
@@ -63,7 +67,10 @@ impl Options {
 pub(super) struct JetStream {
     options: Options,
     runtime: tokio::runtime::Runtime,
-    connected: Option<(jetstream::Context, jetstream::consumer::Consumer<pull::Config>)>,
+    connected: Option<(
+        jetstream::Context,
+        jetstream::consumer::Consumer<pull::Config>,
+    )>,
     /// Taken and not yet acknowledged, by stream sequence.
     taken: HashMap<String, jetstream::Message>,
 }
@@ -88,7 +95,13 @@ impl JetStream {
 
     fn connected(
         &self,
-    ) -> Result<&(jetstream::Context, jetstream::consumer::Consumer<pull::Config>), BrokerError> {
+    ) -> Result<
+        &(
+            jetstream::Context,
+            jetstream::consumer::Consumer<pull::Config>,
+        ),
+        BrokerError,
+    > {
         self.connected
             .as_ref()
             .ok_or_else(|| BrokerError::new("not connected"))
@@ -107,9 +120,23 @@ impl Broker for JetStream {
                 .await
                 .map_err(fail)?;
             let context = jetstream::new(client);
-            let stream = context.get_stream(&o.stream).await.map_err(|e| {
-                fail(format!("stream `{}`: {e} (create it with its subjects first)", o.stream))
-            })?;
+            let stream = match (context.get_stream(&o.stream).await, &o.subject) {
+                (Ok(stream), _) => stream,
+                (Err(_), Some(subject)) => context
+                    .get_or_create_stream(jetstream::stream::Config {
+                        name: o.stream.clone(),
+                        subjects: vec![subject.clone()],
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(fail)?,
+                (Err(e), None) => {
+                    return Err(fail(format!(
+                        "stream `{}`: {e} (create it, or name its subject: &subject=…)",
+                        o.stream
+                    )));
+                }
+            };
             let consumer = stream
                 .get_or_create_consumer(
                     &o.durable,
@@ -206,13 +233,30 @@ mod tests {
 
     #[test]
     fn a_source_names_its_stream_and_durable() {
-        let o = Options::parse("nats://127.0.0.1:4222/EVENTS?durable=globe&dlq=dead.events", "n")
-            .expect("parses");
+        let o = Options::parse(
+            "nats://127.0.0.1:4222/EVENTS?durable=globe&dlq=dead.events",
+            "n",
+        )
+        .expect("parses");
         assert_eq!(
-            (o.address.as_str(), o.stream.as_str(), o.durable.as_str(), o.dlq.as_deref()),
-            ("nats://127.0.0.1:4222", "EVENTS", "globe", Some("dead.events"))
+            (
+                o.address.as_str(),
+                o.stream.as_str(),
+                o.durable.as_str(),
+                o.dlq.as_deref()
+            ),
+            (
+                "nats://127.0.0.1:4222",
+                "EVENTS",
+                "globe",
+                Some("dead.events")
+            )
         );
-        for bad in ["nats://127.0.0.1:4222/EVENTS", "nats://127.0.0.1:4222?durable=g", "nats://h/S?durable=g&x=1"] {
+        for bad in [
+            "nats://127.0.0.1:4222/EVENTS",
+            "nats://127.0.0.1:4222?durable=g",
+            "nats://h/S?durable=g&x=1",
+        ] {
             assert!(Options::parse(bad, "n").is_err(), "{bad}");
         }
     }
