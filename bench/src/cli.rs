@@ -61,6 +61,8 @@ pub enum Figure {
     Redirect,
     /// Cluster mode (a Redis of its own): ingest and fan-out against local files.
     Cluster,
+    /// Consuming a Redis stream and NATS JetStream (brokers of their own) against HTTP batches.
+    Consume,
     /// Minutes of mixed load, memory and descriptors sampled: only when named.
     Soak,
 }

@@ -662,3 +662,37 @@ fn a_source_it_cannot_consume_is_refused_at_start() {
         );
     }
 }
+
+/// Several nodes: every node given the same `--consume` joins the same consumer group; the
+/// stream's entries are spread over them, each appends what it takes to the shared log, and
+/// every node counts the whole campaign.
+#[tokio::test]
+async fn nodes_of_a_cluster_share_a_consumer_group_and_all_count_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let source = consume_url(&redis);
+    let nodes: Vec<_> = (0..2)
+        .map(|n| {
+            TestServer::start_in(
+                &dir.path().join(format!("node{n}")),
+                &["--redis", &redis.url(), "--consume", &source],
+            )
+        })
+        .collect();
+    let (messages, expected) = campaign_messages();
+    produce(&redis, &messages);
+    for node in &nodes {
+        until_counted(node, &expected, Duration::from_secs(60)).await;
+    }
+    let mut consumed = Vec::new();
+    for node in &nodes {
+        let (_, health) = node.get_json("/healthz").await;
+        consumed.push(health["sources"][0]["consumed"].as_u64().unwrap_or(0));
+    }
+    assert_eq!(
+        consumed.iter().sum::<u64>(),
+        9_900,
+        "taken once in all: {consumed:?}"
+    );
+    println!("entries' events taken by each node: {consumed:?}");
+}

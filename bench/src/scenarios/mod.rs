@@ -1,6 +1,7 @@
 //! The figures of the suite, each against a fresh server process.
 
 mod cluster;
+mod consume;
 mod feed;
 mod ingest;
 mod memory;
@@ -48,6 +49,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if wanted(Figure::Cluster) {
         for row in cluster::cluster(cli, span).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Consume) {
+        for row in consume::consume(cli).await? {
             row.print();
         }
     }

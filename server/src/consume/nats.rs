@@ -157,17 +157,30 @@ impl Broker for JetStream {
 
     fn fetch(&mut self) -> Result<Vec<Message>, BrokerError> {
         let (_, consumer) = self.connected()?;
+        // What is there at once; when nothing is, a wait of up to a second for the next one (a
+        // pull request for a whole batch would wait out its expiry for a batch not yet full).
         let taken = self.runtime.block_on(async {
+            let mut taken = Vec::new();
             let mut batch = consumer
-                .batch()
+                .fetch()
                 .max_messages(BATCH)
-                .expires(Duration::from_secs(1))
                 .messages()
                 .await
                 .map_err(fail)?;
-            let mut taken = Vec::new();
             while let Some(message) = batch.next().await {
                 taken.push(message.map_err(fail)?);
+            }
+            if taken.is_empty() {
+                let mut next = consumer
+                    .batch()
+                    .max_messages(1)
+                    .expires(Duration::from_secs(1))
+                    .messages()
+                    .await
+                    .map_err(fail)?;
+                while let Some(message) = next.next().await {
+                    taken.push(message.map_err(fail)?);
+                }
             }
             Ok::<_, BrokerError>(taken)
         })?;

@@ -1,0 +1,209 @@
+//! Consuming a broker against HTTP batches, in the same sitting: events/s the server takes from a
+//! Redis stream and from a NATS JetStream stream (each filled first with messages of 1,000 NDJSON
+//! lines, then consumed by a server started on it: start-up included), against NDJSON batches of
+//! 1,000 over HTTP. The brokers run on the clients' CPUs.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{
+    cli::Cli,
+    http::Connection,
+    report::{Row, count},
+    server::{Process, pinned},
+    workload::{CampaignTraffic, launch_time},
+};
+
+/// Messages filled in, each of 1,000 events.
+const MESSAGES: usize = 300;
+const EVENTS_PER_MESSAGE: usize = 1_000;
+
+fn messages() -> Vec<Vec<u8>> {
+    let mut traffic = CampaignTraffic::new("consumed", 700);
+    (0..MESSAGES)
+        .map(|_| traffic.batch(EVENTS_PER_MESSAGE, launch_time))
+        .collect()
+}
+
+/// A broker on a free loopback port, stopped when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start(
+        cli: &Cli,
+        program: &str,
+        args: impl Fn(u16, &str) -> Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = pinned(&cli.client_cpus, program.as_ref())
+            .args(args(port, &dir.path().display().to_string()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("{program} did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's programs may be in /usr/sbin, which a user's PATH may lack.
+fn program(name: &str) -> Option<String> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|path| std::path::Path::new(path).exists())
+}
+
+/// Starts the server consuming `source` and waits until it has taken every event: events/s.
+async fn consumed(cli: &Cli, source: &str) -> anyhow::Result<f64> {
+    let events = (MESSAGES * EVENTS_PER_MESSAGE) as u64;
+    let started = Instant::now();
+    let server = Process::server_with(cli, &["--consume", source])?;
+    let mut connection = Connection::open(&server.address).await?;
+    loop {
+        let answer = connection.get("/healthz", &[]).await?;
+        let health: serde_json::Value = serde_json::from_slice(&answer.body)?;
+        if health["sources"][0]["consumed"].as_u64() >= Some(events) {
+            return Ok(events as f64 / started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "consumed {} of {events} in 2 minutes: {health}",
+                health["sources"][0]["consumed"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn consume(cli: &Cli) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let server = Process::server(cli)?;
+    let (http, _) = super::ingest::post_batches(&server.address, "http", 710, 150).await?;
+    drop(server);
+    let batch = |rate: f64| {
+        format!(
+            "{}/s, start-up included ({:.0}% of HTTP batches of 1,000: {}/s)",
+            count(rate),
+            rate / http * 100.0,
+            count(http)
+        )
+    };
+    let messages = messages();
+
+    match program("redis-server") {
+        None => rows.push(Row::new(
+            "consume: Redis stream",
+            "not measured: no redis-server here",
+        )),
+        Some(redis_server) => {
+            let redis = Broker::start(cli, &redis_server, |port, dir| {
+                [
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--dir",
+                    dir,
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            })?;
+            let url = format!("redis://127.0.0.1:{}", redis.port);
+            let mut con = redis::Client::open(url.as_str())?.get_connection()?;
+            let mut pipe = redis::pipe();
+            for message in &messages {
+                pipe.cmd("XADD")
+                    .arg("events")
+                    .arg("*")
+                    .arg("event")
+                    .arg(message)
+                    .ignore();
+            }
+            pipe.query::<()>(&mut con)?;
+            let rate = consumed(cli, &format!("{url}/events?group=bench")).await?;
+            rows.push(
+                Row::new(
+                    format!("consume events/s from a Redis stream, messages of {EVENTS_PER_MESSAGE} lines, the server on its CPUs"),
+                    batch(rate),
+                )
+                .target("≥ 70% of HTTP batches", rate >= 0.7 * http),
+            );
+        }
+    }
+
+    match program("nats-server") {
+        None => rows.push(Row::new(
+            "consume: NATS JetStream",
+            "not measured: no nats-server here",
+        )),
+        Some(nats_server) => {
+            let nats = Broker::start(cli, &nats_server, |port, dir| {
+                [
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-sd",
+                    dir,
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            })?;
+            let url = format!("nats://127.0.0.1:{}", nats.port);
+            let client = async_nats::connect(url.as_str()).await?;
+            let context = async_nats::jetstream::new(client);
+            context
+                .get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: "EVENTS".into(),
+                    subjects: vec!["events".into()],
+                    max_message_size: 4 * 1024 * 1024,
+                    ..Default::default()
+                })
+                .await?;
+            let mut acks = Vec::new();
+            for message in &messages {
+                acks.push(context.publish("events", message.clone().into()).await?);
+            }
+            for ack in acks {
+                ack.await?;
+            }
+            let rate = consumed(cli, &format!("{url}/EVENTS?durable=bench")).await?;
+            rows.push(Row::new(
+                format!("consume events/s from NATS JetStream, messages of {EVENTS_PER_MESSAGE} lines, the server on its CPUs"),
+                batch(rate),
+            ));
+        }
+    }
+    Ok(rows)
+}
