@@ -291,17 +291,24 @@ fn http_server(
             })
             .wrap_fn(move |req, service| {
                 // Browser pages elsewhere may read the API (GET; tokens go in the query).
-                let allow = (req.method() == Method::GET)
+                let get = req.method() == Method::GET;
+                let allow = get
                     .then(|| req.headers().get(header::ORIGIN))
                     .flatten()
                     .and_then(|origin| access.cors_allow_origin(origin));
                 let response = service.call(req);
                 async move {
                     let mut response = response.await?;
+                    let headers = response.headers_mut();
                     if let Some(allow) = allow {
-                        let headers = response.headers_mut();
                         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-                        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+                    }
+                    // Every GET answer depends on the Origin, even one asked without it: a
+                    // browser that cached the same-origin copy (an embedded globe's iframe) would
+                    // otherwise give it, without its CORS header, to another site's page. Added to
+                    // the Vary already there (compression's), not in its place.
+                    if get {
+                        headers.append(header::VARY, HeaderValue::from_static("Origin"));
                     }
                     Ok(response)
                 }

@@ -160,6 +160,10 @@ fn screenshots() -> std::path::PathBuf {
 /// Runs a page driver to the end (screenshots saved) and returns its JSON report; fails the test
 /// with the driver's problems when it found any.
 fn drive_page(script: &str, base: &str, args: &[&str]) -> Value {
+    // One Chromium at a time: two software-rendered pages side by side on a 2-core machine slow
+    // each other to a frame a second, and the pages' checks measure drawing.
+    static CHROMIUM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
     let output = page_driver(script, base)
         .args(args)
         .arg("--out")
@@ -207,6 +211,17 @@ async fn the_page_and_the_read_api_are_served_to_browsers() {
         .await
         .expect("GET /world.json");
     assert_eq!(world.headers()["content-encoding"], "gzip");
+    // Asked without an Origin (a same-origin page), the answer still varies by Origin, so a
+    // browser never hands that copy, without its CORS header, to another site's page; and it
+    // still varies by encoding.
+    let vary: Vec<_> = world
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase())
+        .collect();
+    assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
+    assert!(vary.iter().any(|v| v.contains("accept-encoding")), "{vary:?}");
 
     // The page's colours are the viewer's: the shared palette.
     let (status, palette) = server.get_json("/palette.json").await;
