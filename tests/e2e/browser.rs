@@ -221,7 +221,10 @@ async fn the_page_and_the_read_api_are_served_to_browsers() {
         .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase())
         .collect();
     assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
-    assert!(vary.iter().any(|v| v.contains("accept-encoding")), "{vary:?}");
+    assert!(
+        vary.iter().any(|v| v.contains("accept-encoding")),
+        "{vary:?}"
+    );
 
     // The page's colours are the viewer's: the shared palette.
     let (status, palette) = server.get_json("/palette.json").await;

@@ -14,6 +14,16 @@ fn readme_block(heading: &str) -> String {
     section[start..][..section[start..].find("\n```").expect("its end")].to_owned()
 }
 
+/// Runs `script` with `shell` (and `command`'s settings) and returns what it printed, failing the
+/// test with its output when it fails.
+fn run(shell: &str, script: &str, command: impl FnOnce(&mut Command) -> &mut Command) -> String {
+    let output = command(Command::new(shell).args(["-c", script]))
+        .output()
+        .expect("the shell runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// "Sending events": against a server with no geo database, the curl command is acknowledged
 /// and draws the four arcs the README describes; sent again, it is four duplicates.
 #[tokio::test]
@@ -27,12 +37,8 @@ async fn the_sending_events_example_draws_what_the_readme_says() {
     let (mut subscriber, _) = server.subscribe("?campaign=my-launch").await;
     let script = readme_block("## Sending events").replace("http://127.0.0.1:8080", &server.base);
     let run = || {
-        let output = Command::new("sh")
-            .args(["-c", &script])
-            .output()
-            .expect("sh runs");
-        assert!(output.status.success(), "{output:?}");
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("a JSON answer")
+        serde_json::from_str::<serde_json::Value>(&run("sh", &script, |c| c))
+            .expect("a JSON answer")
     };
     let answer = run();
     assert_eq!(
@@ -81,12 +87,7 @@ async fn the_track_a_campaign_example_fills_the_globe() {
     let server = crate::demo::demo_server_with(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
     let script =
         readme_block("## Track a campaign yourself").replace("http://127.0.0.1:8080", &server.base);
-    let output = Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .expect("sh runs");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    let printed = run("sh", &script, |c| c);
     assert!(
         printed.contains("302 http://localhost:8000/?vg="),
         "{printed}"
@@ -145,14 +146,9 @@ async fn the_embedding_example_mints_a_token_for_one_campaign() {
         binary.parent().expect("its folder").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = Command::new("sh")
-        .args(["-c", &script])
-        .env("PATH", path)
-        .env("VIRALGLOBE_JWT_SECRET", secret)
-        .output()
-        .expect("sh runs");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    let printed = run("sh", &script, |c| {
+        c.env("PATH", path).env("VIRALGLOBE_JWT_SECRET", secret)
+    });
     assert!(
         printed.contains(r#"{"summary":{"id":"bones-brigade","shares":"#),
         "{printed}"
@@ -182,12 +178,7 @@ async fn the_consuming_example_counts_what_redis_cli_adds() {
     let script = readme_block("## Consuming a stream")
         .replace("http://127.0.0.1:8080", &server.base)
         .replace("-p 6390", &format!("-p {port}"));
-    let output = Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .expect("sh runs");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    let printed = run("sh", &script, |c| c);
     assert!(
         printed.contains(
             r#"{"summary":{"id":"from-redis","shares":1,"clicks":1,"conversions":1,"goals""#
@@ -219,12 +210,7 @@ async fn the_nats_example_counts_what_bash_publishes() {
     let script = readme_block("### From NATS JetStream")
         .replace("http://127.0.0.1:8080", &server.base)
         .replace("127.0.0.1/4222", &format!("127.0.0.1/{port}"));
-    let output = Command::new("bash")
-        .args(["-c", &script])
-        .output()
-        .expect("bash runs");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    let printed = run("bash", &script, |c| c);
     assert!(
         printed.contains(
             r#"{"summary":{"id":"from-nats","shares":1,"clicks":1,"conversions":1,"goals""#

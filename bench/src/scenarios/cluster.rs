@@ -4,20 +4,20 @@
 //! seen), and fan-out from two nodes against one. Redis runs on the clients' CPUs.
 
 use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::atomic::Ordering::Relaxed,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 
+use super::broker::Broker;
 use crate::{
     cli::Cli,
     http::Connection,
     publisher::publish,
     report::{Row, count},
-    server::{Process, pinned},
+    server::Process,
     subscribers::Crowd,
     workload::{CampaignTraffic, now_ms},
 };
@@ -26,59 +26,6 @@ const BATCHES_PER_CONNECTION: usize = 150;
 /// Events the batches phase sends: 2 connections × 150 batches × 1,000.
 const BATCH_EVENTS: usize = 2 * BATCHES_PER_CONNECTION * 1_000;
 const SINGLE_CONNECTIONS: usize = 32;
-
-/// Debian's `redis-server` on a free loopback port, in a directory of its own.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start(cli: &Cli, appendfsync: &str) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = pinned(&cli.client_cpus, "redis-server".as_ref())
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", appendfsync])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (apt install redis-server)")?;
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) {
-                bail!("redis-server did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Events/s and the p50/p99 of one batch's round trip, batches of 1,000 over two connections.
 async fn batches(server: &Process, seed: u64) -> anyhow::Result<(f64, Duration, Duration)> {
@@ -150,8 +97,8 @@ pub async fn cluster(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     let (local_one, local_one_p50, local_one_p99) = singles(&local, span).await?;
     drop(local);
     for appendfsync in ["everysec", "always"] {
-        let redis = Redis::start(cli, appendfsync)?;
-        let node = Process::server_with(cli, &["--redis", &redis.url()])?;
+        let redis = Broker::redis(cli, Some(appendfsync))?;
+        let node = Process::server_with(cli, &["--redis", &redis.redis_url()])?;
         let (rate, p50, p99) = batches(&node, 300).await?;
         let per_event_us = (1.0 / rate - 1.0 / local_rate) * 1e6;
         rows.push(
@@ -170,7 +117,12 @@ pub async fn cluster(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
             let started = Instant::now();
             let late = Process::server_with(
                 cli,
-                &["--redis", &redis.url(), "--redis-snapshot-events", "0"],
+                &[
+                    "--redis",
+                    &redis.redis_url(),
+                    "--redis-snapshot-events",
+                    "0",
+                ],
             )?;
             let elapsed = started.elapsed().as_secs_f64();
             drop(late);
@@ -200,7 +152,7 @@ pub async fn cluster(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     }
 
     // Fan-out: 1,000 subscribers at 3,000 events/s, on one node, then split over two.
-    let redis = Redis::start(cli, "everysec")?;
+    let redis = Broker::redis(cli, Some("everysec"))?;
     let one = fan_out(cli, &redis, 1, span).await?;
     let two = fan_out(cli, &redis, 2, span).await?;
     rows.push(
@@ -218,7 +170,7 @@ pub async fn cluster(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn count_entries(redis: &Redis) -> anyhow::Result<u64> {
+fn count_entries(redis: &Broker) -> anyhow::Result<u64> {
     let out = Command::new("redis-cli")
         .args(["-p", &redis.port.to_string(), "XLEN", "viralglobe:log"])
         .output()
@@ -229,12 +181,12 @@ fn count_entries(redis: &Redis) -> anyhow::Result<u64> {
 /// Deliveries/s and p99 (ms) with the subscribers spread over `nodes` nodes on `redis`.
 async fn fan_out(
     cli: &Cli,
-    redis: &Redis,
+    redis: &Broker,
     nodes: usize,
     span: Duration,
 ) -> anyhow::Result<(f64, u64)> {
     let servers = (0..nodes)
-        .map(|_| Process::server_with(cli, &["--redis", &redis.url()]))
+        .map(|_| Process::server_with(cli, &["--redis", &redis.redis_url()]))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let campaign = format!("fan{nodes}");
     let mut crowds = Vec::new();

@@ -3,19 +3,16 @@
 //! lines, then consumed by a server started on it: start-up included), against NDJSON batches of
 //! 1,000 over HTTP. The brokers run on the clients' CPUs.
 
-use std::{
-    net::TcpListener,
-    process::{Child, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
+use super::broker::{Broker, installed};
 use crate::{
     cli::Cli,
     http::Connection,
     report::{Row, count},
-    server::{Process, pinned},
+    server::Process,
     workload::{CampaignTraffic, launch_time},
 };
 
@@ -28,57 +25,6 @@ fn messages() -> Vec<Vec<u8>> {
     (0..MESSAGES)
         .map(|_| traffic.batch(EVENTS_PER_MESSAGE, launch_time))
         .collect()
-}
-
-/// A broker on a free loopback port, stopped when dropped.
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start(
-        cli: &Cli,
-        program: &str,
-        args: impl Fn(u16, &str) -> Vec<String>,
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = pinned(&cli.client_cpus, program.as_ref())
-            .args(args(port, &dir.path().display().to_string()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {program}"))?;
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) {
-                bail!("{program} did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Self {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Debian's programs may be in /usr/sbin, which a user's PATH may lack.
-fn program(name: &str) -> Option<String> {
-    ["/usr/sbin", "/usr/bin", "/usr/local/bin"]
-        .iter()
-        .map(|dir| format!("{dir}/{name}"))
-        .find(|path| std::path::Path::new(path).exists())
 }
 
 /// Starts the server consuming `source` and waits until it has taken every event: events/s.
@@ -118,27 +64,14 @@ pub async fn consume(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     };
     let messages = messages();
 
-    match program("redis-server") {
+    match installed("redis-server") {
         None => rows.push(Row::new(
             "consume: Redis stream",
             "not measured: no redis-server here",
         )),
-        Some(redis_server) => {
-            let redis = Broker::start(cli, &redis_server, |port, dir| {
-                [
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--save",
-                    "",
-                    "--dir",
-                    dir,
-                ]
-                .map(str::to_owned)
-                .to_vec()
-            })?;
-            let url = format!("redis://127.0.0.1:{}", redis.port);
+        Some(_) => {
+            let redis = Broker::redis(cli, None)?;
+            let url = redis.redis_url();
             let mut con = redis::Client::open(url.as_str())?.get_connection()?;
             let mut pipe = redis::pipe();
             for message in &messages {
@@ -161,7 +94,7 @@ pub async fn consume(cli: &Cli) -> anyhow::Result<Vec<Row>> {
         }
     }
 
-    match program("nats-server") {
+    match installed("nats-server") {
         None => rows.push(Row::new(
             "consume: NATS JetStream",
             "not measured: no nats-server here",

@@ -1,5 +1,6 @@
 //! The figures of the suite, each against a fresh server process.
 
+mod broker;
 mod cluster;
 mod consume;
 mod feed;
