@@ -21,7 +21,7 @@ use anyhow::Context;
 use crate::{
     auth::{Access, TokenKeys},
     cluster::{self, Cluster},
-    consume::{self, Consumers},
+    consume,
     demo::{self, embedded, player::Pace},
     engine::{Engine, HeldLimits},
     geo::GeoDb,
@@ -33,7 +33,7 @@ use crate::{
     replay::{self, Library},
     routes,
     settings::{FsyncPolicy, Settings},
-    telemetry,
+    telemetry::{self, sources::Consumers},
 };
 
 pub struct Application {

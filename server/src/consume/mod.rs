@@ -16,17 +16,15 @@ mod redis_stream;
 
 use std::{
     path::Path,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     thread,
     time::Duration,
 };
 
-use serde::Serialize;
-
-use crate::ingest::{IngestReport, Pipeline};
+use crate::{
+    ingest::{IngestReport, Pipeline},
+    telemetry::sources::{Consumers, SourceStatus},
+};
 use dead_letter::DeadLetters;
 
 /// Lines applied at once: a batch's rejected lines are all listed in its report.
@@ -74,58 +72,6 @@ trait Broker: Send {
     fn dead_letter(&mut self, letter: &[u8]) -> Result<bool, BrokerError>;
     /// Messages in the stream not yet delivered to this consumer group, where the broker says.
     fn lag(&mut self) -> Option<u64>;
-}
-
-/// A `--consume` source's standing, for `/healthz` and `/metrics`.
-#[derive(Debug, Serialize)]
-pub(crate) struct SourceStatus {
-    source: String,
-    #[serde(serialize_with = "locked")]
-    state: Mutex<String>,
-    consumed: AtomicU64,
-    rejected: AtomicU64,
-    dead_lettered: AtomicU64,
-    #[serde(serialize_with = "locked")]
-    committed: Mutex<String>,
-    #[serde(serialize_with = "locked")]
-    lag: Mutex<Option<u64>>,
-}
-
-fn locked<T: Serialize, S: serde::Serializer>(value: &Mutex<T>, s: S) -> Result<S::Ok, S::Error> {
-    value.lock().unwrap_or_else(|e| e.into_inner()).serialize(s)
-}
-
-impl SourceStatus {
-    fn new(source: String) -> Self {
-        Self {
-            source,
-            state: Mutex::new("starting".into()),
-            consumed: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            committed: Mutex::new(String::new()),
-            lag: Mutex::new(None),
-        }
-    }
-
-    fn set_state(&self, state: impl Into<String>) {
-        let state = state.into();
-        let mut current = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if *current != state {
-            tracing::info!(source = self.source, state, "consumer");
-            *current = state;
-        }
-    }
-}
-
-/// Every source's standing, in `--consume` order.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Consumers(Arc<Vec<Arc<SourceStatus>>>);
-
-impl Consumers {
-    pub(crate) fn statuses(&self) -> &[Arc<SourceStatus>] {
-        &self.0
-    }
 }
 
 /// A source, as `--consume` names it.
@@ -204,7 +150,7 @@ pub(crate) fn start(
             .spawn(move || consumer.run())
             .map_err(|e| ConsumeError::Url(label, format!("cannot start its thread: {e}")))?;
     }
-    Ok(Consumers(Arc::new(statuses)))
+    Ok(Consumers::new(statuses))
 }
 
 struct Consumer {

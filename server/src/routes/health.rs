@@ -9,9 +9,9 @@ use std::sync::Arc;
 use crate::{
     auth::{Access, AccessError},
     cluster::Cluster,
-    consume::Consumers,
     engine::Engine,
     geo::GeoDb,
+    telemetry::sources::Consumers,
 };
 
 /// 200 while the server takes events; 503 with the reason once ingest has stopped (or, in

@@ -1,6 +1,7 @@
 //! Logs (tracing, to stderr) and metrics (Prometheus text at /metrics).
 
 pub(crate) mod process;
+pub(crate) mod sources;
 
 use std::{io::IsTerminal, sync::OnceLock, time::Duration};
 
