@@ -4,7 +4,7 @@
 // colour and birth time (head, trail, landing ring, fade; a campaign post is a pulse), written
 // into a ring of slots as it arrives. Drag to turn, scroll to zoom; left alone it follows the
 // action (where the latest arcs land), or turns gently when nothing happens. Hover or tap an arc
-// for what it is (`pick`). Bundled with three.js into ../web/globe.js by `npm run web` (see
+// for what it is (`pick`). Bundled with three.js into ../embed/viral-globe.js by `npm run embed` (see
 // ../package.json); the server serves the bundle, so nothing is loaded from elsewhere.
 
 import * as THREE from "three";

@@ -2,7 +2,8 @@
 // the page's own pieces — the protocol client (../web/feed.js), the WebGL globe (./globe.js) and
 // the flat map's land (../web/land.js) — in a shadow root, so the host page's styles and its own
 // do not meet. Bundled with three.js into ../embed/viral-globe.js by `npm run embed` (published as
-// the npm package `viralglobe-globe`, and served by the server at /embed/viral-globe.js).
+// the npm package `viralglobe-globe`, and served by the server at /embed/viral-globe.js, where the
+// server's own page takes `createGlobe` from too).
 //
 //   <script type="module" src="https://globe.example/embed/viral-globe.js"></script>
 //   <viral-globe server="https://globe.example" campaign="launch" token="…"></viral-globe>
@@ -279,4 +280,5 @@ function mapDrawer(stage, world, colorOf) {
 
 if (!customElements.get("viral-globe")) customElements.define("viral-globe", ViralGlobe);
 
-export { ViralGlobe };
+// The page (`/`) draws with the same globe from this one bundle, so three.js ships once.
+export { ViralGlobe, createGlobe };

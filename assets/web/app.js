@@ -1,11 +1,11 @@
-// Viral Globe in a browser: a campaign's arcs on a 3D globe (globe.js) or a flat map, live or
+// Viral Globe in a browser: a campaign's arcs on a 3D globe (web-src/globe.js) or a flat map, live or
 // replayed, with its counters, clock, rates and top places. The protocol client is feed.js (the
 // reference client of docs/browser-protocol.md); this file draws. Colours come from the server's
 // /palette.json, the viewer's palette. `window.viralGlobe` exposes the page's state for tests and
 // debugging.
 
 import { connectFeed } from "./feed.js";
-import { createGlobe } from "./globe.js";
+import { createGlobe } from "./embed/viral-globe.js";
 import { drawLand } from "./land.js";
 
 const params = new URLSearchParams(location.search);
@@ -123,7 +123,7 @@ window.viralGlobeGlobe = { newestOnScreen: () => globe?.newestOnScreen() ?? null
 const flights = [];
 // [when, how many] of the arcs received lately, for the rate.
 const arrivals = [];
-// The WebGL globe (globe.js), when the browser has WebGL.
+// The WebGL globe (web-src/globe.js, from the embed bundle), when the browser has WebGL.
 let globe = null;
 
 const toVector = ({ lat, lon }) => {

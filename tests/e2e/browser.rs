@@ -63,11 +63,10 @@ fn the_page_says_when_it_fell_behind() {
     assert!(report["lagged"].as_u64() > Some(0), "{report}");
 }
 
-/// The committed bundles, `assets/web/globe.js` (the page's globe) and
-/// `assets/embed/viral-globe.js` (the embeddable element), are what `npm run web` and `npm run
-/// embed` (`--prefix assets`) make from `assets/web-src/` and the lockfile's three.js and esbuild:
-/// the same commands, writing elsewhere, give the same bytes. (Edited the globe and forgot to
-/// rebuild? This says so.)
+/// The committed bundle `assets/embed/viral-globe.js` (the embeddable element and the page's
+/// globe), like any bundle an esbuild script of `assets/package.json` writes, is what that script
+/// makes from `assets/web-src/` and the lockfile's three.js and esbuild: the same command, writing
+/// elsewhere, gives the same bytes. (Edited the globe and forgot to rebuild? This says so.)
 #[test]
 fn the_committed_bundles_are_rebuilt_from_their_sources() {
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
@@ -75,8 +74,17 @@ fn the_committed_bundles_are_rebuilt_from_their_sources() {
         &std::fs::read_to_string(assets.join("package.json")).expect("assets/package.json"),
     )
     .expect("JSON");
-    for name in ["web", "embed"] {
-        let script = package["scripts"][name].as_str().expect("a bundle script");
+    let scripts = package["scripts"].as_object().expect("scripts");
+    let bundles: Vec<_> = scripts
+        .iter()
+        .filter(|(_, script)| script.as_str().is_some_and(|s| s.starts_with("esbuild ")))
+        .collect();
+    assert!(
+        bundles.iter().any(|(name, _)| *name == "embed"),
+        "{scripts:?}"
+    );
+    for (name, script) in bundles {
+        let script = script.as_str().expect("a bundle script");
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("bundle.js");
         let mut words = script.split_whitespace();
@@ -160,10 +168,7 @@ fn screenshots() -> std::path::PathBuf {
 /// Runs a page driver to the end (screenshots saved) and returns its JSON report; fails the test
 /// with the driver's problems when it found any.
 fn drive_page(script: &str, base: &str, args: &[&str]) -> Value {
-    // One Chromium at a time: two software-rendered pages side by side on a 2-core machine slow
-    // each other to a frame a second, and the pages' checks measure drawing.
-    static CHROMIUM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = CHROMIUM.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = one_chromium();
     let output = page_driver(script, base)
         .args(args)
         .arg("--out")
@@ -174,6 +179,13 @@ fn drive_page(script: &str, base: &str, args: &[&str]) -> Value {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     serde_json::from_str(stdout.trim()).expect("the driver's JSON report")
+}
+
+/// One Chromium at a time: two software-rendered pages side by side on a 2-core machine slow each
+/// other to a frame a second, and the pages' checks measure drawing and pointing.
+fn one_chromium() -> std::sync::MutexGuard<'static, ()> {
+    static CHROMIUM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CHROMIUM.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `node tests/browser/SCRIPT` driving the page of the server at `base`, on the demo's campaign.
@@ -252,6 +264,7 @@ async fn the_page_and_the_read_api_are_served_to_browsers() {
 /// The page loses its connection (the server is killed and started again) while arcs keep coming:
 /// it reconnects by itself and resumes after the last arc it had, with no gap and no duplicate.
 #[tokio::test]
+#[allow(clippy::await_holding_lock)]
 async fn the_page_resumes_after_the_server_restarts() {
     use std::{
         io::{BufRead, BufReader},
@@ -283,6 +296,9 @@ async fn the_page_resumes_after_the_server_restarts() {
     first.extend((1..10).map(click));
     assert_eq!(server.post_ndjson(&first).await.0, 200);
 
+    // Held while the page runs, across the test's awaits: each test has a runtime of its own,
+    // and only the page drivers take this lock.
+    let _one_at_a_time = one_chromium();
     let mut node = page_driver("resume.mjs", &server.base)
         .args(["--at", "10", "--until", "30"])
         .stdout(Stdio::piped())
@@ -364,12 +380,15 @@ async fn tracked_links_fill_the_globe_from_real_browsers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start_in(dir.path(), &["--trusted-proxy", "127.0.0.1"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/links.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .args(["--url", &server.base, "--campaign", "film-launch", "--out"])
-        .arg(screenshots())
-        .output()
-        .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)");
+    let output = {
+        let _one_at_a_time = one_chromium();
+        Command::new("node")
+            .arg(script)
+            .args(["--url", &server.base, "--campaign", "film-launch", "--out"])
+            .arg(screenshots())
+            .output()
+            .expect("node runs (tests/run.sh installs Node.js, playwright-core and Chromium)")
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -243,7 +243,6 @@ fn routes() -> Vec<(&'static str, Reach)> {
         ("/app.js", Public("the page's code")),
         ("/feed.js", Public("the page's code")),
         ("/land.js", Public("the page's code")),
-        ("/globe.js", Public("the page's code")),
         ("/style.css", Public("the page's style")),
         ("/world.json", Public("geography")),
         ("/vg.js", Public("the script for marketers' sites")),

@@ -49,14 +49,6 @@ const ASSETS: &[Asset] = &[
         max_age_s: 60,
         compress: false,
     },
-    // `assets/web-src/globe.js` bundled with three.js (`npm run web --prefix assets`).
-    Asset {
-        path: "/globe.js",
-        content_type: JS,
-        body: include_str!("../../../assets/web/globe.js"),
-        max_age_s: 3_600,
-        compress: true,
-    },
     Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
@@ -79,8 +71,9 @@ const ASSETS: &[Asset] = &[
         max_age_s: 3_600,
         compress: false,
     },
-    // The embeddable globe: the custom element (`npm run embed --prefix assets`, also the npm
-    // package viralglobe-globe), and a page of its own for an iframe (docs/embedding.md).
+    // The embeddable globe: the custom element with three.js (`npm run embed --prefix assets`, also
+    // the npm package viralglobe-globe; the page above takes its `createGlobe` from it), and a
+    // page of its own for an iframe (docs/embedding.md).
     Asset {
         path: "/embed/viral-globe.js",
         content_type: JS,
