@@ -33,7 +33,7 @@ mod timestamp;
 
 pub use arc::{ArcEvent, ArcKind, Place};
 pub use input::{ClickEvent, ConversionEvent, InputError, InputEvent, ShareEvent, ShareLink};
-pub use live::{Encoding, FilterError, Generations, LiveFilter, ServerMessage};
+pub use live::{Encoding, FilterError, Generations, LiveFilter, ServerMessage, SkippedArcs};
 pub use record::RecordedEvent;
 pub use replay::{ReplayClock, ReplayControl, Timeline, TimelineBucket};
 pub use stats::{CampaignStats, CampaignSummary, GoalTally, Tally};

@@ -154,6 +154,55 @@ fn parse_generations(text: &str) -> Result<Option<Generations>, String> {
     Ok(Some(Generations { min, max }))
 }
 
+/// Arcs a rate-bounded feed left out, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedArcs {
+    /// All of them: `shares + clicks + conversions`.
+    pub arcs: u64,
+    pub shares: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+}
+
+impl SkippedArcs {
+    /// Counts one more arc of `kind`.
+    pub fn count(&mut self, kind: ArcKind, n: u64) {
+        self.arcs += n;
+        match kind {
+            ArcKind::Share => self.shares += n,
+            ArcKind::Click => self.clicks += n,
+            ArcKind::Conversion => self.conversions += n,
+        }
+    }
+
+    pub fn add(&mut self, other: &Self) {
+        self.arcs += other.arcs;
+        self.shares += other.shares;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+    }
+}
+
+/// The most arcs a second a live feed may ask for with `max_rate` (more is all of them anyway).
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+
+/// Parses the `max_rate` query parameter: arcs a second, 1 to [`MAX_RATE_LIMIT`]; absent: every
+/// arc.
+pub fn parse_max_rate(text: Option<&str>) -> Result<Option<u32>, FilterError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    match text.parse::<u32>() {
+        Ok(rate @ 1..=MAX_RATE_LIMIT) => Ok(Some(rate)),
+        _ => Err(FilterError {
+            field: "max_rate",
+            message: format!(
+                "`{text}` is not a rate: expected arcs a second, a whole number from 1 to {MAX_RATE_LIMIT}"
+            ),
+        }),
+    }
+}
+
 /// How a feed sends arcs: JSON text messages (the default and the reference), or binary messages
 /// of [`crate::compact`] (`encoding=compact`; every other message stays JSON).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -190,6 +239,10 @@ pub enum ServerMessage {
         filter: LiveFilter,
         /// Counters so far of the campaigns the filter selects.
         campaigns: Vec<CampaignSummary>,
+        /// The live feed's `max_rate`, when it asked for one: at most this many arcs a second,
+        /// the rest told as [`ServerMessage::Skipped`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_rate: Option<u32>,
     },
     /// One arc.
     Arc(ArcEvent),
@@ -197,6 +250,10 @@ pub enum ServerMessage {
     Arcs { arcs: Vec<ArcEvent> },
     /// The subscriber read too slowly: this many arcs were dropped for it since the last message.
     Lagged { dropped_arcs: u64 },
+    /// Live feeds with `max_rate` only: arcs the filter selects that the rate left out since the
+    /// last `skipped` (at most one a second), by kind; counted in the campaign's counters all
+    /// the same, and in the recording.
+    Skipped(SkippedArcs),
     /// The campaign's arc line (re)started in a new epoch: the next arc is `seq` 1 of it. Sent
     /// when a new campaign records its first event, when a demo loop starts again, and in answer
     /// to a resume from an epoch that is not the campaign's (followed by its arcs from the start).

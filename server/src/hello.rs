@@ -46,5 +46,6 @@ pub(crate) fn hello(
         server: concat!("viralglobe-server/", env!("CARGO_PKG_VERSION")).into(),
         filter: filter.clone(),
         campaigns,
+        max_rate: None,
     }
 }

@@ -11,6 +11,7 @@ mod follow;
 mod held;
 mod http_api;
 mod ingest;
+mod rate;
 mod links;
 mod live;
 mod readme;

@@ -13,6 +13,7 @@
 
 mod fanout;
 mod queue;
+mod sample;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize},
@@ -20,13 +21,13 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use viralglobe_protocol::{ArcEvent, ArcKind, Encoding, LiveFilter};
+use viralglobe_protocol::{ArcEvent, ArcKind, Encoding, LiveFilter, SkippedArcs};
 
 use crate::fast_hash::FastMap;
 
-use fanout::{send_arcs, send_reset};
+use fanout::{Samplers, send_arcs, send_reset};
 use queue::Subscriber;
-pub(crate) use queue::{Frame, Frames, QueueBounds};
+pub(crate) use queue::{Frame, FrameKind, Frames, QueueBounds};
 
 /// Where a campaign's arc line stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +91,15 @@ impl LineCounts {
 pub struct Hub {
     pending: Mutex<Pending>,
     subscribers: Mutex<Vec<Subscriber>>,
+    /// The rate-bounded groups' token buckets, kept across ticks (taken with `subscribers`).
+    samplers: Mutex<Samplers>,
     bounds: QueueBounds,
     /// Frames waiting in each subscriber's queue when a tick offers it more.
     queue_depth: metrics::Histogram,
 }
+
+/// How long a rate-bounded group's sampler outlives its last arc.
+const SAMPLER_KEPT: Duration = Duration::from_secs(10);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -109,6 +115,7 @@ impl Hub {
         Arc::new(Self {
             pending: Mutex::new(Pending::default()),
             subscribers: Mutex::new(Vec::new()),
+            samplers: Mutex::new(Samplers::default()),
             bounds: QueueBounds {
                 frames: bounds.frames.max(1),
                 ..bounds
@@ -220,16 +227,18 @@ impl Hub {
     /// Registers a subscriber; frames for it arrive on the returned queue. With a campaign
     /// filter, also returns where that campaign stood: every later arc comes through the queue.
     pub fn subscribe(&self, filter: LiveFilter) -> (Frames, Option<Offset>) {
-        let (rx, offset, _) = self.subscribe_counted(filter, Encoding::Json);
+        let (rx, offset, _) = self.subscribe_counted(filter, Encoding::Json, None);
         (rx, offset)
     }
 
-    /// [`Hub::subscribe`] in an encoding, with the counters of the campaign's line at that offset
-    /// when the hub keeps them (see [`Hub::reset_counted`]).
+    /// [`Hub::subscribe`] in an encoding and at most `max_rate` arcs a second, with the counters
+    /// of the campaign's line at that offset when the hub keeps them (see
+    /// [`Hub::reset_counted`]).
     pub(crate) fn subscribe_counted(
         &self,
         filter: LiveFilter,
         encoding: Encoding,
+        max_rate: Option<u32>,
     ) -> (Frames, Option<Offset>, Option<LineCounts>) {
         let (tx, rx) = mpsc::channel(self.bounds.frames);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -250,6 +259,9 @@ impl Hub {
             queued_bytes: queued_bytes.clone(),
             max_bytes: self.bounds.bytes,
             dropped_arcs: 0,
+            max_rate,
+            skipped: SkippedArcs::default(),
+            skipped_told: None,
         });
         drop(pending);
         metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
@@ -274,10 +286,21 @@ impl Hub {
         if subscribers.len() != before {
             metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
         }
+        let now = Instant::now();
+        let mut samplers = lock(&self.samplers);
+        // A group gone quiet for a while starts afresh (with a full burst) when it returns.
+        samplers.retain(|_, rates| {
+            rates.retain(|(_, s)| now.saturating_duration_since(s.last_used()) < SAMPLER_KEPT);
+            !rates.is_empty()
+        });
         if items.is_empty() {
-            // A subscriber that lost arcs hears about it as soon as its queue has room.
-            for sub in subscribers.iter_mut().filter(|s| s.dropped_arcs > 0) {
-                sub.try_send_lagged();
+            // A subscriber that lost arcs hears about it as soon as its queue has room; one
+            // whose rate left some out, within a second.
+            for sub in subscribers.iter_mut() {
+                if sub.dropped_arcs > 0 {
+                    sub.try_send_lagged();
+                }
+                sub.try_send_skipped(now);
             }
             return;
         }
@@ -293,12 +316,13 @@ impl Hub {
             match item {
                 Item::Arc(arc) => arcs.push(arc),
                 Item::Reset { campaign, epoch } => {
-                    send_arcs(&mut subscribers, &std::mem::take(&mut arcs), published);
+                    let arcs = std::mem::take(&mut arcs);
+                    send_arcs(&mut subscribers, &mut samplers, &arcs, published);
                     send_reset(&mut subscribers, campaign, &epoch);
                 }
             }
         }
-        send_arcs(&mut subscribers, &arcs, published);
+        send_arcs(&mut subscribers, &mut samplers, &arcs, published);
     }
 
     /// Ticks until the process ends.
@@ -455,7 +479,7 @@ mod tests {
             arc(2, ArcKind::Click, "demo"),
             sale,
         ]);
-        let (_, offset, line) = hub.subscribe_counted(filter.clone(), Encoding::Json);
+        let (_, offset, line) = hub.subscribe_counted(filter.clone(), Encoding::Json, None);
         let line = line.expect("counted");
         assert_eq!(offset.map(|o| o.seq), Some(3));
         assert_eq!(
@@ -469,10 +493,10 @@ mod tests {
         );
         assert_eq!(line.goals.get("purchase"), Some(&1));
         hub.reset_counted("demo", "loop.2");
-        let (_, _, line) = hub.subscribe_counted(filter.clone(), Encoding::Json);
+        let (_, _, line) = hub.subscribe_counted(filter.clone(), Encoding::Json, None);
         assert_eq!(line, Some(LineCounts::default()));
         hub.reset("demo", "ordinary");
-        assert_eq!(hub.subscribe_counted(filter, Encoding::Json).2, None);
+        assert_eq!(hub.subscribe_counted(filter, Encoding::Json, None).2, None);
     }
 
     #[test]
@@ -493,7 +517,7 @@ mod tests {
         // Arc 8 was published before: the new subscriber gets it too, and must trim it.
         assert_eq!(rx.try_recv().expect("arcs").seqs, Some((8, 9)));
         let reset = rx.try_recv().expect("reset");
-        assert!(reset.reset);
+        assert_eq!(reset.kind, FrameKind::Reset);
         assert_eq!(
             decode(&reset),
             ServerMessage::Reset {
@@ -510,5 +534,45 @@ mod tests {
                 seq: 1
             })
         );
+    }
+    /// Subscribers with the same filter and rate get the same arcs (the same frame): shares
+    /// before clicks, and what was left out told by kind; one without a rate gets everything.
+    #[test]
+    fn a_rate_bounded_group_shares_one_sample_and_is_told_what_it_skipped() {
+        let hub = Hub::new(8);
+        hub.open_campaign("a", "e", 0);
+        let filter = LiveFilter::default();
+        let (mut first, _, _) = hub.subscribe_counted(filter.clone(), Encoding::Json, Some(100));
+        let (mut second, _, _) = hub.subscribe_counted(filter.clone(), Encoding::Json, Some(100));
+        let (mut every, _) = hub.subscribe(filter);
+        // 50 clicks and 3 shares at once: the burst (100/s × 100 ms = 10 arcs) takes the shares
+        // and seven clicks, spread over the fifty.
+        let mut arcs: Vec<ArcEvent> = (1..=50).map(|s| arc(s, ArcKind::Click, "a")).collect();
+        arcs.extend((51..=53).map(|s| arc(s, ArcKind::Share, "a")));
+        hub.publish(arcs);
+        hub.tick();
+        let (a, b) = (first.try_recv().expect("arcs"), second.try_recv().expect("arcs"));
+        assert!(Arc::ptr_eq(&a, &b), "one frame for the group");
+        let ServerMessage::Arcs { arcs } = decode(&a) else {
+            panic!("expected a batch")
+        };
+        let seqs: Vec<u64> = arcs.iter().map(|a| a.seq).collect();
+        assert_eq!(seqs, [1, 8, 15, 22, 29, 36, 43, 51, 52, 53]);
+        assert_eq!(
+            decode(&first.try_recv().expect("skipped")),
+            ServerMessage::Skipped(SkippedArcs {
+                arcs: 43,
+                shares: 0,
+                clicks: 43,
+                conversions: 0
+            })
+        );
+        assert_eq!(every.try_recv().expect("all").arcs, 53);
+        // Told at most once a second: the next tick's left-out arcs wait.
+        hub.publish((54..=80).map(|s| arc(s, ArcKind::Click, "a")).collect());
+        hub.tick();
+        while let Ok(frame) = first.try_recv() {
+            assert_eq!(frame.kind, FrameKind::Arcs);
+        }
     }
 }

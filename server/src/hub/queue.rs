@@ -11,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::mpsc;
-use viralglobe_protocol::{Encoding, LiveFilter, ServerMessage};
+use viralglobe_protocol::{Encoding, LiveFilter, ServerMessage, SkippedArcs};
 
 /// One message for one subscriber.
 #[derive(Debug, Clone)]
@@ -22,12 +22,24 @@ pub struct Frame {
     pub binary: Option<Bytes>,
     /// The first and last `seq` of the arcs in it; `None` for other messages.
     pub seqs: Option<(u64, u64)>,
-    /// True for a `reset`: the campaign's arc line started over.
-    pub reset: bool,
+    /// What it says.
+    pub kind: FrameKind,
     /// When the oldest arc in it was published (for other messages: when it was made).
     pub published: Instant,
     /// Arcs in it.
     pub arcs: u64,
+}
+
+/// What a frame says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Arcs,
+    /// The campaign's arc line started over.
+    Reset,
+    /// Arcs were dropped for the subscriber: `lagged`.
+    Lagged,
+    /// Arcs its `max_rate` left out: `skipped`.
+    Skipped,
 }
 
 /// How much one subscriber's queue may hold: frames and bytes (a frame that does not fit is
@@ -81,12 +93,13 @@ impl Frame {
         self.text.len() + self.binary.as_ref().map_or(0, Bytes::len)
     }
 
-    pub(super) fn message(text: String) -> Self {
+    pub(super) fn message(kind: FrameKind, message: &ServerMessage) -> Self {
+        let text = serde_json::to_string(message).expect("server messages serialize");
         Self {
             text: text.into(),
             binary: None,
             seqs: None,
-            reset: false,
+            kind,
             published: Instant::now(),
             arcs: 0,
         }
@@ -101,7 +114,15 @@ pub(super) struct Subscriber {
     pub(super) queued_bytes: Arc<AtomicUsize>,
     pub(super) max_bytes: usize,
     pub(super) dropped_arcs: u64,
+    /// At most this many arcs a second (`max_rate`).
+    pub(super) max_rate: Option<u32>,
+    /// Arcs the rate left out, not yet told; when they were last told (the first time: at once).
+    pub(super) skipped: SkippedArcs,
+    pub(super) skipped_told: Option<Instant>,
 }
+
+/// How often a subscriber is told what its rate left out.
+const SKIPPED_EVERY: Duration = Duration::from_secs(1);
 
 impl Subscriber {
     /// Queues `frame` if it fits, in frames and in bytes (a frame bigger than the bound still
@@ -129,11 +150,26 @@ impl Subscriber {
         let lagged = ServerMessage::Lagged {
             dropped_arcs: self.dropped_arcs,
         };
-        let text = serde_json::to_string(&lagged).expect("lagged serializes");
-        let sent = self.try_send(Arc::new(Frame::message(text)));
+        let sent = self.try_send(Arc::new(Frame::message(FrameKind::Lagged, &lagged)));
         if sent {
             self.dropped_arcs = 0;
         }
         sent
+    }
+
+    /// Tells the subscriber what its rate left out, at most once every [`SKIPPED_EVERY`] (a full
+    /// queue: later).
+    pub(super) fn try_send_skipped(&mut self, now: Instant) {
+        let soon = self
+            .skipped_told
+            .is_some_and(|told| now.saturating_duration_since(told) < SKIPPED_EVERY);
+        if self.skipped.arcs == 0 || soon {
+            return;
+        }
+        let skipped = ServerMessage::Skipped(self.skipped);
+        if self.try_send(Arc::new(Frame::message(FrameKind::Skipped, &skipped))) {
+            self.skipped = SkippedArcs::default();
+            self.skipped_told = Some(now);
+        }
     }
 }

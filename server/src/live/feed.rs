@@ -17,7 +17,7 @@ use super::catch_up;
 use crate::{
     engine::Engine,
     hello::hello,
-    hub::{Frame, Frames, Hub, Offset},
+    hub::{Frame, FrameKind, Frames, Hub, Offset},
     reading::{ReadError, Reading, Resume},
     replay::Library,
     ws::{self, Ended, Outbox, Source},
@@ -26,6 +26,13 @@ use crate::{
 #[derive(Debug, Deserialize)]
 pub(crate) struct LiveQuery {
     encoding: Option<String>,
+    max_rate: Option<String>,
+}
+
+/// The feed's `max_rate` (arcs a second; absent: every arc).
+fn max_rate(query: &LiveQuery) -> Result<Option<u32>, ReadError> {
+    viralglobe_protocol::live::parse_max_rate(query.max_rate.as_deref())
+        .map_err(|e| ReadError::bad(e.field, e.message))
 }
 
 /// `GET /v1/live`: a websocket.
@@ -40,8 +47,9 @@ pub(crate) async fn live(
 ) -> Result<HttpResponse, actix_web::Error> {
     let encoding = Encoding::from_query(query.encoding.as_deref())
         .map_err(|e| ReadError::bad(e.field, e.message))?;
+    let max_rate = max_rate(&query)?;
     let resume = reading.resume()?;
-    let feed = subscribe(reading.filter, encoding, resume, hub, library, &engine);
+    let feed = subscribe(reading.filter, (encoding, max_rate), resume, hub, library, &engine);
     let campaign = feed.filter.campaign.clone();
     ws::start("live", &req, body, campaign.as_deref(), feed)
 }
@@ -52,14 +60,16 @@ pub(crate) async fn live(
 pub(crate) async fn live_events(
     req: HttpRequest,
     reading: Reading,
+    query: web::Query<LiveQuery>,
     hub: web::Data<Hub>,
     library: web::Data<Library>,
     engine: web::Data<Engine>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let max_rate = max_rate(&query)?;
     let resume = reading.resume_events(&req)?;
     let feed = subscribe(
         reading.filter,
-        Encoding::Json,
+        (Encoding::Json, max_rate),
         resume,
         hub,
         library,
@@ -74,16 +84,17 @@ pub(crate) async fn live_events(
     ))
 }
 
-/// Registers a subscriber with the hub and makes its feed: `hello` and where it stands.
+/// Registers a subscriber with the hub (in an encoding, at most `max_rate` arcs a second) and
+/// makes its feed: `hello` and where it stands.
 fn subscribe(
     filter: LiveFilter,
-    encoding: Encoding,
+    (encoding, max_rate): (Encoding, Option<u32>),
     resume: Option<Resume>,
     hub: web::Data<Hub>,
     library: web::Data<Library>,
     engine: &Engine,
 ) -> Feed {
-    let (frames, offset, line) = hub.subscribe_counted(filter.clone(), encoding);
+    let (frames, offset, line) = hub.subscribe_counted(filter.clone(), encoding, max_rate);
     // The hello gives the campaign's offset at the subscription: its queue holds exactly what
     // follows, and a new subscriber is sent nothing at or before it (arcs published in the tick
     // it joined in are in the queue too: trimmed, as for a resume).
@@ -97,6 +108,9 @@ fn subscribe(
             .iter_mut()
             .filter(|c| filter.campaign.as_deref() == Some(c.id.as_str()))
             .for_each(|c| crate::hello::count_line(c, line));
+    }
+    if let ServerMessage::Hello { max_rate: rate, .. } = &mut hello {
+        *rate = max_rate;
     }
     let start = match (&resume, &offset) {
         (None, Some(o)) => o.seq,
@@ -225,7 +239,7 @@ impl Feed {
                 self.tell_behind(out).await?;
             }
         }
-        if frame.reset {
+        if frame.kind == FrameKind::Reset {
             if let Ok(ServerMessage::Reset { epoch, .. }) = serde_json::from_str(&frame.text) {
                 out.set_epoch(&epoch);
                 self.epoch = Some(epoch);
@@ -234,7 +248,7 @@ impl Feed {
             return out.text(frame.text.clone()).await;
         }
         let Some((first, last)) = frame.seqs else {
-            if self.resuming && self.filter.campaign.is_some() {
+            if frame.kind == FrameKind::Lagged && self.resuming && self.filter.campaign.is_some() {
                 // `lagged`: what the queue dropped is in the recording.
                 return Box::pin(self.refill(out)).await;
             }

@@ -182,6 +182,8 @@ fn drain(
                     arcs.write(NewArcs(batch));
                 }
                 ServerMessage::Lagged { dropped_arcs } => health.dropped_arcs += dropped_arcs,
+                // Only feeds opened with `max_rate` are sampled; the viewer asks for every arc.
+                ServerMessage::Skipped(_) => {}
                 // The campaign's arc line started over (a demo loop): so do the counters. A new
                 // campaign beside the one shown changes nothing.
                 ServerMessage::Reset { campaign, .. } if campaign == name.0 => {
@@ -360,6 +362,7 @@ mod tests {
                 seq,
                 ..Default::default()
             }],
+            max_rate: None,
         };
         let arcs = |seqs: std::ops::RangeInclusive<u64>| ServerMessage::Arcs {
             arcs: seqs.map(|s| arc(s, ArcKind::Click, 0)).collect(),

@@ -111,6 +111,7 @@ mod tests {
                 seq: 41,
                 ..CampaignSummary::default()
             }],
+            max_rate: None,
         });
         assert_eq!(
             position.resume_query(),
