@@ -42,7 +42,7 @@ export interface ViralGlobeEventMap {
 export interface ViralGlobeInfo {
   state: "idle" | "connecting" | "open" | "closed" | "refused";
   view: "globe" | "map";
-  /** Arcs received, drawn, and received but not drawn (over `max-rate`). */
+  /** Arcs received, drawn (every one received), and left out by the server under `max-rate`. */
   arcs: number;
   drawn: number;
   skipped: number;

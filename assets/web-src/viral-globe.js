@@ -10,8 +10,8 @@
 //
 // Attributes (read when the element connects; changing one reconnects it): `server` (default: the
 // origin the script came from), `campaign`, `token` (a read token, or a token scoped to the
-// campaign), `mode` (`live` | `replay`), `view` (`globe` | `map`), `max-rate` (arcs drawn a
-// second at most; the rest are counted, not drawn), `palette` (JSON over the server's palette,
+// campaign), `mode` (`live` | `replay`), `view` (`globe` | `map`), `max-rate` (live arcs a
+// second at most: the server sends a sample, shares and conversions first, and counts the rest), `palette` (JSON over the server's palette,
 // e.g. `{"root_share": "#ffcc00"}`), `auto-rotate` (`false`: still when idle), `hud` (`off`:
 // no counters). Events on the element: `hello`, `arc`, `lagged`, `reset`, `refused`.
 
@@ -83,7 +83,7 @@ class ViralGlobe extends HTMLElement {
     const token = this.option("token", null);
     this.view = this.option("view", "globe") === "map" ? "map" : "globe";
     const mode = this.option("mode", "live") === "replay" ? "replay" : "live";
-    const maxRate = Number(this.option("max-rate", "0")) || Infinity;
+    const maxRate = Number(this.option("max-rate", "0")) || null;
     this.shadowRoot.querySelector(".hud").hidden = this.option("hud", "on") === "off";
     const stage = this.shadowRoot.querySelector(".stage");
     stage.replaceChildren();
@@ -107,14 +107,12 @@ class ViralGlobe extends HTMLElement {
       ? globeDrawer(stage, world, colorOf, this.option("auto-rotate", "true") !== "false")
       : mapDrawer(stage, world, colorOf);
     this.view = this.drawer.view;
-    // Arcs drawn in this second, against `max-rate`.
-    let second = 0;
-    let drawnThisSecond = 0;
     this.feed = connectFeed({
       base: server.replace(/^http/, "ws"),
       campaign,
       mode,
       token,
+      maxRate,
       onStatus: (status) => { this.state = status; this.showHud(campaign); },
       onHello: (summary) => {
         Object.assign(this.counts, { shares: summary.shares, clicks: summary.clicks, conversions: summary.conversions });
@@ -122,20 +120,21 @@ class ViralGlobe extends HTMLElement {
         this.showHud(campaign);
       },
       onArcs: (arcs) => {
-        const now = Math.floor(performance.now() / 1_000);
-        if (now !== second) [second, drawnThisSecond] = [now, 0];
         for (const arc of arcs) {
           this.counts.arcs++;
           if (mode === "live") this.counts[arc.kind === "share" ? "shares" : arc.kind === "click" ? "clicks" : "conversions"]++;
-          if (drawnThisSecond < maxRate) {
-            drawnThisSecond++;
-            this.counts.drawn++;
-            this.drawer.add(arc);
-          } else {
-            this.counts.skipped++;
-          }
+          this.counts.drawn++;
+          this.drawer.add(arc);
           this.emit("arc", arc);
         }
+        this.showHud(campaign);
+      },
+      // What `max-rate` left out: counted, never drawn.
+      onSkipped: ({ arcs, shares, clicks, conversions }) => {
+        this.counts.skipped += arcs;
+        this.counts.shares += shares;
+        this.counts.clicks += clicks;
+        this.counts.conversions += conversions;
         this.showHud(campaign);
       },
       onLag: (dropped) => this.emit("lagged", { dropped }),

@@ -15,6 +15,12 @@ const wsBase = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.h
 const ARC_MS = 1400; // an arc's head travels for this long
 const FADE_MS = 1600; // then its trail fades for this long
 const MAX_IN_FLIGHT = 4000;
+// The live arcs a second the page asks for: as many as it can keep in flight (the server sends a
+// sample above it, shares and conversions first, and says how many it left out). `max_rate=N` in
+// the address asks for another rate; `max_rate=0`, every arc.
+const LIVE_RATE = params.has("max_rate")
+  ? Number(params.get("max_rate")) || null
+  : Math.floor((MAX_IN_FLIGHT * 1000) / (ARC_MS + FADE_MS));
 // Clicks far outnumber everything else: drawn at this brightness so shares and conversions show.
 const CLICK_BRIGHTNESS = 0.6;
 const RATE_WINDOW_MS = 5_000; // events per second are counted over this long
@@ -493,7 +499,7 @@ function showLiveClock() {
 
 // Filtered, the feed does not bring every arc: the campaign's own counters, every 2 s.
 async function refreshCounters() {
-  if (state.mode !== "live" || !filtered()) return;
+  if (state.mode !== "live" || !(filtered() || state.countersFromList)) return;
   const list = await getJson("/v1/campaigns").catch(() => null);
   const ours = list?.campaigns.find((c) => c.id === state.campaign);
   if (ours) state.counters = countersOf(ours);
@@ -604,6 +610,7 @@ async function connect() {
   arrivals.length = 0;
   // Live, the counters come with the hello: the campaign's so far, where its line stands.
   state.counters = zeroCounters();
+  state.countersFromList = false;
   $("replay").hidden = state.mode !== "replay";
   showAttribution();
   if (state.mode === "replay") await loadTimeline().catch((e) => (state.lastError = String(e)));
@@ -618,9 +625,19 @@ async function connect() {
     // Live arcs in the compact binary encoding (a tenth of the bytes of JSON), unless the address
     // asks for the reference encoding (`encoding=json`).
     encoding: params.get("encoding") === "json" ? "json" : "compact",
+    maxRate: LIVE_RATE,
     onArcs: (arcs) => {
       arrivals.push([performance.now(), arcs.length]);
       arcs.forEach(addArc);
+    },
+    // What the rate left out still counts: shares and clicks here; skipped conversions carry
+    // goals and revenue, so then the counters come from the campaign list, as when filtered.
+    onSkipped: (skipped) => {
+      arrivals.push([performance.now(), skipped.arcs]);
+      if (filtered()) return;
+      state.counters.shares += skipped.shares;
+      state.counters.clicks += skipped.clicks;
+      if (skipped.conversions > 0) state.countersFromList = true;
     },
     onClock: showClock,
     onLag: showLagged,

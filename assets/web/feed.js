@@ -8,7 +8,9 @@
 //
 // `filter: {kind: "share,conversion", channel: "facebook", generation: "2-"}` asks the server for
 // only those arcs (empty values: all); `encoding: "compact"` has live arcs come in the compact
-// binary encoding (decodeCompact below; about a fifth of the bytes of JSON). `mode: "replay"` opens a replay instead (`replayQuery()` adds its options, e.g. `speed=86400`),
+// binary encoding (decodeCompact below; about a fifth of the bytes of JSON); `maxRate: 200` asks
+// for at most 200 live arcs a second (shares and conversions first), and `onSkipped` hears, by
+// kind, what the rate left out (`{arcs, shares, clicks, conversions}`, about once a second). `mode: "replay"` opens a replay instead (`replayQuery()` adds its options, e.g. `speed=86400`),
 // whose `clock` messages go to `onClock`; `feed.send({type: "pause"})` steers it. A live feed
 // hands on only arcs after the last one it handed on (a repeat is counted in `feed.duplicates`,
 // a skip in `feed.gaps`, unfiltered); a replay hands on everything, as its seeks number arcs afresh.
@@ -17,11 +19,12 @@
 
 export function connectFeed({
   base, campaign, mode = "live", token = null, filter = {}, encoding = "json", replayQuery = () => "",
-  onHello = () => {}, onArcs = () => {}, onClock = () => {}, onLag = () => {}, onReset = () => {},
-  onError = () => {}, onStatus = () => {}, onRefused = null,
+  maxRate = null, onHello = () => {}, onArcs = () => {}, onClock = () => {}, onLag = () => {},
+  onSkipped = () => {}, onReset = () => {}, onError = () => {}, onStatus = () => {}, onRefused = null,
 }) {
   const feed = {
     position: { epoch: null, seq: 0 }, duplicates: 0, gaps: 0, resumes: 0, transport: "websocket",
+    sampled: false,
   };
   const filtered = Object.values(filter).some(Boolean);
   let socket = null;
@@ -42,7 +45,8 @@ export function connectFeed({
       .map(([name, value]) => `&${name}=${encodeURIComponent(value)}`)
       .join("");
     const compact = mode === "live" && encoding === "compact" ? "&encoding=compact" : "";
-    return withToken(`${base}${path}${only}${compact}${since}`);
+    const rate = mode === "live" && maxRate ? `&max_rate=${Math.max(1, Math.floor(maxRate))}` : "";
+    return withToken(`${base}${path}${only}${compact}${rate}${since}`);
   };
 
   function arcs(list) {
@@ -53,8 +57,9 @@ export function connectFeed({
     const fresh = [];
     for (const arc of list) {
       if (feed.position.epoch && arc.seq <= feed.position.seq) { feed.duplicates++; continue; }
-      // A filtered feed skips the arcs it leaves out: a gap only where nothing is filtered.
-      if (feed.position.epoch && arc.seq > feed.position.seq + 1 && !filtered) feed.gaps++;
+      // A filtered feed skips the arcs it leaves out, a sampled one those its rate left out (it
+      // is told so before the first): a gap only where neither is.
+      if (feed.position.epoch && arc.seq > feed.position.seq + 1 && !filtered && !feed.sampled) feed.gaps++;
       feed.position.seq = arc.seq;
       fresh.push(arc);
     }
@@ -128,6 +133,10 @@ export function connectFeed({
       case "arcs": arcs(message.arcs); break;
       case "clock": onClock(message); break;
       case "lagged": onLag(message.dropped_arcs); break;
+      case "skipped":
+        feed.sampled = true;
+        onSkipped(message);
+        break;
       case "error": onError(message.message); break;
       case "hello": {
         const ours = message.campaigns.find((c) => c.id === campaign);

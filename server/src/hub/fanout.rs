@@ -143,6 +143,9 @@ pub(super) fn send_arcs(
         if group.skipped.arcs > 0 {
             sub.skipped.add(&group.skipped);
         }
+        // Before the arcs: the first `skipped` tells a client, before any gap in the `seq`s,
+        // that its feed is sampled.
+        sub.try_send_skipped(now);
         if let Some(frame) = group.frame(sub.encoding, published) {
             let count = frame.arcs;
             let sent = sub.try_send_lagged() && sub.try_send(frame);
@@ -151,7 +154,6 @@ pub(super) fn send_arcs(
                 dropped += count;
             }
         }
-        sub.try_send_skipped(now);
     }
     if dropped > 0 {
         metrics::counter!("viralglobe_live_dropped_arcs_total").increment(dropped);
