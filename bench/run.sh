@@ -18,8 +18,16 @@ export CARGO_TERM_COLOR=never
 command -v redis-server >/dev/null || echo "no redis-server: the cluster figures are skipped (apt install redis-server)" >&2
 # The consumers' figure reads a NATS JetStream of its own too (skipped, and said so, without one).
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || echo "no nats-server: the NATS consume figure is skipped (apt install nats-server)" >&2
-# 10,000 subscribers need 10,000 sockets on each side.
+# 10,000 subscribers need 10,000 sockets on each side (the audience figure takes all there are).
 ulimit -n "$(ulimit -Hn)"
+# The Node peer (../shared/peers/node-fanout, the team's, read-only) measured beside us: a copy
+# with its packages installed, outside the clone. Without it, its figure says so.
+peer="$CARGO_TARGET_DIR/peers/node-fanout"
+if [ -d ../shared/peers/node-fanout ]; then
+  mkdir -p "$peer"
+  cp ../shared/peers/node-fanout/{server.js,package.json,package-lock.json} "$peer/"
+  npm ci --prefix "$peer" --no-audit --no-fund >/dev/null
+fi
 
 cargo build --release --locked -p viralglobe-server -p viralglobe-bench
 cargo bench --locked -p viralglobe-server --bench pipeline --no-run
@@ -30,7 +38,7 @@ trap 'rm -f "$rows"' EXIT
 echo "in-process server benches..." >&2
 cargo bench --locked -p viralglobe-server --bench pipeline | grep '^| ' | tee -a "$rows" >&2
 echo "load generator against the server binary..." >&2
-"$CARGO_TARGET_DIR/release/viralglobe-load" --server "$CARGO_TARGET_DIR/release/viralglobe-server" "$@" \
+"$CARGO_TARGET_DIR/release/viralglobe-load" --server "$CARGO_TARGET_DIR/release/viralglobe-server" --peer "$peer" "$@" \
   | tee -a "$rows" >&2
 echo "viewer frame bench..." >&2
 cargo bench --workspace --locked --profile dev --bench frame | grep '^| ' | tee -a "$rows" >&2

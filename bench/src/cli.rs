@@ -32,6 +32,9 @@ pub struct Cli {
     /// Only these figures (all but the soak when absent).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Figure>,
+    /// The Node peer measured beside us (`npm ci` done in it); its row is skipped without it.
+    #[arg(long, default_value = "../shared/peers/node-fanout")]
+    pub peer: PathBuf,
     /// Minutes the soak lasts (`--only soak`).
     #[arg(long, default_value_t = 10.0)]
     pub soak_minutes: f64,
@@ -63,6 +66,9 @@ pub enum Figure {
     Cluster,
     /// Consuming a Redis stream and NATS JetStream (brokers of their own) against HTTP batches.
     Consume,
+    /// A viral peak's audience: as many rate-bounded subscribers as descriptors allow (50,000
+    /// wanted), 10,000 against the Node peer, 5,000 over server-sent events.
+    Audience,
     /// Minutes of mixed load, memory and descriptors sampled: only when named.
     Soak,
 }

@@ -4,6 +4,7 @@
 
 mod bare;
 pub mod cli;
+mod events;
 mod http;
 mod publisher;
 pub mod report;

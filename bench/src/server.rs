@@ -114,6 +114,40 @@ impl Process {
         })
     }
 
+    /// The Node peer (`node DIR/server.js PORT GEOIP`, `../shared/peers/node-fanout`), pinned as
+    /// the server is, once it accepts connections.
+    pub fn peer(cli: &Cli, dir: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut command = pinned(&cli.server_cpus, Path::new("node"));
+        command
+            .arg(dir.join("server.js"))
+            .arg(port.to_string())
+            .arg(&cli.geoip)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        let address = format!("127.0.0.1:{port}");
+        let mut process = Self {
+            child,
+            address,
+            _data: None,
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(&process.address).is_ok() {
+                return Ok(process);
+            }
+            if let Some(status) = process.child.try_wait()? {
+                bail!("the peer exited: {status}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        bail!("the peer did not listen on {} within 30 s", process.address)
+    }
+
     pub fn ws_base(&self) -> String {
         format!("ws://{}", self.address)
     }
@@ -129,7 +163,27 @@ impl Process {
     }
 }
 
+/// CPU seconds (user and system) of the process `pid` so far.
+fn cpu_seconds_of(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').context("a /proc stat line")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// CPU seconds of this process (the load generator and its clients) so far.
+pub fn own_cpu_seconds() -> anyhow::Result<f64> {
+    cpu_seconds_of("self")
+}
+
 impl Process {
+    /// CPU seconds the process has used so far.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds_of(&self.child.id().to_string())
+    }
+
     /// Open file descriptors.
     pub fn open_fds(&self) -> anyhow::Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))?.count())

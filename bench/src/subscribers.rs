@@ -23,6 +23,8 @@ const LATENCY_BUCKETS: usize = 10_001;
 
 /// What every subscriber of a run saw, together.
 pub struct Tally {
+    /// Connections opened (websocket handshakes, event streams answered).
+    pub connected: AtomicU64,
     pub hellos: AtomicU64,
     pub arcs: AtomicU64,
     /// Arcs the server said it dropped for slow reading (`lagged`).
@@ -36,6 +38,7 @@ pub struct Tally {
 impl Tally {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
+            connected: AtomicU64::new(0),
             hellos: AtomicU64::new(0),
             arcs: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -131,6 +134,17 @@ impl Crowd {
     /// Connects `readers` subscribers that read everything and `stalled` that never read a byte
     /// after the handshake, and waits for every reader's `hello`.
     pub async fn connect(url: &str, readers: usize, stalled: usize) -> anyhow::Result<Self> {
+        Self::connect_greeted(url, readers, stalled, true).await
+    }
+
+    /// [`Crowd::connect`] to a server that may send no `hello` (`greeted: false`, the Node
+    /// peer): then it waits for every handshake instead.
+    pub async fn connect_greeted(
+        url: &str,
+        readers: usize,
+        stalled: usize,
+        greeted: bool,
+    ) -> anyhow::Result<Self> {
         let tally = Tally::new();
         let (stop, stopped) = watch::channel(false);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(128));
@@ -145,6 +159,7 @@ impl Crowd {
                     .await
                     .with_context(|| format!("subscribing to {url}"))?;
                 drop(permit);
+                tally.connected.fetch_add(1, Relaxed);
                 if !reads {
                     let _ = stopped.wait_for(|s| *s).await;
                     return Ok(());
@@ -163,24 +178,46 @@ impl Crowd {
                 }
             }));
         }
-        let crowd = Self { tally, stop, tasks };
+        let mut crowd = Self { tally, stop, tasks };
+        crowd.wait_for(readers, greeted).await?;
+        Ok(crowd)
+    }
+
+    /// Subscribers already running (their tasks), once every reader is greeted or connected.
+    pub fn of(
+        tally: Arc<Tally>,
+        stop: watch::Sender<bool>,
+        tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    ) -> Self {
+        Self { tally, stop, tasks }
+    }
+
+    /// Waits for `readers` hellos (or handshakes, when not `greeted`); an error if a
+    /// subscriber failed first or two minutes pass.
+    pub async fn wait_for(&mut self, readers: usize, greeted: bool) -> anyhow::Result<()> {
+        let crowd = self;
+        let tally = crowd.tally.clone();
+        let counter = if greeted {
+            &tally.hellos
+        } else {
+            &tally.connected
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while crowd.tally.hellos.load(Relaxed) < readers as u64 {
+        while counter.load(Relaxed) < readers as u64 {
             if tokio::time::Instant::now() > deadline {
                 bail!(
                     "only {} of {readers} subscribers were greeted within 2 minutes",
-                    crowd.tally.hellos.load(Relaxed)
+                    counter.load(Relaxed)
                 );
             }
             if let Some(failed) = crowd.tasks.iter().position(JoinHandle::is_finished) {
-                let mut crowd = crowd;
                 let task = crowd.tasks.swap_remove(failed);
                 task.await??;
                 bail!("a subscriber ended before the run");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(crowd)
+        Ok(())
     }
 
     /// Disconnects everyone; an error if a reader failed on the way.

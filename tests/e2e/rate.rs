@@ -50,9 +50,7 @@ async fn a_rate_bounded_feed_gets_a_faithful_sample_and_the_count_of_the_rest() 
     };
     assert_eq!(max_rate, Some(RATE as u32), "the hello says the rate");
     let (mut second, _) = server.subscribe(&query).await;
-    let (mut compact, _) = server
-        .subscribe(&format!("{query}&encoding=compact"))
-        .await;
+    let (mut compact, _) = server.subscribe(&format!("{query}&encoding=compact")).await;
     let (mut every, _) = server.subscribe("?campaign=bones-brigade").await;
 
     let started = Instant::now();
@@ -61,7 +59,14 @@ async fn a_rate_bounded_feed_gets_a_faithful_sample_and_the_count_of_the_rest() 
         let ts = T0 + n * 1_000;
         let share_id = format!("s{n}");
         let mut lines = vec![share(&share_id, None, "facebook", LOS_ANGELES, ts)];
-        lines.push(conversion(&format!("v{n}"), &share_id, "signup", 0, SYDNEY, ts + 1));
+        lines.push(conversion(
+            &format!("v{n}"),
+            &share_id,
+            "signup",
+            0,
+            SYDNEY,
+            ts + 1,
+        ));
         lines.extend((0..100).map(|c| click(&format!("c{n}.{c}"), &share_id, TOKYO, ts + 2)));
         let (status, answer) = server.post_ndjson(&lines).await;
         assert_eq!(status, 200, "{answer}");
@@ -70,7 +75,11 @@ async fn a_rate_bounded_feed_gets_a_faithful_sample_and_the_count_of_the_rest() 
     }
 
     let all = every.arcs(posted as usize, Duration::from_secs(10)).await;
-    assert_eq!(all.len() as u64, posted, "the unbounded subscriber gets every arc");
+    assert_eq!(
+        all.len() as u64,
+        posted,
+        "the unbounded subscriber gets every arc"
+    );
     let last = all.last().expect("arcs").seq;
     // Read until a second and a half of quiet: the last `skipped` comes within a second.
     let quiet = Duration::from_millis(1_500);
@@ -78,7 +87,11 @@ async fn a_rate_bounded_feed_gets_a_faithful_sample_and_the_count_of_the_rest() 
     let (b, b_skipped, _) = read_until(&mut second, last, quiet).await;
     let (c, _, _) = read_until(&mut compact, last, quiet).await;
 
-    assert_eq!(seqs(&a), seqs(&b), "the same filter and rate, the same arcs");
+    assert_eq!(
+        seqs(&a),
+        seqs(&b),
+        "the same filter and rate, the same arcs"
+    );
     assert_eq!(seqs(&a), seqs(&c), "in either encoding");
     assert_eq!(a_skipped, b_skipped);
     let kept: Vec<u64> = all

@@ -16,33 +16,71 @@ use crate::{
 
 const WARM_UP: Duration = Duration::from_secs(1);
 
-struct Load {
+pub(super) struct Load {
     /// `encoding=` of the feed: `json` or `compact`.
-    encoding: &'static str,
-    subscribers: usize,
+    pub encoding: &'static str,
+    pub subscribers: usize,
     /// Of the subscribers, how many never read.
-    stalled: usize,
-    events_per_s: f64,
+    pub stalled: usize,
+    pub events_per_s: f64,
+    /// `max_rate=` of the feed, if any.
+    pub max_rate: Option<u32>,
+    pub transport: Transport,
 }
 
-struct Outcome {
-    delivered_per_s: f64,
+impl Load {
+    pub(super) fn new(encoding: &'static str, subscribers: usize, events_per_s: f64) -> Self {
+        Self {
+            encoding,
+            subscribers,
+            stalled: 0,
+            events_per_s,
+            max_rate: None,
+            transport: Transport::Socket,
+        }
+    }
+}
+
+/// How the subscribers read the live feed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    Socket,
+    /// Server-sent events (`/v1/live/events`; JSON).
+    Events,
+    /// A websocket to a server that sends no `hello` (the Node peer).
+    PeerSocket,
+}
+
+pub(super) struct Outcome {
+    pub delivered_per_s: f64,
     /// Bytes on the wire an arc, JSON frames as sent.
-    bytes_per_arc: f64,
-    dropped_share: f64,
-    p50_ms: Option<u64>,
-    p99_ms: Option<u64>,
-    rss_start_kib: u64,
-    rss_end_kib: u64,
+    pub bytes_per_arc: f64,
+    pub dropped_share: f64,
+    pub p50_ms: Option<u64>,
+    pub p99_ms: Option<u64>,
+    pub rss_start_kib: u64,
+    pub rss_end_kib: u64,
+    /// Cores busy over the measured span: the server's process, and the load generator's.
+    pub server_cpu: f64,
+    pub client_cpu: f64,
 }
 
 impl Outcome {
-    fn latency(&self) -> String {
+    pub(super) fn latency(&self) -> String {
         let ms = |v: Option<u64>| v.map_or("—".into(), |v| format!("{v} ms"));
         format!("p50 {}, p99 {}", ms(self.p50_ms), ms(self.p99_ms))
     }
 
-    fn losses(&self) -> String {
+    /// Which side was busy: `server 98% of a core, clients 60%`.
+    pub(super) fn cpu(&self) -> String {
+        format!(
+            "server {:.0}% of a core, clients {:.0}%",
+            self.server_cpu * 100.0,
+            self.client_cpu * 100.0
+        )
+    }
+
+    pub(super) fn losses(&self) -> String {
         format!(
             "{:.1}% dropped for slow reading",
             self.dropped_share * 100.0
@@ -52,15 +90,34 @@ impl Outcome {
 
 /// Runs `load` against a fresh server: subscribers connect, events flow for a warm-up and then
 /// for `span`, which is what is measured.
-async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> {
+pub(super) async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> {
     let server = Process::server(cli)?;
+    run_against(&server, load, span).await
+}
+
+/// [`run`] against a server already started (ours, or the peer).
+pub(super) async fn run_against(
+    server: &Process,
+    load: &Load,
+    span: Duration,
+) -> anyhow::Result<Outcome> {
     let campaign = "feed";
-    let url = format!(
-        "{}/v1/live?campaign={campaign}&encoding={}",
-        server.ws_base(),
-        load.encoding
-    );
-    let crowd = Crowd::connect(&url, load.subscribers - load.stalled, load.stalled).await?;
+    let rate = load
+        .max_rate
+        .map_or(String::new(), |r| format!("&max_rate={r}"));
+    let query = format!("?campaign={campaign}&encoding={}{rate}", load.encoding);
+    let readers = load.subscribers - load.stalled;
+    let crowd = match load.transport {
+        Transport::Events => {
+            crate::events::connect(&server.address, &format!("/v1/live/events{query}"), readers)
+                .await?
+        }
+        Transport::Socket | Transport::PeerSocket => {
+            let url = format!("{}/v1/live{query}", server.ws_base());
+            let greeted = load.transport == Transport::Socket;
+            Crowd::connect_greeted(&url, readers, load.stalled, greeted).await?
+        }
+    };
     let address = server.address.clone();
     let rate = load.events_per_s;
     let traffic = CampaignTraffic::new(campaign, 42);
@@ -70,12 +127,15 @@ async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> 
 
     let tally = crowd.tally.clone();
     let rss_start_kib = server.rss_kib()?;
+    let cpu_start = (server.cpu_seconds()?, crate::server::own_cpu_seconds()?);
     tally.measure_latency();
     let (arcs, dropped) = (tally.arcs.load(Relaxed), tally.dropped.load(Relaxed));
     let bytes = tally.arc_bytes.load(Relaxed);
     let started = Instant::now();
     tokio::time::sleep(span).await;
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = (server.cpu_seconds()? - cpu_start.0) / elapsed;
+    let client_cpu = (crate::server::own_cpu_seconds()? - cpu_start.1) / elapsed;
     let arcs = tally.arcs.load(Relaxed) - arcs;
     let dropped = tally.dropped.load(Relaxed) - dropped;
     let bytes = tally.arc_bytes.load(Relaxed) - bytes;
@@ -89,6 +149,8 @@ async fn run(cli: &Cli, load: &Load, span: Duration) -> anyhow::Result<Outcome> 
         p99_ms: tally.latency_quantile(0.99),
         rss_start_kib,
         rss_end_kib,
+        server_cpu,
+        client_cpu,
     };
     crowd.disconnect().await?;
     Ok(outcome)
@@ -103,12 +165,7 @@ pub async fn fan_out(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     let mut bytes_per_arc = Vec::new();
     for encoding in ["json", "compact"] {
         for (subscribers, events_per_s) in [(1_000, 3_000.0), (10_000, 300.0)] {
-            let load = Load {
-                encoding,
-                subscribers,
-                stalled: 0,
-                events_per_s,
-            };
+            let load = Load::new(encoding, subscribers, events_per_s);
             let outcome = run(cli, &load, span).await?;
             if subscribers == 1_000 {
                 bytes_per_arc.push(outcome.bytes_per_arc);
@@ -167,12 +224,7 @@ pub async fn latency(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     let mut calm_p99 = None;
     for (encoding, per_s) in runs {
         let events_per_s = f64::from(per_s);
-        let load = Load {
-            encoding,
-            subscribers: 1_000,
-            stalled: 0,
-            events_per_s,
-        };
+        let load = Load::new(encoding, 1_000, events_per_s);
         let outcome = run(cli, &load, span).await?;
         let measured = format!(
             "{}; {} deliveries/s; {}",
@@ -202,10 +254,8 @@ pub async fn latency(cli: &Cli, span: Duration) -> anyhow::Result<Vec<Row>> {
     }
 
     let load = Load {
-        encoding: "json",
-        subscribers: 1_000,
         stalled: 10,
-        events_per_s: 2_000.0,
+        ..Load::new("json", 1_000, 2_000.0)
     };
     let outcome = run(cli, &load, span).await?;
     let (with, without) = (outcome.p99_ms.unwrap_or(u64::MAX), calm_p99.unwrap_or(0));

@@ -1,5 +1,5 @@
-//! Resident memory of the server per idle websocket subscriber, per tracked share and per click id
-//! kept to tell duplicates.
+//! Resident memory of the server per idle subscriber (websocket, server-sent events), per tracked
+//! share and per click id kept to tell duplicates.
 
 use std::time::Duration;
 
@@ -29,6 +29,15 @@ pub async fn rss(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     settle().await;
     let per_subscriber =
         (server.rss_kib()?.saturating_sub(before)) as f64 / IDLE_SUBSCRIBERS as f64;
+    crowd.disconnect().await?;
+    settle().await;
+
+    // The same over server-sent events.
+    let before = server.rss_kib()?;
+    let path = "/v1/live/events?campaign=quiet";
+    let crowd = crate::events::connect(&server.address, path, IDLE_SUBSCRIBERS).await?;
+    settle().await;
+    let per_stream = (server.rss_kib()?.saturating_sub(before)) as f64 / IDLE_SUBSCRIBERS as f64;
     crowd.disconnect().await?;
 
     // The same addresses first, in another campaign, so the geo cache and the recording's
@@ -92,7 +101,12 @@ pub async fn rss(cli: &Cli) -> anyhow::Result<Vec<Row>> {
             "RSS per idle websocket subscriber (10,000 connected)",
             format!("{per_subscriber:.1} KiB"),
         )
-        .target("≤ 12 KiB", per_subscriber <= 12.0),
+        .target("≤ 8 KiB", per_subscriber <= 8.0),
+        Row::new(
+            "RSS per idle server-sent event subscriber (10,000 connected)",
+            format!("{per_stream:.1} KiB"),
+        )
+        .target("≤ 8 KiB", per_stream <= 8.0),
         Row::new(
             "RSS per tracked share (200,000 re-shares)",
             format!("{per_share:.0} B"),

@@ -1,5 +1,6 @@
 //! The figures of the suite, each against a fresh server process.
 
+mod audience;
 mod broker;
 mod cluster;
 mod consume;
@@ -30,6 +31,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if wanted(Figure::Latency) {
         for row in feed::latency(cli, span).await? {
+            row.print();
+        }
+    }
+    if wanted(Figure::Audience) {
+        for row in audience::audience(cli, span).await? {
             row.print();
         }
     }

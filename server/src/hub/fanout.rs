@@ -128,7 +128,10 @@ pub(super) fn send_arcs(
                 let wanted: Vec<&Encoded<'_>> = arcs
                     .iter()
                     .copied()
-                    .filter(|e| sub.filter.wants(e.kind, e.campaign, e.channel, e.generation))
+                    .filter(|e| {
+                        sub.filter
+                            .wants(e.kind, e.campaign, e.channel, e.generation)
+                    })
                     .collect();
                 groups.push(choose(wanted, &sub.filter, sub.max_rate, samplers, now));
                 let at = groups.len() - 1;

@@ -16,7 +16,10 @@ mod queue;
 mod sample;
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering::Relaxed},
+    },
     time::{Duration, Instant},
 };
 
@@ -91,12 +94,20 @@ impl LineCounts {
 pub struct Hub {
     pending: Mutex<Pending>,
     subscribers: Mutex<Vec<Subscriber>>,
+    /// How many there are (read by the ticker without the lock).
+    subscriber_count: AtomicUsize,
     /// The rate-bounded groups' token buckets, kept across ticks (taken with `subscribers`).
     samplers: Mutex<Samplers>,
     bounds: QueueBounds,
     /// Frames waiting in each subscriber's queue when a tick offers it more.
     queue_depth: metrics::Histogram,
 }
+
+/// Frames a second the hub offers its subscribers, all together, before it ticks less often:
+/// about what one core sends here (a frame to a socket costs a few µs, its arcs far less).
+const FRAMES_PER_SECOND: f64 = 200_000.0;
+/// The longest the hub waits between ticks, however many subscribers.
+const LONGEST_TICK: Duration = Duration::from_millis(100);
 
 /// How long a rate-bounded group's sampler outlives its last arc.
 const SAMPLER_KEPT: Duration = Duration::from_secs(10);
@@ -115,6 +126,7 @@ impl Hub {
         Arc::new(Self {
             pending: Mutex::new(Pending::default()),
             subscribers: Mutex::new(Vec::new()),
+            subscriber_count: AtomicUsize::new(0),
             samplers: Mutex::new(Samplers::default()),
             bounds: QueueBounds {
                 frames: bounds.frames.max(1),
@@ -264,12 +276,17 @@ impl Hub {
             skipped_told: None,
         });
         drop(pending);
-        metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
+        self.count_subscribers(subscribers.len());
         let frames = Frames {
             rx,
             bytes: queued_bytes,
         };
         (frames, offset, line)
+    }
+
+    fn count_subscribers(&self, n: usize) {
+        self.subscriber_count.store(n, Relaxed);
+        metrics::gauge!("viralglobe_live_subscribers").set(n as f64);
     }
 
     /// Sends out every arc published since the last tick, and overdue lag notices.
@@ -284,7 +301,7 @@ impl Hub {
         let before = subscribers.len();
         subscribers.retain(|s| !s.tx.is_closed());
         if subscribers.len() != before {
-            metrics::gauge!("viralglobe_live_subscribers").set(subscribers.len() as f64);
+            self.count_subscribers(subscribers.len());
         }
         let now = Instant::now();
         let mut samplers = lock(&self.samplers);
@@ -325,12 +342,16 @@ impl Hub {
         send_arcs(&mut subscribers, &mut samplers, &arcs, published);
     }
 
-    /// Ticks until the process ends.
+    /// Ticks until the process ends: every `every`, or less often with so many subscribers that
+    /// a frame each would exceed [`FRAMES_PER_SECOND`] (fewer, fuller frames: a frame's cost is
+    /// mostly its socket's, whatever it carries).
     pub async fn run(self: Arc<Self>, every: Duration) {
-        let mut interval = tokio::time::interval(every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
         loop {
-            interval.tick().await;
+            let crowd = self.subscriber_count.load(Relaxed) as f64 / FRAMES_PER_SECOND;
+            let pace = Duration::from_secs_f64(crowd).clamp(every, LONGEST_TICK.max(every));
+            next = (next + pace).max(tokio::time::Instant::now());
+            tokio::time::sleep_until(next).await;
             self.tick();
         }
     }
@@ -552,7 +573,10 @@ mod tests {
         arcs.extend((51..=53).map(|s| arc(s, ArcKind::Share, "a")));
         hub.publish(arcs);
         hub.tick();
-        let (a, b) = (first.try_recv().expect("told"), second.try_recv().expect("told"));
+        let (a, b) = (
+            first.try_recv().expect("told"),
+            second.try_recv().expect("told"),
+        );
         // The first notice comes before the first arcs with a gap in their `seq`s.
         assert_eq!(
             decode(&a),
@@ -564,7 +588,10 @@ mod tests {
             })
         );
         assert_eq!(b.kind, FrameKind::Skipped);
-        let (a, b) = (first.try_recv().expect("arcs"), second.try_recv().expect("arcs"));
+        let (a, b) = (
+            first.try_recv().expect("arcs"),
+            second.try_recv().expect("arcs"),
+        );
         assert!(Arc::ptr_eq(&a, &b), "one frame for the group");
         let ServerMessage::Arcs { arcs } = decode(&a) else {
             panic!("expected a batch")

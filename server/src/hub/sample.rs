@@ -3,7 +3,7 @@
 //! Shares and conversions go before clicks, and the clicks taken are spread over the tick's, so
 //! the sample is faithful to where clicks land; every subscriber of the group gets the same arcs.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use viralglobe_protocol::ArcKind;
 
@@ -75,6 +75,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const TICK: Duration = Duration::from_millis(10);
 
@@ -130,7 +131,10 @@ mod tests {
         }
         for (i, &from) in sends.iter().enumerate() {
             let second = Duration::from_secs(1);
-            let within = sends[i..].iter().take_while(|&&t| t < from + second).count();
+            let within = sends[i..]
+                .iter()
+                .take_while(|&&t| t < from + second)
+                .count();
             assert!(within <= 100, "{within} arcs in a second from {i}");
         }
         assert!(sends.len() >= 455, "{} in 5 s at 100/s", sends.len());

@@ -49,7 +49,14 @@ pub(crate) async fn live(
         .map_err(|e| ReadError::bad(e.field, e.message))?;
     let max_rate = max_rate(&query)?;
     let resume = reading.resume()?;
-    let feed = subscribe(reading.filter, (encoding, max_rate), resume, hub, library, &engine);
+    let feed = subscribe(
+        reading.filter,
+        (encoding, max_rate),
+        resume,
+        hub,
+        library,
+        &engine,
+    );
     let campaign = feed.filter.campaign.clone();
     ws::start("live", &req, body, campaign.as_deref(), feed)
 }
