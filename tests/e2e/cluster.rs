@@ -140,7 +140,8 @@ async fn post_until_acknowledged(base: &str, mut lines: Vec<String>) -> usize {
         let status = response.status().as_u16();
         let report: Value = response.json().await.expect("a JSON answer");
         match status {
-            200 => {
+            // 202: in the log, with less than asked (replicas, or not applied here yet).
+            200 | 202 => {
                 assert_eq!(report["rejected_count"], 0, "{report}");
                 return refusals;
             }
@@ -911,10 +912,12 @@ async fn a_node_reaches_redis_over_tls() {
     let _ = redis.wait();
 }
 
-/// `--redis-wait 1`: a batch is acknowledged only once a replica has it. With no replica, ingest
-/// answers 503 (nothing acknowledged); once a replica follows the primary, 200.
+/// `--redis-wait 1`: a batch a replica confirmed is answered 200. With no replica the batch is in
+/// the log all the same and applied, so it is never answered "not acknowledged": 202 with
+/// `replicated: false` (a producer that gave up on a 503 would under-count, one re-sending
+/// events without ids would count them twice); once a replica follows the primary, 200.
 #[tokio::test]
-async fn redis_wait_acknowledges_only_what_a_replica_has() {
+async fn redis_wait_short_of_replicas_is_acknowledged_as_such() {
     let dir = tempfile::tempdir().expect("tempdir");
     let primary = TestRedis::start(&dir.path().join("primary"));
     let node = TestServer::start_in(
@@ -922,10 +925,24 @@ async fn redis_wait_acknowledges_only_what_a_replica_has() {
         &["--redis", &primary.url(), "--redis-wait", "1"],
     );
     let (status, report) = node.post_ndjson(&batch(0)).await;
-    assert_eq!(status, 503, "{report}");
-    let error = report["error"].as_str().unwrap_or_default();
-    assert!(error.contains("only 0 of 1 replicas"), "{report}");
-    assert_eq!(report["report"]["accepted"], 0, "{report}");
+    assert_eq!(status, 202, "{report}");
+    assert_eq!(report["replicated"], false, "{report}");
+    let warning = report["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("only 0 of 1 replicas"), "{report}");
+    assert_eq!(report["accepted"], batch(0).len(), "{report}");
+    assert!(report.get("not_acknowledged_from").is_none(), "{report}");
+    let stats = node.stats(CAMPAIGN).await;
+    assert_eq!(stats["summary"]["seq"], 10, "applied: {stats}");
+    let metrics = reqwest::get(node.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("viralglobe_log_unreplicated_batches_total 1"),
+        "{metrics}"
+    );
 
     let mut replica = TestRedis::start(&dir.path().join("replica"));
     replica.kill();
@@ -946,8 +963,23 @@ async fn redis_wait_acknowledges_only_what_a_replica_has() {
         .spawn()
         .expect("a replica");
     replica.child = Some(child);
-    // Sent again until the replica has synced and confirms.
-    post_until_acknowledged(&node.base, batch(0)).await;
+    // Sent until the replica has synced and confirms: 200, no `replicated` (each try is in the
+    // log; the ids make the repeats duplicates).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, report) = node.post_ndjson(&batch(0)).await;
+        if status == 200 {
+            assert!(report.get("replicated").is_none(), "{report}");
+            assert_eq!(report["duplicates"], batch(0).len(), "{report}");
+            break;
+        }
+        assert_eq!(status, 202, "{report}");
+        assert!(
+            Instant::now() < deadline,
+            "no replica confirmed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let stats = node.stats(CAMPAIGN).await;
     assert_eq!(stats["summary"]["seq"], 10, "{stats}");
 }
@@ -1070,9 +1102,11 @@ async fn a_link_made_on_one_node_redirects_on_another_and_redis_keeps_no_address
     );
 }
 
-/// A node whose disk fills stops taking events, and says why once: the follower's stop reaches
-/// every later request as "ingest is stopped after a recording failure (… full …)", never that
-/// sentence inside itself, and `/healthz` gives the same reason.
+/// A node whose disk fills stops taking events, and says why once: the batch that found it out
+/// is in the log all the same (202, `logged`, the reason as its warning: never "not
+/// acknowledged"), the follower's stop reaches every later request as "ingest is stopped after a
+/// recording failure (… full …)", never that sentence inside itself, and `/healthz` gives the
+/// same reason.
 #[tokio::test]
 async fn a_node_with_a_full_disk_says_why_it_stopped_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1089,8 +1123,10 @@ async fn a_node_with_a_full_disk_says_why_it_stopped_once() {
     // Writes to this campaign's recording fail as on a full device.
     let campaigns = data.join("redis-mirror/campaigns");
     std::os::unix::fs::symlink("/dev/full", campaigns.join("broken.ndjson")).expect("symlink");
-    let mut answers = Vec::new();
-    for id in ["s2", "s3", "s4"] {
+    let (status, answer) = server.post_ndjson(&[share("broken", "s2")]).await;
+    assert_eq!((status, &answer["logged"]), (202, &1.into()), "{answer}");
+    let mut answers = vec![answer["warning"].as_str().unwrap_or_default().to_owned()];
+    for id in ["s3", "s4"] {
         let (status, answer) = server.post_ndjson(&[share("broken", id)]).await;
         assert_eq!(status, 503, "{answer}");
         answers.push(answer["error"].as_str().unwrap_or_default().to_owned());

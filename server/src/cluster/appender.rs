@@ -1,7 +1,8 @@
 //! Appends batches to the log on a thread of its own. Batches that queue up while one round trip
 //! is out go together in the next (one pipeline of `XADD`s: group commit), so many small requests
 //! cost one round trip. A batch Redis did not take is answered at once (503, nothing
-//! acknowledged); one it took is answered by the follower when this node has applied it.
+//! acknowledged); one it took is answered by the follower when this node has applied it (202
+//! when fewer replicas than `--redis-wait` asks confirmed it).
 
 use std::{
     sync::{Arc, mpsc},
@@ -94,25 +95,24 @@ impl Appender {
             match pipe.query::<Vec<redis::Value>>(c) {
                 Ok(replies) => {
                     metrics::histogram!("viralglobe_log_append_seconds").record(started.elapsed());
-                    if self.wait_replicas > 0 {
-                        let replicas = match replies.last() {
-                            Some(redis::Value::Int(n)) => *n,
-                            _ => 0,
-                        };
-                        if replicas < i64::from(self.wait_replicas) {
-                            self.refuse(
-                                group,
-                                &format!(
-                                    "only {replicas} of {} replicas (--redis-wait) had the batch \
-                                     within 1 s",
-                                    self.wait_replicas
-                                ),
-                            );
-                            continue;
-                        }
-                    }
+                    // The batch is in the log whatever `WAIT` says: short of replicas, it is
+                    // acknowledged as such, never refused (every node applies it).
+                    let replicas = match replies.last() {
+                        Some(redis::Value::Int(n)) => *n,
+                        _ => 0,
+                    };
+                    let short = (self.wait_replicas > 0
+                        && replicas < i64::from(self.wait_replicas))
+                    .then(|| {
+                        metrics::counter!("viralglobe_log_unreplicated_batches_total")
+                            .increment(group.len() as u64);
+                        format!(
+                            "only {replicas} of {} replicas (--redis-wait) had it within 1 s",
+                            self.wait_replicas
+                        )
+                    });
                     for append in &group {
-                        self.waiters.confirm(append.token);
+                        self.waiters.confirm(append.token, short.clone());
                     }
                 }
                 Err(e) => {

@@ -127,7 +127,22 @@ struct Waiters(Mutex<HashMap<u64, Pending>>);
 struct Pending {
     waiter: Waiter,
     confirmed: bool,
+    /// Why the log's confirmation fell short of `--redis-wait`, if it did.
+    short: Option<String>,
     applied: Option<Answer>,
+}
+
+/// The answer to a batch that is in the log: as applied, marked when replicas fell short. A
+/// batch this node could not apply is in the log all the same (every other node applies it):
+/// acknowledged as `Logged`, never refused.
+fn logged(applied: Answer, short: Option<String>) -> Answer {
+    match (applied, short) {
+        (Ok(applied), Some(reason)) => Err(EngineError::Unreplicated { reason, applied }),
+        (Ok(applied), None) => Ok(applied),
+        (Err(e), _) => Err(EngineError::Logged(format!(
+            "the batch is in the log, but this node could not apply it ({e}); the other nodes do"
+        ))),
+    }
 }
 
 impl Waiters {
@@ -135,21 +150,24 @@ impl Waiters {
         let pending = Pending {
             waiter,
             confirmed: false,
+            short: None,
             applied: None,
         };
         self.lock().insert(token, pending);
     }
 
-    /// Redis has the batch.
-    fn confirm(&self, token: u64) {
+    /// Redis has the batch (with fewer replicas than asked when `short` says why).
+    fn confirm(&self, token: u64, short: Option<String>) {
         let mut map = self.lock();
         if let Some(pending) = map.get_mut(&token) {
             if pending.applied.is_some() {
                 let pending = map.remove(&token).expect("present");
                 drop(map);
-                pending.waiter.send(pending.applied.expect("applied"));
+                let applied = pending.applied.expect("applied");
+                pending.waiter.send(logged(applied, short));
             } else {
                 pending.confirmed = true;
+                pending.short = short;
             }
         }
     }
@@ -161,7 +179,7 @@ impl Waiters {
             if pending.confirmed {
                 let pending = map.remove(&token).expect("present");
                 drop(map);
-                pending.waiter.send(answer);
+                pending.waiter.send(logged(answer, pending.short));
             } else {
                 pending.applied = Some(answer);
             }
@@ -176,8 +194,9 @@ impl Waiters {
         }
     }
 
-    fn forget(&self, token: u64) {
-        self.lock().remove(&token);
+    /// Stops waiting for the batch: whether Redis had confirmed it.
+    fn forget(&self, token: u64) -> bool {
+        self.lock().remove(&token).is_some_and(|p| p.confirmed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
@@ -366,8 +385,16 @@ impl Cluster {
     }
 
     /// The batch is in the log, or may be: it will be applied, but its outcome is not known here.
+    /// One Redis confirmed is acknowledged all the same (`Logged`).
     fn not_applied(&self, token: u64) -> EngineError {
-        self.waiters.forget(token);
+        if self.waiters.forget(token) {
+            return EngineError::Logged(format!(
+                "the batch is in the log at {} but this node has not applied it within {} s; \
+                 every node will apply it",
+                self.address,
+                APPLY_TIMEOUT.as_secs()
+            ));
+        }
         EngineError::Log(format!(
             "the batch went to Redis at {} but this node has not applied it within {} s; \
              sending it again is safe for events with ids",

@@ -201,11 +201,16 @@ async fn post_events(
         BodyFormat::Ndjson => read_ndjson(&mut payload, &state, &mut report).await?,
         BodyFormat::Json => read_json(&mut payload, &state, &mut report).await?,
     }
-    let status = if report.accepted + report.duplicates == 0 && report.rejected_count > 0 {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status =
+        if report.accepted + report.duplicates + report.logged == 0 && report.rejected_count > 0 {
+            StatusCode::BAD_REQUEST
+        } else if report.short_of_asked() {
+            // Acknowledged (in the log), with less than was asked: fewer replicas, or not yet
+            // applied here.
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
     Ok(HttpResponse::build(status).json(report))
 }
 

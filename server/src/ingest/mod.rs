@@ -47,6 +47,30 @@ pub struct IngestReport {
     /// acknowledge. Send it and the lines after it again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_acknowledged_from: Option<u64>,
+    /// Cluster mode with `--redis-wait N`: `false` when the batch is in the log and applied but
+    /// fewer than N replicas confirmed it within a second (answered 202); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicated: Option<bool>,
+    /// Cluster mode: events in the log that this node had not applied when it answered (202):
+    /// every node will apply them, so they are acknowledged, but their outcomes (accepted,
+    /// duplicate, rejected) are not in this report.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub logged: u64,
+    /// Why the answer is a 202: what fell short of what was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl IngestReport {
+    /// The batch is acknowledged with less than was asked: in the log but short of replicas, or
+    /// not yet applied here (HTTP 202).
+    pub(crate) fn short_of_asked(&self) -> bool {
+        self.replicated == Some(false) || self.logged > 0
+    }
 }
 
 impl IngestReport {
@@ -127,19 +151,27 @@ impl Pipeline {
         let Some(prepared) = prepared else {
             return Ok(());
         };
-        let applied = self.apply_located(prepared.batch).await;
+        let applied = match &self.log {
+            None => self.group.apply(prepared.batch).await,
+            Some(log) => log.append(prepared.batch).await,
+        };
         settle(applied, prepared.numbers, report)
     }
 
     /// Applies events that are parsed and located already (the tracked links' shares, clicks
-    /// and conversions) the way a request's batch is: group commit, or the cluster's log.
+    /// and conversions) the way a request's batch is: group commit, or the cluster's log (short
+    /// of `--redis-wait`'s replicas is no failure for them: nobody waits on the answer).
     pub(crate) async fn apply_located(
         &self,
         batch: Vec<Located>,
     ) -> Result<Vec<Outcome>, EngineError> {
         match &self.log {
             None => self.group.apply(batch).await,
-            Some(log) => log.append(batch).await,
+            // A link's events are in the log either way: short of replicas is no failure here.
+            Some(log) => match log.append(batch).await {
+                Err(EngineError::Unreplicated { applied, .. }) => Ok(applied),
+                answer => answer,
+            },
         }
     }
 
@@ -249,6 +281,17 @@ fn settle(
 ) -> Result<(), EngineError> {
     let (outcomes, unavailable) = match applied {
         Ok(outcomes) => (outcomes, None),
+        // In the log: acknowledged, and said how far.
+        Err(EngineError::Unreplicated { applied, reason }) => {
+            report.replicated = Some(false);
+            report.warning = Some(format!("in the log and applied, but {reason}"));
+            (applied, None)
+        }
+        Err(EngineError::Logged(reason)) => {
+            report.logged += numbers.len() as u64;
+            report.warning = Some(reason);
+            return Ok(());
+        }
         // What was applied is acknowledged; the rest is refused and can be sent again.
         Err(EngineError::Unavailable { reason, applied }) => {
             report.not_acknowledged_from = numbers.get(applied.len()).copied();

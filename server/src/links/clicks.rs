@@ -71,6 +71,8 @@ async fn record(pipeline: Pipeline, mut receiver: mpsc::Receiver<Located>) {
                 lost(clicks - applied.len(), &reason);
                 applied
             }
+            // In the log, applied later: recorded, not lost.
+            Err(EngineError::Logged(_)) => Vec::new(),
             Err(error) => {
                 lost(clicks, &error.to_string());
                 Vec::new()
