@@ -1143,3 +1143,144 @@ async fn a_node_with_a_full_disk_says_why_it_stopped_once() {
     }
     assert!(answers[1].contains("ingest is stopped"), "{answers:#?}");
 }
+
+/// `redis-cli -p PORT ARGS…`'s answer.
+fn redis_cli(redis: &TestRedis, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// An operator empties Redis (`FLUSHALL`) under two running nodes: both notice within the check
+/// interval, say why on `/healthz` (503) and refuse ingest, while still serving what they have;
+/// a node restarted on that Redis refuses to start rather than rebuild its mirror from the
+/// emptied log, and its mirror — a full copy of the campaign — is still there.
+#[tokio::test]
+async fn nodes_never_follow_a_log_that_was_emptied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = TestRedis::start(&dir.path().join("redis"));
+    let (a, b) = (
+        node(&dir.path().join("a"), &redis),
+        node(&dir.path().join("b"), &redis),
+    );
+    for i in 0..5 {
+        post_until_acknowledged(&a.base, batch(i)).await;
+    }
+    let seq = a.stats(CAMPAIGN).await["summary"]["seq"].clone();
+    assert!(seq.as_u64() > Some(0), "{seq}");
+    // Where each node stands is noted within a second of applying.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
+
+    for node in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let health = loop {
+            let (status, health) = node.get_json("/healthz").await;
+            if status == 503 {
+                break health;
+            }
+            assert!(Instant::now() < deadline, "never noticed: {health}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let reason = health["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("was emptied"), "{health}");
+        assert_eq!(node.stats(CAMPAIGN).await["summary"]["seq"], seq);
+        let (status, answer) = node.post_ndjson(&batch(9)).await;
+        assert_eq!(status, 503, "{answer}");
+    }
+    assert!(b.log().contains("was emptied"), "{}", b.log());
+
+    b.kill();
+    let mut restarted = TestServer::command_in(&dir.path().join("b"), &["--redis", &redis.url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = restarted.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = restarted.kill();
+            panic!("the node started on the emptied log");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut restarted.stderr.take().expect("stderr"), &mut said)
+        .expect("its log");
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("was emptied"), "{said}");
+    assert!(said.contains("redis-mirror.followed.json"), "{said}");
+    let recordings = std::fs::read_dir(dir.path().join("b/redis-mirror/campaigns"))
+        .expect("the mirror is kept")
+        .count();
+    assert!(recordings > 0);
+}
+
+/// Redis comes back with an older copy of its data (what `appendfsync everysec`, a failover to a
+/// replica that lagged, or a restored backup looks like): the nodes, whose last applied entries
+/// the log no longer has, stop applying it and say so, rather than go on numbering arcs the log
+/// will give other meanings; what they serve stays as it was.
+#[tokio::test]
+async fn nodes_stop_at_a_log_that_was_rolled_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = TestRedis::start(&dir.path().join("redis"));
+    let (a, b) = (
+        node(&dir.path().join("a"), &redis),
+        node(&dir.path().join("b"), &redis),
+    );
+    for i in 0..3 {
+        post_until_acknowledged(&a.base, batch(i)).await;
+    }
+    // A copy of Redis's data as it is now (appendfsync always: all of it is on disk).
+    redis.kill();
+    let old = dir.path().join("old-redis");
+    copy_dir(&dir.path().join("redis"), &old);
+    redis.restart();
+    for i in 3..6 {
+        post_until_acknowledged(&b.base, batch(i)).await;
+    }
+    let seq = a.stats(CAMPAIGN).await["summary"]["seq"].clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.stats(CAMPAIGN).await["summary"]["seq"] != seq {
+        assert!(Instant::now() < deadline, "b never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.kill();
+    std::fs::remove_dir_all(dir.path().join("redis")).expect("rm");
+    copy_dir(&old, &dir.path().join("redis"));
+    redis.restart();
+
+    for node in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let health = loop {
+            let (status, health) = node.get_json("/healthz").await;
+            if status == 503 {
+                break health;
+            }
+            assert!(Instant::now() < deadline, "never noticed: {health}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let reason = health["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("rolled back"), "{health}");
+        assert_eq!(node.stats(CAMPAIGN).await["summary"]["seq"], seq);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

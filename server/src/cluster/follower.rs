@@ -15,14 +15,18 @@ use std::{
 
 use redis::streams::{StreamId, StreamReadReply};
 
-use super::{ClusterError, Health, LOG_KEY, Waiters, connection, entry, snapshot};
+use super::{
+    ClusterError, Health, LOG_KEY, Waiters, connection, entry,
+    identity::{self, Followed},
+    snapshot,
+};
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// Entries read per round trip.
 const READ_COUNT: usize = 1_000;
 
 /// `ms-n` → (ms, n); an id Redis made always parses.
-fn parse_id(id: &str) -> (u64, u64) {
+pub(super) fn parse_id(id: &str) -> (u64, u64) {
     let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
     (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
 }
@@ -73,7 +77,15 @@ pub(super) struct Follower {
     /// The last entry applied.
     pub last: String,
     pub snapshots: Snapshots,
+    /// The deployment's epoch: the identity of the log followed.
+    pub epoch: String,
+    /// When where this node stands was last noted beside the mirror, and the entry noted.
+    pub noted: Instant,
+    pub noted_entry: String,
 }
+
+/// How often where a node stands in the log is noted beside its mirror.
+const NOTE_EVERY: Duration = Duration::from_secs(1);
 
 impl Follower {
     fn read(
@@ -108,6 +120,7 @@ impl Follower {
             .ids;
         let Some(target) = newest.first().map(|e| parse_id(&e.id)) else {
             tracing::info!(redis = %self.address, "the log is empty");
+            self.note_followed();
             return Ok(());
         };
         let (mut entries, mut noted) = (0u64, Instant::now());
@@ -134,7 +147,45 @@ impl Follower {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "caught up with the log"
         );
+        self.note_followed();
         Ok(())
+    }
+
+    /// Notes, beside the mirror, which log this node follows and how far.
+    fn note_followed(&mut self) {
+        self.noted = Instant::now();
+        self.noted_entry.clone_from(&self.last);
+        let followed = Followed {
+            epoch: self.epoch.clone(),
+            applied: self.last.clone(),
+        };
+        if let Err(e) = identity::write(&self.snapshots.mirror, &followed) {
+            tracing::warn!(error = %e, "cannot note where this node stands in the log");
+        }
+    }
+
+    /// Whether the log lost what this node applied (emptied, replaced, rolled back), or was
+    /// trimmed past it: why this node must stop following it.
+    fn lost(&self, con: &mut redis::Connection) -> redis::RedisResult<Option<String>> {
+        let followed = Followed {
+            epoch: self.epoch.clone(),
+            applied: self.last.clone(),
+        };
+        if let Some(reason) = identity::lost(con, &followed, &self.address)? {
+            metrics::gauge!("viralglobe_log_lost").set(1.0);
+            return Ok(Some(format!(
+                "{reason}. This node stops applying it and keeps its mirror (a full copy) and \
+                 what it serves"
+            )));
+        }
+        if self.trimmed_past_us(con)? {
+            return Ok(Some(
+                "the log was trimmed past the last entry this node applied; restart it to load \
+                 the latest snapshot"
+                    .into(),
+            ));
+        }
+        Ok(None)
     }
 
     pub(super) fn spawn(self) {
@@ -173,17 +224,15 @@ impl Follower {
             };
             if trim_checked.is_none_or(|t| t.elapsed() >= TRIM_CHECK) {
                 trim_checked = Some(Instant::now());
-                match self.trimmed_past_us(c) {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        return self.stop(
-                            "the log was trimmed past the last entry this node applied; restart \
-                             it to load the latest snapshot"
-                                .into(),
-                        );
-                    }
-                    Err(e) => tracing::debug!(error = %e, "cannot check the log's trimming"),
+                match self.lost(c) {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => return self.stop(reason),
+                    Err(e) => tracing::debug!(error = %e, "cannot check the log"),
                 }
+            }
+            // Noted a second after the last change at most, busy or quiet.
+            if self.noted_entry != self.last && self.noted.elapsed() >= NOTE_EVERY {
+                self.note_followed();
             }
             match self.read(c, true) {
                 Ok(None) => {}
@@ -218,23 +267,7 @@ impl Follower {
     /// Whether entries after the last one applied were trimmed away (Redis 7's
     /// `max-deleted-entry-id`).
     fn trimmed_past_us(&self, con: &mut redis::Connection) -> redis::RedisResult<bool> {
-        let info: redis::Value = redis::cmd("XINFO").arg("STREAM").arg(LOG_KEY).query(con)?;
-        let pairs: Vec<(redis::Value, redis::Value)> = match info {
-            redis::Value::Map(pairs) => pairs,
-            redis::Value::Array(items) => {
-                let mut items = items.into_iter();
-                std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
-            }
-            _ => Vec::new(),
-        };
-        let deleted = pairs.into_iter().find_map(|(k, v)| match (k, v) {
-            (redis::Value::BulkString(k), redis::Value::BulkString(v))
-                if k == b"max-deleted-entry-id" =>
-            {
-                String::from_utf8(v).ok()
-            }
-            _ => None,
-        });
+        let deleted = identity::max_deleted_entry(con)?;
         Ok(deleted.is_some_and(|d| parse_id(&self.last) < parse_id(&d)))
     }
 

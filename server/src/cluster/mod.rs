@@ -9,6 +9,7 @@ mod appender;
 mod connection;
 mod entry;
 mod follower;
+mod identity;
 mod snapshot;
 
 use std::{
@@ -52,6 +53,12 @@ pub enum ClusterError {
     Mirror { path: String, error: String },
     #[error("applying the log failed: {0}")]
     Engine(#[from] EngineError),
+    #[error(
+        "{reason}. This node will not rebuild its mirror ({mirror}, a full copy of what it \
+         applied) from it, and does not start. To follow this log anyway, dropping what the \
+         mirror holds, delete {mirror}.followed.json"
+    )]
+    LogLost { reason: String, mirror: String },
 }
 
 /// The visit salt of `day` that every node uses: the first node's `proposal` is kept (for two
@@ -275,8 +282,24 @@ pub(crate) fn clear_mirror(dir: &Path) -> Result<(), ClusterError> {
 pub(crate) fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, ClusterError> {
     let client = connection::client(&options.url)?;
     let address = connection::address_of(&options.url);
-    clear_mirror(mirror)?;
     let mut con = connection::connect(&client, &address)?;
+    // The log this node followed before must still be there with everything it applied: its
+    // mirror is cleared and rebuilt from it next.
+    if let Some(followed) = identity::read(mirror) {
+        let lost =
+            identity::lost(&mut con, &followed, &address).map_err(|e| ClusterError::Redis {
+                address: address.clone(),
+                error: e.to_string(),
+            })?;
+        if let Some(reason) = lost {
+            metrics::gauge!("viralglobe_log_lost").set(1.0);
+            return Err(ClusterError::LogLost {
+                reason,
+                mirror: mirror.display().to_string(),
+            });
+        }
+    }
+    clear_mirror(mirror)?;
     let made = crate::recording::new_epoch();
     let (_, epoch): (redis::Value, String) = redis::pipe()
         .cmd("SET")
@@ -318,6 +341,9 @@ impl Cluster {
             held_expiry: options.held_expiry,
             last: start.from,
             snapshots: follower::Snapshots::new(mirror, options.snapshot_every),
+            epoch: start.epoch.clone(),
+            noted: std::time::Instant::now(),
+            noted_entry: String::new(),
         };
         follower.catch_up()?;
         health.set_follower_up(true);
