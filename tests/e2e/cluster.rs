@@ -685,21 +685,13 @@ async fn a_node_starts_from_a_snapshot_and_the_trimmed_log_loses_no_history() {
     for i in 0..60 {
         post_until_acknowledged(&a.base, batch(i)).await;
     }
-    let redis_cli = |args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-p", &redis.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
     // Snapshots are written off the follower's thread: wait for the log to be trimmed. (A snapshot
     // falls due while the one before is still being copied waits for the next entry, so on a busy
     // machine there are two snapshots by now rather than three: trimmed to ~41 entries or ~21; a
     // CI machine busy with browser tests once took over 10 s for the two.)
     let deadline = Instant::now() + Duration::from_secs(20);
     let length = loop {
-        let length: u64 = redis_cli(&["XLEN", "viralglobe:log"])
+        let length: u64 = redis_cli(&redis, &["XLEN", "viralglobe:log"])
             .parse()
             .expect("XLEN");
         if length < 50 || Instant::now() > deadline {
@@ -718,7 +710,7 @@ async fn a_node_starts_from_a_snapshot_and_the_trimmed_log_loses_no_history() {
         "61 entries appended, {length} left: trimmed; node a on snapshots:\n{}",
         snapshot_lines.join("\n")
     );
-    let latest = redis_cli(&["GET", "viralglobe:snapshot"]);
+    let latest = redis_cli(&redis, &["GET", "viralglobe:snapshot"]);
     assert!(latest.contains('-'), "a snapshot is named: {latest:?}");
 
     let b = TestServer::start_in(&dir.path().join("b"), &args);
@@ -1176,18 +1168,7 @@ async fn nodes_never_follow_a_log_that_was_emptied() {
     assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
 
     for node in [&a, &b] {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let health = loop {
-            let (status, health) = node.get_json("/healthz").await;
-            if status == 503 {
-                break health;
-            }
-            assert!(Instant::now() < deadline, "never noticed: {health}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let reason = health["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains("was emptied"), "{health}");
-        assert_eq!(node.stats(CAMPAIGN).await["summary"]["seq"], seq);
+        stopped_for(node, "was emptied", &seq).await;
         let (status, answer) = node.post_ndjson(&batch(9)).await;
         assert_eq!(status, 503, "{answer}");
     }
@@ -1257,19 +1238,25 @@ async fn nodes_stop_at_a_log_that_was_rolled_back() {
     redis.restart();
 
     for node in [&a, &b] {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let health = loop {
-            let (status, health) = node.get_json("/healthz").await;
-            if status == 503 {
-                break health;
-            }
-            assert!(Instant::now() < deadline, "never noticed: {health}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let reason = health["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains("rolled back"), "{health}");
-        assert_eq!(node.stats(CAMPAIGN).await["summary"]["seq"], seq);
+        stopped_for(node, "rolled back", &seq).await;
     }
+}
+
+/// Waits (30 s at most) for `node` to stop following the log, `/healthz` saying why (`says`),
+/// and checks it still serves the campaign as it was (`seq`).
+async fn stopped_for(node: &TestServer, says: &str, seq: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let (status, health) = node.get_json("/healthz").await;
+        if status == 503 {
+            break health;
+        }
+        assert!(Instant::now() < deadline, "never noticed: {health}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reason = health["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(says), "{health}");
+    assert_eq!(&node.stats(CAMPAIGN).await["summary"]["seq"], seq);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
