@@ -17,19 +17,13 @@ use redis::streams::{StreamId, StreamReadReply};
 
 use super::{
     ClusterError, Health, LOG_KEY, Waiters, connection, entry,
-    identity::{self, Followed},
+    identity::{self, Followed, parse_id},
     snapshot,
 };
 use crate::engine::{Engine, EngineError, Outcome};
 
 /// Entries read per round trip.
 const READ_COUNT: usize = 1_000;
-
-/// `ms-n` → (ms, n); an id Redis made always parses.
-pub(super) fn parse_id(id: &str) -> (u64, u64) {
-    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
-}
 
 /// Waits before reconnecting: doubling from 100 ms to 5 s.
 struct Backoff(Duration);
@@ -377,17 +371,5 @@ fn token_of(value: &redis::Value) -> Option<u64> {
         redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
         redis::Value::Int(i) => u64::try_from(*i).ok(),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_compare_by_time_then_number() {
-        assert!(parse_id("0-0") < parse_id("1700000000000-0"));
-        assert!(parse_id("1700000000000-2") < parse_id("1700000000000-10"));
-        assert_eq!(parse_id("1700000000001-3"), (1_700_000_000_001, 3));
     }
 }

@@ -10,7 +10,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{EPOCH_KEY, LOG_KEY, follower::parse_id};
+use super::{EPOCH_KEY, LOG_KEY};
 
 /// The log a node followed: the deployment's epoch (made once, with the log) and the last entry
 /// the node applied.
@@ -18,6 +18,12 @@ use super::{EPOCH_KEY, LOG_KEY, follower::parse_id};
 pub(super) struct Followed {
     pub epoch: String,
     pub applied: String,
+}
+
+/// A stream entry's id, `ms-n`, as (ms, n) for ordering; an id Redis made always parses.
+pub(super) fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
 }
 
 fn path(mirror: &Path) -> PathBuf {
@@ -111,6 +117,13 @@ pub(super) fn max_deleted_entry(con: &mut redis::Connection) -> redis::RedisResu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_compare_by_time_then_number() {
+        assert!(parse_id("0-0") < parse_id("1700000000000-0"));
+        assert!(parse_id("1700000000000-2") < parse_id("1700000000000-10"));
+        assert_eq!(parse_id("1700000000001-3"), (1_700_000_000_001, 3));
+    }
 
     #[test]
     fn a_note_is_read_back_and_replaced_whole() {
