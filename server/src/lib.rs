@@ -31,6 +31,7 @@ mod startup;
 mod telemetry;
 mod ws;
 
+pub use cluster::{Reseed, reseed};
 pub use engine::{Engine, HeldLimits};
 pub use geo::{GeoDb, decode_place};
 pub use hub::Hub;

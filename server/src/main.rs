@@ -7,7 +7,7 @@ use viralglobe_server::{
     auth::{Scope, mint},
     demo,
     export::{self, Format},
-    init_logging,
+    init_logging, reseed,
 };
 
 #[actix_web::main]
@@ -89,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
             };
             let campaign = campaign.unwrap_or_else(|| demo::CAMPAIGN.to_owned());
             export::to_file(&data_dir, &campaign, demo, format, out.as_deref())?;
+        }
+        Command::Reseed { redis, data_dir } => {
+            let done = reseed(&redis, &data_dir)?;
+            println!("{}", serde_json::to_string(&done)?);
         }
     }
     Ok(())

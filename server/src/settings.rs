@@ -136,6 +136,18 @@ pub enum Command {
         #[arg(long, env = "VIRALGLOBE_EXPORT_OUT")]
         out: Option<PathBuf>,
     },
+    /// Cluster mode's way back from a log that lost history (healthz: emptied, rolled back):
+    /// rebuild the log in Redis from this stopped node's mirror, keeping the entries the log took
+    /// after it, under a new epoch. Run it on the node that applied the most (healthz's
+    /// `applied`), then restart every node.
+    Reseed {
+        /// The Redis the nodes use (as their --redis).
+        #[arg(long, env = "VIRALGLOBE_REDIS", hide_env_values = true)]
+        redis: String,
+        /// The node's data directory (its mirror is DATA_DIR/redis-mirror).
+        #[arg(long, env = "VIRALGLOBE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
 }
 
 impl Cli {
@@ -343,12 +355,15 @@ pub struct Settings {
     pub dub_webhook_secret: Option<String>,
 
     /// Cluster mode: keep the log of accepted events in this Redis (`redis://[:password@]host:port`,
-    /// `rediss://` for TLS; a private CA via SSL_CERT_FILE), shared by every node started with it. Each node follows the whole log and mirrors it under
-    /// DATA_DIR/redis-mirror (rebuilt from the log at every start).
+    /// `rediss://` for TLS; a private CA via SSL_CERT_FILE), or in the primary Sentinel names
+    /// (`redis+sentinel://[:password@]host:port[,host:port…]/master-name`, followed through
+    /// failovers), shared by every node started with it. Each node follows the whole log and
+    /// mirrors it under DATA_DIR/redis-mirror.
     #[arg(long, env = "VIRALGLOBE_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
 
-    /// With --redis: acknowledge a batch only once this many replicas have it (Redis `WAIT`).
+    /// With --redis: acknowledge a batch only once this many replicas have it (Redis `WAIT`), and
+    /// apply entries once they do, so a failover to a replica takes back nothing a node applied.
     #[arg(long, env = "VIRALGLOBE_REDIS_WAIT", default_value_t = 0)]
     pub redis_wait: u32,
 

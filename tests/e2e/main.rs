@@ -7,6 +7,7 @@ mod cluster;
 mod consume;
 mod demo;
 mod events;
+mod failover;
 mod follow;
 mod held;
 mod http_api;

@@ -219,3 +219,44 @@ async fn the_nats_example_counts_what_bash_publishes() {
         server.log()
     );
 }
+
+/// "With Sentinel": the script starts its primary, replicas, sentinels and two nodes, sends an
+/// event, shuts the primary down and sends another to the other node once Sentinel has promoted
+/// a replica; both are counted, and `/healthz` names the new primary and one failover.
+#[tokio::test]
+async fn the_sentinel_example_follows_a_failover() {
+    /// What the script starts, stopped even when it fails half-way.
+    struct Leftovers;
+    impl Drop for Leftovers {
+        fn drop(&mut self) {
+            for port in ["6380", "6381", "6382", "26380", "26381", "26382"] {
+                let _ = Command::new("redis-cli")
+                    .args(["-p", port, "shutdown", "nosave"])
+                    .output();
+            }
+        }
+    }
+    let _leftovers = Leftovers;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = readme_block("### With Sentinel").replace(
+        "../target/release/viralglobe-server",
+        env!("CARGO_BIN_EXE_viralglobe-server"),
+    );
+    let printed =
+        tokio::task::spawn_blocking(move || run("bash", &script, |c| c.current_dir(dir.path())))
+            .await
+            .expect("the script ran");
+    let answers: Vec<&str> = printed.lines().collect();
+    assert!(answers[0].contains(r#""accepted":1"#), "{printed}");
+    assert!(answers[1].contains(r#""accepted":1"#), "{printed}");
+    assert!(printed.contains(r#""failovers":1"#), "{printed}");
+    assert!(printed.contains(r#""redis":"ok""#), "{printed}");
+    assert!(
+        !printed.contains(r#""primary":"127.0.0.1:6380""#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(r#"{"summary":{"id":"failover","shares":1,"clicks":1,"conversions":0"#),
+        "{printed}"
+    );
+}

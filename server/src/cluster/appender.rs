@@ -10,11 +10,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Health, LOG_KEY, Waiters, connection};
+use super::{Health, LOG_KEY, Waiters, connection::Redis};
 use crate::engine::EngineError;
 
 /// Batches sent in one round trip at most.
 const MAX_GROUP: usize = 64;
+/// A connection unused this long is checked with a `PING` before a batch goes on it.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 pub(super) struct Append {
     pub token: u64,
@@ -22,8 +24,7 @@ pub(super) struct Append {
 }
 
 pub(super) struct Appender {
-    pub client: redis::Client,
-    pub address: String,
+    pub redis: Redis,
     pub node: String,
     pub wait_replicas: u32,
     pub waiters: Arc<Waiters>,
@@ -48,6 +49,7 @@ impl Appender {
         // While Redis is away, appends are refused at once until the next try.
         let mut retry_at = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut used = Instant::now();
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP
@@ -55,13 +57,25 @@ impl Appender {
             {
                 group.push(next);
             }
+            // An idle connection may have died with its primary (a failover, a restart): a
+            // `PING` finds out before a batch is sent on it, so the batch goes on a new one
+            // rather than being refused. (Once a batch is sent, whether Redis took it is
+            // unknown when the answer is lost: it is refused, never sent twice.)
+            if used.elapsed() >= IDLE_CHECK
+                && let Some(c) = con.as_mut()
+                && redis::cmd("PING").exec(c).is_err()
+            {
+                con = None;
+                retry_at = Instant::now();
+            }
+            used = Instant::now();
             let c = match con.as_mut() {
                 Some(c) => c,
                 None if Instant::now() < retry_at => {
                     self.refuse(group, "Redis is unreachable; retrying");
                     continue;
                 }
-                None => match connection::connect(&self.client, &self.address) {
+                None => match self.redis.connect() {
                     Ok(c) => {
                         backoff = Duration::from_millis(100);
                         self.health.set_appender_up(true);
@@ -116,7 +130,7 @@ impl Appender {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(redis = %self.address, error = %e, "cannot append to the log: ingest answers 503 until Redis is back");
+                    tracing::warn!(redis = %self.redis.address(), error = %e, "cannot append to the log: ingest answers 503 until Redis is back");
                     con = None;
                     retry_at = Instant::now() + backoff;
                     self.health.set_appender_up(false);
@@ -129,7 +143,7 @@ impl Appender {
     /// Answers the group's requests with a 503 (if the follower has not answered them already).
     fn refuse(&self, group: Vec<Append>, reason: &str) {
         for append in group {
-            let error = EngineError::Log(format!("{reason} (Redis at {})", self.address));
+            let error = EngineError::Log(format!("{reason} (Redis at {})", self.redis.address()));
             self.waiters.refuse(append.token, error);
         }
     }

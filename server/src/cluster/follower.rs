@@ -16,11 +16,16 @@ use std::{
 use redis::streams::{StreamId, StreamReadReply};
 
 use super::{
-    ClusterError, Health, LOG_KEY, Waiters, connection, entry,
+    ClusterError, Health, LOG_KEY, Waiters,
+    connection::{self, Redis},
+    entry,
     identity::{self, Followed, parse_id},
     snapshot,
 };
 use crate::engine::{Engine, EngineError, Outcome};
+
+/// Where each node stands, written before `WAIT` (see `Follower::replicated`).
+const FENCE_KEY: &str = "viralglobe:fence";
 
 /// Entries read per round trip.
 const READ_COUNT: usize = 1_000;
@@ -61,8 +66,9 @@ impl Snapshots {
 const TRIM_CHECK: Duration = Duration::from_secs(10);
 
 pub(super) struct Follower {
-    pub client: redis::Client,
-    pub address: String,
+    pub redis: Redis,
+    /// Replicas an entry must be on before this node applies it (`--redis-wait`).
+    pub wait_replicas: u32,
     pub engine: Arc<Engine>,
     pub waiters: Arc<Waiters>,
     pub health: Arc<Health>,
@@ -95,14 +101,48 @@ impl Follower {
         cmd.arg("STREAMS").arg(LOG_KEY).arg(&self.last).query(con)
     }
 
+    /// With `--redis-wait N`, waits until N replicas have what was just read, so that a failover
+    /// to one of them cannot take back what this node applies (nor can a primary that lost its
+    /// replicas to a failover, and takes writes until Sentinel demotes it, make this node apply
+    /// what the new primary never had). Short of replicas, this node applies nothing and says so;
+    /// the batches were acknowledged as unreplicated.
+    fn replicated(&self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+        if self.wait_replicas == 0 || self.replicas_have(con)? {
+            return Ok(());
+        }
+        tracing::warn!(replicas = self.wait_replicas, applied = %self.last, "waiting for --redis-wait's replicas to have the log's next entries before applying them");
+        self.health.set_short_of_replicas(true);
+        while !self.replicas_have(con)? {}
+        self.health.set_short_of_replicas(false);
+        tracing::info!(applied = %self.last, "the replicas have the log's next entries: applying them");
+        Ok(())
+    }
+
+    /// Whether N replicas have what this connection read so far (asked for one second at most).
+    /// `WAIT` covers the writes of the connection that asks: a write after the read (where this
+    /// node stands, kept a minute) makes it cover everything the read returned.
+    fn replicas_have(&self, con: &mut redis::Connection) -> redis::RedisResult<bool> {
+        let (_, replicas): (redis::Value, i64) = redis::pipe()
+            .cmd("SET")
+            .arg(format!("{FENCE_KEY}:{}", self.node))
+            .arg(&self.last)
+            .arg("EX")
+            .arg(60)
+            .cmd("WAIT")
+            .arg(self.wait_replicas)
+            .arg(1_000)
+            .query(con)?;
+        Ok(replicas >= i64::from(self.wait_replicas))
+    }
+
     /// Applies every entry the log has now.
     pub(super) fn catch_up(&mut self) -> Result<(), ClusterError> {
         let started = Instant::now();
         let redis_error = |e: redis::RedisError| ClusterError::Redis {
-            address: self.address.clone(),
+            address: self.redis.address(),
             error: e.to_string(),
         };
-        let mut con = connection::connect(&self.client, &self.address)?;
+        let mut con = self.redis.connect()?;
         let newest: Vec<StreamId> = redis::cmd("XREVRANGE")
             .arg(LOG_KEY)
             .arg("+")
@@ -113,7 +153,7 @@ impl Follower {
             .map_err(redis_error)?
             .ids;
         let Some(target) = newest.first().map(|e| parse_id(&e.id)) else {
-            tracing::info!(redis = %self.address, "the log is empty");
+            tracing::info!(redis = %self.redis.address(), "the log is empty");
             self.note_followed();
             return Ok(());
         };
@@ -122,10 +162,25 @@ impl Follower {
             let reply = self
                 .read(&mut con, false)
                 .map_err(|e| ClusterError::Redis {
-                    address: self.address.clone(),
+                    address: self.redis.address(),
                     error: e.to_string(),
                 })?;
             let Some(reply) = reply else { break };
+            // At start, short of replicas is no reason not to serve: what the log has is applied
+            // (a failover that takes it back is noticed, and stops this node).
+            let have = self.wait_replicas == 0
+                || self
+                    .replicas_have(&mut con)
+                    .map_err(|e| ClusterError::Redis {
+                        address: self.redis.address(),
+                        error: e.to_string(),
+                    })?;
+            if !have {
+                tracing::warn!(
+                    replicas = self.wait_replicas,
+                    "catching up with entries fewer replicas than --redis-wait have"
+                );
+            }
             for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
                 self.apply(entry)?;
                 entries += 1;
@@ -165,7 +220,7 @@ impl Follower {
             epoch: self.epoch.clone(),
             applied: self.last.clone(),
         };
-        if let Some(reason) = identity::lost(con, &followed, &self.address)? {
+        if let Some(reason) = identity::lost(con, &followed, &self.redis.address())? {
             metrics::gauge!("viralglobe_log_lost").set(1.0);
             return Ok(Some(format!(
                 "{reason}. This node stops applying it and keeps its mirror (a full copy) and \
@@ -193,16 +248,16 @@ impl Follower {
     }
 
     fn run(mut self) {
-        let mut con = connection::connect(&self.client, &self.address).ok();
+        let mut con = self.redis.connect().ok();
         let mut backoff = Backoff::new();
         // When the log's trimming was last checked; `None`: at once.
         let mut trim_checked = Some(Instant::now());
         loop {
             let c = match con.as_mut() {
                 Some(c) => c,
-                None => match connection::connect(&self.client, &self.address) {
+                None => match self.redis.connect() {
                     Ok(c) => {
-                        tracing::info!(redis = %self.address, applied = %self.last, "following the log again");
+                        tracing::info!(redis = %self.redis.address(), applied = %self.last, "following the log again");
                         self.health.set_follower_up(true);
                         backoff = Backoff::new();
                         // Away long enough, the entries after ours may have been trimmed.
@@ -228,7 +283,12 @@ impl Follower {
             if self.noted_entry != self.last && self.noted.elapsed() >= NOTE_EVERY {
                 self.note_followed();
             }
-            match self.read(c, true) {
+            // What was read but not applied is read again on the next connection (from a new
+            // primary after a failover).
+            let read = self
+                .read(c, true)
+                .and_then(|reply| reply.map(|r| self.replicated(c).map(|()| r)).transpose());
+            match read {
                 Ok(None) => {}
                 Ok(Some(reply)) => {
                     // A snapshot is due by events applied, whatever the number of entries one
@@ -240,7 +300,7 @@ impl Follower {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(redis = %self.address, error = %e, "lost Redis: the live feed serves what it has; reconnecting");
+                    tracing::warn!(redis = %self.redis.address(), error = %e, "lost Redis: the live feed serves what it has; reconnecting");
                     con = None;
                     self.health.set_follower_up(false);
                     backoff.wait();
@@ -280,13 +340,12 @@ impl Follower {
             entry: self.last.clone(),
             files: self.engine.state_files(&snapshots.mirror)?,
         };
-        let (client, address, node) =
-            (self.client.clone(), self.address.clone(), self.node.clone());
+        let (redis, node) = (self.redis.clone(), self.node.clone());
         let (mirror, copying) = (snapshots.mirror.clone(), snapshots.copying.clone());
         let spawned = thread::Builder::new()
             .name("log-snapshot".into())
             .spawn(move || {
-                if let Err(e) = snapshot::write(&client, &address, &node, &mirror, &pending) {
+                if let Err(e) = snapshot::write(&redis, &node, &mirror, &pending) {
                     tracing::warn!(error = %e, "cannot write a snapshot; the next one will try again");
                 }
                 copying.store(false, Ordering::Release);

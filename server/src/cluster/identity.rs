@@ -12,6 +12,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{EPOCH_KEY, LOG_KEY};
 
+/// Set by `reseed`: which log the current one was rebuilt from (JSON, [`Reseeded`]).
+pub(super) const RESEEDED_KEY: &str = "viralglobe:reseeded";
+
+/// A log rebuilt from a node's mirror: its new epoch, and the epoch and last entry of the mirror
+/// it was rebuilt from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Reseeded {
+    pub epoch: String,
+    pub from_epoch: String,
+    pub from_entry: String,
+}
+
 /// The log a node followed: the deployment's epoch (made once, with the log) and the last entry
 /// the node applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +103,50 @@ pub(super) fn lost(
             followed.applied
         )
     }))
+}
+
+/// Whether a node that followed `followed` may rebuild its mirror from the log although the log
+/// is not the one it followed: `None` when the log was not reseeded from that log;
+/// `Some(Ok(why))` when it was, from a mirror holding everything this node applied;
+/// `Some(Err(why not))` when this node applied more than the mirror held, which rebuilding would
+/// drop.
+pub(super) fn reseeded_over(
+    con: &mut redis::Connection,
+    followed: &Followed,
+) -> redis::RedisResult<Option<Result<String, String>>> {
+    let Some(reseeded) = reseeded(con)? else {
+        return Ok(None);
+    };
+    let epoch: Option<String> = redis::cmd("GET").arg(EPOCH_KEY).query(con)?;
+    if epoch.as_ref() != Some(&reseeded.epoch) || reseeded.from_epoch != followed.epoch {
+        return Ok(None);
+    }
+    let within = parse_id(&followed.applied) <= parse_id(&reseeded.from_entry) || {
+        // Applied after the mirror's last: taken on by the new log (with the same id) or lost.
+        let found: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(LOG_KEY)
+            .arg(&followed.applied)
+            .arg(&followed.applied)
+            .query(con)?;
+        !found.ids.is_empty()
+    };
+    Ok(Some(if within {
+        Ok(format!(
+            "the log was reseeded (epoch {}) from a node's mirror of epoch {} to entry {}, which              holds everything this node applied (to {}): this node rebuilds its mirror from it",
+            reseeded.epoch, reseeded.from_epoch, reseeded.from_entry, followed.applied
+        ))
+    } else {
+        Err(format!(
+            "the log was reseeded (epoch {}) from a node's mirror of epoch {} to entry {}, but              this node applied more of that log (to {}), which rebuilding would drop: reseed              again from this node's data directory (viralglobe-server reseed)",
+            reseeded.epoch, reseeded.from_epoch, reseeded.from_entry, followed.applied
+        ))
+    }))
+}
+
+/// What `reseed` noted, if the log was ever reseeded.
+pub(super) fn reseeded(con: &mut redis::Connection) -> redis::RedisResult<Option<Reseeded>> {
+    let noted: Option<Vec<u8>> = redis::cmd("GET").arg(RESEEDED_KEY).query(con)?;
+    Ok(noted.and_then(|n| serde_json::from_slice(&n).ok()))
 }
 
 /// The newest entry ever trimmed from the log (Redis 7's `max-deleted-entry-id`).

@@ -10,7 +10,10 @@ mod connection;
 mod entry;
 mod follower;
 mod identity;
+mod reseed;
 mod snapshot;
+
+pub use reseed::{Reseed, reseed};
 
 use std::{
     collections::HashMap,
@@ -55,10 +58,14 @@ pub enum ClusterError {
     Engine(#[from] EngineError),
     #[error(
         "{reason}. This node will not rebuild its mirror ({mirror}, a full copy of what it \
-         applied) from it, and does not start. To follow this log anyway, dropping what the \
-         mirror holds, delete {mirror}.followed.json"
+         applied) from it, and does not start. To rebuild the log from the mirrors, stop every \
+         node and run `viralglobe-server reseed` with this node's --redis and --data-dir on the \
+         one that applied the most; to follow this log anyway, dropping what the mirror holds, \
+         delete {mirror}.followed.json"
     )]
     LogLost { reason: String, mirror: String },
+    #[error("cannot reseed the log: {0}")]
+    Reseed(String),
 }
 
 /// The visit salt of `day` that every node uses: the first node's `proposal` is kept (for two
@@ -68,8 +75,9 @@ pub(crate) fn shared_visit_salt(
     day: u64,
     proposal: &str,
 ) -> Result<String, ClusterError> {
-    let address = connection::address_of(url);
-    let mut con = connection::connect(&connection::client(url)?, &address)?;
+    let redis = connection::Redis::open(url)?;
+    let mut con = redis.connect()?;
+    let address = redis.address();
     let key = format!("{VISIT_SALT_KEY}:{day}");
     let redis_error = |e: redis::RedisError| ClusterError::Redis {
         address: address.clone(),
@@ -105,6 +113,7 @@ pub struct ClusterOptions {
 pub struct Start {
     pub epoch: String,
     from: String,
+    redis: connection::Redis,
 }
 
 /// The answer to one appended batch, handed from the follower to whoever appended it.
@@ -127,29 +136,26 @@ impl Waiter {
 
 /// Requests waiting for their batch, by the token their entry carries. A request is answered
 /// once both Redis has confirmed its batch (the append's reply, and `WAIT` with `--redis-wait`)
-/// and this node has applied it, whichever comes second; or at once when the append failed.
+/// and this node has applied it, whichever comes second; at once when the append failed, or when
+/// `WAIT` fell short (nodes apply the batch only once the replicas have it).
 #[derive(Default)]
 struct Waiters(Mutex<HashMap<u64, Pending>>);
 
 struct Pending {
     waiter: Waiter,
     confirmed: bool,
-    /// Why the log's confirmation fell short of `--redis-wait`, if it did.
-    short: Option<String>,
     applied: Option<Answer>,
 }
 
-/// The answer to a batch that is in the log: as applied, marked when replicas fell short. A
-/// batch this node could not apply is in the log all the same (every other node applies it):
-/// acknowledged as `Logged`, never refused.
-fn logged(applied: Answer, short: Option<String>) -> Answer {
-    match (applied, short) {
-        (Ok(applied), Some(reason)) => Err(EngineError::Unreplicated { reason, applied }),
-        (Ok(applied), None) => Ok(applied),
-        (Err(e), _) => Err(EngineError::Logged(format!(
+/// The answer to a batch that is in the log and was applied. A batch this node could not apply
+/// is in the log all the same (every other node applies it): acknowledged as `Logged`, never
+/// refused.
+fn logged(applied: Answer) -> Answer {
+    applied.map_err(|e| {
+        EngineError::Logged(format!(
             "the batch is in the log, but this node could not apply it ({e}); the other nodes do"
-        ))),
-    }
+        ))
+    })
 }
 
 impl Waiters {
@@ -157,7 +163,6 @@ impl Waiters {
         let pending = Pending {
             waiter,
             confirmed: false,
-            short: None,
             applied: None,
         };
         self.lock().insert(token, pending);
@@ -167,14 +172,18 @@ impl Waiters {
     fn confirm(&self, token: u64, short: Option<String>) {
         let mut map = self.lock();
         if let Some(pending) = map.get_mut(&token) {
+            // Applied already: the replicas had it by then (the follower waits for them).
             if pending.applied.is_some() {
                 let pending = map.remove(&token).expect("present");
                 drop(map);
                 let applied = pending.applied.expect("applied");
-                pending.waiter.send(logged(applied, short));
+                pending.waiter.send(logged(applied));
+            } else if let Some(reason) = short {
+                let pending = map.remove(&token).expect("present");
+                drop(map);
+                pending.waiter.send(Err(EngineError::Unreplicated(reason)));
             } else {
                 pending.confirmed = true;
-                pending.short = short;
             }
         }
     }
@@ -186,7 +195,7 @@ impl Waiters {
             if pending.confirmed {
                 let pending = map.remove(&token).expect("present");
                 drop(map);
-                pending.waiter.send(logged(answer, pending.short));
+                pending.waiter.send(logged(answer));
             } else {
                 pending.applied = Some(answer);
             }
@@ -220,6 +229,8 @@ struct Health {
     applied: Mutex<String>,
     /// Why this node stopped following the log, if it did.
     stopped: Mutex<Option<String>>,
+    /// Waiting for `--redis-wait`'s replicas to have entries before applying them.
+    short_of_replicas: AtomicBool,
 }
 
 impl Health {
@@ -231,6 +242,10 @@ impl Health {
         self.follower_up.store(up, Ordering::Relaxed);
         self.publish();
     }
+    fn set_short_of_replicas(&self, short: bool) {
+        self.short_of_replicas.store(short, Ordering::Relaxed);
+        metrics::gauge!("viralglobe_log_short_of_replicas").set(if short { 1.0 } else { 0.0 });
+    }
     fn publish(&self) {
         let up =
             self.appender_up.load(Ordering::Relaxed) && self.follower_up.load(Ordering::Relaxed);
@@ -241,9 +256,15 @@ impl Health {
 #[derive(Debug, Serialize)]
 pub struct ClusterHealth {
     /// `ok`; `unreachable` while Redis does not answer (ingest is refused with 503; what this
-    /// node has is still served); `stopped` when this node cannot apply the log any more.
+    /// node has is still served); `short of replicas` while entries wait for `--redis-wait`'s
+    /// replicas before this node applies them; `stopped` when this node cannot apply the log
+    /// any more.
     pub redis: &'static str,
     pub node: String,
+    /// The Redis in use: the primary Sentinel named last, with `redis+sentinel://`.
+    pub primary: String,
+    /// Times this node found Sentinel naming another primary.
+    pub failovers: u64,
     /// The last log entry this node applied.
     pub applied: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -252,7 +273,7 @@ pub struct ClusterHealth {
 
 pub struct Cluster {
     node: String,
-    address: String,
+    redis: connection::Redis,
     appends: mpsc::SyncSender<appender::Append>,
     waiters: Arc<Waiters>,
     health: Arc<Health>,
@@ -277,12 +298,20 @@ pub(crate) fn clear_mirror(dir: &Path) -> Result<(), ClusterError> {
     }
 }
 
+fn lost_log(reason: String, mirror: &Path) -> ClusterError {
+    metrics::gauge!("viralglobe_log_lost").set(1.0);
+    ClusterError::LogLost {
+        reason,
+        mirror: mirror.display().to_string(),
+    }
+}
+
 /// Readies `mirror` for a node that starts: emptied, then filled with the latest snapshot if
 /// there is one; and the deployment's epoch, made now if this is the first node on this Redis.
 pub(crate) fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, ClusterError> {
-    let client = connection::client(&options.url)?;
-    let address = connection::address_of(&options.url);
-    let mut con = connection::connect(&client, &address)?;
+    let redis = connection::Redis::open(&options.url)?;
+    let mut con = redis.connect()?;
+    let address = redis.address();
     // The log this node followed before must still be there with everything it applied: its
     // mirror is cleared and rebuilt from it next.
     if let Some(followed) = identity::read(mirror) {
@@ -292,11 +321,16 @@ pub(crate) fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, 
                 error: e.to_string(),
             })?;
         if let Some(reason) = lost {
-            metrics::gauge!("viralglobe_log_lost").set(1.0);
-            return Err(ClusterError::LogLost {
-                reason,
-                mirror: mirror.display().to_string(),
-            });
+            let reseeded =
+                identity::reseeded_over(&mut con, &followed).map_err(|e| ClusterError::Redis {
+                    address: address.clone(),
+                    error: e.to_string(),
+                })?;
+            match reseeded {
+                Some(Ok(why)) => tracing::warn!("{why}"),
+                Some(Err(why)) => return Err(lost_log(why, mirror)),
+                None => return Err(lost_log(reason, mirror)),
+            }
         }
     }
     clear_mirror(mirror)?;
@@ -313,8 +347,8 @@ pub(crate) fn prepare(options: &ClusterOptions, mirror: &Path) -> Result<Start, 
             address: address.clone(),
             error: e.to_string(),
         })?;
-    let from = snapshot::restore(&client, &address, mirror)?.unwrap_or_else(|| "0-0".into());
-    Ok(Start { epoch, from })
+    let from = snapshot::restore(&redis, mirror)?.unwrap_or_else(|| "0-0".into());
+    Ok(Start { epoch, from, redis })
 }
 
 impl Cluster {
@@ -326,14 +360,13 @@ impl Cluster {
         engine: Arc<Engine>,
         mirror: &Path,
     ) -> Result<Arc<Self>, ClusterError> {
-        let client = connection::client(&options.url)?;
-        let address = connection::address_of(&options.url);
+        let redis = start.redis;
         let node = format!("{}-{}", std::process::id(), crate::recording::new_epoch());
         let waiters = Arc::new(Waiters::default());
         let health = Arc::new(Health::default());
         let mut follower = follower::Follower {
-            client: client.clone(),
-            address: address.clone(),
+            redis: redis.clone(),
+            wait_replicas: options.wait_replicas,
             engine,
             waiters: waiters.clone(),
             health: health.clone(),
@@ -350,8 +383,7 @@ impl Cluster {
         follower.spawn();
         let appends = appender::spawn(
             appender::Appender {
-                client,
-                address: address.clone(),
+                redis: redis.clone(),
                 node: node.clone(),
                 wait_replicas: options.wait_replicas,
                 waiters: waiters.clone(),
@@ -360,10 +392,10 @@ impl Cluster {
             APPEND_QUEUE,
         );
         health.set_appender_up(true);
-        tracing::info!(redis = %address, node, "cluster mode: following the log");
+        tracing::info!(redis = %redis.address(), node, "cluster mode: following the log");
         Ok(Arc::new(Self {
             node,
-            address,
+            redis,
             appends,
             waiters,
             health,
@@ -404,7 +436,7 @@ impl Cluster {
             self.waiters.forget(token);
             return Err(EngineError::Log(format!(
                 "{APPEND_QUEUE} batches are waiting for Redis at {} already",
-                self.address
+                self.redis.address()
             )));
         }
         Ok(token)
@@ -417,14 +449,14 @@ impl Cluster {
             return EngineError::Logged(format!(
                 "the batch is in the log at {} but this node has not applied it within {} s; \
                  every node will apply it",
-                self.address,
+                self.redis.address(),
                 APPLY_TIMEOUT.as_secs()
             ));
         }
         EngineError::Log(format!(
             "the batch went to Redis at {} but this node has not applied it within {} s; \
              sending it again is safe for events with ids",
-            self.address,
+            self.redis.address(),
             APPLY_TIMEOUT.as_secs()
         ))
     }
@@ -444,10 +476,15 @@ impl Cluster {
         ClusterHealth {
             redis: match (&stopped, up) {
                 (Some(_), _) => "stopped",
-                (None, true) => "ok",
                 (None, false) => "unreachable",
+                (None, true) if self.health.short_of_replicas.load(Ordering::Relaxed) => {
+                    "short of replicas"
+                }
+                (None, true) => "ok",
             },
             node: self.node.clone(),
+            primary: self.redis.address(),
+            failovers: self.redis.failovers(),
             applied: self
                 .health
                 .applied

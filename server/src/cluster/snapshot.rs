@@ -19,16 +19,16 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterError, LOG_KEY, connection};
+use super::{ClusterError, LOG_KEY, connection::Redis};
 
 /// Names the latest snapshot's entry.
-const LATEST_KEY: &str = "viralglobe:snapshot";
+pub(super) const LATEST_KEY: &str = "viralglobe:snapshot";
 /// Held by the node writing a snapshot, so that only one does at a time.
-const LOCK_KEY: &str = "viralglobe:snapshot:lock";
+pub(super) const LOCK_KEY: &str = "viralglobe:snapshot:lock";
 /// The field of a snapshot's hash that lists its files.
-const META_FIELD: &str = "_meta";
+pub(super) const META_FIELD: &str = "_meta";
 
-fn key(entry: &str) -> String {
+pub(super) fn key(entry: &str) -> String {
     format!("viralglobe:snapshot:{entry}")
 }
 
@@ -64,12 +64,9 @@ fn redis_error(address: &str) -> impl Fn(redis::RedisError) -> ClusterError + '_
 
 /// Copies the latest snapshot into `dir` (empty); returns the entry it covers, or `None` when
 /// there is none yet. A snapshot replaced while it is read is read again from the new one.
-pub(super) fn restore(
-    client: &redis::Client,
-    address: &str,
-    dir: &Path,
-) -> Result<Option<String>, ClusterError> {
-    let mut con = connection::connect(client, address)?;
+pub(super) fn restore(redis: &Redis, dir: &Path) -> Result<Option<String>, ClusterError> {
+    let mut con = redis.connect()?;
+    let address = &redis.address();
     for _ in 0..5 {
         let started = Instant::now();
         let latest: Option<String> = redis::cmd("GET")
@@ -143,14 +140,14 @@ pub(super) fn restore(
 /// Copies the noted files to Redis as the latest snapshot, deletes the one before and trims the
 /// log up to it. Only one node at a time does (the others find the lock taken and skip).
 pub(super) fn write(
-    client: &redis::Client,
-    address: &str,
+    redis: &Redis,
     node: &str,
     dir: &Path,
     pending: &Pending,
 ) -> Result<(), ClusterError> {
     let started = Instant::now();
-    let mut con = connection::connect(client, address)?;
+    let mut con = redis.connect()?;
+    let address = &redis.address();
     let locked: Option<String> = redis::cmd("SET")
         .arg(LOCK_KEY)
         .arg(node)
@@ -173,25 +170,17 @@ pub(super) fn write(
                 error: e.to_string(),
             };
             let file = std::fs::File::open(&path).map_err(mirror)?;
-            let compressed = zstd::encode_all(file.take(*len), 3).map_err(mirror)?;
-            compressed_total += compressed.len();
-            redis::cmd("HSET")
-                .arg(&key)
-                .arg(relative)
-                .arg(compressed)
-                .query::<()>(&mut con)
-                .map_err(redis_error(address))?;
+            compressed_total += put_file(&mut con, address, &key, relative, file.take(*len))
+                .map_err(|e| match e {
+                    PutError::Read(e) => mirror(e),
+                    PutError::Redis(e) => e,
+                })?;
         }
-        let meta = Meta {
-            entry: pending.entry.clone(),
-            files: pending.files.clone(),
-        };
-        let meta = serde_json::to_vec(&meta).expect("snapshot metadata serializes");
         let previous: Option<String> = redis::pipe()
             .cmd("HSET")
             .arg(&key)
             .arg(META_FIELD)
-            .arg(meta)
+            .arg(meta(&pending.entry, &pending.files))
             .ignore()
             .cmd("SET")
             .arg(LATEST_KEY)
@@ -231,6 +220,40 @@ pub(super) fn write(
         "wrote a snapshot of the log's state; the log is trimmed to the one before"
     );
     Ok(())
+}
+
+pub(super) enum PutError {
+    Read(std::io::Error),
+    Redis(ClusterError),
+}
+
+/// Copies one file of a snapshot (what `data` reads) into its hash `key`, compressed; returns
+/// its compressed size.
+pub(super) fn put_file(
+    con: &mut redis::Connection,
+    address: &str,
+    key: &str,
+    relative: &str,
+    data: impl Read,
+) -> Result<usize, PutError> {
+    let compressed = zstd::encode_all(data, 3).map_err(PutError::Read)?;
+    redis::cmd("HSET")
+        .arg(key)
+        .arg(relative)
+        .arg(&compressed)
+        .query::<()>(con)
+        .map_err(|e| PutError::Redis(redis_error(address)(e)))?;
+    Ok(compressed.len())
+}
+
+/// The metadata field of a snapshot of `files` as of `entry`; the snapshot is complete once its
+/// hash has it.
+pub(super) fn meta(entry: &str, files: &[(String, u64)]) -> Vec<u8> {
+    let meta = Meta {
+        entry: entry.to_owned(),
+        files: files.to_vec(),
+    };
+    serde_json::to_vec(&meta).expect("snapshot metadata serializes")
 }
 
 #[cfg(test)]

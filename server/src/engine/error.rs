@@ -23,14 +23,12 @@ pub enum EngineError {
         reason: String,
         applied: Vec<Outcome>,
     },
-    /// Cluster mode with `--redis-wait N`: the batch is in the log and applied (`applied`), but
-    /// fewer than N replicas confirmed it in time. Not a refusal: it is acknowledged, with less
-    /// durability than asked (answered 202, `replicated: false`).
-    #[error("the batch is in the log and applied, but {reason}")]
-    Unreplicated {
-        reason: String,
-        applied: Vec<Outcome>,
-    },
+    /// Cluster mode with `--redis-wait N`: the batch is in the log, but fewer than N replicas
+    /// confirmed it in time, and nodes apply it only once N have it. Not a refusal: it is
+    /// acknowledged, with less durability than asked (answered 202, `replicated: false`, its
+    /// events counted as `logged`).
+    #[error("the batch is in the log, but {0}; nodes apply it once enough replicas have it")]
+    Unreplicated(String),
     /// Cluster mode: the log took the batch, but this node had not applied it in time; every
     /// node will (answered 202 with the events counted as `logged`, never as not acknowledged).
     #[error("{0}")]

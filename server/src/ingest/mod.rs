@@ -167,11 +167,7 @@ impl Pipeline {
     ) -> Result<Vec<Outcome>, EngineError> {
         match &self.log {
             None => self.group.apply(batch).await,
-            // A link's events are in the log either way: short of replicas is no failure here.
-            Some(log) => match log.append(batch).await {
-                Err(EngineError::Unreplicated { applied, .. }) => Ok(applied),
-                answer => answer,
-            },
+            Some(log) => log.append(batch).await,
         }
     }
 
@@ -282,10 +278,11 @@ fn settle(
     let (outcomes, unavailable) = match applied {
         Ok(outcomes) => (outcomes, None),
         // In the log: acknowledged, and said how far.
-        Err(EngineError::Unreplicated { applied, reason }) => {
+        Err(e @ EngineError::Unreplicated(_)) => {
             report.replicated = Some(false);
-            report.warning = Some(format!("in the log and applied, but {reason}"));
-            (applied, None)
+            report.logged += numbers.len() as u64;
+            report.warning = Some(e.to_string());
+            return Ok(());
         }
         Err(EngineError::Logged(reason)) => {
             report.logged += numbers.len() as u64;

@@ -72,7 +72,7 @@ async fn record(pipeline: Pipeline, mut receiver: mpsc::Receiver<Located>) {
                 applied
             }
             // In the log, applied later: recorded, not lost.
-            Err(EngineError::Logged(_)) => Vec::new(),
+            Err(EngineError::Logged(_) | EngineError::Unreplicated(_)) => Vec::new(),
             Err(error) => {
                 lost(clicks, &error.to_string());
                 Vec::new()
