@@ -1162,7 +1162,8 @@ pub(crate) fn redis_cli(port: u16, args: &[&str]) -> String {
 /// An operator empties Redis (`FLUSHALL`) under two running nodes: both notice within the check
 /// interval, say why on `/healthz` (503) and refuse ingest, while still serving what they have;
 /// a node restarted on that Redis refuses to start rather than rebuild its mirror from the
-/// emptied log, and its mirror — a full copy of the campaign — is still there.
+/// emptied log, and its mirror — a full copy of the campaign — is still there; `reseed` from it
+/// brings both nodes back with everything, under a new epoch.
 #[tokio::test]
 async fn nodes_never_follow_a_log_that_was_emptied() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1210,10 +1211,33 @@ async fn nodes_never_follow_a_log_that_was_emptied() {
     assert!(!status.success(), "{said}");
     assert!(said.contains("was emptied"), "{said}");
     assert!(said.contains("redis-mirror.followed.json"), "{said}");
+    assert!(said.contains("viralglobe-server reseed"), "{said}");
     let recordings = std::fs::read_dir(dir.path().join("b/redis-mirror/campaigns"))
         .expect("the mirror is kept")
         .count();
     assert!(recordings > 0);
+
+    // The way back: the log rebuilt from b's mirror, under a new epoch; both nodes, restarted,
+    // have every acknowledged event and take ingest again.
+    a.kill();
+    let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
+        .args(["reseed", "--redis", &redis.url(), "--data-dir"])
+        .arg(dir.path().join("b"))
+        .output()
+        .expect("reseed runs");
+    assert!(output.status.success(), "{output:?}");
+    let done: Value = serde_json::from_slice(&output.stdout).expect("a JSON answer");
+    assert_eq!(done["kept_entries"], 0, "nothing after the mirror: {done}");
+    let (a, b) = (
+        node(&dir.path().join("a"), &redis),
+        node(&dir.path().join("b"), &redis),
+    );
+    post_until_acknowledged(&b.base, batch(5)).await;
+    let states = converged(&[&a, &b], seq.as_u64().expect("a number") + 10).await;
+    assert_eq!(states[0], states[1], "b = a");
+    let (_, hello) = a.subscribe(&format!("?campaign={CAMPAIGN}")).await;
+    let (epoch, _) = epoch_and_seq(&hello).expect("the campaign");
+    assert_eq!(epoch, done["epoch"].as_str().expect("the new epoch"));
 }
 
 /// Redis comes back with an older copy of its data (what `appendfsync everysec`, a failover to a
