@@ -330,7 +330,7 @@ async function showAttribution() {
   $("top-cascade").textContent = top
     ? `${top.channel} post: $${number(top.totals.revenue_cents / 100)}, ${top.depth} generations`
     : "—";
-  $("k-factor").textContent = k == null ? "—" : k.toFixed(1);
+  $("k-factor").textContent = k == null ? "—" : ratioFigure(k);
   $("click-delay").textContent = delay == null ? "—" : duration(delay);
   $("top-country").textContent = country ? `${country.name} (${number(country.clicks)} clicks)` : "—";
   $("attribution").hidden = !top;
@@ -339,6 +339,8 @@ async function showAttribution() {
 // ---- counters, clock and timeline -------------------------------------------------------------
 
 const number = (n) => Math.round(n).toLocaleString("en-US");
+// A ratio for people: one decimal below 10 (2.3, 2), whole above (1,314), never "1314.0".
+const ratioFigure = (x) => (x < 10 ? x.toLocaleString("en-US", { maximumFractionDigits: 1 }) : number(x));
 
 function showCounters() {
   const c = state.counters;

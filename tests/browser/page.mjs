@@ -258,6 +258,7 @@ try {
   };
   check(/post: \$[\d,]+, \d+ generations/.test(report.live.attribution.topCascade), `top cascade shows ${report.live.attribution.topCascade}`);
   check(report.live.attribution.kFactor !== "—", "no k-factor shown");
+  check(/^(\d{1,3}(,\d{3})+|\d{2,3}|\d(\.\d)?)$/.test(report.live.attribution.kFactor), `child shares per post read ${report.live.attribution.kFactor}`);
   check(report.live.attribution.topCountry.startsWith("US"), `top country ${report.live.attribution.topCountry}`);
   await page.screenshot({ path: `${args.out}/live.png` });
 

@@ -1,8 +1,9 @@
 //! The heads-up display: campaign, clock and connection (top left), counters and value per visit
 //! (top right), legend (bottom left), replay timeline (bottom), place names on the globe, a
-//! campaign link's QR code (bottom right, `--qr`), and a help overlay. Sizes follow the viewport
+//! campaign link's QR code (bottom right, `--qr`), a help overlay, and a black screen on B. Sizes follow the viewport
 //! so a projector shows them as a laptop does.
 
+mod blank;
 mod help;
 mod labels;
 mod legend;
@@ -22,6 +23,7 @@ pub(super) fn plugin(app: &mut App) {
         panel::plugin,
         legend::plugin,
         help::plugin,
+        blank::plugin,
         timeline::plugin,
         labels::plugin,
         qr::plugin,

@@ -28,6 +28,8 @@ const TAKEOVER: f32 = 1.5;
 const POST_SECS: f32 = 2.5;
 /// The story camera's distance, in globe radii: closer than the default view.
 const DISTANCE: f32 = 2.4;
+/// Cascades PageUp can go back through.
+const MAX_HISTORY: usize = 32;
 
 #[derive(Debug, Clone, Default)]
 struct Cascade {
@@ -44,6 +46,8 @@ pub struct Director {
     focus: Option<String>,
     /// Seconds since the focus was chosen.
     focused_for: f32,
+    /// The cascades followed before, the latest last (PageUp).
+    history: Vec<String>,
 }
 
 fn spot(place: &Place) -> (f32, f32) {
@@ -109,6 +113,49 @@ impl Director {
         }
     }
 
+    /// The presenter's PageDown: on to the next busiest cascade after the one followed (round
+    /// again after the quietest), kept for a dwell like any new focus.
+    pub fn step_next(&mut self) {
+        let mut ranked: Vec<(&String, f32)> = self
+            .cascades
+            .iter()
+            .map(|(root, c)| (root, c.activity))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let at = self
+            .focus
+            .as_ref()
+            .and_then(|f| ranked.iter().position(|(root, _)| *root == f));
+        let next = match at {
+            Some(at) => ranked[(at + 1) % ranked.len()].0.clone(),
+            None => match ranked.first() {
+                Some((root, _)) => (*root).clone(),
+                None => return,
+            },
+        };
+        if let Some(focus) = self.focus.take()
+            && focus != next
+        {
+            if self.history.len() == MAX_HISTORY {
+                self.history.remove(0);
+            }
+            self.history.push(focus);
+        }
+        self.focus = Some(next);
+        self.focused_for = 0.0;
+    }
+
+    /// The presenter's PageUp: back to the cascade followed before, if it is still watched.
+    pub fn step_back(&mut self) {
+        while let Some(root) = self.history.pop() {
+            if self.cascades.contains_key(&root) {
+                self.focus = Some(root);
+                self.focused_for = 0.0;
+                return;
+            }
+        }
+    }
+
     #[cfg(test)]
     fn focus(&self) -> Option<&str> {
         self.focus.as_deref()
@@ -131,7 +178,25 @@ impl Director {
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Director>()
+        .add_systems(Update, step.in_set(AppSystems::Input))
         .add_systems(Update, direct.in_set(AppSystems::Apply));
+}
+
+/// PageDown and PageUp, what presentation remotes send: the next cascade, or back.
+fn step(
+    keys: Option<Res<ButtonInput<KeyCode>>>,
+    story: Res<Story>,
+    mut director: ResMut<Director>,
+) {
+    let Some(keys) = keys.filter(|_| story.on) else {
+        return;
+    };
+    if keys.just_pressed(KeyCode::PageDown) {
+        director.step_next();
+    }
+    if keys.just_pressed(KeyCode::PageUp) {
+        director.step_back();
+    }
 }
 
 fn direct(
@@ -174,6 +239,31 @@ mod tests {
         a.root = root.into();
         a.to.lat = lat;
         a
+    }
+
+    #[test]
+    fn page_down_steps_through_the_cascades_and_page_up_goes_back() {
+        let mut director = Director::default();
+        for (seq, root, n) in [(1, "big", 30), (100, "middle", 20), (200, "small", 10)] {
+            for i in 0..n {
+                director.observe(&in_cascade(seq + i, root, ArcKind::Click, 1, 10.0));
+            }
+        }
+        director.advance(0.1);
+        assert_eq!(director.focus(), Some("big"));
+        director.step_next();
+        assert_eq!(director.focus(), Some("middle"));
+        director.step_next();
+        assert_eq!(director.focus(), Some("small"));
+        // Kept for a dwell, although busier ones are there.
+        director.advance(1.0);
+        assert_eq!(director.focus(), Some("small"));
+        director.step_next();
+        assert_eq!(director.focus(), Some("big"), "round again");
+        director.step_back();
+        assert_eq!(director.focus(), Some("small"));
+        director.step_back();
+        assert_eq!(director.focus(), Some("middle"));
     }
 
     #[test]
