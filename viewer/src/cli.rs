@@ -71,6 +71,14 @@ pub struct Cli {
     /// its newest generation, and captions tell what just happened.
     #[arg(long)]
     pub story: bool,
+    /// Arcs drawn in flight at most: above it shares and conversions are drawn first and clicks
+    /// sampled (every arc is still counted).
+    #[arg(
+        long,
+        default_value_t = crate::arcs::DEFAULT_BUDGET as u32,
+        value_parser = clap::value_parser!(u32).range(1..=crate::arcs::CAPACITY as i64)
+    )]
+    pub max_arcs: u32,
     /// Show this address as a QR code in the corner: a tracked link of the campaign's post
     /// (`POST /v1/links` answers its `url`), for an audience to scan from the stage screen.
     #[arg(long, value_name = "URL")]

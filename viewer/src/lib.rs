@@ -137,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(url) = &cli.qr {
         app.insert_resource(hud::QrLink(url.clone()));
     }
+    app.insert_resource(arcs::ArcBudget(cli.max_arcs as usize));
     connect(&mut app, &cli, file)?;
     let output = match (&cli.frames, &cli.video) {
         (Some(dir), _) => {
@@ -274,6 +275,8 @@ pub mod bench {
         app.add_plugins((MinimalPlugins, crate::feed::plugin));
         crate::configure_sets(&mut app);
         crate::arcs::register(&mut app);
+        // The machinery's cost with every arc drawn: no budget.
+        app.insert_resource(crate::arcs::ArcBudget(crate::arcs::CAPACITY));
         app.update();
         app.world_mut()
             .resource_mut::<crate::arcs::DisplayClock>()

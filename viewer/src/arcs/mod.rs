@@ -16,12 +16,30 @@ use crate::{
     feed::{FeedReset, NewArcs},
 };
 pub use material::ArcMaterial;
-pub use ring::{ArcRing, LIFETIME_SECS};
+pub use ring::{ArcRing, CAPACITY, LIFETIME_SECS};
+use viralglobe_protocol::{ArcEvent, ArcKind};
+
 use ring::{CHUNKS, FLIGHT_SECS, PULSE_SECS, SLOT_FLOATS, SLOTS_PER_CHUNK, TRAIL};
 
 /// Most arcs launched in one frame; above it an even sample of the frame's arcs is drawn (all are
 /// counted). At 60 frames a second that is 150,000 arcs a second.
 pub const MAX_LAUNCHES_PER_FRAME: usize = 2_500;
+
+/// At most this many arcs are in flight at once (`--max-arcs`), so the peak stays legible and
+/// fast. The room is handed out evenly over an arc's lifetime (a burst does not fill it for the
+/// next five seconds); shares and conversions take a frame's room first, its clicks are sampled
+/// evenly into what is left. The counters never depend on it.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArcBudget(pub usize);
+
+impl Default for ArcBudget {
+    fn default() -> Self {
+        Self(DEFAULT_BUDGET)
+    }
+}
+
+/// Chosen by looking at the demo's peak at 1080p: enough for the cascades to read as cascades.
+pub const DEFAULT_BUDGET: usize = 4_000;
 
 /// The animation clock, in seconds: it runs while the feed plays and stops while a replay is
 /// paused, so paused arcs hold still.
@@ -51,6 +69,7 @@ pub(super) fn plugin(app: &mut App) {
 /// Everything but the render plugin: what a headless test needs.
 pub(crate) fn register(app: &mut App) {
     app.init_resource::<ArcRing>()
+        .init_resource::<ArcBudget>()
         .init_resource::<DisplayClock>()
         .init_resource::<ArcsInFlight>()
         .init_resource::<Assets<ArcMaterial>>()
@@ -111,19 +130,54 @@ fn reset_arcs(mut resets: MessageReader<FeedReset>, mut ring: ResMut<ArcRing>) {
     }
 }
 
+/// The budget handed out over time: launches are owed back at the budget's share of a lifetime
+/// per second, and at most a quarter of the budget may be owed, so a burst (a seek, the start of
+/// an export) does not take all the room for the next five seconds, and a quiet globe draws the
+/// next arc at once.
+#[derive(Default)]
+struct Allowance {
+    /// The display time of the last frame.
+    at: f32,
+    owed: f32,
+}
+
 fn launch_arcs(
     mut batches: MessageReader<NewArcs>,
     mut ring: ResMut<ArcRing>,
     clock: Res<DisplayClock>,
+    budget: Res<ArcBudget>,
+    mut allowance: Local<Allowance>,
 ) {
-    let batches: Vec<&NewArcs> = batches.read().collect();
-    let total: usize = batches.iter().map(|b| b.0.len()).sum();
-    let stride = total.div_ceil(MAX_LAUNCHES_PER_FRAME).max(1);
-    for (i, arc) in batches.iter().flat_map(|b| &b.0).enumerate() {
-        if i % stride == 0 {
+    let budget = budget.0 as f32;
+    let elapsed = (clock.now - allowance.at).max(0.0);
+    allowance.at = clock.now;
+    allowance.owed = (allowance.owed - budget * elapsed / LIFETIME_SECS).max(0.0);
+    let burst = (budget / 4.0).max(1.0);
+    let (first, clicks): (Vec<&ArcEvent>, Vec<&ArcEvent>) = batches
+        .read()
+        .flat_map(|b| &b.0)
+        .partition(|arc| arc.kind != ArcKind::Click);
+    let mut room = (budget as usize)
+        .saturating_sub(ring.in_flight(clock.now))
+        .min((burst - allowance.owed).max(0.0) as usize)
+        .min(MAX_LAUNCHES_PER_FRAME);
+    for arcs in [first, clicks] {
+        let chosen = evenly(&arcs, room);
+        room -= chosen.len();
+        allowance.owed += chosen.len() as f32;
+        for arc in chosen {
             ring.launch(arc, clock.now);
         }
     }
+}
+
+/// `room` of `arcs` spread evenly over them, or all of them when they fit.
+fn evenly<'a>(arcs: &[&'a ArcEvent], room: usize) -> Vec<&'a ArcEvent> {
+    let n = arcs.len();
+    if n <= room {
+        return arcs.to_vec();
+    }
+    (0..room).map(|i| arcs[i * n / room]).collect()
 }
 
 fn upload_chunks(
@@ -192,8 +246,36 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_keeps_shares_and_conversions_and_samples_clicks() {
+        let mut app = app();
+        // Room for 100 at once (a quarter), 400 in flight.
+        app.insert_resource(ArcBudget(400));
+        app.update();
+        let mut arcs: Vec<ArcEvent> = (0..500).map(|seq| arc(seq, ArcKind::Click, 1)).collect();
+        arcs.extend((500..530).map(|seq| arc(seq, ArcKind::Share, 1)));
+        arcs.extend((530..550).map(|seq| arc(seq, ArcKind::Conversion, 1)));
+        app.world_mut().write_message(NewArcs(arcs));
+        app.update();
+        assert_eq!(app.world().resource::<ArcsInFlight>().0, 100);
+        // Widths tell kinds apart: shares 2, conversions 1.4, clicks 1.
+        let widths = app.world().resource::<ArcRing>().widths();
+        assert_eq!(widths.iter().filter(|w| **w == 2.0).count(), 30);
+        assert_eq!(widths.iter().filter(|w| **w == 1.4).count(), 20);
+        assert_eq!(widths.iter().filter(|w| **w == 1.0).count(), 50);
+
+        // A second later, the budget's share of a lifetime more: 400 / 4.86 s.
+        app.world_mut().resource_mut::<DisplayClock>().now += 1.0;
+        let clicks = (600..800).map(|seq| arc(seq, ArcKind::Click, 1)).collect();
+        app.world_mut().write_message(NewArcs(clicks));
+        app.update();
+        let expected = 100 + (400.0 / ring::LIFETIME_SECS) as usize;
+        assert_eq!(app.world().resource::<ArcsInFlight>().0, expected);
+    }
+
+    #[test]
     fn a_flood_is_sampled_and_a_reset_clears_the_globe() {
         let mut app = app();
+        app.insert_resource(ArcBudget(CAPACITY));
         app.update();
         let flood = (0..10 * MAX_LAUNCHES_PER_FRAME as u64)
             .map(|seq| arc(seq, ArcKind::Click, 0))

@@ -13,6 +13,8 @@ use crate::geo::to_unit;
 
 pub const SLOTS_PER_CHUNK: usize = 4096;
 pub const CHUNKS: usize = 32;
+/// Arcs the ring holds at once.
+pub const CAPACITY: usize = SLOTS_PER_CHUNK * CHUNKS;
 /// Floats per slot: three vec4.
 pub const SLOT_FLOATS: usize = 12;
 
@@ -127,6 +129,15 @@ impl ArcRing {
                 .flat_map(|f| f.to_le_bytes())
                 .collect(),
         )
+    }
+
+    /// The width of every arc animating (its kind shows in it), for tests.
+    #[cfg(test)]
+    pub fn widths(&self) -> Vec<f32> {
+        self.in_flight
+            .iter()
+            .map(|&(_, slot)| self.slots[slot][11])
+            .collect()
     }
 
     /// Where the most recent arcs land, weighted towards the newest: where the action is.
