@@ -24,6 +24,15 @@ pub(crate) struct TestRedis {
     extra: Vec<String>,
 }
 
+/// Waits (10 s at most) until `what` listens on loopback port `port`.
+pub(crate) fn listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -77,11 +86,7 @@ impl TestRedis {
             .spawn()
             .expect("redis-server runs (tests/run.sh installs Debian's redis-server)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        listening(self.port, "redis-server");
     }
 
     pub(crate) fn kill(&mut self) {
@@ -887,11 +892,7 @@ async fn a_node_reaches_redis_over_tls() {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    listening(port, "redis-server");
     let url = format!("rediss://:s3cret@127.0.0.1:{port}");
 
     // Without the CA: a clear refusal, no backtrace, no serving.

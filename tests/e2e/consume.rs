@@ -477,11 +477,7 @@ impl TestNats {
             .spawn()
             .expect("nats-server runs (tests/run.sh installs Debian's nats-server)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::cluster::listening(self.port, "nats-server");
     }
 
     fn kill(&mut self) {

@@ -13,7 +13,9 @@ use serde_json::Value;
 use viralglobe_protocol::ArcEvent;
 
 use crate::{
-    cluster::{CAMPAIGN, TestRedis, batch, converged, free_port, redis_cli, stopped_for},
+    cluster::{
+        CAMPAIGN, TestRedis, batch, converged, free_port, listening, redis_cli, stopped_for,
+    },
     support::TestServer,
 };
 
@@ -50,11 +52,7 @@ impl TestSentinel {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs in sentinel mode");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the sentinel did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        listening(port, "the sentinel");
         Self { child, port }
     }
 }
