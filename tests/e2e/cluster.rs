@@ -1149,7 +1149,6 @@ async fn a_node_with_a_full_disk_says_why_it_stopped_once() {
     assert!(answers[1].contains("ingest is stopped"), "{answers:#?}");
 }
 
-/// `redis-cli -p PORT ARGS…`'s answer.
 /// What `redis-cli` says to the Redis (or sentinel) on `port`.
 pub(crate) fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -1244,7 +1243,8 @@ async fn nodes_never_follow_a_log_that_was_emptied() {
 /// Redis comes back with an older copy of its data (what `appendfsync everysec`, a failover to a
 /// replica that lagged, or a restored backup looks like): the nodes, whose last applied entries
 /// the log no longer has, stop applying it and say so, rather than go on numbering arcs the log
-/// will give other meanings; what they serve stays as it was.
+/// will give other meanings; what they serve stays as it was. `reseed` from one of them brings
+/// both back with everything.
 #[tokio::test]
 async fn nodes_stop_at_a_log_that_was_rolled_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1278,6 +1278,27 @@ async fn nodes_stop_at_a_log_that_was_rolled_back() {
     for node in [&a, &b] {
         stopped_for(node, "rolled back", &seq).await;
     }
+
+    // Reseeded from a's mirror: the log has every acknowledged batch again, under a new epoch,
+    // and both nodes agree on it.
+    a.kill();
+    b.kill();
+    let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
+        .args(["reseed", "--redis", &redis.url(), "--data-dir"])
+        .arg(dir.path().join("a"))
+        .output()
+        .expect("reseed runs");
+    assert!(output.status.success(), "{output:?}");
+    let (a, b) = (
+        node(&dir.path().join("a"), &redis),
+        node(&dir.path().join("b"), &redis),
+    );
+    let states = converged(&[&a, &b], 60).await;
+    assert_eq!(
+        states[0].0["summary"]["seq"], 60,
+        "every acknowledged batch"
+    );
+    assert_eq!(states[0], states[1], "b = a");
 }
 
 /// Waits (30 s at most) for `node` to stop following the log, `/healthz` saying why (`says`),

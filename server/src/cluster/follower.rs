@@ -138,6 +138,8 @@ impl Follower {
     /// Applies every entry the log has now.
     pub(super) fn catch_up(&mut self) -> Result<(), ClusterError> {
         let started = Instant::now();
+        // The mirror was just emptied (and given the latest snapshot): the note says so.
+        self.note_followed(true);
         let redis_error = |e: redis::RedisError| ClusterError::Redis {
             address: self.redis.address(),
             error: e.to_string(),
@@ -154,7 +156,7 @@ impl Follower {
             .ids;
         let Some(target) = newest.first().map(|e| parse_id(&e.id)) else {
             tracing::info!(redis = %self.redis.address(), "the log is empty");
-            self.note_followed();
+            self.note_followed(true);
             return Ok(());
         };
         let (mut entries, mut noted) = (0u64, Instant::now());
@@ -185,6 +187,7 @@ impl Follower {
                 self.apply(entry)?;
                 entries += 1;
             }
+            self.note_followed(false);
             if noted.elapsed() > Duration::from_secs(5) {
                 noted = Instant::now();
                 tracing::info!(entries, applied = %self.last, "catching up with the log");
@@ -196,19 +199,23 @@ impl Follower {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "caught up with the log"
         );
-        self.note_followed();
+        self.note_followed(true);
         Ok(())
     }
 
-    /// Notes, beside the mirror, which log this node follows and how far.
-    fn note_followed(&mut self) {
-        self.noted = Instant::now();
-        self.noted_entry.clone_from(&self.last);
+    /// Notes, beside the mirror, which log this node follows and how far: after every read it
+    /// applied, so that the note matches the mirror when the process is killed (what `reseed`
+    /// relies on), and on disk at least a second after a change.
+    fn note_followed(&mut self, durable: bool) {
+        if durable {
+            self.noted = Instant::now();
+            self.noted_entry.clone_from(&self.last);
+        }
         let followed = Followed {
             epoch: self.epoch.clone(),
             applied: self.last.clone(),
         };
-        if let Err(e) = identity::write(&self.snapshots.mirror, &followed) {
+        if let Err(e) = identity::write(&self.snapshots.mirror, &followed, durable) {
             tracing::warn!(error = %e, "cannot note where this node stands in the log");
         }
     }
@@ -281,7 +288,7 @@ impl Follower {
             }
             // Noted a second after the last change at most, busy or quiet.
             if self.noted_entry != self.last && self.noted.elapsed() >= NOTE_EVERY {
-                self.note_followed();
+                self.note_followed(true);
             }
             // What was read but not applied is read again on the next connection (from a new
             // primary after a failover).
@@ -298,6 +305,7 @@ impl Follower {
                             return self.stop(e.reason());
                         }
                     }
+                    self.note_followed(false);
                 }
                 Err(e) => {
                     tracing::warn!(redis = %self.redis.address(), error = %e, "lost Redis: the live feed serves what it has; reconnecting");
@@ -309,8 +317,16 @@ impl Follower {
         }
     }
 
-    fn stop(&self, reason: String) {
+    fn stop(&mut self, reason: String) {
         tracing::error!(error = %reason, "this node stopped following the log: restart it");
+        self.set_stopped(reason);
+        // The mirror holds everything up to the last entry applied: noted for good.
+        self.note_followed(true);
+    }
+
+    /// Refuses ingest from now on (before the batch that found the failure is answered, so that
+    /// no request sent after that answer is taken).
+    fn set_stopped(&self, reason: String) {
         *self
             .health
             .stopped
@@ -400,6 +416,9 @@ impl Follower {
         };
         let fatal = answer.as_ref().err().map(ToString::to_string);
         let ours = matches!(entry.map.get("node"), Some(redis::Value::BulkString(n)) if n == self.node.as_bytes());
+        if let Some(reason) = &fatal {
+            self.set_stopped(reason.clone());
+        }
         if ours && let Some(token) = entry.map.get("token").and_then(token_of) {
             self.waiters.applied(token, answer);
         }

@@ -48,13 +48,16 @@ pub(super) fn read(mirror: &Path) -> Option<Followed> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Notes `followed` (written whole, then renamed over the last note).
-pub(super) fn write(mirror: &Path, followed: &Followed) -> std::io::Result<()> {
+/// Notes `followed` (written whole, then renamed over the last note); `durable`: on disk before
+/// this returns, else as soon as the system writes it (a killed process loses nothing of it).
+pub(super) fn write(mirror: &Path, followed: &Followed, durable: bool) -> std::io::Result<()> {
     let path = path(mirror);
     let partial = path.with_extension("partial");
     let mut file = std::fs::File::create(&partial)?;
     file.write_all(&serde_json::to_vec(followed).expect("serializes"))?;
-    file.sync_all()?;
+    if durable {
+        file.sync_all()?;
+    }
     std::fs::rename(partial, path)
 }
 
@@ -190,9 +193,9 @@ mod tests {
             epoch: "e1".into(),
             applied: "10-0".into(),
         };
-        write(&mirror, &followed).expect("written");
+        write(&mirror, &followed, true).expect("written");
         followed.applied = "11-3".into();
-        write(&mirror, &followed).expect("written");
+        write(&mirror, &followed, true).expect("written");
         assert_eq!(read(&mirror), Some(followed));
         assert!(dir.path().join("redis-mirror.followed.json").is_file());
     }

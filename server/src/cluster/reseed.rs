@@ -84,7 +84,7 @@ pub fn reseed(url: &str, data_dir: &Path) -> Result<Reseed, ClusterError> {
         epoch: done.epoch.clone(),
         applied: followed.applied,
     };
-    identity::write(&mirror, &noted).map_err(|e| ClusterError::Mirror {
+    identity::write(&mirror, &noted, true).map_err(|e| ClusterError::Mirror {
         path: mirror.display().to_string(),
         error: e.to_string(),
     })?;
