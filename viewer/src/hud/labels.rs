@@ -1,6 +1,7 @@
 //! Place names where the action is: the busiest destinations of the last few seconds that face the
 //! camera, placed so that no two overlap (beside their city on either side, or above or below it;
-//! a name that fits nowhere is left out rather than drawn over another).
+//! a name that fits nowhere is left out rather than drawn over another). A city closer to a busier
+//! named one than that name is wide goes under the busier name (no "Brooklyn" beside "New York").
 
 use std::collections::HashMap;
 
@@ -131,16 +132,21 @@ fn place(
 
 /// Boxes for as many of `anchors` (busiest first) as fit, at most `max`: each name's box, sized
 /// from its length, goes right of its city, else left, above or below, wherever it overlaps no
-/// box placed before it (nor any city dot of a placed name).
+/// box placed before it (nor any city dot of a placed name). A city within a placed name's width
+/// of that name's city is merged into it: not named.
 fn place_without_overlap<'a>(
     anchors: &[(&'a str, Vec2)],
     font_px: f32,
     max: usize,
 ) -> Vec<(&'a str, Rect)> {
     let mut placed: Vec<(&str, Rect)> = Vec::new();
+    let mut named: Vec<(Vec2, f32)> = Vec::new();
     for &(name, at) in anchors {
         if placed.len() == max {
             break;
+        }
+        if named.iter().any(|(city, width)| city.distance(at) < *width) {
+            continue;
         }
         let size = Vec2::new(name.chars().count() as f32 * font_px * 0.62, font_px * 1.3);
         let gap = font_px * 0.4;
@@ -162,6 +168,7 @@ fn place_without_overlap<'a>(
             .find(free)
         {
             placed.push((name, rect));
+            named.push((at, size.x));
         }
     }
     placed
@@ -172,10 +179,11 @@ mod tests {
     use super::*;
 
     /// A busy frame: the West Coast's cities crowd each other (Los Angeles and San Diego, Seattle
-    /// and Portland, San Francisco and San Jose a few pixels apart). No two labels overlap, the
-    /// busiest is always shown, and crowding leaves names out rather than piling them up.
+    /// and Portland, San Francisco and San Jose a few pixels apart). The busiest is always named,
+    /// a city closer to a named one than its name is wide goes under it, and no two names
+    /// overlap.
     #[test]
-    fn labels_in_a_busy_frame_never_overlap() {
+    fn labels_in_a_busy_frame_merge_and_never_overlap() {
         let anchors = [
             ("Los Angeles", Vec2::new(300.0, 400.0)),
             ("San Diego", Vec2::new(306.0, 410.0)),
@@ -187,21 +195,29 @@ mod tests {
             ("Phoenix", Vec2::new(360.0, 420.0)),
             ("Sacramento", Vec2::new(290.0, 322.0)),
             ("Denver", Vec2::new(420.0, 330.0)),
+            ("New York", Vec2::new(700.0, 300.0)),
+            ("Brooklyn", Vec2::new(703.0, 306.0)),
         ];
         let placed = place_without_overlap(&anchors, 16.0, 6);
-        assert_eq!(placed[0].0, "Los Angeles");
-        assert_eq!(placed.len(), 6, "{placed:?}");
+        let names: Vec<&str> = placed.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["Los Angeles", "Seattle", "Denver", "New York"]);
+        let at = |name: &str| anchors.iter().find(|(n, _)| *n == name).expect("a city").1;
         for (i, (a, ra)) in placed.iter().enumerate() {
             for (b, rb) in &placed[i + 1..] {
                 assert!(ra.intersect(*rb).is_empty(), "{a} overlaps {b}");
+                assert!(
+                    at(a).distance(at(b)) >= ra.width(),
+                    "{b} within {a}'s width"
+                );
             }
         }
-        // Everything on one spot: one name on each side of it, then no room.
+        // Far apart, every name fits, up to the most shown.
+        let spread: Vec<(&str, Vec2)> = (0..8)
+            .map(|i| ("Here", Vec2::new(100.0 + 200.0 * i as f32, 100.0)))
+            .collect();
+        assert_eq!(place_without_overlap(&spread, 16.0, 6).len(), 6);
+        // Everything on one spot: one name.
         let pile: Vec<(&str, Vec2)> = (0..8).map(|_| ("Here", Vec2::new(100.0, 100.0))).collect();
-        assert_eq!(
-            place_without_overlap(&pile, 16.0, 6).len(),
-            4,
-            "four sides, then no room"
-        );
+        assert_eq!(place_without_overlap(&pile, 16.0, 6).len(), 1);
     }
 }
