@@ -1149,6 +1149,17 @@ async fn a_node_with_a_full_disk_says_why_it_stopped_once() {
     assert!(answers[1].contains("ingest is stopped"), "{answers:#?}");
 }
 
+/// `viralglobe-server reseed` of the log at `url` from the mirror in `data_dir`: what it printed.
+pub(crate) fn reseed(url: &str, data_dir: &Path) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
+        .args(["reseed", "--redis", url, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("reseed runs");
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).expect("a JSON answer")
+}
+
 /// What `redis-cli` says to the Redis (or sentinel) on `port`.
 pub(crate) fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -1220,13 +1231,7 @@ async fn nodes_never_follow_a_log_that_was_emptied() {
     // The way back: the log rebuilt from b's mirror, under a new epoch; both nodes, restarted,
     // have every acknowledged event and take ingest again.
     a.kill();
-    let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
-        .args(["reseed", "--redis", &redis.url(), "--data-dir"])
-        .arg(dir.path().join("b"))
-        .output()
-        .expect("reseed runs");
-    assert!(output.status.success(), "{output:?}");
-    let done: Value = serde_json::from_slice(&output.stdout).expect("a JSON answer");
+    let done = reseed(&redis.url(), &dir.path().join("b"));
     assert_eq!(done["kept_entries"], 0, "nothing after the mirror: {done}");
     let (a, b) = (
         node(&dir.path().join("a"), &redis),
@@ -1283,12 +1288,7 @@ async fn nodes_stop_at_a_log_that_was_rolled_back() {
     // and both nodes agree on it.
     a.kill();
     b.kill();
-    let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
-        .args(["reseed", "--redis", &redis.url(), "--data-dir"])
-        .arg(dir.path().join("a"))
-        .output()
-        .expect("reseed runs");
-    assert!(output.status.success(), "{output:?}");
+    reseed(&redis.url(), &dir.path().join("a"));
     let (a, b) = (
         node(&dir.path().join("a"), &redis),
         node(&dir.path().join("b"), &redis),

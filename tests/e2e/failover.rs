@@ -14,7 +14,7 @@ use viralglobe_protocol::ArcEvent;
 
 use crate::{
     cluster::{
-        CAMPAIGN, TestRedis, batch, converged, free_port, listening, redis_cli, stopped_for,
+        CAMPAIGN, TestRedis, batch, converged, free_port, listening, redis_cli, reseed, stopped_for,
     },
     support::TestServer,
 };
@@ -364,13 +364,7 @@ async fn a_failover_that_loses_the_tail_stops_the_nodes_and_reseed_brings_them_b
 
     a.kill();
     b.kill();
-    let output = Command::new(env!("CARGO_BIN_EXE_viralglobe-server"))
-        .args(["reseed", "--redis", &url, "--data-dir"])
-        .arg(&dirs[0])
-        .output()
-        .expect("reseed runs");
-    assert!(output.status.success(), "{output:?}");
-    let done: Value = serde_json::from_slice(&output.stdout).expect("a JSON answer");
+    let done = reseed(&url, &dirs[0]);
     assert_eq!(done["from_epoch"], old_epoch.as_str(), "{done}");
     assert_eq!(done["kept_entries"], 3, "c's three batches: {done}");
     let new_epoch = done["epoch"].as_str().expect("the new epoch").to_owned();
