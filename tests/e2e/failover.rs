@@ -38,7 +38,7 @@ impl TestSentinel {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\nlogfile sentinel.log\n\
                  sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
-                 sentinel down-after-milliseconds {MASTER} 1000\n\
+                 sentinel down-after-milliseconds {MASTER} 2000\n\
                  sentinel failover-timeout {MASTER} 3000\n",
                 dir.display(),
                 primary.port
@@ -153,7 +153,7 @@ fn field(answer: &str, name: &str) -> String {
     String::new()
 }
 
-/// Posts `lines` until a 200 says they are on the primary and a replica; a 503 (the primary gone)
+/// Posts `lines` until a 200 says they are on the primary and its replicas (as `--redis-wait` asks); a 503 (the primary gone)
 /// or a 202 (a replica short) sends them again, whole (their ids make repeats duplicates).
 async fn post_until_replicated(node: &TestServer, lines: Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -187,8 +187,10 @@ async fn ingest(node: &TestServer, failing_over: &AtomicBool, next: &AtomicUsize
     }
 }
 
-/// Two nodes on `--redis redis+sentinel://…/viral --redis-wait 1`, ingest spread over both all
-/// along: the primary is killed with -9, five times, the killed one coming back each time (it
+/// Two nodes on `--redis redis+sentinel://…/viral --redis-wait 2` (every replica: whichever
+/// Sentinel promotes has what a node applied; with 1 of 2, a promotion of the other one, which
+/// Sentinel may pick on stale offsets, takes back what nodes applied and stops them — seen here
+/// under load), ingest spread over both all along: the primary is killed with -9, five times, the killed one coming back each time (it
 /// returns as a replica, which changes nothing for the nodes) and the next failover two
 /// seconds later. Both nodes follow each new primary within 15 s, every batch
 /// answered 200 is on both, their statistics and exports are equal, and a subscriber that stayed
@@ -196,18 +198,16 @@ async fn ingest(node: &TestServer, failing_over: &AtomicBool, next: &AtomicUsize
 #[tokio::test]
 async fn two_nodes_follow_five_sentinel_failovers_and_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dir = Box::leak(Box::new(dir));
-    eprintln!("DIR {}", dir.path().display());
     let mut deployment = Deployment::start(dir.path());
     let url = deployment.url();
     let nodes = [
         TestServer::start_in(
             &dir.path().join("a"),
-            &["--redis", &url, "--redis-wait", "1"],
+            &["--redis", &url, "--redis-wait", "2"],
         ),
         TestServer::start_in(
             &dir.path().join("b"),
-            &["--redis", &url, "--redis-wait", "1"],
+            &["--redis", &url, "--redis-wait", "2"],
         ),
     ];
     let (mut watching, _) = nodes[0].subscribe(&format!("?campaign={CAMPAIGN}")).await;
@@ -245,7 +245,9 @@ async fn two_nodes_follow_five_sentinel_failovers_and_lose_nothing_acknowledged(
                     let log = &health["log"];
                     // Following: connected to the new primary (which may wait a moment for a
                     // replica before anything is applied).
-                    if log["failovers"] == round
+                    // At least this round's failover (Sentinel may fail over once more on a
+                    // loaded machine: a node counts that too).
+                    if log["failovers"].as_u64() >= Some(round)
                         && log["primary"] == format!("127.0.0.1:{new}")
                         && (log["redis"] == "ok" || log["redis"] == "short of replicas")
                     {
@@ -264,11 +266,23 @@ async fn two_nodes_follow_five_sentinel_failovers_and_lose_nothing_acknowledged(
         }
         failing_over.store(false, Ordering::Relaxed);
     };
-    tokio::join!(
-        ingest(&nodes[0], &failing_over, &next),
-        ingest(&nodes[1], &failing_over, &next),
-        failovers
-    );
+    let ingesting = AtomicBool::new(true);
+    let ingest = async {
+        tokio::join!(
+            ingest(&nodes[0], &failing_over, &next),
+            ingest(&nodes[1], &failing_over, &next),
+        );
+        ingesting.store(false, Ordering::Relaxed);
+    };
+    // The subscriber reads all along, as a page would.
+    let watch = async {
+        let mut seen = Vec::new();
+        while ingesting.load(Ordering::Relaxed) {
+            seen.extend(watching.arcs(usize::MAX, Duration::from_millis(200)).await);
+        }
+        seen
+    };
+    let ((), (), mut seen) = tokio::join!(ingest, failovers, watch);
 
     let batches = next.load(Ordering::Relaxed) as u64;
     let arcs = batches * 10;
@@ -280,12 +294,17 @@ async fn two_nodes_follow_five_sentinel_failovers_and_lose_nothing_acknowledged(
     for node in &nodes {
         let (status, health) = node.get_json("/healthz").await;
         assert_eq!(status, 200, "{health}");
-        assert_eq!(health["log"]["failovers"], 5, "{health}");
+        let failovers = health["log"]["failovers"].as_u64().unwrap_or_default();
+        assert!(failovers >= 5, "{health}");
         let metrics = node.metrics().await;
-        assert_eq!(metrics.value("viralglobe_log_failovers_total"), 5.0);
+        assert_eq!(
+            metrics.value("viralglobe_log_failovers_total"),
+            failovers as f64
+        );
     }
 
-    let seen = watching.arcs(arcs as usize, Duration::from_secs(30)).await;
+    let rest = (arcs as usize).saturating_sub(seen.len());
+    seen.extend(watching.arcs(rest, Duration::from_secs(30)).await);
     assert_eq!(
         seen.iter().map(|a| a.seq).collect::<Vec<_>>(),
         (1..=arcs).collect::<Vec<_>>(),
