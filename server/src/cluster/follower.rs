@@ -167,22 +167,10 @@ impl Follower {
                     address: self.redis.address(),
                     error: e.to_string(),
                 })?;
+            // At start what the log has is applied without waiting for replicas, so that a node
+            // serves even while one is down (a failover that takes an entry back is noticed, and
+            // stops this node).
             let Some(reply) = reply else { break };
-            // At start, short of replicas is no reason not to serve: what the log has is applied
-            // (a failover that takes it back is noticed, and stops this node).
-            let have = self.wait_replicas == 0
-                || self
-                    .replicas_have(&mut con)
-                    .map_err(|e| ClusterError::Redis {
-                        address: self.redis.address(),
-                        error: e.to_string(),
-                    })?;
-            if !have {
-                tracing::warn!(
-                    replicas = self.wait_replicas,
-                    "catching up with entries fewer replicas than --redis-wait have"
-                );
-            }
             for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
                 self.apply(entry)?;
                 entries += 1;
