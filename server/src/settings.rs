@@ -338,8 +338,9 @@ pub struct Settings {
     pub follow: Option<PathBuf>,
 
     /// Consume events from a broker (repeatable; in the environment, space-separated):
-    /// `redis://host:port[/db]/STREAM?group=G` (Redis Streams, field `event`) or
-    /// `nats://host:port/STREAM?durable=D` (NATS JetStream). Each message is one event or NDJSON
+    /// `redis://host:port[/db]/STREAM?group=G` (Redis Streams, field `event`),
+    /// `nats://host:port/STREAM?durable=D` (NATS JetStream) or
+    /// `kafka://host:port[,host:port]/TOPIC?group=G` (Kafka). Each message is one event or NDJSON
     /// lines; it is acknowledged once its events are. docs/consuming.md.
     #[arg(
         long,

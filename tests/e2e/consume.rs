@@ -18,7 +18,7 @@ const T0: i64 = 1_350_406_800_000;
 
 /// 10,000 lines of one campaign: 100 shares (10 posts, each with 9 children), 9,400 clicks, 400
 /// conversions, and 100 lines that are not events (1%), in messages of one to 50 lines.
-fn campaign_messages() -> (Vec<String>, Expected) {
+pub(crate) fn campaign_messages() -> (Vec<String>, Expected) {
     let mut lines = Vec::new();
     for root in 0..10 {
         lines.push(events::share(
@@ -105,11 +105,11 @@ fn campaign_messages() -> (Vec<String>, Expected) {
     )
 }
 
-struct Expected {
+pub(crate) struct Expected {
     shares: u64,
     clicks: u64,
     conversions: u64,
-    bad: u64,
+    pub(crate) bad: u64,
     lines: usize,
 }
 
@@ -142,7 +142,7 @@ async fn summary(server: &TestServer) -> (u64, u64, u64) {
 }
 
 /// Waits until the campaign's counters are `expected`, failing with what they were.
-async fn until_counted(server: &TestServer, expected: &Expected, within: Duration) {
+pub(crate) async fn until_counted(server: &TestServer, expected: &Expected, within: Duration) {
     let want = (expected.shares, expected.clicks, expected.conversions);
     let deadline = Instant::now() + within;
     let mut got = summary(server).await;
@@ -157,7 +157,7 @@ fn consume_url(redis: &TestRedis) -> String {
     format!("{}/{STREAM}?group=globe", redis.url())
 }
 
-fn dead_letters(data_dir: &Path) -> Vec<Value> {
+pub(crate) fn dead_letters(data_dir: &Path) -> Vec<Value> {
     let dir = data_dir.join("dead-letter");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -630,8 +630,8 @@ fn a_source_it_cannot_consume_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (url, says) in [
         (
-            "kafka://127.0.0.1:9092/clicks?group=globe",
-            "Kafka is not supported yet",
+            "kafka://127.0.0.1:9092/clicks?group=globe&start=beginning",
+            "start: `earliest` or `latest`, not `beginning`",
         ),
         (
             "redis://127.0.0.1:6379/clicks",

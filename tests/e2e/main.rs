@@ -12,6 +12,7 @@ mod follow;
 mod held;
 mod http_api;
 mod ingest;
+mod kafka;
 mod links;
 mod live;
 mod rate;

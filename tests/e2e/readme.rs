@@ -220,6 +220,30 @@ async fn the_nats_example_counts_what_bash_publishes() {
     );
 }
 
+/// "From Kafka": against a server consuming a topic of a Kafka broker (librdkafka's mock cluster,
+/// as in `kafka.rs`), Debian's `kcat` produces the three events and the stats count them.
+#[tokio::test]
+async fn the_kafka_example_counts_what_kcat_produces() {
+    let kafka = crate::kafka::TestKafka::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = format!("kafka://{}/clicks?group=globe", kafka.brokers());
+    let server = TestServer::start_in(&dir.path().join("data"), &["--consume", &source]);
+    // Once the group has given the server the topic's partitions, as it has by the time a person
+    // types.
+    crate::kafka::until_assigned(&server).await;
+    let script = readme_block("### From Kafka")
+        .replace("http://127.0.0.1:8080", &server.base)
+        .replace("127.0.0.1:9092", &kafka.brokers());
+    let printed = run("bash", &script, |c| c);
+    assert!(
+        printed.contains(
+            r#"{"summary":{"id":"from-kafka","shares":1,"clicks":1,"conversions":1,"goals""#
+        ),
+        "{printed}\n{}",
+        server.log()
+    );
+}
+
 /// "With Sentinel": the script starts its primary, replicas, sentinels and two nodes, sends an
 /// event, shuts the primary down and sends another to the other node once Sentinel has promoted
 /// a replica; both are counted, and `/healthz` names the new primary and one failover.

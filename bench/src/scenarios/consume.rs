@@ -1,5 +1,5 @@
 //! Consuming a broker against HTTP batches, in the same sitting: events/s the server takes from a
-//! Redis stream and from a NATS JetStream stream (each filled first with messages of 1,000 NDJSON
+//! Redis stream, a NATS JetStream stream and a Kafka topic (each filled first with messages of 1,000 NDJSON
 //! lines, then consumed by a server started on it: start-up included), against NDJSON batches of
 //! 1,000 over HTTP. The brokers run on the clients' CPUs.
 
@@ -138,5 +138,42 @@ pub async fn consume(cli: &Cli) -> anyhow::Result<Vec<Row>> {
             ));
         }
     }
+    let rate = kafka(cli, &messages).await?;
+    rows.push(
+        Row::new(
+            format!("consume events/s from Kafka (librdkafka's mock broker), messages of {EVENTS_PER_MESSAGE} lines, the server on its CPUs"),
+            batch(rate),
+        )
+        .target("≥ 70% of HTTP batches", rate >= 0.7 * http),
+    );
     Ok(rows)
+}
+
+/// Kafka: librdkafka's mock cluster, held by this process (on the clients' CPUs), the only Kafka
+/// broker this project can install (docs/consuming.md): a topic of 3 partitions, filled first.
+async fn kafka(cli: &Cli, messages: &[Vec<u8>]) -> anyhow::Result<f64> {
+    use rdkafka::{
+        ClientConfig,
+        mocking::MockCluster,
+        producer::{BaseProducer, BaseRecord, Producer},
+    };
+    let cluster = MockCluster::new(1)?;
+    cluster.create_topic("events", 3, 1)?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("message.max.bytes", "4000000")
+        .create()?;
+    for (n, message) in messages.iter().enumerate() {
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to("events")
+                    .partition(n as i32 % 3)
+                    .payload(message),
+            )
+            .map_err(|(e, _)| e)?;
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    let source = format!("kafka://{}/events?group=bench", cluster.bootstrap_servers());
+    consumed(cli, &source).await
 }

@@ -8,9 +8,10 @@
 //! the stream. When the pipeline refuses (no recording can take events, Redis away) the consumer
 //! keeps the batch, waits, and tries it again: it never acknowledges past what was refused.
 //!
-//! One thread per source; each broker is a [`Broker`] (`redis_stream.rs`, `nats.rs`).
+//! One thread per source; each broker is a [`Broker`] (`redis_stream.rs`, `nats.rs`, `kafka.rs`).
 
 mod dead_letter;
+mod kafka;
 mod nats;
 mod redis_stream;
 
@@ -78,13 +79,17 @@ trait Broker: Send {
 enum Source {
     RedisStream(redis_stream::Options),
     Nats(nats::Options),
+    Kafka(kafka::Options),
 }
 
 impl Source {
     fn parse(url: &str, node: &str) -> Result<Self, ConsumeError> {
         let bad = |message: &str| ConsumeError::Url(shown(url), message.to_owned());
         let (scheme, _) = url.split_once("://").ok_or_else(|| {
-            bad("not a URL: `redis://…/STREAM?group=G` or `nats://…/STREAM?durable=D`")
+            bad(
+                "not a URL: `redis://…/STREAM?group=G`, `nats://…/STREAM?durable=D` or \
+                 `kafka://…/TOPIC?group=G`",
+            )
         })?;
         match scheme {
             "redis" | "rediss" => redis_stream::Options::parse(url, node)
@@ -93,12 +98,11 @@ impl Source {
             "nats" => nats::Options::parse(url, node)
                 .map(Source::Nats)
                 .map_err(|m| bad(&m)),
-            "kafka" => Err(bad(
-                "Kafka is not supported yet: Redis Streams and NATS JetStream are \
-                 (docs/consuming.md)",
-            )),
+            "kafka" => kafka::Options::parse(url, node)
+                .map(Source::Kafka)
+                .map_err(|m| bad(&m)),
             other => Err(bad(&format!(
-                "unknown scheme `{other}`: `redis://` or `nats://`"
+                "unknown scheme `{other}`: `redis://`, `nats://` or `kafka://`"
             ))),
         }
     }
@@ -107,6 +111,7 @@ impl Source {
         match self {
             Source::RedisStream(options) => Box::new(redis_stream::RedisStream::new(options)),
             Source::Nats(options) => Box::new(nats::JetStream::new(options)),
+            Source::Kafka(options) => Box::new(kafka::KafkaTopic::new(options)),
         }
     }
 }
