@@ -9,8 +9,11 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use rdkafka::{
@@ -20,6 +23,7 @@ use rdkafka::{
     error::KafkaError,
     message::DeliveryResult,
     producer::{BaseProducer, BaseRecord, Producer, ProducerContext},
+    statistics::Statistics,
 };
 
 use super::{Broker, BrokerError, Message};
@@ -95,9 +99,15 @@ impl Options {
 /// few seconds) go to debug: the source's state in `/healthz` and its one log line a change
 /// already say it. Partitions taken away by a rebalance are noted, so that a batch being taken
 /// drops what it holds of them: their new owner starts at the last commit and reads them again.
-#[derive(Default)]
+///
+/// The lag comes from librdkafka's statistics (each second, from what its fetches learnt): asking
+/// the broker for watermarks instead queues behind the fetches' long polls on the same
+/// connection, half a second a partition.
 struct Quiet {
+    topic: String,
     revoked: Mutex<Vec<i32>>,
+    assigned: AtomicUsize,
+    lag: Mutex<Option<u64>>,
 }
 
 impl ClientContext for Quiet {
@@ -108,6 +118,32 @@ impl ClientContext for Quiet {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!("librdkafka: {error}: {reason}");
     }
+
+    fn stats(&self, statistics: Statistics) {
+        // Partitions this member fetches have a lag of 0 or more; others (and the unassigned
+        // partition -1) report -1. None at all: no partition yet, nothing to tell.
+        let lags: Vec<u64> = statistics
+            .topics
+            .get(&self.topic)
+            .into_iter()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0)
+            .filter_map(|p| u64::try_from(p.consumer_lag).ok())
+            .collect();
+        *self.lag.lock().unwrap_or_else(|e| e.into_inner()) =
+            (!lags.is_empty()).then(|| lags.iter().sum());
+    }
+}
+
+impl Quiet {
+    fn new(topic: &str) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            revoked: Mutex::default(),
+            assigned: AtomicUsize::new(0),
+            lag: Mutex::default(),
+        }
+    }
 }
 
 impl ConsumerContext for Quiet {
@@ -115,6 +151,14 @@ impl ConsumerContext for Quiet {
         if let Rebalance::Revoke(partitions) = rebalance {
             let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
             revoked.extend(partitions.elements().iter().map(|p| p.partition()));
+            self.assigned.store(0, Ordering::Relaxed);
+            *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            self.assigned.store(partitions.count(), Ordering::Relaxed);
         }
     }
 }
@@ -144,8 +188,6 @@ pub(super) struct KafkaTopic {
     producer: Option<BaseProducer<Delivery>>,
     /// Taken and not yet committed: the next offset to commit, by partition.
     taken: HashMap<String, (i32, i64)>,
-    lag: Option<u64>,
-    lag_asked: Option<Instant>,
 }
 
 fn fail(error: impl std::fmt::Display) -> BrokerError {
@@ -159,8 +201,6 @@ impl KafkaTopic {
             consumer: None,
             producer: None,
             taken: HashMap::new(),
-            lag: None,
-            lag_asked: None,
         }
     }
 
@@ -204,7 +244,8 @@ impl Broker for KafkaTopic {
                     "heartbeat.interval.ms",
                     (o.session_timeout_ms / 4).to_string(),
                 )
-                .create_with_context(Quiet::default())
+                .set("statistics.interval.ms", "1000")
+                .create_with_context(Quiet::new(&o.topic))
                 .map_err(fail)?;
             consumer.subscribe(&[&o.topic]).map_err(fail)?;
             self.taken.clear();
@@ -349,36 +390,18 @@ impl Broker for KafkaTopic {
         })
     }
 
-    fn lag(&mut self) -> Option<u64> {
-        // Asking the broker costs a round trip a partition: at most once a second.
-        if self
-            .lag_asked
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return self.lag;
-        }
-        self.lag_asked = Some(Instant::now());
+    fn partitions(&self) -> Option<usize> {
         let consumer = self.consumer.as_ref()?;
-        let positions = consumer.position().ok()?;
-        if positions.count() == 0 {
-            // No partition yet (the group is still forming, or it has more members than the
-            // topic has partitions): nothing to tell.
-            self.lag = None;
-            return None;
-        }
-        let mut lag = 0;
-        for element in positions.elements() {
-            let (low, high) = consumer
-                .fetch_watermarks(element.topic(), element.partition(), ANSWER_WITHIN)
-                .ok()?;
-            let at = match element.offset() {
-                Offset::Offset(at) => at,
-                _ => low,
-            };
-            lag += u64::try_from(high - at.max(low)).unwrap_or(0);
-        }
-        self.lag = Some(lag);
-        self.lag
+        Some(consumer.context().assigned.load(Ordering::Relaxed))
+    }
+
+    fn lag(&mut self) -> Option<u64> {
+        let consumer = self.consumer.as_ref()?;
+        *consumer
+            .context()
+            .lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 

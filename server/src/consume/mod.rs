@@ -73,6 +73,10 @@ trait Broker: Send {
     fn dead_letter(&mut self, letter: &[u8]) -> Result<bool, BrokerError>;
     /// Messages in the stream not yet delivered to this consumer group, where the broker says.
     fn lag(&mut self) -> Option<u64>;
+    /// Partitions the broker has given this consumer, for brokers that have them.
+    fn partitions(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A source, as `--consume` names it.
@@ -205,6 +209,11 @@ impl Consumer {
         let mut lag_asked = std::time::Instant::now();
         loop {
             let messages = self.broker.fetch()?;
+            *self
+                .status
+                .partitions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = self.broker.partitions();
             if lag_asked.elapsed() > Duration::from_secs(2) || !messages.is_empty() {
                 lag_asked = std::time::Instant::now();
                 let lag = self.broker.lag();

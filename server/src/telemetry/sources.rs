@@ -18,6 +18,16 @@ pub(crate) struct SourceStatus {
     pub(crate) committed: Mutex<String>,
     #[serde(serialize_with = "locked")]
     pub(crate) lag: Mutex<Option<u64>>,
+    /// Partitions the broker has given this node (Kafka); none for brokers without them.
+    #[serde(serialize_with = "locked", skip_serializing_if = "no_partitions")]
+    pub(crate) partitions: Mutex<Option<usize>>,
+}
+
+fn no_partitions(partitions: &Mutex<Option<usize>>) -> bool {
+    partitions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_none()
 }
 
 fn locked<T: Serialize, S: serde::Serializer>(value: &Mutex<T>, s: S) -> Result<S::Ok, S::Error> {
@@ -34,6 +44,7 @@ impl SourceStatus {
             dead_lettered: AtomicU64::new(0),
             committed: Mutex::new(String::new()),
             lag: Mutex::new(None),
+            partitions: Mutex::new(None),
         }
     }
 
