@@ -272,6 +272,56 @@ fn the_night_side_of_the_globe_is_dark() {
     );
 }
 
+/// At the launch's peak (17 October 2012, 14:00 UTC at 20,000×) thousands of arcs crowd the
+/// campaign's post in Los Angeles. No pixel is a speckle — a black dot with bright light on all four
+/// sides — which is what a NaN from the arcs' shader (`pow` of a trail a hair below 0) became
+/// once bloom spread it: 27–62 in each of these frames before the trail was clamped.
+#[test]
+fn the_peak_has_no_speckles_where_arcs_crowd() {
+    let frames = frames_dir("peak");
+    let args = [
+        "--demo",
+        "--story",
+        "--from",
+        "2012-10-17T14:00:00Z",
+        "--speed",
+        "20000",
+        "--size",
+        "960x540",
+        "--fps",
+        "4",
+        "--duration",
+        "3",
+    ];
+    run_viewer(&args, &frames);
+    let bright = |[r, g, b]: [u8; 3]| r as u32 + g as u32 + b as u32 > 450;
+    for n in 9..=12 {
+        let shot = frame(&frames, n);
+        let mut speckles = Vec::new();
+        for y in 1..shot.height - 1 {
+            for x in 1..shot.width - 1 {
+                if shot.pixel(x, y).iter().any(|&c| c > 16) {
+                    continue;
+                }
+                let lit = [(0, 1), (2, 1), (1, 0), (1, 2)]
+                    .into_iter()
+                    .filter(|&(dx, dy)| bright(shot.pixel(x + dx - 1, y + dy - 1)))
+                    .count();
+                if lit == 4 {
+                    speckles.push((x, y));
+                }
+            }
+        }
+        assert!(
+            speckles.is_empty(),
+            "frame {n}: {} speckles, the first at {:?}",
+            speckles.len(),
+            &speckles[..speckles.len().min(5)]
+        );
+        assert!(shot.count(bright) > 1_000, "frame {n}: the crowd is drawn");
+    }
+}
+
 /// The caption box's dark amber (`story/captions.rs`), over whatever is behind it.
 fn caption([r, g, b]: [u8; 3]) -> bool {
     (85..150).contains(&r) && (45..100).contains(&g) && b < 50 && r > g + 25

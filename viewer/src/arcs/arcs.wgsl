@@ -22,20 +22,29 @@ struct Vertex {
 struct VertexOutput {
     @builtin(position) clip: vec4<f32>,
     @location(0) color: vec3<f32>,
-    // x: brightness along the trail; y: 1 for the pulse quad.
-    @location(1) shade: vec2<f32>,
+    // x: brightness along the trail; y: 1 for the pulse quad; z: across the ribbon (-1..1);
+    // w: how much of the arc faces the camera (0 behind the limb, 1 in front).
+    @location(1) shade: vec4<f32>,
     @location(2) corner: vec2<f32>,
 };
 
-const RIBBON_WIDTH: f32 = 0.0026;
+// Thin: the soft profile across it (bright core, dim edges) reads as a glow, not a band.
+const RIBBON_WIDTH: f32 = 0.0022;
 
 fn hidden() -> VertexOutput {
     var out: VertexOutput;
     out.clip = vec4(0.0, 0.0, -2.0, 1.0);
     out.color = vec3(0.0);
-    out.shade = vec2(0.0);
+    out.shade = vec4(0.0);
     out.corner = vec2(0.0);
     return out;
+}
+
+// 1 where a point of an arc faces the camera, falling to 0 as it goes round the limb: arcs over
+// the far side fade out instead of crossing the disc in front of the near side.
+fn facing(here: vec3<f32>) -> f32 {
+    let to_eye = normalize(view.world_position - here);
+    return smoothstep(-0.05, 0.25, dot(normalize(here), to_eye));
 }
 
 // Great-circle point at `t`, lifted by a height that grows with the arc's length.
@@ -93,7 +102,7 @@ fn vertex(vertex: Vertex) -> VertexOutput {
         let radius = size * (0.15 + 0.85 * p);
         let world = n * 1.0015 + (u * vertex.uv.x + v * vertex.uv.y) * radius;
         out.clip = position_world_to_clip(world);
-        out.shade = vec2(1.0 - p, 1.0);
+        out.shade = vec4(1.0 - p, 1.0, 0.0, facing(n));
         return out;
     }
 
@@ -120,7 +129,7 @@ fn vertex(vertex: Vertex) -> VertexOutput {
     let trail = clamp((t - tail_at) / clock.z, 0.0, 1.0);
     let width = RIBBON_WIDTH * abs(c.w) * (0.35 + 0.65 * trail);
     out.clip = position_world_to_clip(here + side * width * vertex.position.z);
-    out.shade = vec2(trail, 0.0);
+    out.shade = vec4(trail, 0.0, vertex.position.z, facing(here));
     return out;
 }
 
@@ -130,9 +139,13 @@ fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
         let d = length(in.corner);
         let ring = smoothstep(0.6, 0.85, d) * (1.0 - smoothstep(0.9, 1.0, d));
         let core = (1.0 - smoothstep(0.0, 0.35, d)) * 0.6;
-        return vec4(in.color * (ring + core) * in.shade.x * 0.8, 0.0);
+        return vec4(in.color * (ring + core) * max(in.shade.x, 0.0) * in.shade.w * 0.8, 0.0);
     }
-    // Brightest at the head, fading along the trail; additive, so alpha stays 0.
-    let glow = pow(in.shade.x, 1.6);
-    return vec4(in.color * (0.04 + 0.55 * glow * glow), 0.0);
+    // Brightest at the head, fading along the trail; additive, so alpha stays 0. Interpolation can
+    // leave the trail a hair below 0, where pow is NaN — which bloom spread into black-and-white
+    // speckles wherever arcs crowd (around the campaign's post at the peak): clamped first.
+    let glow = pow(clamp(in.shade.x, 0.0, 1.0), 1.6);
+    let across = 1.0 - abs(in.shade.z);
+    let profile = across * (0.35 + 0.65 * across);
+    return vec4(in.color * (0.04 + 0.55 * glow * glow) * profile * 1.6 * in.shade.w, 0.0);
 }
