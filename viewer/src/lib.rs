@@ -37,13 +37,15 @@ use bevy::{
 
 pub use cli::Cli;
 
-/// The order of a frame: read input, take in the feed, apply it, then draw the HUD and camera.
+/// The order of a frame: read input, take in the feed, apply it, move the camera, then draw the
+/// HUD (whose labels are placed with the camera where it is this frame).
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppSystems {
     Tick,
     Input,
     Feed,
     Apply,
+    Camera,
     Present,
 }
 
@@ -55,6 +57,7 @@ pub fn configure_sets(app: &mut App) {
             AppSystems::Input,
             AppSystems::Feed,
             AppSystems::Apply,
+            AppSystems::Camera,
             AppSystems::Present,
         )
             .chain(),

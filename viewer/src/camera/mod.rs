@@ -52,7 +52,7 @@ pub struct GlobeCamera {
 pub(super) fn plugin(app: &mut App) {
     app.add_systems(Startup, spawn)
         .add_systems(Update, (steer, keys).in_set(AppSystems::Input))
-        .add_systems(Update, (wander, ease).chain().in_set(AppSystems::Present));
+        .add_systems(Update, (wander, ease).chain().in_set(AppSystems::Camera));
 }
 
 fn spawn(mut commands: Commands) {

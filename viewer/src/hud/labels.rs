@@ -95,19 +95,23 @@ fn note_arrivals(
 
 fn place(
     activity: Res<CityActivity>,
-    camera: Query<(&Camera, &GlobalTransform)>,
+    camera: Query<(&Camera, &Transform)>,
     mut labels: Query<(&mut Text, &mut Node, &mut Visibility), With<PlaceLabel>>,
 ) {
     let Ok((camera, camera_at)) = camera.single() else {
         return;
     };
+    // Where the camera is this frame: its GlobalTransform is propagated only after Update, and
+    // reading it put every name where its city was a frame ago — far off in a rendered video,
+    // whose story camera moves minutes of campaign time between frames. The camera has no parent.
+    let camera_at = GlobalTransform::from(*camera_at);
     let eye = camera_at.translation();
     // A point faces the camera when it is on the near side of the globe, away from the rim.
     let facing = |at: Vec3| at.dot((eye - at).normalize_or_zero()) > 0.3;
     let anchors: Vec<(&str, Vec2)> = activity
         .busiest(CANDIDATES, facing)
         .into_iter()
-        .filter_map(|(name, at)| Some((name, camera.world_to_viewport(camera_at, at * 1.01).ok()?)))
+        .filter_map(|(name, at)| Some((name, camera.world_to_viewport(&camera_at, at * 1.01).ok()?)))
         .collect();
     let font_px = camera
         .logical_viewport_size()
