@@ -1,8 +1,9 @@
-//! The globe: the Earth as a textured sphere, its night side by the campaign clock, and its
-//! atmosphere, on a deep-space background.
+//! The globe: the Earth as a textured sphere, its night side by the campaign clock, the light of
+//! recent landings (`density.rs`), and its atmosphere, on a deep-space background.
 
 mod atmosphere;
 mod daylight;
+pub mod density;
 pub mod map;
 
 use bevy::{
@@ -23,6 +24,8 @@ pub(super) fn plugin(app: &mut App) {
     app.add_plugins((
         MaterialPlugin::<AtmosphereMaterial>::default(),
         MaterialPlugin::<NightMaterial>::default(),
+        MaterialPlugin::<density::DensityMaterial>::default(),
+        density::plugin,
     ))
     .insert_resource(ClearColor(SPACE))
     .add_systems(Startup, spawn)

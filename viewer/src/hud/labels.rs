@@ -111,7 +111,9 @@ fn place(
     let anchors: Vec<(&str, Vec2)> = activity
         .busiest(CANDIDATES, facing)
         .into_iter()
-        .filter_map(|(name, at)| Some((name, camera.world_to_viewport(&camera_at, at * 1.01).ok()?)))
+        .filter_map(|(name, at)| {
+            Some((name, camera.world_to_viewport(&camera_at, at * 1.01).ok()?))
+        })
         .collect();
     let font_px = camera
         .logical_viewport_size()
