@@ -11,7 +11,11 @@ import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { drawLand } from "../web/land.js";
 
-const SLOTS = 20_000; // arcs in flight at most; the oldest slot is reused first
+const SLOTS = 20_000; // slots for arcs in flight; the oldest slot is reused first
+// Arcs drawn in flight at most (the viewer's --max-arcs, for a browser's frame budget): when it is
+// full a new click is left out (counted, not drawn), and a new share or conversion takes the place
+// of the oldest click in flight — they are drawn whenever they alone fit.
+const BUDGET = 2_000;
 const SEGMENTS = 24; // line segments along one arc
 const RING_SEGMENTS = 16; // line segments of its landing ring
 const FOLLOW_AFTER_S = 6; // left alone this long, the camera follows the action
@@ -91,13 +95,17 @@ const arcShader = {
         vAlpha = (post ? 1.0 - spread : fade) * 0.9;
       } else {
         p = (sin((1.0 - t) * angle) * aFrom + sin(t * angle) * aTo) / sin(angle);
-        // Lifted off the surface in proportion to its length.
-        p *= 1.003 + 0.08 * angle * sin(3.14159265 * t);
+        // Lifted off the surface in proportion to its length, as the viewer lifts it (at most
+        // 0.145 of the radius, for the far side of the world), so no arc loops far off the disc.
+        p *= 1.003 + (0.015 + 0.13 * angle / 3.14159265) * sin(3.14159265 * t);
         float head = clamp(age, 0.0, 1.0);
         float tail = clamp(age - 0.45, 0.0, 1.0);
         float on = step(tail, t) * step(t, head);
         vAlpha = on * fade * (0.35 + 0.65 * smoothstep(tail, head + 1e-3, t));
       }
+      // Fading as it goes round the limb, instead of crossing the disc over the near side.
+      vec3 world = (modelMatrix * vec4(p, 1.0)).xyz;
+      vAlpha *= smoothstep(-0.05, 0.25, dot(normalize(world), normalize(cameraPosition - world)));
       vColor = aColor;
       gl_Position = projectionMatrix * modelViewMatrix * vec4(p, 1.0);
     }`,
@@ -142,6 +150,8 @@ function arcLayer() {
   lines.frustumCulled = false;
   let next = 0;
   let dirty = null; // [first, last] slots written since the last upload
+  const drawn = []; // {end, slot, click} of each arc drawn now, oldest first (time order)
+  let skipped = 0; // clicks left out (or taken off) by the budget
   const arcs = new Array(SLOTS).fill(null); // each slot's arc, for `pick`
   const alive = (i, now) => arcs[i] && now - attributes.aBorn.array[i] <= TRAVEL_S + FADE_S;
   // A point of slot i's arc at `t` (0 its start, 1 where it lands), lifted as the shader lifts it.
@@ -152,13 +162,29 @@ function arcLayer() {
     const angle = from.angleTo(to);
     if (angle < 1e-4) return out.copy(to);
     out.copy(from).multiplyScalar(Math.sin((1 - t) * angle)).addScaledVector(to, Math.sin(t * angle)).divideScalar(Math.sin(angle));
-    return out.multiplyScalar(1.003 + 0.08 * angle * Math.sin(Math.PI * t));
+    return out.multiplyScalar(1.003 + (0.015 + (0.13 * angle) / Math.PI) * Math.sin(Math.PI * t));
   };
   return {
     object: lines,
     material,
+    // Draws `arc` unless it is a click and the budget is full; whether it was drawn.
     add(arc, color, now) {
+      while (drawn.length > 0 && drawn[0].end <= now) drawn.shift();
+      const click = arc.kind === "click";
+      if (drawn.length >= BUDGET) {
+        const oldestClick = click ? -1 : drawn.findIndex((d) => d.click);
+        if (oldestClick < 0) {
+          skipped++;
+          return false;
+        }
+        const [gone] = drawn.splice(oldestClick, 1);
+        attributes.aBorn.array[gone.slot] = -1e9;
+        arcs[gone.slot] = null;
+        dirty = dirty ? [Math.min(dirty[0], gone.slot), Math.max(dirty[1], gone.slot)] : [gone.slot, gone.slot];
+        skipped++;
+      }
       const i = next % SLOTS;
+      drawn.push({ end: now + TRAVEL_S + FADE_S, slot: i, click });
       next++;
       arcs[i] = arc;
       const to = toVec(arc.to.lat, arc.to.lon);
@@ -169,8 +195,9 @@ function arcLayer() {
       attributes.aColor.array.set([color.r, color.g, color.b], i * 3);
       dirty = dirty ? [Math.min(dirty[0], i), Math.max(dirty[1], i)] : [i, i];
       geometry.instanceCount = Math.min(next, SLOTS);
-      return to;
+      return true;
     },
+    skipped: () => skipped,
     upload() {
       if (!dirty) return;
       const [first, last] = dirty;
@@ -184,6 +211,7 @@ function arcLayer() {
     clear() {
       attributes.aBorn.array.fill(-1e9);
       arcs.fill(null);
+      drawn.length = 0;
       dirty = [0, SLOTS - 1];
     },
     // Arcs drawn at `now`.
@@ -305,9 +333,10 @@ export function createGlobe(container, world, colorOf, weightOf, { autoRotate = 
     canvas: renderer.domElement,
     resize,
     add(arc) {
-      const to = arcs.add(arc, colorFor(colorOf(arc)), seconds());
+      arcs.add(arc, colorFor(colorOf(arc)), seconds());
+      // Drawn or left out by the budget, every landing draws the camera.
       const weight = weightOf(arc);
-      if (weight > 0) action.multiplyScalar(0.98).addScaledVector(to, weight);
+      if (weight > 0) action.multiplyScalar(0.98).addScaledVector(toVec(arc.to.lat, arc.to.lon), weight);
     },
     clear() {
       arcs.clear();
@@ -334,6 +363,8 @@ export function createGlobe(container, world, colorOf, weightOf, { autoRotate = 
       webgl: renderer.capabilities.isWebGL2 ? "webgl2" : "webgl",
       antialias: renderer.getContextAttributes().antialias,
       inFlight: arcs.inFlight(seconds()),
+      budget: BUDGET,
+      skipped: arcs.skipped(),
       azimuth: controls.getAzimuthalAngle(),
       distance: camera.position.length(),
       drawCalls: renderer.info.render.calls,

@@ -186,6 +186,12 @@ try {
   const after = await state();
   report.globe.msPerFrame = 2_000 / Math.max(1, after.framesDrawn - frames0);
   report.globe.inFlight = after.inFlight;
+  report.globe.budget = after.globe.budget;
+  report.globe.skipped = after.globe.skipped;
+  // The demo's live feed offers more than the budget: it must have left clicks out, and drawn no
+  // more than it allows.
+  check(after.globe.skipped > 0, "the drawing budget never left a click out");
+  check(after.inFlight <= after.globe.budget, `${after.inFlight} arcs in flight, over the budget of ${after.globe.budget}`);
   await page.screenshot({ path: `${args.out}/globe.png` });
 
   // Presenter mode: the controls step aside, the HUD grows, the address keeps it.
