@@ -27,6 +27,8 @@ const SATURATION: f32 = 30.0;
 const SIGMA: f32 = 1.2;
 /// Warm white, as lights seen from space.
 const LIGHT: [f32; 3] = [1.0, 0.86, 0.62];
+/// The lights' colour, for the legend.
+pub const LIGHT_COLOR: Color = Color::srgb(LIGHT[0], LIGHT[1], LIGHT[2]);
 /// Just above the night side (`daylight::SHELL_RADIUS`), under the arcs' landing pulses.
 const SHELL_RADIUS: f32 = 1.0012;
 

@@ -3,7 +3,7 @@
 use bevy::prelude::*;
 
 use super::{DIM_TEXT, PANEL, TEXT, font};
-use crate::arcs::palette;
+use crate::{arcs::palette, globe::density};
 
 pub(super) fn plugin(app: &mut App) {
     app.add_systems(Startup, spawn);
@@ -26,7 +26,15 @@ fn spawn(mut commands: Commands) {
         ))
         .with_children(|legend| {
             legend.spawn((Text::new("arcs"), font(1.5), TextColor(DIM_TEXT)));
-            for (color, label) in palette::legend() {
+            // The arcs' colours, then the density layer's dots (`globe/density.rs`).
+            let entries = palette::legend()
+                .into_iter()
+                .map(|(color, label)| (Color::from(color), label))
+                .chain([(
+                    density::LIGHT_COLOR,
+                    "lights: where arcs landed lately".to_owned(),
+                )]);
+            for (color, label) in entries {
                 legend
                     .spawn(Node {
                         column_gap: Val::VMin(0.8),
@@ -40,7 +48,7 @@ fn spawn(mut commands: Commands) {
                                 height: Val::VMin(0.5),
                                 ..default()
                             },
-                            BackgroundColor(Color::from(color)),
+                            BackgroundColor(color),
                         ));
                         row.spawn((Text::new(label), font(1.5), TextColor(TEXT)));
                     });
