@@ -667,28 +667,39 @@ async fn nodes_of_a_cluster_share_a_consumer_group_and_all_count_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = TestRedis::start(&dir.path().join("redis"));
     let source = consume_url(&redis);
-    let nodes: Vec<_> = (0..2)
-        .map(|n| {
-            TestServer::start_in(
-                &dir.path().join(format!("node{n}")),
-                &["--redis", &redis.url(), "--consume", &source],
-            )
-        })
-        .collect();
+    let nodes = two_nodes_consuming(dir.path(), &redis, &source);
     let (messages, expected) = campaign_messages();
     produce(&redis, &messages);
     for node in &nodes {
         until_counted(node, &expected, Duration::from_secs(60)).await;
     }
-    let mut consumed = Vec::new();
-    for node in &nodes {
-        let (_, health) = node.get_json("/healthz").await;
-        consumed.push(health["sources"][0]["consumed"].as_u64().unwrap_or(0));
-    }
+    let consumed = consumed_by(&nodes).await;
     assert_eq!(
         consumed.iter().sum::<u64>(),
         9_900,
         "taken once in all: {consumed:?}"
     );
     println!("entries' events taken by each node: {consumed:?}");
+}
+
+/// Two cluster nodes on `redis`'s log, each consuming `source`.
+pub(crate) fn two_nodes_consuming(dir: &Path, redis: &TestRedis, source: &str) -> Vec<TestServer> {
+    (0..2)
+        .map(|n| {
+            TestServer::start_in(
+                &dir.join(format!("node{n}")),
+                &["--redis", &redis.url(), "--consume", source],
+            )
+        })
+        .collect()
+}
+
+/// What each node's (first) source has taken, duplicates included.
+pub(crate) async fn consumed_by(nodes: &[TestServer]) -> Vec<u64> {
+    let mut consumed = Vec::new();
+    for node in nodes {
+        let (_, health) = node.get_json("/healthz").await;
+        consumed.push(health["sources"][0]["consumed"].as_u64().unwrap_or(0));
+    }
+    consumed
 }

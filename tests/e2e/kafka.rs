@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     cluster::TestRedis,
-    consume::{campaign_messages, dead_letters, until_counted},
+    consume::{campaign_messages, consumed_by, dead_letters, two_nodes_consuming, until_counted},
     support::TestServer,
 };
 
@@ -247,14 +247,7 @@ async fn nodes_of_a_cluster_share_a_kafka_consumer_group_and_all_count_everythin
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = TestRedis::start(&dir.path().join("redis"));
     let source = kafka.source("");
-    let nodes: Vec<_> = (0..2)
-        .map(|n| {
-            TestServer::start_in(
-                &dir.path().join(format!("node{n}")),
-                &["--redis", &redis.url(), "--consume", &source],
-            )
-        })
-        .collect();
+    let nodes = two_nodes_consuming(dir.path(), &redis, &source);
     // Both members given their partitions before the first message.
     for node in &nodes {
         until_assigned(node).await;
@@ -264,10 +257,7 @@ async fn nodes_of_a_cluster_share_a_kafka_consumer_group_and_all_count_everythin
     for node in &nodes {
         until_counted(node, &expected, Duration::from_secs(60)).await;
     }
-    let mut consumed = Vec::new();
-    for node in &nodes {
-        consumed.push(source_state(node).await["consumed"].as_u64().unwrap_or(0));
-    }
+    let consumed = consumed_by(&nodes).await;
     assert_eq!(
         consumed.iter().sum::<u64>(),
         9_900,
