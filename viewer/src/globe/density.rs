@@ -72,6 +72,8 @@ impl Material for DensityMaterial {
 pub struct Density {
     pub heat: Vec<f32>,
     image: Handle<Image>,
+    /// Whether the image may show light: when not, a frame neither walks the grid nor uploads.
+    lit: bool,
 }
 
 impl Density {
@@ -87,6 +89,7 @@ impl Density {
     /// so that light gathers into round clusters of dots (longitude wraps; nothing beyond the
     /// poles).
     fn land(&mut self, lat: f64, lon: f64) {
+        self.lit = true;
         let at = Self::cell(lat, lon);
         let (row, column) = ((at / WIDTH) as isize, at % WIDTH);
         for dy in -2..=2_isize {
@@ -132,6 +135,7 @@ fn spawn(
     commands.insert_resource(Density {
         heat: vec![0.0; WIDTH * HEIGHT],
         image,
+        lit: false,
     });
 }
 
@@ -141,6 +145,8 @@ fn clear(mut resets: MessageReader<FeedReset>, density: Option<ResMut<Density>>)
         && let Some(mut density) = density
     {
         density.heat.fill(0.0);
+        // Shown once more, dark.
+        density.lit = true;
     }
 }
 
@@ -159,6 +165,9 @@ fn show(time: Res<Time>, density: Option<ResMut<Density>>, mut images: ResMut<As
     let Some(mut density) = density else {
         return;
     };
+    if !density.lit {
+        return;
+    }
     let fade = (-time.delta_secs() / FADE_SECS).exp();
     let density = &mut *density;
     let Some(mut image) = images.get_mut(&density.image) else {
@@ -167,16 +176,19 @@ fn show(time: Res<Time>, density: Option<ResMut<Density>>, mut images: ResMut<As
     let Some(data) = image.data.as_mut() else {
         return;
     };
+    let mut lit = false;
     for (heat, pixel) in density.heat.iter_mut().zip(data.chunks_exact_mut(4)) {
         *heat *= fade;
         if *heat < 0.01 {
             *heat = 0.0;
         }
+        lit |= *heat > 0.0;
         let light = 1.0 - (-*heat / SATURATION).exp();
         for (channel, tint) in pixel.iter_mut().zip(LIGHT) {
             *channel = (light * tint * 255.0) as u8;
         }
     }
+    density.lit = lit;
 }
 
 #[cfg(test)]
@@ -239,6 +251,15 @@ mod tests {
             app.update();
         }
         assert_eq!(heat_at(&app, 51.51, -0.13), 0.0);
+        // …and so is its pixel: the last lit frame wrote the dark before the layer went idle.
+        let density = app.world().resource::<Density>();
+        let images = app.world().resource::<Assets<Image>>();
+        let data = images
+            .get(&density.image)
+            .and_then(|i| i.data.clone())
+            .expect("pixels");
+        let at = Density::cell(51.51, -0.13) * 4;
+        assert_eq!(&data[at..at + 3], [0, 0, 0]);
     }
 
     #[test]
