@@ -12,6 +12,10 @@ use std::{
 
 /// Most bytes of the original line a letter keeps.
 const MAX_KEPT: usize = 64 * 1024;
+/// Most bytes of a source's dead-letter file: past it, the file becomes `<source>.ndjson.1`
+/// (replacing the one before) and a new one starts, so a stream of bad messages holds at most
+/// twice this much of the disk.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One dead letter, as a JSON line: `{"source", "position", "line", "reason", "message", "at"}`.
 pub(super) fn letter(
@@ -80,6 +84,7 @@ fn mask_addresses(text: &str) -> String {
 /// The dead-letter file of one source.
 pub(super) struct DeadLetters {
     path: PathBuf,
+    max_bytes: u64,
     warned: Option<Instant>,
 }
 
@@ -97,6 +102,7 @@ impl DeadLetters {
             .collect();
         Self {
             path: dir.join(format!("{name}.ndjson")),
+            max_bytes: MAX_FILE_BYTES,
             warned: None,
         }
     }
@@ -104,6 +110,9 @@ impl DeadLetters {
     /// Appends a letter; a failure (a full disk) is logged, a line a minute at most, and the
     /// letter counted all the same: a dead letter never stops the stream.
     pub(super) fn write(&mut self, letter: &[u8]) {
+        if fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.max_bytes) {
+            let _ = fs::rename(&self.path, self.path.with_extension("ndjson.1"));
+        }
         let written = self
             .path
             .parent()
@@ -146,6 +155,29 @@ mod tests {
             "{letter}"
         );
         assert!(letter.contains("at 12:30"), "{letter}");
+    }
+
+    #[test]
+    fn a_source_keeps_at_most_two_files_of_letters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut letters = DeadLetters::new(dir.path().to_owned(), "redis://h/s");
+        letters.max_bytes = 1_000;
+        let one = letter_of("not an event");
+        for _ in 0..100 {
+            letters.write(one.as_bytes());
+        }
+        let mut files: Vec<_> = fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 2, "{files:?}");
+        for file in &files {
+            let len = fs::metadata(file).expect("file").len();
+            assert!(len < 1_000 + one.len() as u64, "{}: {len}", file.display());
+        }
+        // The newest letters are in the current file.
+        assert!(files[0].to_string_lossy().ends_with(".ndjson"));
     }
 
     fn letter_of(text: &str) -> String {
