@@ -722,9 +722,9 @@ async fn a_node_starts_from_a_snapshot_and_the_trimmed_log_loses_no_history() {
         post_until_acknowledged(&a.base, batch(i)).await;
     }
     // Snapshots are written off the follower's thread: wait for the log to be trimmed. (A snapshot
-    // falls due while the one before is still being copied waits for the next entry, so on a busy
-    // machine there are two snapshots by now rather than three: trimmed to ~41 entries or ~21; a
-    // CI machine busy with browser tests once took over 10 s for the two.)
+    // that falls due while the one before is still being copied is taken once the log is quiet,
+    // so there are two or three by now: trimmed to ~41 entries or ~21. Before, it waited for the
+    // next entry, and a CI machine busy with browser tests once had only one after 20 s.)
     let deadline = Instant::now() + Duration::from_secs(20);
     let length = loop {
         let length: u64 = redis_cli(redis.port, &["XLEN", "viralglobe:log"])

@@ -284,7 +284,13 @@ impl Follower {
                 .read(c, true)
                 .and_then(|reply| reply.map(|r| self.replicated(c).map(|()| r)).transpose());
             match read {
-                Ok(None) => {}
+                // Quiet: a snapshot that fell due while the one before was being copied is taken
+                // now, not when the next entry comes (which may be never).
+                Ok(None) => {
+                    if let Err(e) = self.note_snapshot() {
+                        return self.stop(e.reason());
+                    }
+                }
                 Ok(Some(reply)) => {
                     // A snapshot is due by events applied, whatever the number of entries one
                     // read brings (a node that fell behind reads many at once).
