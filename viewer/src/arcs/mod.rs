@@ -41,6 +41,14 @@ impl Default for ArcBudget {
 /// Chosen by looking at the demo's peak at 1080p: enough for the cascades to read as cascades.
 pub const DEFAULT_BUDGET: usize = 4_000;
 
+/// The cascade in the spotlight, by its root share (story mode's, the one the camera follows):
+/// its arcs take the budget's room first, and other cascades' arcs are drawn dimmer.
+#[derive(Resource, Debug, Default, Clone, PartialEq, Eq)]
+pub struct Spotlight(pub Option<String>);
+
+/// How bright arcs outside the spotlight are drawn.
+const OUT_OF_SPOTLIGHT: f32 = 0.3;
+
 /// The animation clock, in seconds: it runs while the feed plays and stops while a replay is
 /// paused, so paused arcs hold still.
 #[derive(Resource, Debug, Default)]
@@ -70,6 +78,7 @@ pub(super) fn plugin(app: &mut App) {
 pub(crate) fn register(app: &mut App) {
     app.init_resource::<ArcRing>()
         .init_resource::<ArcBudget>()
+        .init_resource::<Spotlight>()
         .init_resource::<DisplayClock>()
         .init_resource::<ArcsInFlight>()
         .init_resource::<Assets<ArcMaterial>>()
@@ -146,6 +155,7 @@ fn launch_arcs(
     mut ring: ResMut<ArcRing>,
     clock: Res<DisplayClock>,
     budget: Res<ArcBudget>,
+    spotlight: Res<Spotlight>,
     mut allowance: Local<Allowance>,
 ) {
     let budget = budget.0 as f32;
@@ -153,20 +163,30 @@ fn launch_arcs(
     allowance.at = clock.now;
     allowance.owed = (allowance.owed - budget * elapsed / LIFETIME_SECS).max(0.0);
     let burst = (budget / 4.0).max(1.0);
-    let (first, clicks): (Vec<&ArcEvent>, Vec<&ArcEvent>) = batches
-        .read()
-        .flat_map(|b| &b.0)
-        .partition(|arc| arc.kind != ArcKind::Click);
+    let lit = |arc: &ArcEvent| spotlight.0.as_ref().is_none_or(|root| *root == arc.root);
+    // Who takes the room first: the spotlight's arcs, then shares and conversions, then clicks.
+    let mut tiers: [Vec<&ArcEvent>; 3] = Default::default();
+    for arc in batches.read().flat_map(|b| &b.0) {
+        let tier = if spotlight.0.is_some() && lit(arc) {
+            0
+        } else if arc.kind != ArcKind::Click {
+            1
+        } else {
+            2
+        };
+        tiers[tier].push(arc);
+    }
     let mut room = (budget as usize)
         .saturating_sub(ring.in_flight(clock.now))
         .min((burst - allowance.owed).max(0.0) as usize)
         .min(MAX_LAUNCHES_PER_FRAME);
-    for arcs in [first, clicks] {
+    for arcs in tiers {
         let chosen = evenly(&arcs, room);
         room -= chosen.len();
         allowance.owed += chosen.len() as f32;
         for arc in chosen {
-            ring.launch(arc, clock.now);
+            let brightness = if lit(arc) { 1.0 } else { OUT_OF_SPOTLIGHT };
+            ring.launch(arc, clock.now, brightness);
         }
     }
 }
@@ -270,6 +290,47 @@ mod tests {
         app.update();
         let expected = 100 + (400.0 / ring::LIFETIME_SECS) as usize;
         assert_eq!(app.world().resource::<ArcsInFlight>().0, expected);
+    }
+
+    #[test]
+    fn the_spotlight_s_cascade_goes_first_and_the_others_are_dimmed() {
+        let mut app = app();
+        // Room for 25 at once.
+        app.insert_resource(ArcBudget(100))
+            .insert_resource(Spotlight(Some("followed".into())));
+        app.update();
+        let in_cascade = |seq, root: &str, kind| {
+            let mut arc = arc(seq, kind, 1);
+            arc.root = root.into();
+            arc
+        };
+        let mut arcs: Vec<ArcEvent> = (0..40)
+            .map(|seq| in_cascade(seq, "other", ArcKind::Share))
+            .collect();
+        arcs.extend((40..60).map(|seq| in_cascade(seq, "followed", ArcKind::Click)));
+        app.world_mut().write_message(NewArcs(arcs));
+        app.update();
+        let ring = app.world().resource::<ArcRing>();
+        // All 20 of the followed cascade's clicks, then 5 of the other's shares.
+        let widths = ring.widths();
+        assert_eq!(widths.iter().filter(|w| **w == 1.0).count(), 20);
+        assert_eq!(widths.iter().filter(|w| **w == 2.0).count(), 5);
+        let brightness = |[r, g, b]: [f32; 3]| r + g + b;
+        let click =
+            brightness(palette::of(&in_cascade(0, "x", ArcKind::Click)).to_f32_array_no_alpha());
+        let share =
+            brightness(palette::of(&in_cascade(0, "x", ArcKind::Share)).to_f32_array_no_alpha());
+        for (color, width) in ring.colors().into_iter().zip(widths) {
+            let (full, scale) = if width == 1.0 {
+                (click, 1.0)
+            } else {
+                (share, OUT_OF_SPOTLIGHT)
+            };
+            assert!(
+                (brightness(color) - full * scale).abs() < 1e-4,
+                "{color:?} {width}"
+            );
+        }
     }
 
     #[test]

@@ -51,12 +51,13 @@ impl Default for ArcRing {
 }
 
 impl ArcRing {
-    /// Starts drawing `arc` at display time `now`. Arcs without a known origin other than root
-    /// shares (a click whose share had no location) are drawn as a pulse where they land.
-    pub fn launch(&mut self, arc: &ArcEvent, now: f32) {
+    /// Starts drawing `arc` at display time `now`, its colour scaled by `brightness` (1 as the
+    /// palette has it). Arcs without a known origin other than root shares (a click whose share
+    /// had no location) are drawn as a pulse where they land.
+    pub fn launch(&mut self, arc: &ArcEvent, now: f32, brightness: f32) {
         let to = to_unit(arc.to.lat, arc.to.lon);
         let from = arc.from.as_ref().map(|p| to_unit(p.lat, p.lon));
-        let color = palette::of(arc);
+        let color = palette::of(arc) * brightness;
         let (from, width) = match from {
             Some(from) => (
                 from,
@@ -140,6 +141,21 @@ impl ArcRing {
             .collect()
     }
 
+    /// The red, green and blue of every arc animating, for tests.
+    #[cfg(test)]
+    pub fn colors(&self) -> Vec<[f32; 3]> {
+        self.in_flight
+            .iter()
+            .map(|&(_, slot)| {
+                [
+                    self.slots[slot][8],
+                    self.slots[slot][9],
+                    self.slots[slot][10],
+                ]
+            })
+            .collect()
+    }
+
     /// Where the most recent arcs land, weighted towards the newest: where the action is.
     pub fn recent_destinations(&self, now: f32) -> Option<Vec3> {
         let sum: Vec3 = self
@@ -183,8 +199,8 @@ mod tests {
         for c in 0..CHUNKS {
             ring.take_dirty(c);
         }
-        ring.launch(&arc(1, ArcKind::Click, 0), 10.0);
-        ring.launch(&arc(2, ArcKind::Conversion, 0), 10.0);
+        ring.launch(&arc(1, ArcKind::Click, 0), 10.0, 1.0);
+        ring.launch(&arc(2, ArcKind::Conversion, 0), 10.0, 1.0);
         let chunk = ring.take_dirty(0).expect("chunk 0 was written");
         assert_eq!(chunk.len(), SLOTS_PER_CHUNK * SLOT_FLOATS * 4);
         assert_eq!(float(&chunk, 3), 10.0, "start time of slot 0");
@@ -200,8 +216,8 @@ mod tests {
     #[test]
     fn finished_arcs_leave_the_count_and_a_clear_forgets_all() {
         let mut ring = ArcRing::default();
-        ring.launch(&arc(1, ArcKind::Click, 0), 0.0);
-        ring.launch(&arc(2, ArcKind::Click, 1), 5.0);
+        ring.launch(&arc(1, ArcKind::Click, 0), 0.0, 1.0);
+        ring.launch(&arc(2, ArcKind::Click, 1), 5.0, 1.0);
         assert_eq!(ring.in_flight(1.0), 2);
         assert_eq!(ring.in_flight(LIFETIME_SECS + 1.0), 1);
         ring.clear();
@@ -213,7 +229,7 @@ mod tests {
     fn the_ring_wraps_onto_its_oldest_slots() {
         let mut ring = ArcRing::default();
         for seq in 0..(SLOTS_PER_CHUNK * CHUNKS + 1) as u64 {
-            ring.launch(&arc(seq, ArcKind::Click, 0), seq as f32);
+            ring.launch(&arc(seq, ArcKind::Click, 0), seq as f32, 1.0);
         }
         assert_eq!(
             ring.in_flight(0.0),

@@ -196,7 +196,7 @@ mod tests {
         // Arcs landing in London.
         let mut ring = app.world_mut().resource_mut::<ArcRing>();
         for seq in 0..20 {
-            ring.launch(&arc(seq, ArcKind::Click, 0), 0.0);
+            ring.launch(&arc(seq, ArcKind::Click, 0), 0.0, 1.0);
         }
         for _ in 0..40 {
             app.update();

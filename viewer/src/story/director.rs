@@ -1,10 +1,12 @@
 //! The story camera: which cascade to follow and where to look. Each cascade (a campaign post
 //! and everything that came from it) has an activity that every arc of it raises and that halves
 //! every few seconds; the camera follows the most active, stays with it a while, and hands over
-//! only to one clearly busier. It shows the post's place first, then the cascade's frontier: the
-//! latest arc of its deepest generation.
+//! only to one clearly busier. It shows the post's place first, then frames the whole cascade:
+//! its post and the newest arcs of its deepest generation (where they start and land), from far
+//! enough that all of them sit in the middle of the view (out of the caption band and the HUD's corners). The cascade
+//! followed is in the spotlight: other cascades' arcs are drawn dimmer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bevy::prelude::*;
 use viralglobe_protocol::{ArcEvent, ArcKind, Place};
@@ -12,8 +14,10 @@ use viralglobe_protocol::{ArcEvent, ArcKind, Place};
 use super::Story;
 use crate::{
     AppSystems,
+    arcs::Spotlight,
     camera::{GlobeCamera, Orbit},
     feed::{FeedReset, NewArcs},
+    geo::{lat_lon, to_unit},
 };
 
 /// Cascades watched at once; the quietest goes when a new one needs room.
@@ -26,17 +30,67 @@ const DWELL_SECS: f32 = 8.0;
 const TAKEOVER: f32 = 1.5;
 /// Seconds spent on a new cascade's post before following its frontier.
 const POST_SECS: f32 = 2.5;
-/// The story camera's distance, in globe radii: closer than the default view.
-const DISTANCE: f32 = 2.4;
+/// The story camera's closest distance, in globe radii (closer than the default view), and its
+/// farthest, for a cascade spread over half the globe.
+const CLOSEST: f32 = 2.4;
+const FARTHEST: f32 = 4.6;
+/// How far from the view's centre, in degrees, the framed places may be: about half of the
+/// camera's vertical half-angle (22.5°), so they keep to the middle of the screen, clear of the
+/// caption band at the top and the panels in the corners.
+const FRAME_HALF_ANGLE_DEG: f32 = 12.5;
+/// The places of a cascade's deepest generation kept for framing: its newest arcs' starts and
+/// landings.
+const MAX_FRONTIER: usize = 128;
 /// Cascades PageUp can go back through.
 const MAX_HISTORY: usize = 32;
 
 #[derive(Debug, Clone, Default)]
 struct Cascade {
     activity: f32,
-    post: Option<(f32, f32)>,
-    frontier: Option<(f32, f32)>,
+    post: Option<Vec3>,
+    /// Where the deepest generation's newest arcs start and land, the newest landing last.
+    frontier: VecDeque<Vec3>,
+    /// The sum of those places over time, fading as activity does: its direction is the
+    /// frontier's middle, steady while arcs land all over.
+    reach: Vec3,
     deepest: u32,
+}
+
+/// Where the story camera looks from: above `lat`, `lon`, `distance` globe radii from the centre.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Framing {
+    pub lat: f32,
+    pub lon: f32,
+    pub distance: f32,
+}
+
+/// The view centred between `post` and the frontier's `middle` (either alone when the other is
+/// unknown), as far out as needed to show the post and most of the `frontier` (all but its
+/// farthest fifth, so a stray arc does not throw the camera back).
+fn frame(post: Option<Vec3>, middle: Option<Vec3>, frontier: &VecDeque<Vec3>) -> Option<Framing> {
+    let centre = match (post, middle) {
+        (Some(post), Some(middle)) => (post + middle).try_normalize().unwrap_or(middle),
+        (post, middle) => post.or(middle)?,
+    };
+    let mut angles: Vec<f32> = frontier.iter().map(|p| centre.angle_between(*p)).collect();
+    angles.sort_by(f32::total_cmp);
+    let most = match angles.len() {
+        0 => 0.0,
+        n => angles[(n * 4).div_ceil(5) - 1],
+    };
+    let widest = post
+        .map_or(most, |post| most.max(centre.angle_between(post)))
+        // Past this, places are on the limb from anywhere: frame what can be seen.
+        .min(75f32.to_radians());
+    // A place `widest` from the centre, seen from `distance`, is atan(sin w / (distance - cos w))
+    // off the view's axis.
+    let distance = widest.cos() + widest.sin() / FRAME_HALF_ANGLE_DEG.to_radians().tan();
+    let (lat, lon) = lat_lon(centre);
+    Some(Framing {
+        lat,
+        lon,
+        distance: distance.clamp(CLOSEST, FARTHEST),
+    })
 }
 
 /// What the story camera knows and follows.
@@ -50,8 +104,8 @@ pub struct Director {
     history: Vec<String>,
 }
 
-fn spot(place: &Place) -> (f32, f32) {
-    (place.lat as f32, place.lon as f32)
+fn spot(place: &Place) -> Vec3 {
+    to_unit(place.lat, place.lon)
 }
 
 impl Director {
@@ -64,9 +118,20 @@ impl Director {
         if arc.kind == ArcKind::Share && arc.generation == 0 {
             cascade.post = Some(spot(&arc.to));
         }
-        if arc.generation >= cascade.deepest {
+        if arc.generation > cascade.deepest {
             cascade.deepest = arc.generation;
-            cascade.frontier = Some(spot(&arc.to));
+            cascade.frontier.clear();
+            cascade.reach = Vec3::ZERO;
+        }
+        if arc.generation == cascade.deepest {
+            // Its start too: a post made before the viewer joined is known only by its arcs.
+            for place in arc.from.iter().chain([&arc.to]) {
+                if cascade.frontier.len() == MAX_FRONTIER {
+                    cascade.frontier.pop_front();
+                }
+                cascade.frontier.push_back(spot(place));
+                cascade.reach += spot(place);
+            }
         }
     }
 
@@ -87,6 +152,7 @@ impl Director {
         let keep = 0.5f32.powf(secs / HALF_LIFE_SECS);
         for cascade in self.cascades.values_mut() {
             cascade.activity *= keep;
+            cascade.reach *= keep;
         }
         let focus = self.focus.clone();
         self.cascades
@@ -156,19 +222,20 @@ impl Director {
         }
     }
 
-    #[cfg(test)]
-    fn focus(&self) -> Option<&str> {
-        self.focus.as_deref()
+    /// Where to look from: close over the followed cascade's post at first (when it was seen),
+    /// then framing the post and its deepest generation's newest arcs.
+    pub fn target(&self) -> Option<Framing> {
+        let cascade = self.cascades.get(self.focus.as_ref()?)?;
+        let middle = cascade.reach.try_normalize();
+        if self.focused_for < POST_SECS && cascade.post.is_some() {
+            return frame(cascade.post, None, &VecDeque::new());
+        }
+        frame(cascade.post, middle, &cascade.frontier)
     }
 
-    /// Where to look: the followed cascade's post at first, then its frontier.
-    pub fn target(&self) -> Option<(f32, f32)> {
-        let cascade = self.cascades.get(self.focus.as_ref()?)?;
-        if self.focused_for < POST_SECS {
-            cascade.post.or(cascade.frontier)
-        } else {
-            cascade.frontier.or(cascade.post)
-        }
+    /// The cascade followed, by its root share.
+    pub fn focus(&self) -> Option<&str> {
+        self.focus.as_deref()
     }
 
     pub fn clear(&mut self) {
@@ -206,6 +273,7 @@ fn direct(
     story: Res<Story>,
     time: Res<Time>,
     mut camera: Query<&mut GlobeCamera>,
+    mut spotlight: ResMut<Spotlight>,
 ) {
     if resets.read().last().is_some() {
         director.clear();
@@ -214,17 +282,21 @@ fn direct(
         director.observe(arc);
     }
     director.advance(time.delta_secs());
+    let focus = director.focus().filter(|_| story.on);
+    if spotlight.0.as_deref() != focus {
+        spotlight.0 = focus.map(str::to_owned);
+    }
     let Ok(mut camera) = camera.single_mut() else {
         return;
     };
     camera.directed = story.on;
     if story.on
-        && let Some((lat, lon)) = director.target()
+        && let Some(framing) = director.target()
     {
         camera.target = Orbit {
-            lat: lat.clamp(-60.0, 70.0),
-            lon,
-            distance: DISTANCE,
+            lat: framing.lat.clamp(-60.0, 70.0),
+            lon: framing.lon,
+            distance: framing.distance,
         };
     }
 }
@@ -238,6 +310,7 @@ mod tests {
         let mut a = arc(seq, kind, generation);
         a.root = root.into();
         a.to.lat = lat;
+        a.from = None;
         a
     }
 
@@ -283,13 +356,86 @@ mod tests {
         assert_eq!(director.focus(), Some("quiet"), "the camera dwells a while");
         director.advance(DWELL_SECS);
         assert_eq!(director.focus(), Some("busy"), "then the busier takes over");
-        assert_eq!(director.target(), Some((10.0, -0.13)), "its post first");
+        let post = director.target().expect("a target");
+        assert!((post.lat - 10.0).abs() < 0.01 && (post.lon + 0.13).abs() < 0.01);
+        assert_eq!(post.distance, CLOSEST, "close over its post first");
         director.advance(POST_SECS);
-        assert_eq!(
-            director.target(),
-            Some((30.0, -0.13)),
-            "then its deepest arc"
+        let whole = director.target().expect("a target");
+        assert!(
+            (whole.lat - 20.0).abs() < 0.5,
+            "then between the post (10°N) and its deepest generation (30°N): {whole:?}"
         );
+    }
+
+    /// How far off the view's axis, in degrees, a place is seen from `framing`.
+    fn off_axis(framing: Framing, (lat, lon): (f32, f32)) -> f32 {
+        let eye = to_unit(framing.lat as f64, framing.lon as f64) * framing.distance;
+        let place = to_unit(lat as f64, lon as f64);
+        (-eye).angle_between(place - eye).to_degrees()
+    }
+
+    #[test]
+    fn the_camera_draws_back_to_frame_a_cascade_spread_over_continents() {
+        let mut director = Director::default();
+        let los_angeles = (34.05, -118.24);
+        let mut post = in_cascade(1, "wide", ArcKind::Share, 0, los_angeles.0 as f64);
+        post.to.lon = los_angeles.1 as f64;
+        director.observe(&post);
+        // Generation 2 lands in New York, London and Sao Paulo.
+        let landings = [(40.7, -74.0), (51.5, -0.13), (-23.5, -46.6)];
+        for (seq, &(lat, lon)) in landings.iter().enumerate() {
+            let mut arc = in_cascade(2 + seq as u64, "wide", ArcKind::Click, 2, lat as f64);
+            arc.to.lon = lon as f64;
+            director.observe(&arc);
+        }
+        director.advance(0.1);
+        director.advance(POST_SECS);
+        let framing = director.target().expect("a target");
+        assert!(framing.distance > CLOSEST, "drawn back: {framing:?}");
+        for place in landings.into_iter().chain([los_angeles]) {
+            let off = off_axis(framing, place);
+            assert!(
+                off <= FRAME_HALF_ANGLE_DEG + 0.01,
+                "{place:?} is {off:.1}° off the axis of {framing:?}"
+            );
+        }
+        // A deeper generation starts the frontier again: only its landings and the post count.
+        let mut deeper = in_cascade(10, "wide", ArcKind::Click, 3, 36.0);
+        deeper.to.lon = -115.0;
+        director.observe(&deeper);
+        let near = director.target().expect("a target");
+        assert_eq!(
+            near.distance, CLOSEST,
+            "post and one landing nearby: {near:?}"
+        );
+    }
+
+    #[test]
+    fn a_cascade_posted_before_the_viewer_joined_is_framed_by_its_arcs() {
+        let mut director = Director::default();
+        // No post seen: generation 3, from Chicago to London and Paris.
+        let chicago = (41.9, -87.6);
+        for (seq, lat, lon) in [(1, 51.5, -0.13), (2, 48.9, 2.35)] {
+            let mut arc = in_cascade(seq, "old", ArcKind::Click, 3, lat);
+            arc.to.lon = lon;
+            arc.from = Some(viralglobe_protocol::Place {
+                lat: chicago.0 as f64,
+                lon: chicago.1 as f64,
+                city: None,
+                country: None,
+            });
+            director.observe(&arc);
+        }
+        director.advance(0.1);
+        director.advance(POST_SECS);
+        let framing = director.target().expect("a target");
+        for place in [chicago, (51.5, -0.13), (48.9, 2.35)] {
+            let off = off_axis(framing, place);
+            assert!(
+                off <= FRAME_HALF_ANGLE_DEG + 0.01,
+                "{place:?} is {off:.1}° off"
+            );
+        }
     }
 
     #[test]
