@@ -126,22 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         app.add_plugins(defaults);
     }
-    configure_sets(&mut app);
-    app.add_plugins((
-        feed::plugin,
-        globe::plugin,
-        arcs::plugin,
-        camera::plugin,
-        hud::plugin,
-        net::plugin,
-        replay::plugin,
-        story::plugin(cli.story),
-    ));
-    if let Some(url) = &cli.qr {
-        app.insert_resource(hud::QrLink(url.clone()));
-    }
-    app.insert_resource(arcs::ArcBudget(cli.max_arcs as usize));
-    connect(&mut app, &cli, file)?;
+    add_viewer(&mut app, &cli, file)?;
     let output = match (&cli.frames, &cli.video) {
         (Some(dir), _) => {
             std::fs::create_dir_all(dir)
@@ -158,6 +143,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => anyhow::bail!("the viewer stopped with an error ({code})"),
     }
+}
+
+/// The viewer's plugins, in their order, on an app that has Bevy's, and the source `cli` names.
+fn add_viewer(
+    app: &mut App,
+    cli: &Cli,
+    file: Option<(replay::arc_file::ArcFile, PathBuf)>,
+) -> anyhow::Result<()> {
+    configure_sets(app);
+    app.add_plugins((
+        feed::plugin,
+        globe::plugin,
+        arcs::plugin,
+        camera::plugin,
+        hud::plugin,
+        net::plugin,
+        replay::plugin,
+        story::plugin(cli.story),
+    ));
+    if let Some(url) = &cli.qr {
+        app.insert_resource(hud::QrLink(url.clone()));
+    }
+    app.insert_resource(arcs::ArcBudget(cli.max_arcs as usize));
+    connect(app, cli, file)
 }
 
 /// Where the viewer looks for a server when given no source.

@@ -1,5 +1,5 @@
 //! The heads-up display: campaign, clock and connection (top left), counters and value per visit
-//! (top right), legend (bottom left), replay timeline (bottom), place names on the globe, a
+//! (top right), story captions between them (`top_bar`), legend (bottom left), replay timeline (bottom), place names on the globe, a
 //! campaign link's QR code (bottom right, `--qr`), a help overlay, and a black screen on B. Sizes follow the viewport
 //! so a projector shows them as a laptop does.
 
@@ -7,9 +7,12 @@ mod blank;
 mod help;
 mod labels;
 mod legend;
+#[cfg(test)]
+mod overlap_tests;
 mod panel;
 mod qr;
 mod timeline;
+pub mod top_bar;
 
 use bevy::prelude::*;
 pub use qr::QrLink;
@@ -20,6 +23,7 @@ pub const PANEL: Color = Color::srgba(0.02, 0.04, 0.08, 0.62);
 
 pub(super) fn plugin(app: &mut App) {
     app.add_plugins((
+        top_bar::plugin,
         panel::plugin,
         legend::plugin,
         help::plugin,

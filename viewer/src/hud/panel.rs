@@ -3,7 +3,10 @@
 
 use bevy::prelude::*;
 
-use super::{DIM_TEXT, PANEL, TEXT, campaign_time, font, grouped};
+use super::{
+    DIM_TEXT, PANEL, TEXT, campaign_time, font, grouped,
+    top_bar::{self, TopSlot},
+};
 use crate::{
     AppSystems, Source,
     arcs::ArcsInFlight,
@@ -32,12 +35,8 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(Update, show.in_set(AppSystems::Present));
 }
 
-fn spawn(mut commands: Commands) {
+fn spawn(mut commands: Commands, slots: Query<(Entity, &TopSlot)>) {
     let panel = |left: bool| Node {
-        position_type: PositionType::Absolute,
-        top: Val::VMin(2.0),
-        left: if left { Val::VMin(2.0) } else { Val::Auto },
-        right: if left { Val::Auto } else { Val::VMin(2.0) },
         flex_direction: FlexDirection::Column,
         align_items: if left {
             AlignItems::FlexStart
@@ -51,8 +50,15 @@ fn spawn(mut commands: Commands) {
     let line = |field: Field, size: f32, color: Color| {
         (field, Text::new(""), font(size), TextColor(color))
     };
+    let (Some(left), Some(right)) = (
+        top_bar::find(&slots, TopSlot::Left),
+        top_bar::find(&slots, TopSlot::Right),
+    ) else {
+        return;
+    };
     commands.spawn((
         Name::new("campaign panel"),
+        ChildOf(left),
         panel(true),
         BackgroundColor(PANEL),
         children![
@@ -63,6 +69,7 @@ fn spawn(mut commands: Commands) {
     ));
     commands.spawn((
         Name::new("counters panel"),
+        ChildOf(right),
         panel(false),
         BackgroundColor(PANEL),
         children![

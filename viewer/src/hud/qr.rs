@@ -65,7 +65,8 @@ fn spawn(mut commands: Commands, link: Res<QrLink>, mut images: ResMut<Assets<Im
             Node {
                 position_type: PositionType::Absolute,
                 right: Val::VMin(2.0),
-                bottom: Val::VMin(9.0),
+                // Above the timeline (2 + 7) and the date over its playhead (about 2.5 more).
+                bottom: Val::VMin(12.5),
                 flex_direction: FlexDirection::Column,
                 align_items: AlignItems::Center,
                 row_gap: Val::VMin(0.6),

@@ -1,7 +1,7 @@
 //! Captions at key moments, found in the arcs themselves: a cast post (where, on which channel,
 //! to how many fans), a generation reached for the first time, a revenue milestone. In story mode
-//! each shows for a few seconds at the top of the screen; a few wait their turn, older ones give
-//! way.
+//! each shows for a few seconds in the HUD's top band, between its panels; a few wait their turn,
+//! older ones give way.
 
 use std::collections::VecDeque;
 
@@ -12,7 +12,10 @@ use super::Story;
 use crate::{
     AppSystems,
     feed::{FeedReset, NewArcs},
-    hud::{TEXT, font, grouped},
+    hud::{
+        TEXT, font, grouped,
+        top_bar::{self, TopSlot},
+    },
     tally::Tally,
 };
 
@@ -188,30 +191,29 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(Update, show.in_set(AppSystems::Present));
 }
 
-fn spawn(mut commands: Commands) {
-    commands.spawn((
-        Name::new("captions"),
+/// The caption box, in the top band between the panels (where the story camera never frames
+/// anything: it keeps what it follows in the middle of the view).
+fn spawn(mut commands: Commands, slots: Query<(Entity, &TopSlot)>) {
+    let mut caption = commands.spawn((
+        Name::new("caption"),
+        CaptionBox,
         Node {
-            position_type: PositionType::Absolute,
-            // Below the campaign panel, between the two top panels.
-            top: Val::VMin(16.0),
-            left: Val::Px(0.0),
-            right: Val::Px(0.0),
-            justify_content: JustifyContent::Center,
+            padding: UiRect::axes(Val::VMin(2.0), Val::VMin(1.0)),
             ..default()
         },
+        BackgroundColor(CAPTION),
+        Visibility::Hidden,
         children![(
-            CaptionBox,
-            Node {
-                padding: UiRect::axes(Val::VMin(2.0), Val::VMin(1.0)),
-                max_width: Val::Percent(50.0),
-                ..default()
-            },
-            BackgroundColor(CAPTION),
-            Visibility::Hidden,
-            children![(CaptionText, Text::new(""), font(2.6), TextColor(TEXT))],
+            CaptionText,
+            Text::new(""),
+            font(2.6),
+            TextColor(TEXT),
+            TextLayout::justify(Justify::Center),
         )],
     ));
+    if let Some(middle) = top_bar::find(&slots, TopSlot::Middle) {
+        caption.insert(ChildOf(middle));
+    }
 }
 
 fn find(

@@ -6,6 +6,9 @@
 mod captions;
 mod director;
 
+#[cfg(test)]
+pub(crate) use captions::Captions;
+
 use bevy::prelude::*;
 
 use crate::AppSystems;
