@@ -11,11 +11,15 @@ pub const SHELL_RADIUS: f32 = 1.001;
 /// How dark the middle of the night is (alpha of black over the map).
 const NIGHT: f32 = 0.55;
 
-#[derive(Asset, TypePath, AsBindGroup, Debug, Clone, Default)]
+#[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
 pub struct NightMaterial {
     /// xyz: unit direction towards the sun; w: darkness of the night (0: no clock yet).
     #[uniform(0)]
     pub sun: Vec4,
+    /// The globe's map: the night leaves its coastlines lit, so land reads as land.
+    #[texture(1)]
+    #[sampler(2)]
+    pub map: Handle<Image>,
 }
 
 impl Material for NightMaterial {

@@ -140,7 +140,9 @@ impl Raster {
             mag_filter: ImageFilterMode::Linear,
             min_filter: ImageFilterMode::Linear,
             mipmap_filter: ImageFilterMode::Linear,
-            anisotropy_clamp: 8,
+            // No anisotropic filtering: lavapipe (Mesa 22.3) spends minutes on a frame that
+            // shows a pole, where the sphere's texture coordinates span the map in a pixel
+            // (the story camera, drawn back over the Arctic, hung a 720p export).
             ..default()
         });
         image

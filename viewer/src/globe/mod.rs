@@ -48,13 +48,16 @@ fn spawn(
         Name::new("globe"),
         Mesh3d(meshes.add(sphere(1.0, 192, 96))),
         MeshMaterial3d(materials.add(StandardMaterial {
-            base_color_texture: Some(surface),
+            base_color_texture: Some(surface.clone()),
             // The map's own colours, unlit: a dark night-side look that reads on any projector.
             unlit: true,
             ..default()
         })),
     ));
-    let night = nights.add(NightMaterial::default());
+    let night = nights.add(NightMaterial {
+        sun: Vec4::ZERO,
+        map: surface,
+    });
     commands.insert_resource(NightShell(night.clone()));
     commands.spawn((
         Name::new("night side"),
