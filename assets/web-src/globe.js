@@ -1,5 +1,6 @@
 // The page's 3D globe, drawn with three.js (WebGL): the dark Earth with Natural Earth land and
-// borders, an atmosphere rim, and every arc in flight in one draw call — each arc is an instance
+// borders, an atmosphere rim, the light of recent landings (`densityLayer`), and every arc in
+// flight in one draw call — each arc is an instance
 // of one set of line segments (its path and a ring), animated in the vertex shader from its ends,
 // colour and birth time (head, trail, landing ring, fade; a campaign post is a pulse), written
 // into a ring of slots as it arrives. Drag to turn, scroll to zoom; left alone it follows the
@@ -58,6 +59,110 @@ const atmosphereShader = {
 };
 
 const LIFE = ((TRAVEL_S + FADE_S) / TRAVEL_S).toFixed(4); // an arc's life, in travel times
+
+// The density layer, by the viewer's rules (viewer/src/globe/density.rs): every landing, drawn or
+// left out by the budget, adds light to half-degree cells — its own and, by a Gaussian, those up
+// to two around — and the light fades to a third in 4 s, so a peak reads as glowing clusters of
+// dots (city lights from space), not as a haze of lines.
+const GRID = [720, 360]; // cells around the globe, and from pole to pole
+const LIGHT_FADE_S = 4;
+const SATURATION = 30; // landings within the fade that light a cell to 63%
+const SIGMA = 1.2; // the spread of a landing's light, in cells
+const LIGHT = [1.0, 0.86, 0.62]; // warm white
+
+const densityShader = {
+  vertexShader: `
+    varying vec2 vUv;
+    void main() {
+      vUv = uv;
+      gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0);
+    }`,
+  fragmentShader: `
+    uniform sampler2D uHeat;
+    varying vec2 vUv;
+    const vec2 GRID = vec2(${GRID[0].toFixed(1)}, ${GRID[1].toFixed(1)});
+    void main() {
+      // Cells by longitude from 180°W and by latitude from the North Pole (three's v is 1 there).
+      vec2 at = vec2(vUv.x, 1.0 - vUv.y) * GRID;
+      vec2 cell = min(floor(at), GRID - 1.0);
+      float light = texture2D(uHeat, (cell + 0.5) / GRID).r;
+      if (light < 0.004) discard;
+      // A round dot a cell; where cells are smaller than a couple of pixels, their average.
+      float d = length(fract(at) - 0.5) * 2.0;
+      float dot = 1.0 - smoothstep(0.5, 0.85, d);
+      dot = mix(dot, 0.4, smoothstep(0.35, 0.7, max(fwidth(at.x), fwidth(at.y))));
+      gl_FragColor = vec4(vec3(${LIGHT.map((c) => c.toFixed(2)).join(", ")}) * light * dot * 1.6, 1.0);
+    }`,
+};
+
+// The density layer: the heat grid on the CPU, shown on a shell just above the surface as one
+// byte a cell, uploaded only while some light shows.
+function densityLayer() {
+  const [width, height] = GRID;
+  const heat = new Float32Array(width * height);
+  const bytes = new Uint8Array(width * height);
+  const texture = new THREE.DataTexture(bytes, width, height, THREE.RedFormat, THREE.UnsignedByteType);
+  texture.magFilter = texture.minFilter = THREE.NearestFilter;
+  const material = new THREE.ShaderMaterial({
+    ...densityShader,
+    uniforms: { uHeat: { value: texture } },
+    transparent: true,
+    depthWrite: false,
+    blending: THREE.AdditiveBlending,
+  });
+  const object = new THREE.Mesh(new THREE.SphereGeometry(1.0012, 128, 64), material);
+  let lit = true; // whether the texture may show light (shown once more after it goes dark)
+  let lastFade = null;
+  return {
+    object,
+    land(lat, lon) {
+      lit = true;
+      const column = Math.min(width - 1, Math.floor(((lon + 180) / 360) * width));
+      const row = Math.min(height - 1, Math.floor(((90 - lat) / 180) * height));
+      for (let dy = -2; dy <= 2; dy++) {
+        const y = row + dy;
+        if (y < 0 || y >= height) continue;
+        for (let dx = -2; dx <= 2; dx++) {
+          if (dx * dx + dy * dy > 5) continue; // a disc, not a square
+          const x = (column + dx + width) % width;
+          heat[y * width + x] += Math.exp(-(dx * dx + dy * dy) / (2 * SIGMA * SIGMA));
+        }
+      }
+    },
+    // Fades the light by the time since the last frame and uploads it.
+    fade(now) {
+      const elapsed = lastFade === null ? 0 : now - lastFade;
+      lastFade = now;
+      if (!lit) return;
+      const keep = Math.exp(-elapsed / LIGHT_FADE_S);
+      let any = false;
+      for (let i = 0; i < heat.length; i++) {
+        let h = heat[i];
+        if (h === 0) {
+          bytes[i] = 0;
+          continue;
+        }
+        h *= keep;
+        if (h < 0.01) h = 0;
+        heat[i] = h;
+        any ||= h > 0;
+        bytes[i] = 255 * (1 - Math.exp(-h / SATURATION));
+      }
+      texture.needsUpdate = true;
+      lit = any;
+    },
+    clear() {
+      heat.fill(0);
+      lit = true;
+    },
+    // Cells showing light now.
+    litCells() {
+      let n = 0;
+      for (const b of bytes) if (b > 0) n++;
+      return n;
+    },
+  };
+}
 
 const arcShader = {
   vertexShader: `
@@ -214,6 +319,16 @@ function arcLayer() {
       drawn.length = 0;
       dirty = [0, SLOTS - 1];
     },
+    // How far above the surface, in radii, the highest point of any arc drawn at `now` stands.
+    highest(now) {
+      let top = 0;
+      const point = new THREE.Vector3();
+      for (let i = 0; i < Math.min(next, SLOTS); i++) {
+        if (!alive(i, now)) continue;
+        for (let k = 0; k <= SEGMENTS; k++) top = Math.max(top, pointOf(i, k / SEGMENTS, point).length() - 1);
+      }
+      return top;
+    },
     // Arcs drawn at `now`.
     inFlight(now) {
       let n = 0;
@@ -282,6 +397,8 @@ export function createGlobe(container, world, colorOf, weightOf, { autoRotate = 
   scene.add(new THREE.Mesh(new THREE.SphereGeometry(1.08, 64, 32), new THREE.ShaderMaterial({
     ...atmosphereShader, side: THREE.BackSide, transparent: true, depthWrite: false, blending: THREE.AdditiveBlending,
   })));
+  const density = densityLayer();
+  scene.add(density.object);
   const arcs = arcLayer();
   scene.add(arcs.object);
   const started = performance.now();
@@ -334,12 +451,14 @@ export function createGlobe(container, world, colorOf, weightOf, { autoRotate = 
     resize,
     add(arc) {
       arcs.add(arc, colorFor(colorOf(arc)), seconds());
+      density.land(arc.to.lat, arc.to.lon);
       // Drawn or left out by the budget, every landing draws the camera.
       const weight = weightOf(arc);
       if (weight > 0) action.multiplyScalar(0.98).addScaledVector(toVec(arc.to.lat, arc.to.lon), weight);
     },
     clear() {
       arcs.clear();
+      density.clear();
       action.set(0, 0, 0);
     },
     // Lets go of the canvas and its GPU memory (an embedded globe taken off its page).
@@ -354,6 +473,7 @@ export function createGlobe(container, world, colorOf, weightOf, { autoRotate = 
       controls.update();
       arcs.material.uniforms.uNow.value = seconds();
       arcs.upload();
+      density.fade(seconds());
       renderer.render(scene, camera);
     },
     // The arc under a pointer at CSS pixel `at` of the canvas, if one is within reach.
@@ -365,6 +485,13 @@ export function createGlobe(container, world, colorOf, weightOf, { autoRotate = 
       inFlight: arcs.inFlight(seconds()),
       budget: BUDGET,
       skipped: arcs.skipped(),
+      // Counted when read (by tests), not every frame.
+      get litCells() {
+        return density.litCells();
+      },
+      get highestArc() {
+        return arcs.highest(seconds());
+      },
       azimuth: controls.getAzimuthalAngle(),
       distance: camera.position.length(),
       drawCalls: renderer.info.render.calls,

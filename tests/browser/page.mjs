@@ -192,6 +192,12 @@ try {
   // more than it allows.
   check(after.globe.skipped > 0, "the drawing budget never left a click out");
   check(after.inFlight <= after.globe.budget, `${after.inFlight} arcs in flight, over the budget of ${after.globe.budget}`);
+  // Every landing lights the density layer, drawn or not; and no arc stands higher than the lift
+  // rule's cap (0.145 of the radius over 0.003 for the line), whatever its length.
+  report.globe.litCells = after.globe.litCells;
+  report.globe.highestArc = after.globe.highestArc;
+  check(after.globe.litCells > 200, `the density layer shows ${after.globe.litCells} lit cells`);
+  check(after.globe.highestArc > 0.02 && after.globe.highestArc <= 0.1481, `the highest arc stands ${after.globe.highestArc} radii up`);
   await page.screenshot({ path: `${args.out}/globe.png` });
 
   // Presenter mode: the controls step aside, the HUD grows, the address keeps it.
