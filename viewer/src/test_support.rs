@@ -76,3 +76,59 @@ pub fn uncap_time(app: &mut App) {
         .resource_mut::<Time<Virtual>>()
         .set_max_delta(std::time::Duration::from_secs(10));
 }
+
+/// The whole viewer for `args` (as on its command line), with Bevy's plugins but a renderer that
+/// has no backend and no window: the camera draws into an image of `size`, which the UI lays out
+/// for. Time moves 100 ms an update; Startup has run.
+pub fn whole_viewer(args: &[&str], size: UVec2) -> App {
+    use bevy::{
+        camera::RenderTarget,
+        log::LogPlugin,
+        render::{
+            RenderPlugin,
+            render_resource::TextureFormat,
+            settings::{RenderCreation, WgpuSettings},
+        },
+        time::TimeUpdateStrategy,
+        window::ExitCondition,
+        winit::WinitPlugin,
+    };
+    use clap::Parser;
+
+    let cli = crate::Cli::parse_from([&["viralglobe-viewer"], args].concat());
+    let file = crate::open_file(&cli).expect("the recording");
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: None,
+                exit_condition: ExitCondition::DontExit,
+                ..default()
+            })
+            .set(RenderPlugin {
+                render_creation: RenderCreation::Automatic(Box::new(WgpuSettings {
+                    backends: None,
+                    ..default()
+                })),
+                ..default()
+            })
+            .disable::<WinitPlugin>()
+            .disable::<LogPlugin>(),
+    );
+    crate::add_viewer(&mut app, &cli, file).expect("the viewer");
+    app.insert_resource(TimeUpdateStrategy::ManualDuration(
+        std::time::Duration::from_millis(100),
+    ));
+    app.update();
+    let image = Image::new_target_texture(size.x, size.y, TextureFormat::Rgba8UnormSrgb, None);
+    let image = app.world_mut().resource_mut::<Assets<Image>>().add(image);
+    let camera = app
+        .world_mut()
+        .query_filtered::<Entity, With<Camera3d>>()
+        .single(app.world())
+        .expect("one camera");
+    app.world_mut()
+        .entity_mut(camera)
+        .insert(RenderTarget::Image(image.into()));
+    app
+}

@@ -20,7 +20,8 @@ scroll       zoom
 F            follow the action on / off
 P            presenter view
 S            story mode: follow the biggest cascade, with captions
-PgDn / PgUp  story mode: the next cascade / back (presentation remotes)
+PgDn / PgUp  story mode: the next moment / back in a replay of a file,
+             the next cascade / back otherwise (presentation remotes)
 B            blank the screen / back
 H, F1        this help";
 

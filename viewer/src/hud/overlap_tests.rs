@@ -3,25 +3,12 @@
 //! (no GPU: the renderer has no backend; the camera targets an image of the size). No HUD block
 //! — panels, caption, legend, timeline with its labels, QR — covers another.
 
-use std::time::Duration;
-
 use bevy::{
-    camera::RenderTarget,
-    log::LogPlugin,
     prelude::*,
-    render::{
-        RenderPlugin,
-        render_resource::TextureFormat,
-        settings::{RenderCreation, WgpuSettings},
-    },
-    time::TimeUpdateStrategy,
     ui::{ComputedNode, UiGlobalTransform},
-    window::ExitCondition,
-    winit::WinitPlugin,
 };
-use clap::Parser;
 
-use crate::{Cli, story::Captions};
+use crate::{story::Captions, test_support::whole_viewer};
 
 /// The HUD's blocks, by name; each is checked with everything drawn inside it.
 const BLOCKS: [&str; 6] = [
@@ -34,52 +21,19 @@ const BLOCKS: [&str; 6] = [
 ];
 
 fn demo_at_the_peak(size: UVec2) -> App {
-    let cli = Cli::parse_from([
-        "viralglobe-viewer",
-        "--demo",
-        "--story",
-        "--qr",
-        "https://viralglobe.example/l/bones-brigade",
-        "--from",
-        "2012-10-17T14:00:00Z",
-        "--speed",
-        "3000",
-    ]);
-    let file = crate::open_file(&cli).expect("the demo");
-    let mut app = App::new();
-    app.add_plugins(
-        DefaultPlugins
-            .set(WindowPlugin {
-                primary_window: None,
-                exit_condition: ExitCondition::DontExit,
-                ..default()
-            })
-            .set(RenderPlugin {
-                render_creation: RenderCreation::Automatic(Box::new(WgpuSettings {
-                    backends: None,
-                    ..default()
-                })),
-                ..default()
-            })
-            .disable::<WinitPlugin>()
-            .disable::<LogPlugin>(),
-    );
-    crate::add_viewer(&mut app, &cli, file).expect("the viewer");
-    app.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
-        100,
-    )));
-    app.update();
-    let image = Image::new_target_texture(size.x, size.y, TextureFormat::Rgba8UnormSrgb, None);
-    let image = app.world_mut().resource_mut::<Assets<Image>>().add(image);
-    let camera = app
-        .world_mut()
-        .query_filtered::<Entity, With<Camera3d>>()
-        .single(app.world())
-        .expect("one camera");
-    app.world_mut()
-        .entity_mut(camera)
-        .insert(RenderTarget::Image(image.into()));
-    app
+    whole_viewer(
+        &[
+            "--demo",
+            "--story",
+            "--qr",
+            "https://viralglobe.example/l/bones-brigade",
+            "--from",
+            "2012-10-17T14:00:00Z",
+            "--speed",
+            "3000",
+        ],
+        size,
+    )
 }
 
 /// The screen rectangle a block covers: its own node and every visible node inside it.

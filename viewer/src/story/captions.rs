@@ -108,6 +108,36 @@ pub struct Moments {
 }
 
 impl Moments {
+    /// What an arc of `generation` worth `value_cents` brings that is news: a generation (from
+    /// the second) reached first, and the highest revenue milestone it passes.
+    fn note(&mut self, generation: u32, value_cents: u64) -> (Option<u32>, Option<u64>) {
+        let mut reached = None;
+        if generation > self.deepest {
+            self.deepest = generation;
+            reached = (generation >= 2).then_some(generation);
+        }
+        let before = self.revenue_cents / 100;
+        self.revenue_cents += value_cents;
+        let after = self.revenue_cents / 100;
+        let milestone = MILESTONES
+            .iter()
+            .rev()
+            .find(|&&m| before < m && m <= after)
+            .copied();
+        (reached, milestone)
+    }
+
+    /// When a recording's moments happen (a generation reached, a revenue milestone), from its
+    /// arcs' times, generations and values in time order: where the presenter's clicker steps to.
+    pub fn times(arcs: impl Iterator<Item = (i64, u32, u64)>) -> Vec<i64> {
+        let mut moments = Self::default();
+        arcs.filter_map(|(ts, generation, value_cents)| {
+            let (reached, milestone) = moments.note(generation, value_cents);
+            (reached.is_some() || milestone.is_some()).then_some(ts)
+        })
+        .collect()
+    }
+
     /// Starts from where a reset puts the campaign: what came before is no news.
     pub fn reset(&mut self, counts: &Tally) {
         self.deepest = counts.max_generation;
@@ -126,22 +156,15 @@ impl Moments {
                 reach: arc.reach,
             });
         }
-        if arc.generation > self.deepest {
-            self.deepest = arc.generation;
-            if arc.generation >= 2 {
-                moments.push(Moment::Generation {
-                    generation: arc.generation,
-                    city: arc.to.city.clone(),
-                });
-            }
+        let (generation, milestone) = self.note(arc.generation, arc.value_cents.unwrap_or(0));
+        if let Some(generation) = generation {
+            moments.push(Moment::Generation {
+                generation,
+                city: arc.to.city.clone(),
+            });
         }
-        if let Some(cents) = arc.value_cents {
-            let before = self.revenue_cents / 100;
-            self.revenue_cents += cents;
-            let after = self.revenue_cents / 100;
-            if let Some(&dollars) = MILESTONES.iter().rev().find(|&&m| before < m && m <= after) {
-                moments.push(Moment::Revenue { dollars });
-            }
+        if let Some(dollars) = milestone {
+            moments.push(Moment::Revenue { dollars });
         }
         moments
     }
@@ -303,6 +326,21 @@ mod tests {
             moments.observe(&sale),
             vec![Moment::Revenue { dollars: 50_000 }]
         );
+    }
+
+    #[test]
+    fn a_recording_s_moments_are_found_by_the_captions_rules() {
+        // (ts, generation, value_cents): generation 1 is no news, 2 and 3 are, 3 again is not;
+        // $1,000 and $10,000 are milestones.
+        let arcs = [
+            (1, 1, 0),
+            (2, 2, 0),
+            (3, 2, 99_999),
+            (4, 3, 1),
+            (5, 3, 0),
+            (6, 1, 900_000),
+        ];
+        assert_eq!(Moments::times(arcs.into_iter()), vec![2, 4, 6]);
     }
 
     #[test]

@@ -11,13 +11,14 @@ use std::collections::{HashMap, VecDeque};
 use bevy::prelude::*;
 use viralglobe_protocol::{ArcEvent, ArcKind, Place};
 
-use super::Story;
+use super::{Story, captions::Moments};
 use crate::{
     AppSystems,
     arcs::Spotlight,
     camera::{GlobeCamera, Orbit},
     feed::{FeedReset, NewArcs},
     geo::{lat_lon, to_unit},
+    replay::{FileReplay, Playback, ReplayCommand},
 };
 
 /// Cascades watched at once; the quietest goes when a new one needs room.
@@ -249,21 +250,63 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(Update, direct.in_set(AppSystems::Apply));
 }
 
-/// PageDown and PageUp, what presentation remotes send: the next cascade, or back.
+/// Display seconds a step of the clicker lands before its moment, so the globe fills first.
+const LEAD_SECS: f64 = 1.0;
+
+/// PageDown and PageUp, what presentation remotes send. Replaying a file: on to the next story
+/// moment (a generation reached, a revenue milestone; `Moments::times`) or back to the one
+/// before, a second of display time ahead of it. Otherwise: the next cascade, or back.
 fn step(
     keys: Option<Res<ButtonInput<KeyCode>>>,
     story: Res<Story>,
     mut director: ResMut<Director>,
+    replay: Option<Res<FileReplay>>,
+    playback: Option<Res<Playback>>,
+    mut commands: MessageWriter<ReplayCommand>,
+    mut moments: Local<Option<Vec<i64>>>,
 ) {
     let Some(keys) = keys.filter(|_| story.on) else {
         return;
     };
-    if keys.just_pressed(KeyCode::PageDown) {
+    let (next, back) = (
+        keys.just_pressed(KeyCode::PageDown),
+        keys.just_pressed(KeyCode::PageUp),
+    );
+    if !next && !back {
+        return;
+    }
+    if let (Some(replay), Some(playback)) = (replay, playback) {
+        // Found once, on the first press: one pass over the recording's packed arcs.
+        let moments = moments.get_or_insert_with(|| {
+            let arcs = &replay.recording.arcs;
+            Moments::times(
+                arcs.counted(0..arcs.len())
+                    .map(|arc| (arc.ts, arc.generation, arc.value_cents)),
+            )
+        });
+        if let Some(at) = moment_to_step_to(moments, playback.ts_ms, playback.speed, next) {
+            commands.write(ReplayCommand::Seek(at));
+        }
+        return;
+    }
+    if next {
         director.step_next();
     }
-    if keys.just_pressed(KeyCode::PageUp) {
+    if back {
         director.step_back();
     }
+}
+
+/// Where a step lands from playhead `now` at `speed`: `LEAD_SECS` before the first moment after
+/// what the playhead is about to show (`forward`), or before the last one it showed over a lead ago.
+fn moment_to_step_to(moments: &[i64], now: f64, speed: f64, forward: bool) -> Option<i64> {
+    let lead = LEAD_SECS * speed * 1_000.0;
+    let moment = if forward {
+        moments.iter().find(|&&t| t as f64 > now + lead)
+    } else {
+        moments.iter().rev().find(|&&t| (t as f64) < now - lead)
+    };
+    moment.map(|&t| (t as f64 - lead) as i64)
 }
 
 fn direct(
@@ -312,6 +355,79 @@ mod tests {
         a.to.lat = lat;
         a.from = None;
         a
+    }
+
+    #[test]
+    fn in_a_replay_the_clicker_steps_to_the_moments_a_second_ahead() {
+        // At 60x a second of display is 60 s of campaign; moments at 100, 200 and 300 s.
+        let moments = [100_000, 200_000, 300_000];
+        let step = |now: f64, forward| moment_to_step_to(&moments, now, 60.0, forward);
+        assert_eq!(step(0.0, true), Some(40_000));
+        // Just stepped there: on to the next, or back to none before.
+        assert_eq!(step(40_000.0, true), Some(140_000));
+        assert_eq!(step(40_000.0, false), None);
+        // Past the second moment by more than a lead, back replays it.
+        assert_eq!(step(270_000.0, false), Some(140_000));
+        assert_eq!(step(200_000.0, true), Some(240_000));
+        // A moment less than a lead ahead is about to show: nothing after it.
+        assert_eq!(step(250_000.0, true), None);
+    }
+
+    /// The clicker in the whole viewer replaying the demo's peak: PageDown jumps ahead to a
+    /// second before the next moment, whose caption follows as it plays; PageUp goes back.
+    #[test]
+    fn the_clicker_steps_through_the_demo_replay_s_moments() {
+        use bevy::input::{
+            ButtonState,
+            keyboard::{Key, KeyboardInput, NativeKey},
+        };
+
+        let mut app = crate::test_support::whole_viewer(
+            &[
+                "--demo",
+                "--story",
+                "--from",
+                "2012-10-17T14:00:00Z",
+                "--speed",
+                "600",
+            ],
+            UVec2::new(1280, 720),
+        );
+        // As a remote's key reaches the app: a keyboard message, pressed then released.
+        let press = |app: &mut App, key_code| {
+            for state in [ButtonState::Pressed, ButtonState::Released] {
+                app.world_mut().write_message(KeyboardInput {
+                    key_code,
+                    logical_key: Key::Unidentified(NativeKey::Unidentified),
+                    state,
+                    text: None,
+                    repeat: false,
+                    window: Entity::PLACEHOLDER,
+                });
+                app.update();
+            }
+        };
+        let playhead = |app: &App| app.world().resource::<Playback>().ts_ms;
+        let before = playhead(&app);
+        press(&mut app, KeyCode::PageDown);
+        // Two updates play 120 s at 600x; the jump goes further.
+        let landed = playhead(&app);
+        assert!(landed > before + 121_000.0, "{before} to {landed}");
+        let mut shown = None;
+        for _ in 0..30 {
+            app.update();
+            if let Some((text, _)) = &app.world().resource::<super::super::Captions>().showing {
+                shown = Some(text.clone());
+                break;
+            }
+        }
+        assert!(shown.is_some(), "no caption after the jump to {landed}");
+        press(&mut app, KeyCode::PageUp);
+        assert!(
+            playhead(&app) < landed,
+            "back from {landed} to {}",
+            playhead(&app)
+        );
     }
 
     #[test]
