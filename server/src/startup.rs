@@ -3,17 +3,24 @@
 
 use std::{
     net::{SocketAddr, TcpListener},
+    rc::Rc,
     sync::Arc,
     time::Duration,
 };
 
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{IntoServiceFactory, fn_factory, fn_service, map_config};
 use actix_web::{
-    App, HttpServer,
-    dev::{Server, Service},
+    App,
+    body::MessageBody,
+    dev::{
+        AppConfig, Extensions, Server, Service, ServiceFactory, ServiceRequest, ServiceResponse,
+    },
     http::{
         Method,
         header::{self, HeaderValue},
     },
+    rt::net::TcpStream,
     web,
 };
 use anyhow::Context;
@@ -32,6 +39,7 @@ use crate::{
     live, recording,
     replay::{self, Library},
     routes,
+    ws,
     settings::{FsyncPolicy, Settings},
     telemetry::{self, sources::Consumers},
 };
@@ -245,15 +253,64 @@ struct Parts {
     exports: web::Data<replay::export::Exports>,
 }
 
-/// The HTTP server and its routes.
+/// The HTTP server: every worker serves [`app`]; a request to upgrade to a websocket is taken
+/// out of the HTTP/1 dispatcher with its connection and served by a second copy of the app
+/// ([`ws::serve_upgrade`]), so that the websocket runs on the bare connection.
 fn http_server(
     parts: Parts,
     listener: TcpListener,
     workers: Option<usize>,
 ) -> anyhow::Result<Server> {
-    let mut server = HttpServer::new(move || {
-        let access = parts.access.clone();
-        App::new()
+    let address = listener.local_addr()?;
+    let mut builder = actix_server::Server::build().shutdown_timeout(3);
+    if let Some(workers) = workers {
+        builder = builder.workers(workers.max(1));
+    }
+    let stopping = builder.graceful_shutdown_signal();
+    let server = builder.listen("viralglobe", listener, move || {
+        let upgrades = parts.clone();
+        let stopping = stopping.clone();
+        HttpService::build()
+            // What actix-web's `HttpServer` sets: idle keep-alive, the time to send a request's
+            // head, and to close after the answer.
+            .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .graceful_shutdown_signal(move || {
+                let stopping = stopping.clone();
+                async move { stopping.notified().await }
+            })
+            .local_addr(address)
+            .on_connect_ext(|tcp: &TcpStream, _: &mut Extensions| let_stalled_readers_go(tcp))
+            .upgrade(fn_factory(move || {
+                let app = app(upgrades.clone()).into_factory();
+                async move {
+                    let app = Rc::new(app.new_service(AppConfig::default()).await?);
+                    Ok::<_, ()>(fn_service(move |(req, framed)| {
+                        ws::serve_upgrade(app.clone(), req, framed)
+                    }))
+                }
+            }))
+            .finish(map_config(app(parts.clone()), |_| AppConfig::default()))
+            .tcp()
+    })?;
+    Ok(server.run())
+}
+
+/// The application: shared state, middleware and routes.
+fn app(
+    parts: Parts,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let access = parts.access.clone();
+    App::new()
             .app_data(parts.tracker.clone())
             .app_data(parts.pipeline.clone())
             .app_data(parts.cluster.clone())
@@ -325,13 +382,6 @@ fn http_server(
             .configure(replay::configure)
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
-    })
-    .on_connect(let_stalled_readers_go)
-    .shutdown_timeout(3);
-    if let Some(workers) = workers {
-        server = server.workers(workers.max(1));
-    }
-    Ok(server.listen(listener)?.run())
 }
 
 /// How long a peer may keep its receive window shut, or leave what was sent unacknowledged,
@@ -343,10 +393,8 @@ const STALLED_PEER_TIMEOUT: Duration = Duration::from_secs(35);
 /// On every accepted connection: `TCP_USER_TIMEOUT`, which Linux applies to a peer that keeps its
 /// window shut too. (When a session ends, actix-http still flushes what it had buffered; into a
 /// socket that never drains, that waited for ever.)
-fn let_stalled_readers_go(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
-        && let Err(error) =
-            socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(STALLED_PEER_TIMEOUT))
+fn let_stalled_readers_go(tcp: &TcpStream) {
+    if let Err(error) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(STALLED_PEER_TIMEOUT))
     {
         tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
     }

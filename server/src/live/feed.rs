@@ -38,7 +38,6 @@ fn max_rate(query: &LiveQuery) -> Result<Option<u32>, ReadError> {
 /// `GET /v1/live`: a websocket.
 pub(crate) async fn live(
     req: HttpRequest,
-    body: web::Payload,
     reading: Reading,
     query: web::Query<LiveQuery>,
     hub: web::Data<Hub>,
@@ -58,7 +57,7 @@ pub(crate) async fn live(
         &engine,
     );
     let campaign = feed.filter.campaign.clone();
-    ws::start("live", &req, body, campaign.as_deref(), feed)
+    ws::start("live", &req, campaign.as_deref(), feed)
 }
 
 /// `GET /v1/live/events`: the same feed as server-sent events, JSON only, for clients that

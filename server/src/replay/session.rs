@@ -40,7 +40,6 @@ pub(crate) struct ReplayQuery {
 
 pub(crate) async fn replay(
     req: HttpRequest,
-    body: web::Payload,
     reading: Reading,
     query: web::Query<ReplayQuery>,
     library: web::Data<super::Library>,
@@ -126,7 +125,7 @@ pub(crate) async fn replay(
         clock_every: tokio::time::interval(CLOCK_EVERY),
     };
     let campaign = replay.campaign.clone();
-    ws::start("replay", &req, body, Some(&campaign), replay)
+    ws::start("replay", &req, Some(&campaign), replay)
 }
 
 struct Replay {

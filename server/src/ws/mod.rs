@@ -1,31 +1,34 @@
 //! One room for sessions: the loop that every websocket runs (the live feed's and a replay's) —
 //! its span, heartbeat, what the client says, sends with deadlines, and why it ended — around a
 //! [`Source`] that says what to send; and the same for a server-sent event stream (the live feed
-//! for clients that cannot open a websocket), which has nothing to hear.
+//! for clients that cannot open a websocket), which has nothing to hear. A websocket runs on
+//! its bare connection, out of the HTTP dispatcher ([`upgrade`], [`socket`]).
 
 mod outbox;
+mod socket;
+mod upgrade;
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use actix_ws::{Message, MessageStream};
+use actix_web::{HttpRequest, HttpResponse, error::ErrorBadRequest, http::header};
 use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 pub(crate) use outbox::Outbox;
+pub(crate) use upgrade::serve as serve_upgrade;
+
+use socket::{Inbound, Receiver};
+use upgrade::Takeover;
 
 /// How often the server pings, and how long a client may stay silent (pongs count) or take to
 /// accept one frame before it is closed.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
 pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The largest message a client may send (replay controls are a few dozen bytes).
-const MAX_INBOUND: usize = 64 * 1024;
 
 /// What a websocket sends: the live feed, or a replay.
 pub(crate) trait Source {
@@ -46,31 +49,38 @@ pub(crate) trait Source {
     async fn heard(&mut self, text: ByteString, out: &mut Outbox) -> Result<(), Ended>;
 }
 
-/// Upgrades `req` to a websocket and runs `source` on it, on a task of its own, in the span of
-/// a session of `kind` (`live`, `replay`) for `campaign`.
+/// Accepts `req`'s upgrade to a websocket and leaves `source` to run on its connection once the
+/// `101` is written, in the span of a session of `kind` (`live`, `replay`) for `campaign`.
 pub(crate) fn start(
     kind: &'static str,
     req: &HttpRequest,
-    body: web::Payload,
     campaign: Option<&str>,
     source: impl Source + 'static,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let mut response = actix_http::ws::handshake(req.head())?;
+    // Every websocket handshake over HTTP/1.1 comes by the upgrade path; one that did not (a
+    // test calling the handler directly) has no connection to take.
+    let takeover = Takeover::of(req)
+        .ok_or_else(|| ErrorBadRequest("websockets are served over HTTP/1.1 only"))?;
     let span = session_span(kind, req, campaign);
-    let (response, session, stream) = actix_ws::handle(req, body)?;
-    let session = async move {
-        let started = Instant::now();
-        tracing::debug!("websocket connected");
-        let mut out = Outbox::socket(session);
-        let ended = serve(&mut out, stream, source).await;
-        tracing::debug!(
-            reason = ended.as_str(),
-            duration_s = started.elapsed().as_secs_f64(),
-            "websocket closed"
-        );
-        out.close().await;
-    };
-    actix_web::rt::spawn(session.instrument(span));
-    Ok(response)
+    takeover.run(Box::new(move |receiver, sender| {
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                tracing::debug!("websocket connected");
+                let mut out = Outbox::socket(sender);
+                let ended = serve(&mut out, receiver, source).await;
+                tracing::debug!(
+                    reason = ended.as_str(),
+                    duration_s = started.elapsed().as_secs_f64(),
+                    "websocket closed"
+                );
+                out.close().await;
+            }
+            .instrument(span),
+        )
+    }));
+    Ok(response.finish().map_into_boxed_body().into())
 }
 
 /// Runs `source` as a server-sent event stream (`text/event-stream`), on a task of its own.
@@ -127,8 +137,7 @@ async fn serve_events(out: &mut Outbox, mut source: impl Source) -> Ended {
     }
 }
 
-async fn serve(out: &mut Outbox, stream: MessageStream, mut source: impl Source) -> Ended {
-    let mut stream = stream.max_frame_size(MAX_INBOUND);
+async fn serve(out: &mut Outbox, mut inbound: Receiver, mut source: impl Source) -> Ended {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = Instant::now();
     if let Err(ended) = source.open(out).await {
@@ -137,13 +146,13 @@ async fn serve(out: &mut Outbox, stream: MessageStream, mut source: impl Source)
     loop {
         let done = tokio::select! {
             wake = source.wait() => source.act(wake, out).await,
-            msg = stream.recv() => {
+            message = inbound.recv() => {
                 last_heard = Instant::now();
-                match msg {
-                    Some(Ok(Message::Text(text))) => source.heard(text, out).await,
-                    Some(Ok(Message::Ping(bytes))) => out.pong(&bytes).await,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Ended::ClientClosed),
-                    Some(Ok(_)) => Ok(()),
+                match message {
+                    Ok(Inbound::Text(text)) => source.heard(text, out).await,
+                    Ok(Inbound::Ping(bytes)) => out.pong(&bytes).await,
+                    Ok(Inbound::Other) => Ok(()),
+                    Ok(Inbound::Close) | Err(_) => Err(Ended::ClientClosed),
                 }
             }
             _ = heartbeat.tick() => out.keep_alive(last_heard).await,

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use actix_ws::Session;
 use bytes::Bytes;
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 use viralglobe_protocol::{ArcEvent, Encoding, ServerMessage, compact};
 
-use super::{CLIENT_TIMEOUT, Ended};
+use super::{CLIENT_TIMEOUT, Ended, socket::Sender};
 
 /// How long a close frame may wait for room: a client that stopped reading never makes any.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -23,15 +22,15 @@ pub(crate) struct Outbox {
 }
 
 enum Transport {
-    Socket(Session),
+    Socket(Sender),
     /// The event stream's body, a bounded queue of whole events.
     Events(mpsc::Sender<Bytes>),
 }
 
 impl Outbox {
-    pub(super) fn socket(session: Session) -> Self {
+    pub(super) fn socket(sender: Sender) -> Self {
         Self {
-            transport: Transport::Socket(session),
+            transport: Transport::Socket(sender),
             epoch: None,
         }
     }
@@ -62,8 +61,8 @@ impl Outbox {
         last: Option<u64>,
     ) -> Result<(), Ended> {
         match (&mut self.transport, binary) {
-            (Transport::Socket(session), Some(bytes)) => {
-                within(CLIENT_TIMEOUT, session.binary(bytes.clone())).await
+            (Transport::Socket(socket), Some(bytes)) => {
+                within(CLIENT_TIMEOUT, socket.binary(bytes)).await
             }
             _ => self.text_at(text.clone(), last).await,
         }
@@ -85,9 +84,9 @@ impl Outbox {
     ) -> Result<(), Ended> {
         let last = arcs.last().map(|a| a.seq);
         match (&mut self.transport, encoding) {
-            (Transport::Socket(session), Encoding::Compact) => {
+            (Transport::Socket(socket), Encoding::Compact) => {
                 let bytes = compact::encode(&arcs.iter().collect::<Vec<_>>());
-                within(CLIENT_TIMEOUT, session.binary(bytes)).await
+                within(CLIENT_TIMEOUT, socket.binary(&bytes)).await
             }
             _ => {
                 let text = serde_json::to_string(&ServerMessage::Arcs { arcs })
@@ -99,7 +98,7 @@ impl Outbox {
 
     async fn text_at(&mut self, text: ByteString, last: Option<u64>) -> Result<(), Ended> {
         match &mut self.transport {
-            Transport::Socket(session) => within(CLIENT_TIMEOUT, session.text(text)).await,
+            Transport::Socket(socket) => within(CLIENT_TIMEOUT, socket.text(&text)).await,
             Transport::Events(body) => {
                 // One `data:` line: the server's JSON has no line breaks.
                 let id = match (&self.epoch, last) {
@@ -114,7 +113,7 @@ impl Outbox {
 
     pub(super) async fn pong(&mut self, bytes: &[u8]) -> Result<(), Ended> {
         match &mut self.transport {
-            Transport::Socket(session) => within(CLIENT_TIMEOUT, session.pong(bytes)).await,
+            Transport::Socket(socket) => within(CLIENT_TIMEOUT, socket.pong(bytes)).await,
             Transport::Events(_) => Ok(()),
         }
     }
@@ -125,11 +124,11 @@ impl Outbox {
     /// keeps proxies from closing it and finds a client that went away.
     pub(super) async fn keep_alive(&mut self, last_heard: Instant) -> Result<(), Ended> {
         match &mut self.transport {
-            Transport::Socket(session) => {
+            Transport::Socket(socket) => {
                 let left = CLIENT_TIMEOUT
                     .checked_sub(last_heard.elapsed())
                     .ok_or(Ended::ClientSilent)?;
-                within(left, session.ping(b""))
+                within(left, socket.ping())
                     .await
                     .map_err(|_| Ended::ClientSilent)
             }
@@ -143,8 +142,8 @@ impl Outbox {
     /// subscriber's queue and the task go whatever the client does. An event stream ends with
     /// its sender.
     pub(super) async fn close(self) {
-        if let Transport::Socket(session) = self.transport {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(None)).await;
+        if let Transport::Socket(mut socket) = self.transport {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
         }
     }
 }
