@@ -32,13 +32,19 @@ pub async fn rss(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     crowd.disconnect().await?;
     settle().await;
 
-    // The same over server-sent events.
-    let before = server.rss_kib()?;
-    let path = "/v1/live/events?campaign=quiet";
-    let crowd = crate::events::connect(&server.address, path, IDLE_SUBSCRIBERS).await?;
-    settle().await;
-    let per_stream = (server.rss_kib()?.saturating_sub(before)) as f64 / IDLE_SUBSCRIBERS as f64;
-    crowd.disconnect().await?;
+    // The same over server-sent events, on a server of their own: on this one they would reuse
+    // what the websockets freed and look cheaper than they are.
+    let per_stream = {
+        let server = Process::server(cli)?;
+        settle().await;
+        let before = server.rss_kib()?;
+        let path = "/v1/live/events?campaign=quiet";
+        let crowd = crate::events::connect(&server.address, path, IDLE_SUBSCRIBERS).await?;
+        settle().await;
+        let grown = server.rss_kib()?.saturating_sub(before);
+        crowd.disconnect().await?;
+        grown as f64 / IDLE_SUBSCRIBERS as f64
+    };
 
     // The same addresses first, in another campaign, so the geo cache and the recording's
     // buffers are already warm: what grows after is the shares.

@@ -7,7 +7,7 @@
 
 use std::{cell::Cell, convert::Infallible, rc::Rc};
 
-use actix_codec::Framed;
+use actix_codec::{Framed, FramedParts};
 use actix_http::{
     ConnectionType, HttpMessage, Request, Response,
     body::{BodySize, MessageBody, to_bytes_limited},
@@ -75,7 +75,9 @@ where
 {
     let takeover = Takeover::default();
     req.extensions_mut().insert(takeover.clone());
-    let response: Response<_> = match app.call(req).await {
+    // Boxed: the app's future would otherwise stay in the connection's task for the session's
+    // whole life.
+    let response: Response<_> = match Box::pin(app.call(req)).await {
         Ok(response) => response.into_parts().1.map_into_boxed_body().into(),
         Err(error) => error.error_response().into(),
     };
@@ -85,8 +87,9 @@ where
         framed
             .send(h1::Message::Item((head, BodySize::None)))
             .await?;
-        let parts = framed.into_parts();
-        let (receiver, sender) = socket::split(parts.io, parts.read_buf);
+        // The dispatcher's write buffer is dropped here, not kept for the session's life.
+        let FramedParts { io, read_buf, .. } = framed.into_parts();
+        let (receiver, sender) = socket::split(io, read_buf);
         session(receiver, sender).await;
         return Ok(());
     }
