@@ -39,9 +39,9 @@ use crate::{
     live, recording,
     replay::{self, Library},
     routes,
-    ws,
     settings::{FsyncPolicy, Settings},
     telemetry::{self, sources::Consumers},
+    ws,
 };
 
 pub struct Application {
@@ -311,77 +311,77 @@ fn app(
 > {
     let access = parts.access.clone();
     App::new()
-            .app_data(parts.tracker.clone())
-            .app_data(parts.pipeline.clone())
-            .app_data(parts.cluster.clone())
-            .app_data(parts.engine.clone())
-            .app_data(parts.geo.clone())
-            .app_data(parts.hub.clone())
-            .app_data(parts.library.clone())
-            .app_data(parts.access.clone())
-            .app_data(parts.consumers.clone())
-            .app_data(parts.dub.clone())
-            .app_data(parts.metrics.clone())
-            .app_data(parts.limits.clone())
-            .app_data(parts.exports.clone())
-            .wrap_fn(|req, service| {
-                // One line at debug and a duration per request, by the route that served it.
-                // The method and path only when they are logged: this runs for every request.
-                let logged = tracing::enabled!(tracing::Level::DEBUG)
-                    .then(|| (req.method().clone(), req.path().to_owned()));
-                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                let started = std::time::Instant::now();
-                let response = service.call(req);
-                async move {
-                    let response = response.await?;
-                    let status = response.status();
-                    let elapsed = started.elapsed();
-                    metrics::histogram!("viralglobe_http_request_seconds",
+        .app_data(parts.tracker.clone())
+        .app_data(parts.pipeline.clone())
+        .app_data(parts.cluster.clone())
+        .app_data(parts.engine.clone())
+        .app_data(parts.geo.clone())
+        .app_data(parts.hub.clone())
+        .app_data(parts.library.clone())
+        .app_data(parts.access.clone())
+        .app_data(parts.consumers.clone())
+        .app_data(parts.dub.clone())
+        .app_data(parts.metrics.clone())
+        .app_data(parts.limits.clone())
+        .app_data(parts.exports.clone())
+        .wrap_fn(|req, service| {
+            // One line at debug and a duration per request, by the route that served it.
+            // The method and path only when they are logged: this runs for every request.
+            let logged = tracing::enabled!(tracing::Level::DEBUG)
+                .then(|| (req.method().clone(), req.path().to_owned()));
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            let started = std::time::Instant::now();
+            let response = service.call(req);
+            async move {
+                let response = response.await?;
+                let status = response.status();
+                let elapsed = started.elapsed();
+                metrics::histogram!("viralglobe_http_request_seconds",
                         "route" => route, "status" => status_label(status))
-                    .record(elapsed);
-                    if let Some((method, path)) = logged {
-                        tracing::debug!(%method, path, status = status.as_u16(),
+                .record(elapsed);
+                if let Some((method, path)) = logged {
+                    tracing::debug!(%method, path, status = status.as_u16(),
                             elapsed_ms = elapsed.as_secs_f64() * 1e3, "request");
-                    }
-                    Ok(response)
                 }
-            })
-            .wrap_fn(move |req, service| {
-                // Browser pages elsewhere may read the API (GET; tokens go in the query).
-                let get = req.method() == Method::GET;
-                let allow = get
-                    .then(|| req.headers().get(header::ORIGIN))
-                    .flatten()
-                    .and_then(|origin| access.cors_allow_origin(origin));
-                let response = service.call(req);
-                async move {
-                    let mut response = response.await?;
-                    let headers = response.headers_mut();
-                    if let Some(allow) = allow {
-                        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-                    }
-                    // Every GET answer depends on the Origin, even one asked without it: a
-                    // browser that cached the same-origin copy (an embedded globe's iframe) would
-                    // otherwise give it, without its CORS header, to another site's page. Added to
-                    // the Vary already there (compression's), not in its place.
-                    if get {
-                        headers.append(header::VARY, HeaderValue::from_static("Origin"));
-                    }
-                    Ok(response)
+                Ok(response)
+            }
+        })
+        .wrap_fn(move |req, service| {
+            // Browser pages elsewhere may read the API (GET; tokens go in the query).
+            let get = req.method() == Method::GET;
+            let allow = get
+                .then(|| req.headers().get(header::ORIGIN))
+                .flatten()
+                .and_then(|origin| access.cors_allow_origin(origin));
+            let response = service.call(req);
+            async move {
+                let mut response = response.await?;
+                let headers = response.headers_mut();
+                if let Some(allow) = allow {
+                    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
                 }
-            })
-            .app_data(routes::query_errors())
-            .app_data(routes::path_errors())
-            // The busiest routes first, ahead of any pattern with a parameter: each of those
-            // tried costs a regex match (a tenth of a one-event request's time).
-            .configure(links::configure_redirect)
-            .configure(ingest::configure)
-            .configure(links::configure)
-            .configure(hooks::configure)
-            .configure(live::configure)
-            .configure(replay::configure)
-            .configure(routes::configure)
-            .default_service(web::to(routes::not_found))
+                // Every GET answer depends on the Origin, even one asked without it: a
+                // browser that cached the same-origin copy (an embedded globe's iframe) would
+                // otherwise give it, without its CORS header, to another site's page. Added to
+                // the Vary already there (compression's), not in its place.
+                if get {
+                    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+                }
+                Ok(response)
+            }
+        })
+        .app_data(routes::query_errors())
+        .app_data(routes::path_errors())
+        // The busiest routes first, ahead of any pattern with a parameter: each of those
+        // tried costs a regex match (a tenth of a one-event request's time).
+        .configure(links::configure_redirect)
+        .configure(ingest::configure)
+        .configure(links::configure)
+        .configure(hooks::configure)
+        .configure(live::configure)
+        .configure(replay::configure)
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
 }
 
 /// How long a peer may keep its receive window shut, or leave what was sent unacknowledged,

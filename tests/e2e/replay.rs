@@ -437,3 +437,92 @@ async fn stalled_exports_are_bounded_and_end() {
     assert_eq!(lines, 60_001, "a whole export once a place is free");
     drop(stalled);
 }
+
+/// A websocket runs on its bare connection (out of actix's HTTP dispatcher), so the server reads
+/// the protocol itself: a control sent in fragments is heard whole, a client's ping is answered
+/// with its payload, a message over 64 KiB ends the session (the server serves on), and a
+/// refused upgrade is an HTTP answer naming the field.
+#[tokio::test]
+async fn the_server_reads_websocket_frames_as_the_protocol_says() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{
+        Error, Message,
+        protocol::frame::{
+            Frame,
+            coding::{Data, OpCode},
+        },
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    one_click_a_second(&server, 60).await;
+    let mut replay = server.replay("bones-brigade", "?paused=true").await;
+
+    let control = json!({"type": "speed", "speed": 20}).to_string();
+    let (first, rest) = control.split_at(5);
+    let (middle, last) = rest.split_at(7);
+    for (part, opcode, fin) in [
+        (first, OpCode::Data(Data::Text), false),
+        (middle, OpCode::Data(Data::Continue), false),
+        (last, OpCode::Data(Data::Continue), true),
+    ] {
+        let frame = Frame::message(part.as_bytes().to_vec(), opcode, fin);
+        replay.ws.send(Message::Frame(frame)).await.expect("send");
+    }
+    let (_, answer) = answer_to_control(&mut replay, |c| c.speed == 20.0).await;
+    assert_eq!(clock_of(&answer).speed, 20.0, "{answer:?}");
+
+    replay
+        .ws
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match replay.ws.next().await {
+                Some(Ok(Message::Pong(payload))) => return payload,
+                Some(Ok(_)) => continue,
+                other => panic!("no pong: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong within 5 s");
+    assert_eq!(&pong[..], b"are you there");
+
+    let too_large = "x".repeat(64 * 1024 + 1);
+    replay
+        .ws
+        .send(Message::Text(too_large.into()))
+        .await
+        .expect("send");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match replay.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a message over 64 KiB did not end the session"
+    );
+
+    // The server serves on; a refused upgrade is answered over HTTP, naming the field.
+    let url = format!(
+        "{}/v1/campaigns/bones-brigade/replay?speed=-1",
+        server.ws_base
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 400);
+            let body =
+                String::from_utf8(response.body().clone().unwrap_or_default()).expect("UTF-8");
+            assert!(body.contains("speed"), "{body}");
+        }
+        other => panic!("a replay at speed -1 was not refused: {other:?}"),
+    }
+    server.replay("bones-brigade", "").await;
+}

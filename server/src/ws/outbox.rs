@@ -14,11 +14,16 @@ use super::{CLIENT_TIMEOUT, Ended, socket::Sender};
 /// How long a close frame may wait for room: a client that stopped reading never makes any.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The most a held websocket keeps queued before writing it anyway.
+const HELD_BYTES: usize = 64 * 1024;
+
 pub(crate) struct Outbox {
     transport: Transport,
     /// The epoch the arcs sent count in: an event stream names each arcs event `epoch:seq`, the
     /// position a browser's `EventSource` resumes from (`Last-Event-ID`).
     epoch: Option<String>,
+    /// A websocket's frames are being held for one write (see [`Outbox::hold`]).
+    holding: bool,
 }
 
 enum Transport {
@@ -32,6 +37,7 @@ impl Outbox {
         Self {
             transport: Transport::Socket(sender),
             epoch: None,
+            holding: false,
         }
     }
 
@@ -39,12 +45,36 @@ impl Outbox {
         Self {
             transport: Transport::Events(body),
             epoch: None,
+            holding: false,
         }
     }
 
     /// The epoch that the arcs sent from now on count in.
     pub(crate) fn set_epoch(&mut self, epoch: &str) {
         self.epoch = Some(epoch.to_owned());
+    }
+
+    /// Holds what is sent on a websocket from now until [`Outbox::flush`], to write it at once:
+    /// a subscriber a few frames behind catches up in one `writev`, not one each (the kernel's
+    /// send path is most of the cost of a frame).
+    pub(crate) fn hold(&mut self) {
+        self.holding = true;
+    }
+
+    /// Writes what was held.
+    pub(crate) async fn flush(&mut self) -> Result<(), Ended> {
+        self.holding = false;
+        self.sent().await
+    }
+
+    /// After a websocket's frame was queued: written now, unless held (and not too much is).
+    async fn sent(&mut self) -> Result<(), Ended> {
+        match &mut self.transport {
+            Transport::Socket(socket) if !self.holding || socket.queued_bytes() >= HELD_BYTES => {
+                within(CLIENT_TIMEOUT, socket.flush()).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// One message, already encoded as JSON.
@@ -62,7 +92,8 @@ impl Outbox {
     ) -> Result<(), Ended> {
         match (&mut self.transport, binary) {
             (Transport::Socket(socket), Some(bytes)) => {
-                within(CLIENT_TIMEOUT, socket.binary(bytes)).await
+                socket.binary(bytes);
+                self.sent().await
             }
             _ => self.text_at(text.clone(), last).await,
         }
@@ -86,7 +117,8 @@ impl Outbox {
         match (&mut self.transport, encoding) {
             (Transport::Socket(socket), Encoding::Compact) => {
                 let bytes = compact::encode(&arcs.iter().collect::<Vec<_>>());
-                within(CLIENT_TIMEOUT, socket.binary(&bytes)).await
+                socket.binary(&Bytes::from(bytes));
+                self.sent().await
             }
             _ => {
                 let text = serde_json::to_string(&ServerMessage::Arcs { arcs })
@@ -98,7 +130,10 @@ impl Outbox {
 
     async fn text_at(&mut self, text: ByteString, last: Option<u64>) -> Result<(), Ended> {
         match &mut self.transport {
-            Transport::Socket(socket) => within(CLIENT_TIMEOUT, socket.text(&text)).await,
+            Transport::Socket(socket) => {
+                socket.text(&text);
+                self.sent().await
+            }
             Transport::Events(body) => {
                 // One `data:` line: the server's JSON has no line breaks.
                 let id = match (&self.epoch, last) {
@@ -111,9 +146,12 @@ impl Outbox {
         }
     }
 
-    pub(super) async fn pong(&mut self, bytes: &[u8]) -> Result<(), Ended> {
+    pub(super) async fn pong(&mut self, bytes: &Bytes) -> Result<(), Ended> {
         match &mut self.transport {
-            Transport::Socket(socket) => within(CLIENT_TIMEOUT, socket.pong(bytes)).await,
+            Transport::Socket(socket) => {
+                socket.pong(bytes);
+                self.sent().await
+            }
             Transport::Events(_) => Ok(()),
         }
     }
@@ -128,7 +166,8 @@ impl Outbox {
                 let left = CLIENT_TIMEOUT
                     .checked_sub(last_heard.elapsed())
                     .ok_or(Ended::ClientSilent)?;
-                within(left, socket.ping())
+                socket.ping();
+                within(left, socket.flush())
                     .await
                     .map_err(|_| Ended::ClientSilent)
             }
@@ -143,7 +182,8 @@ impl Outbox {
     /// its sender.
     pub(super) async fn close(self) {
         if let Transport::Socket(mut socket) = self.transport {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
+            socket.close();
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.flush()).await;
         }
     }
 }

@@ -1,18 +1,19 @@
 //! A websocket on the connection itself, once the upgrade handed it over (see [`super::upgrade`]):
-//! each frame goes out in one vectored write of its header and the shared payload — no copy, no
-//! channel, no task between the session and the kernel — and nothing is buffered while the
-//! connection is idle (an inbound buffer exists only while a message is part-read).
+//! frames are queued as their header and the payload shared with every subscriber sent the same,
+//! and written together in one `writev` — no copy, no channel, no task between the session and
+//! the kernel. Nothing is buffered while the connection is idle: the outbound queue and the
+//! inbound buffer exist only while there is something in them.
 
 use std::{
     io::{self, IoSlice},
     rc::Rc,
 };
 
-use actix_web::rt::net::TcpStream;
+use actix_codec::Decoder;
 use actix_http::ws::{Codec, Frame, Item, OpCode};
+use actix_web::rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use actix_codec::Decoder;
 
 /// The largest message a client may send (replay controls are a few dozen bytes).
 const MAX_INBOUND: usize = 64 * 1024;
@@ -39,18 +40,39 @@ pub(super) struct Receiver {
     fragments: Option<BytesMut>,
 }
 
-/// The sending half.
+/// The sending half: frames are queued and written together, as many as one `writev` takes.
 pub(crate) struct Sender {
     stream: Rc<TcpStream>,
+    /// Frames not yet (wholly) written; unallocated while the connection is idle.
+    queued: Vec<Queued>,
+    /// Bytes of the first queued frame already written.
+    written: usize,
     /// A frame was cut off part-way (its send timed out): the stream is no longer framed, and
     /// nothing more, not even a close frame, may go out on it.
     torn: bool,
 }
 
+/// One frame waiting to be written: its header, and its payload, shared with every other
+/// subscriber sent the same.
+struct Queued {
+    header: [u8; 10],
+    header_len: u8,
+    payload: Bytes,
+}
+
+impl Queued {
+    fn len(&self) -> usize {
+        usize::from(self.header_len) + self.payload.len()
+    }
+}
+
+/// The most frames one `writev` carries (two slices each, within Linux's `IOV_MAX` of 1,024).
+const FRAMES_A_WRITE: usize = 64;
+
 /// Splits a connection whose upgrade was answered into a websocket's two halves; `read` is what
 /// the client sent after its request (frames it did not wait to send).
 pub(super) fn split(stream: TcpStream, read: BytesMut) -> (Receiver, Sender) {
-    // Every write is a whole frame: out at once, not held for the next.
+    // Every write is whole frames, as many as were ready: out at once, not held back by Nagle.
     let _ = stream.set_nodelay(true);
     let stream = Rc::new(stream);
     let receiver = Receiver {
@@ -59,7 +81,13 @@ pub(super) fn split(stream: TcpStream, read: BytesMut) -> (Receiver, Sender) {
         read,
         fragments: None,
     };
-    (receiver, Sender { stream, torn: false })
+    let sender = Sender {
+        stream,
+        queued: Vec::new(),
+        written: 0,
+        torn: false,
+    };
+    (receiver, sender)
 }
 
 impl Receiver {
@@ -67,7 +95,11 @@ impl Receiver {
     /// read stays in the buffer.
     pub(super) async fn recv(&mut self) -> io::Result<Inbound> {
         loop {
-            while let Some(frame) = self.codec.decode(&mut self.read).map_err(io::Error::other)? {
+            while let Some(frame) = self
+                .codec
+                .decode(&mut self.read)
+                .map_err(io::Error::other)?
+            {
                 if let Some(message) = self.joined(frame)? {
                     return Ok(message);
                 }
@@ -138,50 +170,101 @@ fn text_message(bytes: Bytes) -> io::Result<Inbound> {
 }
 
 impl Sender {
-    pub(super) async fn text(&mut self, text: &ByteString) -> io::Result<()> {
-        self.send(OpCode::Text, text.as_bytes()).await
+    /// Queues a text message.
+    pub(super) fn text(&mut self, text: &ByteString) {
+        self.queue(OpCode::Text, text.as_bytes().clone());
     }
 
-    pub(super) async fn binary(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.send(OpCode::Binary, bytes).await
+    /// Queues a binary message.
+    pub(super) fn binary(&mut self, bytes: &Bytes) {
+        self.queue(OpCode::Binary, bytes.clone());
     }
 
-    pub(super) async fn ping(&mut self) -> io::Result<()> {
-        self.send(OpCode::Ping, b"").await
+    pub(super) fn ping(&mut self) {
+        self.queue(OpCode::Ping, Bytes::new());
     }
 
-    pub(super) async fn pong(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.send(OpCode::Pong, bytes).await
+    pub(super) fn pong(&mut self, bytes: &Bytes) {
+        self.queue(OpCode::Pong, bytes.clone());
     }
 
-    /// A close frame (normal closure), unless a frame was cut off before it.
-    pub(super) async fn close(&mut self) -> io::Result<()> {
-        if self.torn {
-            return Ok(());
+    /// Queues a close frame (normal closure), unless a frame was cut off before it.
+    pub(super) fn close(&mut self) {
+        if !self.torn {
+            // Status 1000, normal closure.
+            self.queue(OpCode::Close, Bytes::from_static(&[0x03, 0xe8]));
         }
-        self.send(OpCode::Close, &1000u16.to_be_bytes()).await
     }
 
-    /// One frame: its header and payload in as few writes as the socket's room allows.
-    async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
+    fn queue(&mut self, opcode: OpCode, payload: Bytes) {
+        let (header, header_len) = header(opcode, payload.len());
+        self.queued.push(Queued {
+            header,
+            header_len: header_len as u8,
+            payload,
+        });
+    }
+
+    /// Bytes queued and not yet written.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.queued.iter().map(Queued::len).sum::<usize>() - self.written
+    }
+
+    /// Writes everything queued, in as few writes as the socket's room allows. A flush that is
+    /// given up part-way (its deadline passed) leaves the stream torn.
+    pub(super) async fn flush(&mut self) -> io::Result<()> {
         if self.torn {
             return Err(io::Error::other("an earlier frame was cut off"));
         }
-        let (header, header_len) = header(opcode, payload.len());
-        let mut parts = [IoSlice::new(&header[..header_len]), IoSlice::new(payload)];
-        let mut left = &mut parts[..];
-        self.torn = true;
-        while !left.is_empty() {
+        while !self.queued.is_empty() {
+            self.torn = true;
             self.stream.writable().await?;
-            match self.stream.try_write_vectored(left) {
+            match self.write_some() {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut left, n),
+                Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
         }
         self.torn = false;
+        // Give the allocation back: an idle subscriber holds no queue.
+        self.queued = Vec::new();
         Ok(())
+    }
+
+    /// One `writev` of the queued frames, from where the last one stopped.
+    fn write_some(&self) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); 2 * FRAMES_A_WRITE];
+        let mut used = 0;
+        let mut skip = self.written;
+        for frame in self.queued.iter().take(FRAMES_A_WRITE) {
+            for part in [&frame.header[..frame.header_len.into()], &frame.payload[..]] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                slices[used] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                used += 1;
+            }
+        }
+        self.stream.try_write_vectored(&slices[..used])
+    }
+
+    /// Drops what `n` more bytes written finished.
+    fn advance(&mut self, n: usize) {
+        self.written += n;
+        let done = self
+            .queued
+            .iter()
+            .scan(0, |total, frame| {
+                *total += frame.len();
+                Some(*total)
+            })
+            .take_while(|&total| total <= self.written)
+            .count();
+        let finished: usize = self.queued.drain(..done).map(|frame| frame.len()).sum();
+        self.written -= finished;
     }
 }
 

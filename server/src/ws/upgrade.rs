@@ -5,7 +5,7 @@
 //! `101` and runs it on the bare connection ([`super::socket`]). The dispatcher and its two
 //! buffers are gone by then: an idle websocket holds its socket, its session and nothing else.
 
-use std::{cell::Cell, convert::Infallible, rc::Rc};
+use std::{cell::Cell, convert::Infallible, rc::Rc, time::Duration};
 
 use actix_codec::{Framed, FramedParts};
 use actix_http::{
@@ -21,6 +21,7 @@ use actix_web::{
 };
 use bytes::Bytes;
 use futures_util::{SinkExt, future::LocalBoxFuture};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::socket::{self, Receiver, Sender};
 
@@ -101,8 +102,24 @@ where
     };
     head.head_mut().set_connection_type(ConnectionType::Close);
     framed
-        .send(h1::Message::Item((head, BodySize::Sized(body.len() as u64))))
+        .send(h1::Message::Item((
+            head,
+            BodySize::Sized(body.len() as u64),
+        )))
         .await?;
     framed.send(h1::Message::Chunk(Some(body))).await?;
-    framed.send(h1::Message::Chunk(None)).await
+    framed.send(h1::Message::Chunk(None)).await?;
+    // A lingering close: closing with unread bytes would reset the connection, and a reset can
+    // destroy the answer before the client reads it.
+    let mut io = framed.into_parts().io;
+    io.shutdown().await?;
+    let mut unread = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while io.read(&mut unread).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    Ok(())
 }
+
+/// How long a refused connection waits for its client to close.
+const LINGER: Duration = Duration::from_secs(1);
