@@ -145,7 +145,9 @@ async fn serve(out: &mut Outbox, mut inbound: Receiver, mut source: impl Source)
     }
     loop {
         let done = tokio::select! {
-            wake = source.wait() => source.act(wake, out).await,
+            // Boxed: what acting takes (a frame's send with its deadline, a catch-up) would
+            // otherwise be part of every idle session's size.
+            wake = source.wait() => Box::pin(source.act(wake, out)).await,
             message = inbound.recv() => {
                 last_heard = Instant::now();
                 match message {

@@ -289,9 +289,54 @@ fn header(opcode: OpCode, len: usize) -> ([u8; 10], usize) {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use actix_http::ws::Parser;
 
     use super::*;
+
+    /// Frames queued together and written with `writev` arrive whole and in order, though the
+    /// socket takes them in pieces (4 MB, far more than a loopback send buffer holds at once,
+    /// read slowly by the peer); the queue is gone after the flush.
+    #[actix_web::test]
+    async fn queued_frames_arrive_whole_across_partial_writes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("non-blocking");
+        let (_receiver, mut sender) = split(
+            TcpStream::from_std(server).expect("tokio stream"),
+            BytesMut::new(),
+        );
+        let frames: Vec<Bytes> = (0..40u8).map(|n| Bytes::from(vec![n; 100_000])).collect();
+        for frame in &frames {
+            sender.binary(frame);
+        }
+        sender.text(&ByteString::from_static("and a last word"));
+        let reader = std::thread::spawn(move || {
+            let (mut client, mut read, mut got) = (client, BytesMut::new(), Vec::new());
+            let mut codec = Codec::new().client_mode().max_size(1 << 20);
+            let mut chunk = [0u8; 7_000];
+            while got.len() < 41 {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                let n = client.read(&mut chunk).expect("read");
+                assert!(n > 0, "closed after {} frames", got.len());
+                read.extend_from_slice(&chunk[..n]);
+                while let Some(frame) = codec.decode(&mut read).expect("a valid frame") {
+                    got.push(frame);
+                }
+            }
+            got
+        });
+        sender.flush().await.expect("flush");
+        assert!(sender.queued.is_empty() && sender.queued.capacity() == 0);
+        let got = reader.join().expect("reader");
+        for (n, frame) in frames.iter().enumerate() {
+            assert_eq!(got[n], Frame::Binary(frame.clone()), "frame {n}");
+        }
+        assert_eq!(got[40], Frame::Text(Bytes::from_static(b"and a last word")));
+    }
 
     /// The header written by hand against actix-http's own frame writer, at each length form.
     #[test]

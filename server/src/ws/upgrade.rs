@@ -59,26 +59,29 @@ where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
-    if let Err(error) = answer(app, req, framed).await {
-        tracing::debug!(%error, "connection lost while answering an upgrade request");
+    // The answer is boxed and gone before the session runs: for the socket's life, the
+    // connection's task holds the session and nothing else.
+    match Box::pin(answer(app, req, framed)).await {
+        Ok(Some(session)) => session.await,
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, "connection lost while answering an upgrade request"),
     }
     Ok(())
 }
 
+/// Answers the request; when it is accepted, the session to run on its connection.
 async fn answer<S, B>(
     app: Rc<S>,
     req: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
-) -> std::io::Result<()>
+) -> std::io::Result<Option<LocalBoxFuture<'static, ()>>>
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
     let takeover = Takeover::default();
     req.extensions_mut().insert(takeover.clone());
-    // Boxed: the app's future would otherwise stay in the connection's task for the session's
-    // whole life.
-    let response: Response<_> = match Box::pin(app.call(req)).await {
+    let response: Response<_> = match app.call(req).await {
         Ok(response) => response.into_parts().1.map_into_boxed_body().into(),
         Err(error) => error.error_response().into(),
     };
@@ -91,8 +94,7 @@ where
         // The dispatcher's write buffer is dropped here, not kept for the session's life.
         let FramedParts { io, read_buf, .. } = framed.into_parts();
         let (receiver, sender) = socket::split(io, read_buf);
-        session(receiver, sender).await;
-        return Ok(());
+        return Ok(Some(session(receiver, sender)));
     }
     // Refused (or not a websocket route): the answer, then the connection closes — whatever the
     // client sent after its request was meant for the protocol it asked for.
@@ -118,7 +120,7 @@ where
         while io.read(&mut unread).await.is_ok_and(|n| n > 0) {}
     })
     .await;
-    Ok(())
+    Ok(None)
 }
 
 /// How long a refused connection waits for its client to close.
