@@ -103,13 +103,10 @@ where
         _ => Bytes::new(),
     };
     head.head_mut().set_connection_type(ConnectionType::Close);
-    framed
-        .send(h1::Message::Item((
-            head,
-            BodySize::Sized(body.len() as u64),
-        )))
-        .await?;
-    framed.send(h1::Message::Chunk(Some(body))).await?;
+    // Head and body in one write: a websocket client reads what came with the head.
+    let size = BodySize::Sized(body.len() as u64);
+    framed.feed(h1::Message::Item((head, size))).await?;
+    framed.feed(h1::Message::Chunk(Some(body))).await?;
     framed.send(h1::Message::Chunk(None)).await?;
     // A lingering close: closing with unread bytes would reset the connection, and a reset can
     // destroy the answer before the client reads it.
