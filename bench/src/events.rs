@@ -1,6 +1,6 @@
 //! Live-feed subscribers over server-sent events (`GET /v1/live/events`): plain HTTP/1.1 over a
-//! socket, the chunked body taken apart and each event's `data:` counted as a websocket
-//! subscriber counts a message.
+//! socket, the body (chunked, or up to the connection's close) taken apart and each event's
+//! `data:` counted as a websocket subscriber counts a message.
 
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
@@ -59,11 +59,12 @@ pub async fn connect(address: &str, path: &str, readers: usize) -> anyhow::Resul
     Ok(crowd)
 }
 
-/// One event stream's bytes so far: the response head, then chunks of events.
+/// One event stream's bytes so far: the response head, then events (in chunks, if chunked).
 #[derive(Default)]
 struct EventStream {
     raw: Vec<u8>,
     head_read: bool,
+    chunked: bool,
     /// The body, de-chunked, up to the last whole event.
     body: Vec<u8>,
 }
@@ -83,14 +84,16 @@ impl EventStream {
                     head.lines().next().unwrap_or("")
                 );
             }
-            if !head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked")
-            {
-                bail!("expected a chunked event stream: {head}");
+            let head = head.to_ascii_lowercase();
+            self.chunked = head.contains("transfer-encoding: chunked");
+            if !self.chunked && !head.contains("connection: close") {
+                bail!("an event stream neither chunked nor ended by its close: {head}");
             }
             self.raw.drain(..end + 4);
             self.head_read = true;
+        }
+        if !self.chunked {
+            self.body.append(&mut self.raw);
         }
         // Whole chunks: `SIZE\r\nDATA\r\n`.
         while let Some(line) = memmem::find(&self.raw, b"\r\n") {
@@ -142,5 +145,18 @@ mod tests {
                 .expect("reads");
         }
         assert_eq!(seen, [r#"{"type":"arc","ts":1}"#, r#"{"type":"hello"}"#]);
+    }
+
+    #[test]
+    fn events_are_read_up_to_the_close_when_not_chunked() {
+        let wire = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nid: e:1\ndata: {\"a\":1}\n\n: \n\ndata: {\"b\":2}\n\n";
+        let mut stream = EventStream::default();
+        let mut seen = Vec::new();
+        for piece in wire.as_bytes().chunks(5) {
+            stream
+                .feed(piece, |d| seen.push(String::from_utf8_lossy(d).to_string()))
+                .expect("reads");
+        }
+        assert_eq!(seen, [r#"{"a":1}"#, r#"{"b":2}"#]);
     }
 }

@@ -8,14 +8,12 @@ use std::{
     time::Duration,
 };
 
-use actix_http::{HttpService, KeepAlive};
+use actix_http::{HttpService, KeepAlive, ServiceConfig, error::DispatchError};
 use actix_service::{IntoServiceFactory, fn_factory, fn_service, map_config};
 use actix_web::{
     App,
     body::MessageBody,
-    dev::{
-        AppConfig, Extensions, Server, Service, ServiceFactory, ServiceRequest, ServiceResponse,
-    },
+    dev::{AppConfig, Server, Service, ServiceFactory, ServiceRequest, ServiceResponse},
     http::{
         Method,
         header::{self, HeaderValue},
@@ -253,9 +251,10 @@ struct Parts {
     exports: web::Data<replay::export::Exports>,
 }
 
-/// The HTTP server: every worker serves [`app`]; a request to upgrade to a websocket is taken
-/// out of the HTTP/1 dispatcher with its connection and served by a second copy of the app
-/// ([`ws::serve_upgrade`]), so that the websocket runs on the bare connection.
+/// The HTTP server: every worker serves [`app`]. A request to upgrade to a websocket is taken out
+/// of the HTTP/1 dispatcher with its connection, and a new connection that asks for an event
+/// stream never goes to it: both are served by a second copy of the app ([`ws::serve_upgrade`],
+/// [`ws::serve_events`]), so that their sessions run on the bare connection.
 fn http_server(
     parts: Parts,
     listener: TcpListener,
@@ -269,8 +268,9 @@ fn http_server(
     let stopping = builder.graceful_shutdown_signal();
     let server = builder.listen("viralglobe", listener, move || {
         let upgrades = parts.clone();
+        let sessions = parts.clone();
         let stopping = stopping.clone();
-        HttpService::build()
+        let http = HttpService::build()
             // What actix-web's `HttpServer` sets: idle keep-alive, the time to send a request's
             // head, and to close after the answer.
             .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
@@ -281,7 +281,6 @@ fn http_server(
                 async move { stopping.notified().await }
             })
             .local_addr(address)
-            .on_connect_ext(|tcp: &TcpStream, _: &mut Extensions| let_stalled_readers_go(tcp))
             .upgrade(fn_factory(move || {
                 let app = app(upgrades.clone()).into_factory();
                 async move {
@@ -292,7 +291,30 @@ fn http_server(
                 }
             }))
             .finish(map_config(app(parts.clone()), |_| AppConfig::default()))
-            .tcp()
+            .tcp();
+        fn_factory(move || {
+            let http = http.new_service(());
+            let app = app(sessions.clone()).into_factory();
+            async move {
+                let http = Rc::new(http.await?);
+                let app = Rc::new(app.new_service(AppConfig::default()).await?);
+                // For reading an event stream's request: the date its answer carries is kept
+                // by one timer per worker.
+                let config = ServiceConfig::default();
+                Ok::<_, ()>(fn_service(move |tcp: TcpStream| {
+                    let (http, app, config) = (http.clone(), app.clone(), config.clone());
+                    async move {
+                        let_stalled_readers_go(&tcp);
+                        match ws::asks_for_events(&tcp).await {
+                            Some(true) => Box::pin(ws::serve_events(app, tcp, config)).await,
+                            Some(false) => http.call(tcp).await?,
+                            None => {}
+                        }
+                        Ok::<_, DispatchError>(())
+                    }
+                }))
+            }
+        })
     })?;
     Ok(server.run())
 }

@@ -18,8 +18,17 @@ struct EventStream {
 
 impl EventStream {
     async fn open(server: &TestServer, query: &str, last_event_id: Option<&str>) -> Self {
-        let mut request =
-            reqwest::Client::new().get(server.url(&format!("/v1/live/events{query}")));
+        Self::open_on(&reqwest::Client::new(), server, query, last_event_id).await
+    }
+
+    /// Opened by `client`, on a connection it already has if it has one.
+    async fn open_on(
+        client: &reqwest::Client,
+        server: &TestServer,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Self {
+        let mut request = client.get(server.url(&format!("/v1/live/events{query}")));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -124,7 +133,9 @@ async fn post_cascade(server: &TestServer, n: i64) {
 }
 
 /// The same arcs as a websocket subscriber with the same filter, each arcs event named by the
-/// epoch of its campaign's line and the `seq` of its last arc.
+/// epoch of its campaign's line and the `seq` of its last arc — asked for on a new connection
+/// (served on it, which then closes when the stream ends: no chunks) and on one that served a
+/// request before (as a browser reuses its connections: served by the HTTP dispatcher, chunked).
 #[tokio::test]
 async fn an_event_stream_gets_the_arcs_a_websocket_gets() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -132,21 +143,38 @@ async fn an_event_stream_gets_the_arcs_a_websocket_gets() {
     post_cascade(&server, 0).await;
     let query = "?campaign=bones-brigade&kind=share,click";
     let (mut socket, hello) = server.subscribe(query).await;
-    let mut events = EventStream::open(&server, query, None).await;
-    let (_, first) = events.next(Duration::from_secs(5)).await.expect("hello");
-    assert_eq!(epoch_of(&first), epoch_of(&hello));
+    let mut fresh = EventStream::open(&server, query, None).await;
+    let headers = fresh.response.headers();
+    assert_eq!(headers["connection"], "close", "{headers:?}");
+    assert!(!headers.contains_key("transfer-encoding"), "{headers:?}");
+    let reusing = reqwest::Client::new();
+    let health = reusing.get(server.url("/healthz")).send().await;
+    health
+        .expect("GET /healthz")
+        .text()
+        .await
+        .expect("its body");
+    let mut reused = EventStream::open_on(&reusing, &server, query, None).await;
+    let headers = reused.response.headers();
+    assert_eq!(headers["transfer-encoding"], "chunked", "{headers:?}");
+    for events in [&mut fresh, &mut reused] {
+        let (_, first) = events.next(Duration::from_secs(5)).await.expect("hello");
+        assert_eq!(epoch_of(&first), epoch_of(&hello));
+    }
     post_cascade(&server, 10).await;
     post_cascade(&server, 20).await;
     let by_socket = socket_arcs_until(&mut socket, 6).await;
-    let (by_events, last_id) = events.arcs_until(6).await;
-    assert_eq!(seqs_from(&by_events, 3), [3, 4, 5, 6], "{by_events:?}");
     assert_eq!(seqs_from(&by_socket, 3), [3, 4, 5, 6], "{by_socket:?}");
     let kinds = |arcs: &[ArcEvent]| arcs.iter().map(|a| (a.seq, a.kind)).collect::<Vec<_>>();
-    assert_eq!(
-        kinds(&by_events[by_events.len() - 4..]),
-        kinds(&by_socket[by_socket.len() - 4..])
-    );
-    assert_eq!(last_id, Some(format!("{}:6", epoch_of(&hello))));
+    for events in [&mut fresh, &mut reused] {
+        let (by_events, last_id) = events.arcs_until(6).await;
+        assert_eq!(seqs_from(&by_events, 3), [3, 4, 5, 6], "{by_events:?}");
+        assert_eq!(
+            kinds(&by_events[by_events.len() - 4..]),
+            kinds(&by_socket[by_socket.len() - 4..])
+        );
+        assert_eq!(last_id, Some(format!("{}:6", epoch_of(&hello))));
+    }
 }
 
 /// A reader that comes back with `Last-Event-ID` after the server was killed and restarted gets

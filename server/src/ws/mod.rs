@@ -1,12 +1,12 @@
 //! One room for sessions: the loop that every websocket runs (the live feed's and a replay's) —
 //! its span, heartbeat, what the client says, sends with deadlines, and why it ended — around a
 //! [`Source`] that says what to send; and the same for a server-sent event stream (the live feed
-//! for clients that cannot open a websocket), which has nothing to hear. A websocket runs on
-//! its bare connection, out of the HTTP dispatcher ([`upgrade`], [`socket`]).
+//! for clients that cannot open a websocket), which has nothing to hear. Both run on their bare
+//! connection, out of the HTTP dispatcher ([`takeover`], [`socket`]).
 
 mod outbox;
 mod socket;
-mod upgrade;
+mod takeover;
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 pub(crate) use outbox::Outbox;
-pub(crate) use upgrade::serve as serve_upgrade;
+pub(crate) use takeover::{asks_for_events, serve_events, serve_upgrade};
 
 use socket::{Inbound, Receiver};
-use upgrade::Takeover;
+use takeover::{Asked, Takeover};
 
 /// How often the server pings, and how long a client may stay silent (pongs count) or take to
 /// accept one frame before it is closed.
@@ -60,9 +60,9 @@ pub(crate) fn start(
     let mut response = actix_http::ws::handshake(req.head())?;
     // Every websocket handshake over HTTP/1.1 comes by the upgrade path; one that did not (a
     // test calling the handler directly) has no connection to take.
-    let takeover = Takeover::of(req)
+    let takeover = Takeover::of(req, Asked::Websocket)
         .ok_or_else(|| ErrorBadRequest("websockets are served over HTTP/1.1 only"))?;
-    let span = session_span(kind, req, campaign);
+    let span = session_span(kind, campaign);
     takeover.run(Box::new(move |receiver, sender| {
         Box::pin(
             async move {
@@ -83,57 +83,83 @@ pub(crate) fn start(
     Ok(response.finish().map_into_boxed_body().into())
 }
 
-/// Runs `source` as a server-sent event stream (`text/event-stream`), on a task of its own.
-/// The body is a bounded queue of events: a client that stops reading fills it, and the next
-/// send that waits longer than [`CLIENT_TIMEOUT`] ends the session.
+/// Runs `source` as a server-sent event stream (`text/event-stream`). On a connection taken
+/// over ([`serve_events`]) it is written to the socket like a websocket's frames, and ends when
+/// the client closes; otherwise it runs on a task of its own, and the dispatcher's body is a
+/// bounded queue of events. Either way, a client that stops reading ends the session at the
+/// next send that waits longer than [`CLIENT_TIMEOUT`].
 pub(crate) fn start_events(
     kind: &'static str,
     req: &HttpRequest,
     campaign: Option<&str>,
     source: impl Source + 'static,
 ) -> HttpResponse {
-    let span = session_span(kind, req, campaign);
+    let span = session_span(kind, campaign);
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // nginx would otherwise hold events back to fill its buffers.
+        .insert_header(("x-accel-buffering", "no"));
+    if let Some(takeover) = Takeover::of(req, Asked::Events) {
+        takeover.run(Box::new(move |receiver, sender| {
+            let out = Outbox::event_socket(sender);
+            Box::pin(run_events(out, Some(receiver), source).instrument(span))
+        }));
+        return response.finish();
+    }
     let (body, events) = mpsc::channel::<Bytes>(EVENTS_QUEUED);
-    let session = async move {
-        let started = Instant::now();
-        tracing::debug!("event stream opened");
-        let mut out = Outbox::events(body);
-        let ended = serve_events(&mut out, source).await;
-        tracing::debug!(
-            reason = ended.as_str(),
-            duration_s = started.elapsed().as_secs_f64(),
-            "event stream closed"
-        );
-    };
-    actix_web::rt::spawn(session.instrument(span));
+    actix_web::rt::spawn(run_events(Outbox::events(body), None, source).instrument(span));
     let stream = futures_util::stream::unfold(events, |mut events| async move {
         let event = events.recv().await?;
         Some((Ok::<_, actix_web::Error>(event), events))
     });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        // nginx would otherwise hold events back to fill its buffers.
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(stream)
+    response.streaming(stream)
 }
 
-/// Events queued for one stream's body.
+/// Events queued for one stream's body, when the dispatcher serves it.
 const EVENTS_QUEUED: usize = 16;
 
-async fn serve_events(out: &mut Outbox, mut source: impl Source) -> Ended {
+async fn run_events(mut out: Outbox, closed: Option<Receiver>, source: impl Source) {
+    let started = Instant::now();
+    tracing::debug!("event stream opened");
+    let ended = serve_events_to(&mut out, closed, source).await;
+    tracing::debug!(
+        reason = ended.as_str(),
+        duration_s = started.elapsed().as_secs_f64(),
+        "event stream closed"
+    );
+}
+
+/// Sends `source`'s events to `out` until it ends; `closed` hears the client close its
+/// connection (the dispatcher hears it for a stream it serves).
+async fn serve_events_to(
+    out: &mut Outbox,
+    mut closed: Option<Receiver>,
+    mut source: impl Source,
+) -> Ended {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     if let Err(ended) = source.open(out).await {
         return ended;
     }
     loop {
         let done = tokio::select! {
-            wake = source.wait() => source.act(wake, out).await,
+            wake = source.wait() => Box::pin(source.act(wake, out)).await,
             _ = heartbeat.tick() => out.keep_alive(Instant::now()).await,
+            _ = client_closed(&mut closed) => Err(Ended::ClientClosed),
         };
         if let Err(ended) = done {
             return ended;
         }
+    }
+}
+
+/// When the client of an event stream closes its connection (what it sends is dropped); never,
+/// without a connection to hear.
+async fn client_closed(closed: &mut Option<Receiver>) {
+    match closed {
+        Some(receiver) => while let Ok(Inbound::Other) = receiver.recv().await {},
+        None => std::future::pending().await,
     }
 }
 
@@ -192,17 +218,11 @@ impl Ended {
     }
 }
 
-/// The span of one websocket session: a number of its own, the peer and the campaign, so that its
-/// connect and close lines (at debug) and any error can be told apart.
-fn session_span(kind: &'static str, req: &HttpRequest, campaign: Option<&str>) -> tracing::Span {
+/// The span of one session: a number of its own and the campaign, so that its connect and close
+/// lines (at debug) and any error can be told apart. Not the client's address: a visitor's
+/// address is never logged.
+fn session_span(kind: &'static str, campaign: Option<&str>) -> tracing::Span {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info_span!(
-        "session",
-        kind,
-        id,
-        peer,
-        campaign = campaign.unwrap_or("*")
-    )
+    tracing::info_span!("session", kind, id, campaign = campaign.unwrap_or("*"))
 }

@@ -27,8 +27,11 @@ pub(crate) struct Outbox {
 }
 
 enum Transport {
+    /// A websocket.
     Socket(Sender),
-    /// The event stream's body, a bounded queue of whole events.
+    /// An event stream on its own connection.
+    EventSocket(Sender),
+    /// An event stream served by the HTTP dispatcher: its body, a bounded queue of whole events.
     Events(mpsc::Sender<Bytes>),
 }
 
@@ -36,6 +39,14 @@ impl Outbox {
     pub(super) fn socket(sender: Sender) -> Self {
         Self {
             transport: Transport::Socket(sender),
+            epoch: None,
+            holding: false,
+        }
+    }
+
+    pub(super) fn event_socket(sender: Sender) -> Self {
+        Self {
+            transport: Transport::EventSocket(sender),
             epoch: None,
             holding: false,
         }
@@ -54,7 +65,7 @@ impl Outbox {
         self.epoch = Some(epoch.to_owned());
     }
 
-    /// Holds what is sent on a websocket from now until [`Outbox::flush`], to write it at once:
+    /// Holds what is sent on a connection from now until [`Outbox::flush`], to write it at once:
     /// a subscriber a few frames behind catches up in one `writev`, not one each (the kernel's
     /// send path is most of the cost of a frame).
     pub(crate) fn hold(&mut self) {
@@ -67,10 +78,13 @@ impl Outbox {
         self.sent().await
     }
 
-    /// After a websocket's frame was queued: written now, unless held (and not too much is).
+    /// After a frame or event was queued on a connection: written now, unless held (and not
+    /// too much is).
     async fn sent(&mut self) -> Result<(), Ended> {
         match &mut self.transport {
-            Transport::Socket(socket) if !self.holding || socket.queued_bytes() >= HELD_BYTES => {
+            Transport::Socket(socket) | Transport::EventSocket(socket)
+                if !self.holding || socket.queued_bytes() >= HELD_BYTES =>
+            {
                 within(CLIENT_TIMEOUT, socket.flush()).await
             }
             _ => Ok(()),
@@ -134,13 +148,14 @@ impl Outbox {
                 socket.text(&text);
                 self.sent().await
             }
+            Transport::EventSocket(socket) => {
+                let fields = event_fields(self.epoch.as_deref(), last);
+                socket.event(Bytes::from(fields), text.into_bytes());
+                self.sent().await
+            }
             Transport::Events(body) => {
-                // One `data:` line: the server's JSON has no line breaks.
-                let id = match (&self.epoch, last) {
-                    (Some(epoch), Some(seq)) => format!("id: {epoch}:{seq}\n"),
-                    _ => String::new(),
-                };
-                let event = Bytes::from(format!("{id}data: {text}\n\n"));
+                let fields = event_fields(self.epoch.as_deref(), last);
+                let event = Bytes::from(format!("{fields}{text}\n\n"));
                 within(CLIENT_TIMEOUT, body.send(event)).await
             }
         }
@@ -152,7 +167,7 @@ impl Outbox {
                 socket.pong(bytes);
                 self.sent().await
             }
-            Transport::Events(_) => Ok(()),
+            Transport::EventSocket(_) | Transport::Events(_) => Ok(()),
         }
     }
 
@@ -171,6 +186,10 @@ impl Outbox {
                     .await
                     .map_err(|_| Ended::ClientSilent)
             }
+            Transport::EventSocket(socket) => {
+                socket.event(Bytes::from_static(b": "), Bytes::new());
+                within(CLIENT_TIMEOUT, socket.flush()).await
+            }
             Transport::Events(body) => {
                 within(CLIENT_TIMEOUT, body.send(Bytes::from_static(b": \n\n"))).await
             }
@@ -179,12 +198,21 @@ impl Outbox {
 
     /// A close frame if the client takes it soon; the session is dropped either way, so the
     /// subscriber's queue and the task go whatever the client does. An event stream ends with
-    /// its sender.
+    /// its connection (or its body's sender).
     pub(super) async fn close(self) {
         if let Transport::Socket(mut socket) = self.transport {
             socket.close();
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.flush()).await;
         }
+    }
+}
+
+/// An event's fields before its data: its id when it carries arcs (`epoch:seq` of the last), and
+/// the one `data:` line (the server's JSON has no line breaks).
+fn event_fields(epoch: Option<&str>, last: Option<u64>) -> String {
+    match (epoch, last) {
+        (Some(epoch), Some(seq)) => format!("id: {epoch}:{seq}\ndata: "),
+        _ => "data: ".to_owned(),
     }
 }
 

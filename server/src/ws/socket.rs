@@ -1,8 +1,9 @@
-//! A websocket on the connection itself, once the upgrade handed it over (see [`super::upgrade`]):
-//! frames are queued as their header and the payload shared with every subscriber sent the same,
-//! and written together in one `writev` — no copy, no channel, no task between the session and
-//! the kernel. Nothing is buffered while the connection is idle: the outbound queue and the
-//! inbound buffer exist only while there is something in them.
+//! A websocket or an event stream on the connection itself, once it was taken over (see
+//! [`super::takeover`]): frames (events) are queued as their header (`id:` and `data:` lines) and
+//! the payload shared with every subscriber sent the same, and written together in one `writev`
+//! — no copy, no channel, no task between the session and the kernel. Nothing is buffered while
+//! the connection is idle: the outbound queue and the inbound buffer exist only while there is
+//! something in them.
 
 use std::{
     io::{self, IoSlice},
@@ -33,7 +34,9 @@ pub(super) enum Inbound {
 /// The receiving half: whole messages, fragments joined.
 pub(super) struct Receiver {
     stream: Rc<TcpStream>,
-    codec: Codec,
+    /// `None` on an event stream, whose client has nothing to say: what it sends is dropped, and
+    /// only its close is heard.
+    codec: Option<Codec>,
     /// Bytes read and not yet a whole frame; empty (unallocated) while the client says nothing.
     read: BytesMut,
     /// A fragmented text message so far.
@@ -52,32 +55,58 @@ pub(crate) struct Sender {
     torn: bool,
 }
 
-/// One frame waiting to be written: its header, and its payload, shared with every other
-/// subscriber sent the same.
+/// One frame or event waiting to be written: its header, its payload (shared with every other
+/// subscriber sent the same) and what ends it.
 struct Queued {
-    header: [u8; 10],
-    header_len: u8,
+    header: Header,
     payload: Bytes,
+    /// An event's blank line; nothing after a frame.
+    tail: &'static [u8],
+}
+
+enum Header {
+    /// A websocket frame's header, and how much of it is used.
+    Frame([u8; 10], u8),
+    /// An event's fields before its data.
+    Event(Bytes),
 }
 
 impl Queued {
+    fn parts(&self) -> [&[u8]; 3] {
+        let header = match &self.header {
+            Header::Frame(bytes, used) => &bytes[..usize::from(*used)],
+            Header::Event(bytes) => &bytes[..],
+        };
+        [header, &self.payload, self.tail]
+    }
+
     fn len(&self) -> usize {
-        usize::from(self.header_len) + self.payload.len()
+        self.parts().iter().map(|part| part.len()).sum()
     }
 }
 
-/// The most frames one `writev` carries (two slices each, within Linux's `IOV_MAX` of 1,024).
+/// The most frames one `writev` carries (three slices each, within Linux's `IOV_MAX` of 1,024).
 const FRAMES_A_WRITE: usize = 64;
 
 /// Splits a connection whose upgrade was answered into a websocket's two halves; `read` is what
 /// the client sent after its request (frames it did not wait to send).
 pub(super) fn split(stream: TcpStream, read: BytesMut) -> (Receiver, Sender) {
+    halves(stream, read, Some(Codec::new().max_size(MAX_INBOUND)))
+}
+
+/// Splits a connection whose request for an event stream was answered; what the client sent
+/// after its request is dropped.
+pub(super) fn split_events(stream: TcpStream, _read: BytesMut) -> (Receiver, Sender) {
+    halves(stream, BytesMut::new(), None)
+}
+
+fn halves(stream: TcpStream, read: BytesMut, codec: Option<Codec>) -> (Receiver, Sender) {
     // Every write is whole frames, as many as were ready: out at once, not held back by Nagle.
     let _ = stream.set_nodelay(true);
     let stream = Rc::new(stream);
     let receiver = Receiver {
         stream: stream.clone(),
-        codec: Codec::new().max_size(MAX_INBOUND),
+        codec,
         read,
         fragments: None,
     };
@@ -95,11 +124,7 @@ impl Receiver {
     /// read stays in the buffer.
     pub(super) async fn recv(&mut self) -> io::Result<Inbound> {
         loop {
-            while let Some(frame) = self
-                .codec
-                .decode(&mut self.read)
-                .map_err(io::Error::other)?
-            {
+            while let Some(frame) = self.decoded()? {
                 if let Some(message) = self.joined(frame)? {
                     return Ok(message);
                 }
@@ -115,6 +140,17 @@ impl Receiver {
                 Ok(n) => self.read.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next whole frame read; on an event stream, none, and what was read is dropped.
+    fn decoded(&mut self) -> io::Result<Option<Frame>> {
+        match &mut self.codec {
+            Some(codec) => codec.decode(&mut self.read).map_err(io::Error::other),
+            None => {
+                self.read.clear();
+                Ok(None)
             }
         }
     }
@@ -196,12 +232,22 @@ impl Sender {
         }
     }
 
-    fn queue(&mut self, opcode: OpCode, payload: Bytes) {
-        let (header, header_len) = header(opcode, payload.len());
+    /// Queues an event: its fields up to its data (`id: …\ndata: `, or a comment's `: `), the
+    /// data, and the blank line that ends it.
+    pub(super) fn event(&mut self, fields: Bytes, data: Bytes) {
         self.queued.push(Queued {
-            header,
-            header_len: header_len as u8,
+            header: Header::Event(fields),
+            payload: data,
+            tail: b"\n\n",
+        });
+    }
+
+    fn queue(&mut self, opcode: OpCode, payload: Bytes) {
+        let (header, used) = header(opcode, payload.len());
+        self.queued.push(Queued {
+            header: Header::Frame(header, used as u8),
             payload,
+            tail: b"",
         });
     }
 
@@ -234,11 +280,11 @@ impl Sender {
 
     /// One `writev` of the queued frames, from where the last one stopped.
     fn write_some(&self) -> io::Result<usize> {
-        let mut slices = [IoSlice::new(&[]); 2 * FRAMES_A_WRITE];
+        let mut slices = [IoSlice::new(&[]); 3 * FRAMES_A_WRITE];
         let mut used = 0;
         let mut skip = self.written;
         for frame in self.queued.iter().take(FRAMES_A_WRITE) {
-            for part in [&frame.header[..frame.header_len.into()], &frame.payload[..]] {
+            for part in frame.parts() {
                 if skip >= part.len() {
                     skip -= part.len();
                     continue;
