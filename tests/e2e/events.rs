@@ -239,3 +239,60 @@ async fn a_stale_last_event_id_gets_a_reset_and_the_whole_line() {
     let body = response.text().await.expect("body");
     assert!(body.contains("Last-Event-ID"), "{body}");
 }
+
+/// The server tells an event stream's connection from any other by its first bytes, however they
+/// come: a request line sent a few bytes at a time still gets its stream on its own connection
+/// (not chunked), and requests that only begin like one (`/v1/live/eventsX`, a `HEAD`) or come
+/// slowly are served as usual.
+#[tokio::test]
+async fn a_request_line_in_pieces_is_served_whatever_it_asks_for() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let ask = |request: String| {
+        let address = address.clone();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&address)
+                .await
+                .expect("connect");
+            for piece in request.as_bytes().chunks(7) {
+                tcp.write_all(piece).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            let mut answer = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Until the answer's head and something of its body came, or the server closed.
+            while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{")
+                && !String::from_utf8_lossy(&answer).contains("data: ")
+            {
+                let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk));
+                match read.await.expect("an answer within 5 s").expect("read") {
+                    0 => break,
+                    n => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let host = format!("Host: {address}\r\n\r\n");
+    let stream = ask(format!("GET /v1/live/events?campaign=c HTTP/1.1\r\n{host}")).await;
+    assert!(stream.starts_with("HTTP/1.1 200"), "{stream}");
+    assert!(stream.contains("text/event-stream"), "{stream}");
+    assert!(stream.contains(r#"data: {"type":"hello""#), "{stream}");
+    let lower = stream.to_ascii_lowercase();
+    assert!(lower.contains("connection: close") && !lower.contains("transfer-encoding"));
+    let other = ask(format!("GET /v1/live/eventsX HTTP/1.1\r\n{host}")).await;
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    let head = ask(format!(
+        "HEAD /v1/live/events HTTP/1.1\r\nConnection: close\r\n{host}"
+    ))
+    .await;
+    assert!(
+        head.starts_with("HTTP/1.1 ") && !head.contains("data: "),
+        "{head}"
+    );
+    let health = ask(format!("GET /healthz HTTP/1.1\r\n{host}")).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
