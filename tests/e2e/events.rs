@@ -296,3 +296,36 @@ async fn a_request_line_in_pieces_is_served_whatever_it_asks_for() {
     let health = ask(format!("GET /healthz HTTP/1.1\r\n{host}")).await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
+
+/// A websocket handshake sent to the event stream's route is refused with a 400 that says where
+/// websockets go — on a new connection and on one that served a request first — and the
+/// connection closes (it never holds a stream nobody reads).
+#[tokio::test]
+async fn a_websocket_handshake_for_the_event_stream_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let handshake = format!(
+        "GET /v1/live/events HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let health = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    for first in ["", health.as_str()] {
+        let mut tcp = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        tcp.write_all(format!("{first}{handshake}").as_bytes())
+            .await
+            .expect("write");
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer));
+        read.await.expect("closed within 10 s").expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        let refusal = answer.rsplit("HTTP/1.1 ").next().expect("an answer");
+        assert!(refusal.starts_with("400"), "{answer}");
+        assert!(refusal.contains("/v1/live"), "{answer}");
+    }
+}

@@ -82,12 +82,7 @@ pub(crate) async fn live_events(
         &engine,
     );
     let campaign = feed.filter.campaign.clone();
-    Ok(ws::start_events(
-        "live-events",
-        &req,
-        campaign.as_deref(),
-        feed,
-    ))
+    ws::start_events("live-events", &req, campaign.as_deref(), feed)
 }
 
 /// Registers a subscriber with the hub (in an encoding, at most `max_rate` arcs a second) and

@@ -87,13 +87,19 @@ pub(crate) fn start(
 /// over ([`serve_events`]) it is written to the socket like a websocket's frames, and ends when
 /// the client closes; otherwise it runs on a task of its own, and the dispatcher's body is a
 /// bounded queue of events. Either way, a client that stops reading ends the session at the
-/// next send that waits longer than [`CLIENT_TIMEOUT`].
+/// next send that waits longer than [`CLIENT_TIMEOUT`]. A websocket handshake is refused: the
+/// stream is not what its client could read.
 pub(crate) fn start_events(
     kind: &'static str,
     req: &HttpRequest,
     campaign: Option<&str>,
     source: impl Source + 'static,
-) -> HttpResponse {
+) -> Result<HttpResponse, actix_web::Error> {
+    if req.headers().contains_key(header::UPGRADE) {
+        return Err(ErrorBadRequest(
+            "this route serves server-sent events; open websockets on /v1/live",
+        ));
+    }
     let span = session_span(kind, campaign);
     let mut response = HttpResponse::Ok();
     response
@@ -106,7 +112,7 @@ pub(crate) fn start_events(
             let out = Outbox::event_socket(sender);
             Box::pin(run_events(out, Some(receiver), source).instrument(span))
         }));
-        return response.finish();
+        return Ok(response.finish());
     }
     let (body, events) = mpsc::channel::<Bytes>(EVENTS_QUEUED);
     actix_web::rt::spawn(run_events(Outbox::events(body), None, source).instrument(span));
@@ -114,7 +120,7 @@ pub(crate) fn start_events(
         let event = events.recv().await?;
         Some((Ok::<_, actix_web::Error>(event), events))
     });
-    response.streaming(stream)
+    Ok(response.streaming(stream))
 }
 
 /// Events queued for one stream's body, when the dispatcher serves it.

@@ -65,8 +65,10 @@ impl Takeover {
     }
 }
 
-/// The largest answer written other than a session's own (an error's few lines).
+/// The largest answer written other than a session's own (an error's few lines), and how long
+/// it may take to make.
 const MAX_REFUSAL: usize = 64 * 1024;
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one request that asked to upgrade to a websocket, on its connection, by `app`. A
 /// connection that breaks while its answer is written ends here (the session logs its own end).
@@ -189,10 +191,12 @@ where
     }
     // Refused (or not a route that takes the connection): the answer, then the connection
     // closes — whatever the client sent after its request was meant for the session it asked for.
-    let body = match to_bytes_limited(body, MAX_REFUSAL).await {
-        Ok(Ok(body)) => body,
-        _ => Bytes::new(),
-    };
+    // A body that does not end soon (a stream) is not sent: the head says what happened.
+    let body =
+        match tokio::time::timeout(REFUSAL_TIMEOUT, to_bytes_limited(body, MAX_REFUSAL)).await {
+            Ok(Ok(Ok(body))) => body,
+            _ => Bytes::new(),
+        };
     head.head_mut().set_connection_type(ConnectionType::Close);
     // Head and body in one write: a websocket client reads what came with the head.
     let size = BodySize::Sized(body.len() as u64);
