@@ -110,7 +110,8 @@ async fn flags_can_come_from_the_environment() {
 }
 
 /// A fresh server's metrics already hold every series at 0 and say which build runs; requests
-/// are timed by the route that served them (unknown paths pooled, so they cannot add series).
+/// are timed by the route that served them (unknown paths pooled, so they cannot add series);
+/// a batch's events and arcs are counted by type, duplicates apart.
 #[tokio::test]
 async fn metrics_exist_from_the_start_and_time_requests_by_route() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -156,6 +157,32 @@ async fn metrics_exist_from_the_start_and_time_requests_by_route() {
             .contains(r#"viralglobe_http_request_seconds_count{route="unmatched",status="404"} 2"#),
         "{after}"
     );
+
+    let (status, answer) = server
+        .post_ndjson(&[
+            share("m1", None, "facebook", LOS_ANGELES, T0),
+            share("m2", Some("m1"), "email", BERLIN, T0 + 1),
+            click("mc1", "m2", TOKYO, T0 + 2),
+            click("mc2", "m1", TOKYO, T0 + 3),
+            click("mc1", "m2", TOKYO, T0 + 4),
+            conversion("mv1", "m2", "purchase", 1_500, BERLIN, T0 + 5),
+        ])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let counted = server.metrics().await;
+    for (series, count) in [
+        (r#"viralglobe_events_ingested_total{type="share"}"#, 2.0),
+        (r#"viralglobe_events_ingested_total{type="click"}"#, 2.0),
+        (
+            r#"viralglobe_events_ingested_total{type="conversion"}"#,
+            1.0,
+        ),
+        (r#"viralglobe_events_duplicate_total{type="click"}"#, 1.0),
+        (r#"viralglobe_arcs_total{kind="click"}"#, 2.0),
+        (r#"viralglobe_arcs_total{kind="conversion"}"#, 1.0),
+    ] {
+        assert_eq!(counted.value(series), count, "{series}");
+    }
 }
 
 /// With `--log-format json` at debug, a live session logs its connect and close, with the reason,

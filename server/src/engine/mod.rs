@@ -33,7 +33,7 @@ pub(crate) use ledger::{Expired, Outcome};
 pub(crate) use links::{Link, Links};
 use tree::ShareTree;
 use viralglobe_protocol::{
-    ArcEvent, CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent,
+    ArcEvent, ArcKind, CampaignStats, CampaignSummary, InputEvent, Place, RecordedEvent,
     attribution::Cascades,
 };
 
@@ -114,20 +114,42 @@ fn type_label(event: &InputEvent) -> &'static str {
     }
 }
 
+/// Counts a batch's outcomes by type: each counter is looked up once a batch, not once an event
+/// (a lookup hashes the name and labels: a few percent of ingest, done per event).
 fn count_outcomes(outcomes: &[Outcome], labels: Vec<&'static str>) {
+    const TYPES: [&str; 3] = ["share", "click", "conversion"];
+    let (mut ingested, mut duplicate, mut rejected) = ([0u64; 3], [0u64; 3], 0);
     for (outcome, label) in outcomes.iter().zip(labels) {
+        let at = TYPES.iter().position(|t| *t == label).unwrap_or(0);
         match outcome {
-            Outcome::Accepted | Outcome::Held => {
-                metrics::counter!("viralglobe_events_ingested_total", "type" => label).increment(1);
-            }
-            Outcome::Duplicate => {
-                metrics::counter!("viralglobe_events_duplicate_total", "type" => label)
-                    .increment(1);
-            }
-            Outcome::Rejected(_) => {
-                metrics::counter!("viralglobe_events_rejected_total", "reason" => "unresolvable")
-                    .increment(1);
-            }
+            Outcome::Accepted | Outcome::Held => ingested[at] += 1,
+            Outcome::Duplicate => duplicate[at] += 1,
+            Outcome::Rejected(_) => rejected += 1,
+        }
+    }
+    for (label, (ingested, duplicate)) in TYPES.into_iter().zip(ingested.into_iter().zip(duplicate))
+    {
+        if ingested > 0 {
+            metrics::counter!("viralglobe_events_ingested_total", "type" => label)
+                .increment(ingested);
+        }
+        if duplicate > 0 {
+            metrics::counter!("viralglobe_events_duplicate_total", "type" => label)
+                .increment(duplicate);
+        }
+    }
+    if rejected > 0 {
+        metrics::counter!("viralglobe_events_rejected_total", "reason" => "unresolvable")
+            .increment(rejected);
+    }
+}
+
+/// Counts the arcs drawn, by kind, once a group.
+fn count_arcs(arcs: &[ArcEvent]) {
+    for kind in ArcKind::ALL {
+        let drawn = arcs.iter().filter(|arc| arc.kind == kind).count() as u64;
+        if drawn > 0 {
+            metrics::counter!("viralglobe_arcs_total", "kind" => kind.as_str()).increment(drawn);
         }
     }
 }
@@ -369,6 +391,7 @@ impl Engine {
             self.hub.reset(&campaign, epoch);
         }
         self.summaries.publish(state.ledger.changed_summaries());
+        count_arcs(&arcs);
         self.hub.publish(arcs);
         drop(state);
 

@@ -251,7 +251,8 @@ impl Ledger {
             return Ok(Outcome::Duplicate);
         }
         if let Some(node) = node {
-            self.write(action_line(event, &node, &place, None), place, sink)?;
+            let line = action_line(event, &node, &place, None);
+            self.write_known(line, place, sink, Some(node))?;
             return Ok(Outcome::Accepted);
         }
         if self.held() >= self.limits.max {
@@ -302,17 +303,26 @@ impl Ledger {
         place: Option<Arc<Place>>,
         sink: &mut Sink<'_>,
     ) -> Result<(), RecordingError> {
+        self.write_known(line, place, sink, None)
+    }
+
+    /// [`Ledger::write`] of a click or conversion whose share's node was just looked up.
+    fn write_known(
+        &mut self,
+        line: RecordedEvent,
+        place: Option<Arc<Place>>,
+        sink: &mut Sink<'_>,
+        share: Option<ShareNode>,
+    ) -> Result<(), RecordingError> {
         let campaign = line.campaign.as_deref().map(|c| self.intern(c));
         let bytes = sink.recorder.append(campaign.as_ref(), &line)?;
         match campaign {
             Some(campaign) => {
-                let arc = self.follow(&line, place);
+                let arc = self.follow_known(&line, place, share);
                 sink.indexer.written(&campaign, bytes, &line, arc.is_some());
                 if let Some(arc) = arc
                     && let Some(arcs) = sink.arcs.as_deref_mut()
                 {
-                    metrics::counter!("viralglobe_arcs_total", "kind" => arc.kind.as_str())
-                        .increment(1);
                     arcs.push(arc);
                 }
             }

@@ -16,6 +16,17 @@ impl Ledger {
         line: &RecordedEvent,
         place: Option<Arc<Place>>,
     ) -> Option<ArcEvent> {
+        self.follow_known(line, place, None)
+    }
+
+    /// [`Ledger::follow`], given the node of a click's or conversion's share when the caller
+    /// has just looked it up (one lookup in the share tree, not two, for every click decided).
+    pub(super) fn follow_known(
+        &mut self,
+        line: &RecordedEvent,
+        place: Option<Arc<Place>>,
+        share: Option<ShareNode>,
+    ) -> Option<ArcEvent> {
         let campaign = self.intern(line.campaign.as_deref()?);
         match &line.event {
             InputEvent::Share(share) => {
@@ -74,7 +85,10 @@ impl Ledger {
                     }
                     self.next_hold = self.next_hold.max(hold + 1);
                 }
-                let node = self.shares.get(share_of(action)).map(|n| n.clone())?;
+                let node = match share {
+                    Some(node) => node,
+                    None => self.shares.get(share_of(action)).map(|n| n.clone())?,
+                };
                 let goal = match action {
                     InputEvent::Conversion(c) => Some(self.intern(&c.goal)),
                     _ => None,
