@@ -180,8 +180,10 @@ impl Pipeline {
         report: &mut IngestReport,
         grant: &Grant,
     ) -> Option<Prepared> {
-        let mut batch = Vec::new();
-        let mut numbers = Vec::new();
+        let lines = lines.into_iter();
+        // Sized once: growing a vector of events moves every event each time it doubles.
+        let mut batch = Vec::with_capacity(lines.size_hint().0);
+        let mut numbers = Vec::with_capacity(lines.size_hint().0);
         let mut refused = 0u64;
         for (number, line) in lines {
             if line.iter().all(u8::is_ascii_whitespace) {
