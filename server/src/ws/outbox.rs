@@ -150,12 +150,12 @@ impl Outbox {
             }
             Transport::EventSocket(socket) => {
                 let fields = event_fields(self.epoch.as_deref(), last);
-                socket.event(Bytes::from(fields), text.into_bytes());
+                socket.event(fields, text.into_bytes());
                 self.sent().await
             }
             Transport::Events(body) => {
                 let fields = event_fields(self.epoch.as_deref(), last);
-                let event = Bytes::from(format!("{fields}{text}\n\n"));
+                let event = Bytes::from([&fields[..], text.as_bytes(), b"\n\n"].concat());
                 within(CLIENT_TIMEOUT, body.send(event)).await
             }
         }
@@ -209,10 +209,10 @@ impl Outbox {
 
 /// An event's fields before its data: its id when it carries arcs (`epoch:seq` of the last), and
 /// the one `data:` line (the server's JSON has no line breaks).
-fn event_fields(epoch: Option<&str>, last: Option<u64>) -> String {
+fn event_fields(epoch: Option<&str>, last: Option<u64>) -> Bytes {
     match (epoch, last) {
-        (Some(epoch), Some(seq)) => format!("id: {epoch}:{seq}\ndata: "),
-        _ => "data: ".to_owned(),
+        (Some(epoch), Some(seq)) => Bytes::from(format!("id: {epoch}:{seq}\ndata: ")),
+        _ => Bytes::from_static(b"data: "),
     }
 }
 

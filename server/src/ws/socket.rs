@@ -96,7 +96,7 @@ pub(super) fn split(stream: TcpStream, read: BytesMut) -> (Receiver, Sender) {
 
 /// Splits a connection whose request for an event stream was answered; what the client sent
 /// after its request is dropped.
-pub(super) fn split_events(stream: TcpStream, _read: BytesMut) -> (Receiver, Sender) {
+pub(super) fn split_events(stream: TcpStream) -> (Receiver, Sender) {
     halves(stream, BytesMut::new(), None)
 }
 

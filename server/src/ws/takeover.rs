@@ -174,19 +174,22 @@ where
         Asked::Events => StatusCode::OK,
     };
     if let (Some(session), true) = (takeover.session.take(), head.status() == accepted) {
-        let (size, splits) = match asked {
-            Asked::Websocket => (BodySize::None, socket::split as fn(_, _) -> _),
+        let size = match asked {
+            Asked::Websocket => BodySize::None,
             // The stream ends when the connection closes: no chunks to frame.
             Asked::Events => {
                 head.head_mut().no_chunking(true);
                 head.head_mut().set_connection_type(ConnectionType::Close);
-                (BodySize::Stream, socket::split_events as fn(_, _) -> _)
+                BodySize::Stream
             }
         };
         framed.send(h1::Message::Item((head, size))).await?;
         // The codec's buffers are dropped here, not kept for the session's life.
         let FramedParts { io, read_buf, .. } = framed.into_parts();
-        let (receiver, sender) = splits(io, read_buf);
+        let (receiver, sender) = match asked {
+            Asked::Websocket => socket::split(io, read_buf),
+            Asked::Events => socket::split_events(io),
+        };
         return Ok(Some(session(receiver, sender)));
     }
     // Refused (or not a route that takes the connection): the answer, then the connection
