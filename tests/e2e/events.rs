@@ -329,3 +329,48 @@ async fn a_websocket_handshake_for_the_event_stream_is_refused() {
         assert!(refusal.contains("/v1/live"), "{answer}");
     }
 }
+
+/// A connection that stops part-way through asking for an event stream is not held: one that
+/// sent part of its request line is closed within the 5 s the server waits to tell what it asks
+/// for, one that sent the line but not the rest of its head within 5 s more.
+#[tokio::test]
+async fn a_request_for_an_event_stream_left_unfinished_is_let_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let unfinished = [
+        "GET /v1/live/ev",
+        "GET /v1/live/events HTTP/1.1\r\nHost: x\r\n",
+    ];
+    let closed = unfinished.map(|sent| {
+        let address = address.clone();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&address)
+                .await
+                .expect("connect");
+            tcp.write_all(sent.as_bytes()).await.expect("write");
+            let mut rest = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut rest));
+            // Closed, or reset (what the client sent was never read).
+            match read.await.expect("closed within 15 s") {
+                Ok(_) => {}
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            }
+            (started.elapsed(), rest.len())
+        }
+    });
+    let [(line_cut, line_answer), (head_cut, head_answer)] = futures_util::future::join_all(closed)
+        .await
+        .try_into()
+        .expect("two");
+    assert!(line_cut < Duration::from_secs(7), "{line_cut:?}");
+    assert!(head_cut < Duration::from_secs(12), "{head_cut:?}");
+    assert_eq!(
+        (line_answer, head_answer),
+        (0, 0),
+        "closed without an answer"
+    );
+}
